@@ -1,0 +1,68 @@
+package resolver
+
+import (
+	lf "github.com/looplab/fsm"
+
+	"github.com/qorbgo/qorb/fsm"
+)
+
+// State is a resolver's state. The names are part of traces and stay stable.
+type State int8
+
+const (
+	// Resolving: a query is in flight.
+	Resolving State = iota
+	// Resolved: the last query answered; the set is current.
+	Resolved
+	// Failed: the last query failed; the last good set is kept and the
+	// query is retried with backoff.
+	Failed
+	// Stopped: the resolver is stopped. Terminal.
+	Stopped
+)
+
+// Event is something that happens to a resolver.
+type Event int8
+
+const (
+	Query  Event = iota // a query starts (re-query timer, retry, or a change)
+	Answer              // a good answer arrived
+	Error               // the query failed or the answer was bad
+	Stop                // the pool closes
+)
+
+var (
+	stateNames = []string{"resolving", "resolved", "failed", "stopped"}
+	eventNames = []string{"query", "answer", "error", "stop"}
+	stateDocs  = []string{
+		"a query is in flight",
+		"the last query answered; the set is current",
+		"the last query failed; the last good set is kept, retry with backoff",
+		"stopped (terminal)",
+	}
+	eventDocs = []string{
+		"a query starts: re-query timer, retry, or a change",
+		"a good answer arrived",
+		"the query failed or its answer was bad",
+		"the pool closes",
+	}
+)
+
+// Machine is the resolver machine's declaration, compiled.
+var Machine = fsm.MustDeclare("resolver", stateNames, eventNames, "resolving", lf.Events{
+	{Name: "query", Src: []string{"resolved", "failed"}, Dst: "resolving"},
+	{Name: "answer", Src: []string{"resolving"}, Dst: "resolved"},
+	{Name: "error", Src: []string{"resolving"}, Dst: "failed"},
+	{Name: "stop", Src: []string{"resolving", "resolved", "failed"}, Dst: "stopped"},
+})
+
+// String returns the state's trace name.
+func (s State) String() string { return Machine.StateName(int(s)) }
+
+// String returns the event's trace name.
+func (e Event) String() string { return Machine.EventName(int(e)) }
+
+// Markdown renders docs/resolver.md.
+func Markdown() string {
+	return Machine.Markdown("Every resolver (Fixed, DNS) runs this machine on the pool's loop and delivers full snapshots of the backend set.", stateDocs, eventDocs)
+}

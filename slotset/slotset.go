@@ -1,0 +1,81 @@
+// Package slotset declares the slot-set machine: all the slots of one
+// backend, and whether that backend can serve claims. See docs/set.md.
+//
+// A set is online while at least one of its slots holds a connection, and
+// offline otherwise. After Policy.DeadAfter consecutive failures a backend is
+// dead: it stays offline and keeps a single probe slot until a connect
+// succeeds. A backend the resolver no longer lists drains: its claimed slots
+// finish, then close, and the set stops.
+package slotset
+
+import (
+	lf "github.com/looplab/fsm"
+
+	"github.com/qorbgo/qorb/fsm"
+)
+
+// State is a slot set's state. The names are part of traces and stay stable.
+type State int8
+
+const (
+	// Offline: no slot holds a connection.
+	Offline State = iota
+	// Online: at least one slot holds a connection; the backend serves claims.
+	Online
+	// Draining: removed by the resolver; claimed slots finish, then close.
+	Draining
+	// Stopped: every slot is stopped. Terminal.
+	Stopped
+)
+
+// Event is something that happens to a slot set.
+type Event int8
+
+const (
+	Up      Event = iota // a slot connected while none held a connection
+	Down                 // the last connection was lost
+	Remove               // the resolver stopped listing the backend
+	Restore              // the resolver lists a draining backend again
+	Drained              // the last slot of a draining set stopped
+	Stop                 // the pool closes
+)
+
+var (
+	stateNames = []string{"offline", "online", "draining", "stopped"}
+	eventNames = []string{"up", "down", "remove", "restore", "drained", "stop"}
+	stateDocs  = []string{
+		"no slot holds a connection (a dead backend keeps one probe slot)",
+		"at least one slot holds a connection; the backend serves claims",
+		"removed by the resolver: claimed slots finish, then close",
+		"every slot stopped (terminal)",
+	}
+	eventDocs = []string{
+		"a slot connected while none held a connection",
+		"the last connection was lost",
+		"the resolver no longer lists the backend",
+		"the resolver lists the draining backend again",
+		"the last slot of a draining set stopped",
+		"the pool closes",
+	}
+)
+
+// Machine is the slot-set machine's declaration, compiled.
+var Machine = fsm.MustDeclare("set", stateNames, eventNames, "offline", lf.Events{
+	{Name: "up", Src: []string{"offline"}, Dst: "online"},
+	{Name: "down", Src: []string{"online"}, Dst: "offline"},
+	{Name: "remove", Src: []string{"offline", "online"}, Dst: "draining"},
+	{Name: "restore", Src: []string{"draining"}, Dst: "offline"},
+	{Name: "drained", Src: []string{"draining"}, Dst: "stopped"},
+	{Name: "stop", Src: []string{"offline", "online", "draining"}, Dst: "stopped"},
+})
+
+// String returns the state's trace name.
+func (s State) String() string { return Machine.StateName(int(s)) }
+
+// String returns the event's trace name.
+func (e Event) String() string { return Machine.EventName(int(e)) }
+
+// Markdown renders docs/set.md.
+func Markdown() string {
+	return Machine.Markdown("One slot set per backend. A set is online while any of its slots holds a connection.", stateDocs, eventDocs)
+}
