@@ -6,3 +6,10 @@ require (
 	github.com/benbjohnson/clock v1.3.5
 	github.com/looplab/fsm v1.0.3
 )
+
+require (
+	github.com/miekg/dns v1.1.73 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)

@@ -80,6 +80,7 @@ type Loop struct {
 
 	inflight int
 	idle     sync.Cond
+	onIdle   func()
 	spawner  func(io func() func())
 }
 
@@ -168,6 +169,10 @@ func (l *Loop) Fire(m *Machine, id string, state *int8, ev int) bool {
 	return true
 }
 
+// Report sends a record to the observers, for events outside the declared
+// machines (a slot being created).
+func (l *Loop) Report(t Transition) { l.notify(t) }
+
 func (l *Loop) notify(t Transition) {
 	for _, o := range l.observers {
 		o.Observe(t)
@@ -212,8 +217,15 @@ func (l *Loop) jobDone() {
 	l.inflight--
 	if l.inflight == 0 {
 		l.idle.Broadcast()
+		if l.onIdle != nil {
+			l.onIdle()
+		}
 	}
 }
+
+// OnIdle sets a function run, with the loop held, each time the last spawned
+// job in flight completes.
+func (l *Loop) OnIdle(f func()) { l.onIdle = f }
 
 // InFlight is the number of spawned jobs whose completion has not run yet.
 func (l *Loop) InFlight() int { return l.inflight }

@@ -1,0 +1,356 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+// Handle is a claimed connection. It belongs to the claimer until Release
+// or Discard; after either, the claimer must not use it or its connection
+// again (the pool reuses Handle values, as it reuses connections).
+type Handle[C any] struct {
+	s *pslot[C]
+}
+
+// Conn returns the claimed connection.
+func (h *Handle[C]) Conn() C { return h.s.conn }
+
+// Backend returns the backend the connection goes to.
+func (h *Handle[C]) Backend() backend.Backend { return h.s.b }
+
+// Release gives the connection back to the pool: the recycle hook runs
+// (OnRecycle, else Validate, if the connector has either), then the
+// connection serves the next claim. Release panics when the handle is not
+// claimed (released twice); after Close forced the connection shut it does
+// nothing.
+func (h *Handle[C]) Release() {
+	sl := h.s
+	p := sl.p
+	p.loop.Enter()
+	defer p.loop.Leave()
+	if sl.state == slot.Stopped {
+		return
+	}
+	if sl.state != slot.Claimed {
+		panic(fmt.Sprintf("pool: Release of a handle that is not claimed (slot %s is %s)", sl.id, sl.state))
+	}
+	sl.fire(slot.Release)
+	p.unclaim(sl)
+	if p.recycle != nil && !sl.stopWanted && !p.closing() {
+		p.st.recycles++
+		p.runHook(sl, "recycle", p.recycle, slot.RecycleOK, slot.RecycleErr)
+		return
+	}
+	sl.fire(slot.RecycleOK)
+	var now time.Time
+	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
+		now = p.now()
+	}
+	p.idleSlot(sl, now)
+}
+
+// Discard tells the pool the connection is bad: it is closed, err is
+// recorded as its backend's last error and counted as a failure, and the
+// slot reconnects after its backoff. Discard panics when the handle is not
+// claimed; after Close forced the connection shut it does nothing.
+func (h *Handle[C]) Discard(err error) {
+	sl := h.s
+	p := sl.p
+	p.loop.Enter()
+	defer p.loop.Leave()
+	if sl.state == slot.Stopped {
+		return
+	}
+	if sl.state != slot.Claimed {
+		panic(fmt.Sprintf("pool: Discard of a handle that is not claimed (slot %s is %s)", sl.id, sl.state))
+	}
+	if err == nil {
+		err = fmt.Errorf("discarded")
+	}
+	p.unclaim(sl)
+	p.st.discards++
+	p.slotFailed(sl, slot.Discard, fmt.Errorf("discard %s: %w", sl.b.Name, err))
+}
+
+func (p *Pool[C]) unclaim(sl *pslot[C]) {
+	sl.set.claimed--
+	p.nclaimed--
+}
+
+// claimSlot hands an idle (or just connected) slot to a claimer.
+func (p *Pool[C]) claimSlot(sl *pslot[C]) {
+	p.unidle(sl)
+	sl.fire(slot.Claim)
+	sl.set.claimed++
+	sl.set.st.claims++
+	p.nclaimed++
+	p.st.claims++
+	sl.claimedAt = p.now()
+}
+
+// pick chooses an idle slot through the Picker, or returns nil.
+func (p *Pool[C]) pick() *pslot[C] {
+	p.cands = p.cands[:0]
+	p.candSets = p.candSets[:0]
+	for i, s := range p.order {
+		if s.state == slotset.Online && len(s.idle) > 0 {
+			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
+			p.candSets = append(p.candSets, s)
+		}
+	}
+	switch len(p.cands) {
+	case 0:
+		return nil
+	case 1:
+		return p.candSets[0].idle[len(p.candSets[0].idle)-1]
+	}
+	i := p.callPicker()
+	s := p.candSets[i]
+	return s.idle[len(s.idle)-1]
+}
+
+func (p *Pool[C]) callPicker() (i int) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.policyError("pool: picker panicked: %v", v)
+			i = 0
+		}
+	}()
+	i = p.pol.Picker.Pick(p.cands, p.loop.Rand())
+	if i < 0 || i >= len(p.cands) {
+		p.policyError("pool: picker chose %d of %d candidates", i, len(p.cands))
+		i = 0
+	}
+	return i
+}
+
+// Claim returns a connection for the caller's exclusive use until it calls
+// Release or Discard on the handle.
+//
+// With an idle connection, Claim returns at once without allocating.
+// Otherwise it waits in a first-in, first-out queue until a connection is
+// free, ctx ends, or Policy.ClaimTimeout passes on the pool's clock. It
+// fails with ctx's error, or with ErrNoBackends, ErrNoBackendsOnline (with
+// the last backend error) or ErrAllClaimsUsed, chosen by why no connection
+// came; at once with ErrNoBackendsOnline when the pool is failed, and with
+// ErrClosed after Close. Cancelling a claim never cancels a connect.
+//
+// With an AcquireHook, the hook runs in the caller's goroutine, bounded by
+// Policy.HealthTimeout; when it fails, the connection is discarded and the
+// caller waits again at the head of the queue.
+func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
+	h, err := p.claim(ctx, false)
+	if err != nil || p.onAcquire == nil {
+		return h, err
+	}
+	for {
+		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
+		err = p.call("acquire hook", hctx, h.s.conn, p.onAcquire)
+		cancel()
+		if err == nil {
+			return h, nil
+		}
+		h.Discard(fmt.Errorf("acquire hook: %w", err))
+		if h, err = p.claim(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (p *Pool[C]) claim(ctx context.Context, front bool) (*Handle[C], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.loop.Enter()
+	switch p.state {
+	case Stopping, Stopped:
+		p.loop.Leave()
+		return nil, ErrClosed
+	case Failed:
+		p.st.failed(ErrNoBackendsOnline)
+		err := withCause(ErrNoBackendsOnline, p.lastErr)
+		p.loop.Leave()
+		return nil, err
+	}
+	if p.waiters.head == nil || front {
+		if sl := p.pick(); sl != nil {
+			p.claimSlot(sl)
+			p.st.waits.observe(0)
+			if p.nslots < p.demand() {
+				p.rebalanceNow(false)
+			}
+			p.loop.Leave()
+			return &sl.handle, nil
+		}
+	}
+	w := p.newWaiter(ctx)
+	if front {
+		p.waiters.pushFront(w)
+	} else {
+		p.waiters.pushBack(w)
+	}
+	p.loop.After(&w.timer, p.pol.ClaimTimeout)
+	if p.nslots < p.demand() {
+		p.rebalanceNow(false)
+	}
+	p.loop.Leave()
+
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		p.loop.Enter()
+		if w.queued {
+			p.waiters.remove(w)
+			p.loop.Cancel(&w.timer)
+			p.st.failed(ctx.Err())
+			p.freeWaiter(w)
+			p.loop.Leave()
+			return nil, ctx.Err()
+		}
+		p.loop.Leave()
+		<-w.ready // already sent, with the loop held
+	}
+	p.loop.Enter()
+	defer p.loop.Leave()
+	h, err := w.h, w.err
+	p.freeWaiter(w)
+	if h != nil && ctx.Err() != nil {
+		// The context ended just after the hand-off: give it back unused.
+		p.giveback(h.s)
+		return nil, ctx.Err()
+	}
+	return h, err
+}
+
+// giveback returns a claimed slot that the claimer never used.
+func (p *Pool[C]) giveback(sl *pslot[C]) {
+	sl.fire(slot.Giveback)
+	sl.set.claimed--
+	p.nclaimed--
+	p.st.claims--
+	p.idleSlot(sl, time.Time{})
+}
+
+// waiter is a claimer in the queue.
+type waiter[C any] struct {
+	p          *Pool[C]
+	ctx        context.Context
+	ready      chan struct{}
+	h          *Handle[C]
+	err        error
+	timer      fsm.Timer
+	since      time.Time
+	prev, next *waiter[C]
+	queued     bool
+}
+
+func (p *Pool[C]) newWaiter(ctx context.Context) *waiter[C] {
+	var w *waiter[C]
+	if n := len(p.freeW); n > 0 {
+		w = p.freeW[n-1]
+		p.freeW = p.freeW[:n-1]
+	} else {
+		w = &waiter[C]{p: p, ready: make(chan struct{}, 1)}
+		w.timer.Init(func() { p.waiterTimedOut(w) })
+	}
+	w.ctx = ctx
+	w.since = p.now()
+	return w
+}
+
+func (p *Pool[C]) freeWaiter(w *waiter[C]) {
+	w.ctx, w.h, w.err = nil, nil, nil
+	if len(p.freeW) < 1024 {
+		p.freeW = append(p.freeW, w)
+	}
+}
+
+func (p *Pool[C]) waiterTimedOut(w *waiter[C]) {
+	if !w.queued {
+		return
+	}
+	p.finishWaiter(w, nil, p.claimErr())
+}
+
+// serve hands sl to the first waiter whose context is not done, and
+// reports whether it found one. Waiters whose context is done are woken
+// with their context's error: they are never handed a connection.
+func (p *Pool[C]) serve(sl *pslot[C]) bool {
+	for w := p.waiters.head; w != nil; w = p.waiters.head {
+		if err := w.ctx.Err(); err != nil {
+			p.st.failed(err)
+			p.finishWaiter(w, nil, err)
+			continue
+		}
+		p.claimSlot(sl)
+		p.st.waits.observe(p.now().Sub(w.since))
+		p.finishWaiter(w, &sl.handle, nil)
+		return true
+	}
+	return false
+}
+
+// finishWaiter removes w from the queue and wakes it with h or err.
+func (p *Pool[C]) finishWaiter(w *waiter[C], h *Handle[C], err error) {
+	p.waiters.remove(w)
+	p.loop.Cancel(&w.timer)
+	if h == nil && err != nil && err != w.ctx.Err() {
+		p.st.failed(err)
+	}
+	w.h, w.err = h, err
+	w.ready <- struct{}{}
+}
+
+// waiterList is the FIFO claim queue, intrusive and doubly linked.
+type waiterList[C any] struct {
+	head, tail *waiter[C]
+	n          int
+}
+
+func (l *waiterList[C]) pushBack(w *waiter[C]) {
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+	w.queued = true
+	l.n++
+}
+
+func (l *waiterList[C]) pushFront(w *waiter[C]) {
+	w.prev, w.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = w
+	} else {
+		l.tail = w
+	}
+	l.head = w
+	w.queued = true
+	l.n++
+}
+
+func (l *waiterList[C]) remove(w *waiter[C]) {
+	if !w.queued {
+		return
+	}
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next, w.queued = nil, nil, false
+	l.n--
+}

@@ -1,0 +1,66 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNoBackends is returned by Claim when its deadline passes while the
+	// resolver lists no backend at all. Check the resolver (its Stats say
+	// what it last saw); retrying helps only once it finds backends.
+	ErrNoBackends = errors.New("pool: no backends")
+
+	// ErrNoBackendsOnline is returned by Claim when backends are known but
+	// none holds a connection: at once when the pool is failed (every
+	// backend dead), or when the deadline passes. The error also wraps the
+	// last connect or check error, so errors.Is and errors.As see it.
+	ErrNoBackendsOnline = errors.New("pool: no backends online")
+
+	// ErrAllClaimsUsed is returned by Claim when its deadline passes while
+	// backends are online but every connection is claimed. The pool is at
+	// capacity: release handles sooner, or raise Policy.MaxSlots.
+	ErrAllClaimsUsed = errors.New("pool: all claims used")
+
+	// ErrClosed is returned by Claim after Close was called, and to the
+	// claimers still waiting when it is.
+	ErrClosed = errors.New("pool: closed")
+)
+
+// claimError is a claim failure of one kind with the last backend error
+// as its cause.
+type claimError struct {
+	kind  error
+	cause error
+}
+
+func (e *claimError) Error() string {
+	if e.cause == nil {
+		return e.kind.Error()
+	}
+	return fmt.Sprintf("%v: last error: %v", e.kind, e.cause)
+}
+
+// Unwrap returns the kind and the cause, for errors.Is and errors.As.
+func (e *claimError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+// withCause returns kind alone when cause is nil.
+func withCause(kind, cause error) error {
+	if cause == nil {
+		return kind
+	}
+	return &claimError{kind: kind, cause: cause}
+}
+
+// PanicError is the error recorded when a connector, hook or policy panics.
+type PanicError struct {
+	Op    string // "connect", "validate", "acquire hook", ...
+	Value any    // what was passed to panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("pool: %s panicked: %v", e.Op, e.Value) }

@@ -1,0 +1,40 @@
+package pool
+
+import (
+	"log/slog"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/qorbgo/qorb/fsm"
+)
+
+// Option configures what is not policy: the clock, the seed, observers,
+// the logger and the pool's name.
+type Option func(*options)
+
+type options struct {
+	clock     clock.Clock
+	seed      uint64
+	observers []fsm.Observer
+	logger    *slog.Logger
+	name      string
+}
+
+// WithClock makes the pool read time and set timers through c (for
+// example a clock.Mock in tests). Default: the real clock.
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithSeed seeds the pool's one random source (jitter, decoherence,
+// policies). Default: 1.
+func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
+
+// WithObserver registers an observer of every machine transition.
+func WithObserver(obs fsm.Observer) Option {
+	return func(o *options) { o.observers = append(o.observers, obs) }
+}
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithName names the pool in logs, traces and Stats. Default: "pool".
+func WithName(name string) Option { return func(o *options) { o.name = name } }

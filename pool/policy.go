@@ -1,0 +1,285 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+)
+
+// Policy says how many connections the pool keeps and how it treats them.
+// A zero field takes its default (qorb's); an invalid field makes New fail.
+type Policy struct {
+	// SparesWanted is how many idle connections the pool tries to keep
+	// beyond those claimed. Default 8.
+	SparesWanted int
+	// MaxSlots caps the slots across all backends: a hard limit on open and
+	// opening connections that is never exceeded. Default 16.
+	MaxSlots int
+	// MaxSlotsPerBackend caps the slots of any one backend. Default 16.
+	MaxSlotsPerBackend int
+
+	// ClaimTimeout is how long Claim waits for a connection when its
+	// context has no earlier deadline. Default 30s.
+	ClaimTimeout time.Duration
+	// RebalanceInterval is how often slots are redistributed and surplus
+	// idle slots closed. Slots are added at once when demand grows.
+	// Default 60s.
+	RebalanceInterval time.Duration
+	// DecoherenceInterval is how often the backend preference order is
+	// perturbed (the last backend moves to a random place), so that a
+	// fleet of clients does not pile onto one backend. Default 60s.
+	DecoherenceInterval time.Duration
+
+	// BackoffMin is the delay before the first reconnect after a failure;
+	// each further consecutive failure of the slot doubles it, up to
+	// BackoffMax. Defaults 20ms and 30s.
+	BackoffMin, BackoffMax time.Duration
+	// BackoffJitter is the upper bound of a random delay added on top of
+	// each backoff delay. Default 20ms.
+	BackoffJitter time.Duration
+
+	// ConnectTimeout bounds one connect, including the first health check.
+	// Default 10s.
+	ConnectTimeout time.Duration
+	// HealthInterval is how often an idle connection is validated (with a
+	// Validator). Default 30s.
+	HealthInterval time.Duration
+	// HealthTimeout bounds one health check, one recycle hook and one
+	// acquire hook. Default 3s.
+	HealthTimeout time.Duration
+	// MaxConnLifetime closes and replaces a connection this long after it
+	// was opened (minus up to 10% jitter), at its next idle moment. Zero
+	// means no limit.
+	MaxConnLifetime time.Duration
+	// MaxConnIdleTime closes and replaces a connection that stayed idle
+	// this long, checked at each health interval. Zero means no limit.
+	MaxConnIdleTime time.Duration
+
+	// DeadAfter is the number of consecutive failures after which a
+	// backend is dead: it keeps one probe slot, and when every backend is
+	// dead the pool is failed and claims fail fast. Default 5.
+	DeadAfter int
+
+	// Rebalancer decides how many slots each backend wants. Default:
+	// [DefaultRebalancer].
+	Rebalancer Rebalancer
+	// Picker chooses the backend that serves a claim. Default:
+	// [LeastClaimed].
+	Picker Picker
+	// Backoff computes reconnect delays. Default: [ExponentialBackoff]
+	// with the Backoff fields above.
+	Backoff Backoff
+}
+
+func (p Policy) withDefaults() Policy {
+	setInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	setDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	setInt(&p.SparesWanted, 8)
+	setInt(&p.MaxSlots, 16)
+	setInt(&p.MaxSlotsPerBackend, 16)
+	setInt(&p.DeadAfter, 5)
+	setDur(&p.ClaimTimeout, 30*time.Second)
+	setDur(&p.RebalanceInterval, 60*time.Second)
+	setDur(&p.DecoherenceInterval, 60*time.Second)
+	setDur(&p.BackoffMin, 20*time.Millisecond)
+	setDur(&p.BackoffMax, 30*time.Second)
+	setDur(&p.BackoffJitter, 20*time.Millisecond)
+	setDur(&p.ConnectTimeout, 10*time.Second)
+	setDur(&p.HealthInterval, 30*time.Second)
+	setDur(&p.HealthTimeout, 3*time.Second)
+	if p.Rebalancer == nil {
+		p.Rebalancer = DefaultRebalancer{}
+	}
+	if p.Picker == nil {
+		p.Picker = LeastClaimed{}
+	}
+	if p.Backoff == nil {
+		p.Backoff = ExponentialBackoff{Min: p.BackoffMin, Max: p.BackoffMax, Jitter: p.BackoffJitter}
+	}
+	return p
+}
+
+// validate checks a policy after defaults are applied.
+func (p Policy) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}} {
+		if f.v < 0 {
+			bad("%s is %d; it must be positive (zero takes the default)", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ClaimTimeout", p.ClaimTimeout}, {"RebalanceInterval", p.RebalanceInterval},
+		{"DecoherenceInterval", p.DecoherenceInterval}, {"BackoffMin", p.BackoffMin},
+		{"BackoffMax", p.BackoffMax}, {"BackoffJitter", p.BackoffJitter},
+		{"ConnectTimeout", p.ConnectTimeout}, {"HealthInterval", p.HealthInterval},
+		{"HealthTimeout", p.HealthTimeout}, {"MaxConnLifetime", p.MaxConnLifetime},
+		{"MaxConnIdleTime", p.MaxConnIdleTime},
+	} {
+		if f.v < 0 {
+			bad("%s is %v; it must not be negative", f.name, f.v)
+		}
+	}
+	if p.BackoffMin > p.BackoffMax {
+		bad("BackoffMin (%v) is above BackoffMax (%v)", p.BackoffMin, p.BackoffMax)
+	}
+	if p.MaxSlotsPerBackend > p.MaxSlots && p.MaxSlots > 0 {
+		// Allowed, but the total cap still wins; nothing to report.
+		_ = p
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pool: invalid policy: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// SetInfo describes one backend's slot set to a [Rebalancer].
+type SetInfo struct {
+	Name    backend.Name
+	Online  bool // at least one slot holds a connection
+	Dead    bool // Policy.DeadAfter consecutive failures
+	Claimed int  // slots claimed now
+	Slots   int  // slots now, in any state
+	Cap     int  // Policy.MaxSlotsPerBackend
+}
+
+// RebalanceInput is what a [Rebalancer] decides from. Sets come in the
+// pool's preference order (see Policy.DecoherenceInterval).
+type RebalanceInput struct {
+	Sets     []SetInfo
+	Claimed  int // claimed slots across the pool
+	Waiters  int // claimers waiting
+	Spares   int // Policy.SparesWanted
+	MaxSlots int // Policy.MaxSlots
+}
+
+// Rebalancer decides how many slots each backend wants. Rebalance writes
+// want[i] for in.Sets[i]. It runs on the loop and must not block or keep
+// the slices. The pool enforces the caps whatever it returns: a negative
+// want counts as zero, a want above a backend's cap or a total above
+// MaxSlots is cut (later sets first), and the violation is reported in
+// Stats.PolicyError.
+type Rebalancer interface {
+	Rebalance(in RebalanceInput, want []int)
+}
+
+// DefaultRebalancer spreads claimed + waiters + spares (at most MaxSlots)
+// over the online backends in preference order, and gives every offline
+// backend one probe slot.
+type DefaultRebalancer struct{}
+
+// Rebalance implements [Rebalancer].
+func (DefaultRebalancer) Rebalance(in RebalanceInput, want []int) {
+	target := min(in.Claimed+in.Waiters+in.Spares, in.MaxSlots)
+	budget := in.MaxSlots
+	online := 0
+	for i, s := range in.Sets {
+		want[i] = 0
+		if !s.Online && budget > 0 {
+			want[i] = 1
+			budget--
+			target--
+		}
+		if s.Online {
+			online++
+		}
+	}
+	if online == 0 {
+		return
+	}
+	share := max(min(target, budget), 0)
+	// Hand out the share one slot at a time, round robin in preference
+	// order, skipping backends at their cap.
+	for share > 0 {
+		gave := false
+		for i, s := range in.Sets {
+			if share == 0 {
+				break
+			}
+			if s.Online && want[i] < s.Cap {
+				want[i]++
+				share--
+				gave = true
+			}
+		}
+		if !gave {
+			break
+		}
+	}
+}
+
+// Candidate is a backend that can serve a claim now.
+type Candidate struct {
+	Name    backend.Name
+	Claimed int // slots of this backend claimed now
+	Idle    int // idle connected slots (at least one)
+	Slots   int // slots in any state
+	Rank    int // place in the preference order, 0 first
+}
+
+// Picker chooses which backend serves a claim: Pick returns an index into
+// cands, which are in preference order. It runs on the loop, on the claim
+// path: it must be fast, must not block and must not keep the slice. An
+// out-of-range answer is reported in Stats.PolicyError and the first
+// candidate is used.
+type Picker interface {
+	Pick(cands []Candidate, r *rand.Rand) int
+}
+
+// LeastClaimed picks the backend with the fewest claimed slots, the
+// earliest in preference order among equals.
+type LeastClaimed struct{}
+
+// Pick implements [Picker].
+func (LeastClaimed) Pick(cands []Candidate, _ *rand.Rand) int {
+	best := 0
+	for i := 1; i < len(cands); i++ {
+		if cands[i].Claimed < cands[best].Claimed {
+			best = i
+		}
+	}
+	return best
+}
+
+// Backoff computes the delay before a slot reconnects after its n-th
+// consecutive failure (n ≥ 1). It runs on the loop. A negative answer is
+// reported in Stats.PolicyError and replaced by zero.
+type Backoff interface {
+	Delay(n int, r *rand.Rand) time.Duration
+}
+
+// ExponentialBackoff waits Min after the first failure, doubling with each
+// further one up to Max, plus a random jitter in [0, Jitter).
+type ExponentialBackoff struct {
+	Min, Max, Jitter time.Duration
+}
+
+// Delay implements [Backoff].
+func (b ExponentialBackoff) Delay(n int, r *rand.Rand) time.Duration {
+	d := b.Min
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	if b.Jitter > 0 {
+		d += time.Duration(r.Int64N(int64(b.Jitter)))
+	}
+	return d
+}

@@ -1,0 +1,451 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+// Pool keeps connections of type C to the backends its resolver finds.
+//
+// All methods are safe for concurrent use. A Pool must be closed with
+// Close, which closes every connection it opened.
+type Pool[C any] struct {
+	loop      *fsm.Loop
+	name      string
+	res       resolver.Resolver
+	conn      backend.Connector[C]
+	validate  func(context.Context, C) error // nil without a Validator
+	recycle   func(context.Context, C) error // OnRecycle, else Validate, else nil
+	onAcquire func(context.Context, C) error // nil without an AcquireHook
+	pol       Policy
+	log       *slog.Logger
+
+	finished atomic.Bool // Close returned: the connector is never called again
+
+	// Everything below is owned by the loop.
+	state     State
+	sets      map[backend.Name]*set[C]
+	order     []*set[C] // every set not stopped, in preference order
+	waiters   waiterList[C]
+	freeW     []*waiter[C]
+	nslots    int // slots not stopped
+	nclaimed  int
+	lastErr   error
+	ioCtx     context.Context
+	ioCancel  context.CancelFunc
+	rebalance fsm.Timer
+	decohere  fsm.Timer
+	quiet     chan struct{} // closed when stopping and nothing is left
+	done      chan struct{} // closed when stopped
+	cands     []Candidate
+	candSets  []*set[C]
+	info      []SetInfo
+	want      []int
+	st        counters
+}
+
+// New returns a pool over the backends r finds, connecting with c. It
+// validates p (zero fields take defaults), starts the resolver and returns
+// at once: connections are opened in the background, and Claim waits for
+// the first.
+func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...Option) (*Pool[C], error) {
+	if r == nil {
+		return nil, fmt.Errorf("pool: nil resolver")
+	}
+	if c == nil {
+		return nil, fmt.Errorf("pool: nil connector")
+	}
+	p = p.withDefaults()
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	o := options{seed: 1, name: "pool"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	pl := &Pool[C]{
+		name:  o.name,
+		res:   r,
+		conn:  c,
+		pol:   p,
+		sets:  make(map[backend.Name]*set[C]),
+		quiet: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	pl.loop = fsm.NewLoop(o.clock, o.seed, o.logger)
+	pl.log = pl.loop.Logger().With("pool", o.name)
+	for _, obs := range o.observers {
+		pl.loop.AddObserver(obs)
+	}
+	if v, ok := c.(backend.Validator[C]); ok {
+		pl.validate = v.Validate
+		pl.recycle = v.Validate
+	}
+	if h, ok := c.(backend.RecycleHook[C]); ok {
+		pl.recycle = h.OnRecycle
+	}
+	if h, ok := c.(backend.AcquireHook[C]); ok {
+		pl.onAcquire = h.OnAcquire
+	}
+	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
+	pl.rebalance.Init(pl.rebalanceTick)
+	pl.decohere.Init(pl.decohereTick)
+	pl.loop.OnIdle(pl.checkQuiet)
+
+	pl.loop.Enter()
+	defer pl.loop.Leave()
+	pl.loop.After(&pl.rebalance, p.RebalanceInterval)
+	pl.loop.After(&pl.decohere, p.DecoherenceInterval)
+	r.Start(host[C]{pl})
+	return pl, nil
+}
+
+// host is what the pool offers its resolver.
+type host[C any] struct{ p *Pool[C] }
+
+func (h host[C]) Loop() *fsm.Loop             { return h.p.loop }
+func (h host[C]) Update(bs []backend.Backend) { h.p.update(bs) }
+func (p *Pool[C]) fire(ev Event)              { p.loop.Fire(Machine, p.name, (*int8)(&p.state), int(ev)) }
+func (p *Pool[C]) closing() bool              { return p.state >= Stopping }
+func (p *Pool[C]) policyError(format string, a ...any) {
+	err := fmt.Errorf(format, a...)
+	p.st.policyErr = err
+	p.log.Error(err.Error())
+}
+
+// update applies a resolver snapshot.
+func (p *Pool[C]) update(bs []backend.Backend) {
+	if p.closing() {
+		return
+	}
+	seen := make(map[backend.Name]bool, len(bs))
+	for _, b := range bs {
+		if b.Name == "" || seen[b.Name] {
+			continue
+		}
+		seen[b.Name] = true
+		s, ok := p.sets[b.Name]
+		if !ok {
+			s = p.newSet(b)
+			p.sets[b.Name] = s
+			// A new backend enters the preference order at a random place.
+			i := p.loop.Rand().IntN(len(p.order) + 1)
+			p.order = slices.Insert(p.order, i, s)
+			continue
+		}
+		s.b.Addr = b.Addr
+		if s.state == slotset.Draining {
+			s.fire(slotset.Restore)
+			if s.live > 0 {
+				s.fire(slotset.Up)
+			}
+		}
+	}
+	for _, s := range slices.Clone(p.order) {
+		if !seen[s.b.Name] && s.state != slotset.Draining {
+			p.drain(s)
+		}
+	}
+	p.rebalanceNow(false)
+	p.checkDead()
+}
+
+// drain starts draining a set the resolver no longer lists.
+func (p *Pool[C]) drain(s *set[C]) {
+	s.fire(slotset.Remove)
+	for _, sl := range slices.Clone(s.slots) {
+		p.retire(sl)
+	}
+	p.maybeDrained(s)
+}
+
+// maybeDrained stops a draining set once its last slot stopped.
+func (p *Pool[C]) maybeDrained(s *set[C]) {
+	if s.state != slotset.Draining || len(s.slots) > 0 {
+		return
+	}
+	s.fire(slotset.Drained)
+	p.forget(s)
+}
+
+func (p *Pool[C]) forget(s *set[C]) {
+	if p.sets[s.b.Name] == s {
+		delete(p.sets, s.b.Name)
+	}
+	if i := slices.Index(p.order, s); i >= 0 {
+		p.order = slices.Delete(p.order, i, i+1)
+	}
+}
+
+func (p *Pool[C]) rebalanceTick() {
+	p.rebalanceNow(true)
+	p.loop.After(&p.rebalance, p.pol.RebalanceInterval)
+}
+
+func (p *Pool[C]) decohereTick() {
+	if n := len(p.order); n > 1 {
+		last := p.order[n-1]
+		i := p.loop.Rand().IntN(n)
+		copy(p.order[i+1:], p.order[i:n-1])
+		p.order[i] = last
+	}
+	p.loop.After(&p.decohere, p.pol.DecoherenceInterval)
+}
+
+// rebalanceNow asks the rebalancer for the slots each backend wants and
+// adds slots at once. It removes surplus slots only when shrink is set (the
+// periodic tick), and then at most half the surplus of each backend, so a
+// burst does not tear connections down.
+func (p *Pool[C]) rebalanceNow(shrink bool) {
+	if p.closing() {
+		return
+	}
+	p.info = p.info[:0]
+	p.candSets = p.candSets[:0]
+	for _, s := range p.order {
+		if s.state == slotset.Draining {
+			continue
+		}
+		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state == slotset.Online, Dead: s.dead,
+			Claimed: s.claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
+		p.candSets = append(p.candSets, s)
+	}
+	p.want = slices.Grow(p.want[:0], len(p.info))[:len(p.info)]
+	p.callRebalancer()
+	total := 0
+	for i, s := range p.candSets {
+		w := p.want[i]
+		switch {
+		case w < 0:
+			p.policyError("pool: rebalancer wanted %d slots for %s", w, s.b.Name)
+			w = 0
+		case w > p.pol.MaxSlotsPerBackend:
+			p.policyError("pool: rebalancer wanted %d slots for %s, above MaxSlotsPerBackend %d", w, s.b.Name, p.pol.MaxSlotsPerBackend)
+			w = p.pol.MaxSlotsPerBackend
+		}
+		if total+w > p.pol.MaxSlots {
+			p.policyError("pool: rebalancer wanted more than MaxSlots %d in all", p.pol.MaxSlots)
+			w = p.pol.MaxSlots - total
+		}
+		total += w
+		s.wanted = w
+	}
+	for _, s := range slices.Clone(p.candSets) {
+		surplus := s.wantedNow() - s.wanted
+		switch {
+		case surplus <= 0:
+		case s.state == slotset.Offline:
+			// No connection to tear down: keep only the probe.
+			p.shrink(s, surplus)
+		case shrink:
+			p.shrink(s, (surplus+1)/2)
+		}
+	}
+	p.fill()
+}
+
+func (p *Pool[C]) callRebalancer() {
+	defer func() {
+		if v := recover(); v != nil {
+			p.policyError("pool: rebalancer panicked: %v", v)
+			DefaultRebalancer{}.Rebalance(RebalanceInput{Sets: p.info, Claimed: p.nclaimed, Waiters: p.waiters.n,
+				Spares: p.pol.SparesWanted, MaxSlots: p.pol.MaxSlots}, p.want)
+		}
+	}()
+	p.pol.Rebalancer.Rebalance(RebalanceInput{Sets: p.info, Claimed: p.nclaimed, Waiters: p.waiters.n,
+		Spares: p.pol.SparesWanted, MaxSlots: p.pol.MaxSlots}, p.want)
+}
+
+// shrink retires up to n slots of s, cheapest first: failed, connecting,
+// idle, then busy ones at their next idle moment.
+func (p *Pool[C]) shrink(s *set[C], n int) {
+	for _, st := range []slot.State{slot.Failed, slot.Connecting, slot.Connected, slot.Checking, slot.Recycling, slot.Claimed} {
+		for _, sl := range slices.Clone(s.slots) {
+			if n == 0 {
+				return
+			}
+			if sl.state == st && !sl.stopWanted {
+				p.retire(sl)
+				n--
+			}
+		}
+	}
+}
+
+// fill adds slots to sets below their wanted count, in preference order,
+// without passing MaxSlots or a backend's cap.
+func (p *Pool[C]) fill() {
+	if p.closing() {
+		return
+	}
+	for _, s := range p.order {
+		for s.state != slotset.Draining && s.wantedNow() < s.wanted && len(s.slots) < p.pol.MaxSlotsPerBackend && p.nslots < p.pol.MaxSlots {
+			p.startSlot(s)
+		}
+	}
+}
+
+// demand is the number of slots the default rebalancing would want; a
+// claim that finds fewer slots triggers a rebalance.
+func (p *Pool[C]) demand() int {
+	return min(p.nclaimed+p.waiters.n+p.pol.SparesWanted, p.pol.MaxSlots)
+}
+
+// checkDead moves the pool to failed when every known backend is dead.
+func (p *Pool[C]) checkDead() {
+	if p.state != Starting && p.state != Running {
+		return
+	}
+	n := 0
+	for _, s := range p.order {
+		if s.state == slotset.Draining {
+			continue
+		}
+		if !s.dead || s.state == slotset.Online {
+			return
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	p.fire(AllDead)
+	err := withCause(ErrNoBackendsOnline, p.lastErr)
+	for w := p.waiters.head; w != nil; w = p.waiters.head {
+		p.finishWaiter(w, nil, err)
+	}
+}
+
+// setUp records that s came online.
+func (p *Pool[C]) setUp(s *set[C]) {
+	if s.state == slotset.Offline {
+		s.fire(slotset.Up)
+	}
+	if p.state == Starting || p.state == Failed {
+		p.fire(BackendUp)
+	}
+}
+
+// Stats returns a snapshot of the pool.
+func (p *Pool[C]) Stats() Stats {
+	p.loop.Enter()
+	defer p.loop.Leave()
+	return p.stats()
+}
+
+// claimErr chooses the error for a claim whose deadline passed.
+func (p *Pool[C]) claimErr() error {
+	known, online := 0, 0
+	for _, s := range p.order {
+		if s.state == slotset.Draining {
+			continue
+		}
+		known++
+		if s.state == slotset.Online {
+			online++
+		}
+	}
+	switch {
+	case known == 0:
+		return ErrNoBackends
+	case online == 0:
+		return withCause(ErrNoBackendsOnline, p.lastErr)
+	default:
+		return ErrAllClaimsUsed
+	}
+}
+
+// Close stops the resolver, fails waiting claims with ErrClosed, closes
+// idle connections, and waits for claimed ones to be released until ctx
+// ends; then it closes the rest, claimed or not, and returns ctx's error.
+// After Close returns the connector is never called again. Calling Close
+// again waits for the first call to finish and returns nil.
+func (p *Pool[C]) Close(ctx context.Context) error {
+	p.loop.Enter()
+	if p.closing() {
+		p.loop.Leave()
+		select {
+		case <-p.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.fire(CloseCalled)
+	p.res.Stop()
+	p.loop.Cancel(&p.rebalance)
+	p.loop.Cancel(&p.decohere)
+	for w := p.waiters.head; w != nil; w = p.waiters.head {
+		p.finishWaiter(w, nil, ErrClosed)
+	}
+	p.ioCancel()
+	for _, s := range slices.Clone(p.order) {
+		if s.state != slotset.Draining {
+			s.fire(slotset.Remove)
+		}
+		for _, sl := range slices.Clone(s.slots) {
+			p.retire(sl)
+		}
+		p.maybeDrained(s)
+	}
+	p.checkQuiet()
+	p.loop.Leave()
+
+	var err error
+	select {
+	case <-p.quiet:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+
+	p.loop.Enter()
+	var conns []C
+	forced := 0
+	for _, s := range slices.Clone(p.order) {
+		for _, sl := range slices.Clone(s.slots) {
+			if sl.state.HasConn() {
+				conns = append(conns, sl.conn)
+				if sl.state == slot.Claimed {
+					forced++
+				}
+			}
+			p.stopSlotKeepConn(sl)
+		}
+	}
+	p.finished.Store(true)
+	p.fire(Closed)
+	p.loop.Halt()
+	p.loop.Leave()
+	for _, c := range conns {
+		p.closeNow(c)
+	}
+	close(p.done)
+	if err != nil {
+		return fmt.Errorf("pool: close: %d claimed connections closed while in use: %w", forced, err)
+	}
+	return nil
+}
+
+// checkQuiet releases Close once nothing is left to wait for.
+func (p *Pool[C]) checkQuiet() {
+	if p.state == Stopping && p.nslots == 0 && p.loop.InFlight() == 0 {
+		select {
+		case <-p.quiet:
+		default:
+			close(p.quiet)
+		}
+	}
+}
+
+// now reads the loop's clock.
+func (p *Pool[C]) now() time.Time { return p.loop.Now() }

@@ -1,0 +1,468 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+// set is one backend's slot set.
+type set[C any] struct {
+	p        *Pool[C]
+	b        backend.Backend
+	id       string
+	state    slotset.State
+	slots    []*pslot[C] // not stopped
+	idle     []*pslot[C] // connected, LIFO
+	live     int         // slots holding a connection
+	claimed  int
+	retiring int // slots with stopWanted
+	wanted   int
+	failures int // consecutive, across the set's slots
+	dead     bool
+	lastErr  error
+	nextID   int
+	st       setCounters
+}
+
+func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
+	return &set[C]{p: p, b: b, id: string(b.Name)}
+}
+
+func (s *set[C]) fire(ev slotset.Event) {
+	s.p.loop.Fire(slotset.Machine, s.id, (*int8)(&s.state), int(ev))
+}
+
+// wantedNow is the number of slots that will remain: those not retiring.
+func (s *set[C]) wantedNow() int { return len(s.slots) - s.retiring }
+
+// pslot is one slot: a commitment to hold one connection.
+type pslot[C any] struct {
+	p          *Pool[C]
+	set        *set[C]
+	b          backend.Backend
+	id         string
+	state      slot.State
+	conn       C
+	handle     Handle[C]
+	io         fsm.Timer // deadline of the I/O in flight, or the backoff
+	health     fsm.Timer // next health check
+	gen        uint64    // bumped for each I/O; a completion with an older gen is stale
+	cancel     context.CancelFunc
+	pos        int // index in set.slots
+	idlePos    int // index in set.idle, or -1
+	failures   int // consecutive failures of this slot (backoff exponent)
+	stopWanted bool
+	expireAt   time.Time // lifetime end, zero without a limit
+	idleSince  time.Time
+	claimedAt  time.Time
+}
+
+func (sl *pslot[C]) fire(ev slot.Event) bool {
+	return sl.p.loop.Fire(slot.Machine, sl.id, (*int8)(&sl.state), int(ev))
+}
+
+// startSlot adds a slot to s and starts connecting.
+func (p *Pool[C]) startSlot(s *set[C]) {
+	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.b.Name, s.nextID), pos: len(s.slots), idlePos: -1}
+	s.nextID++
+	sl.handle.s = sl
+	sl.io.Init(func() { p.ioDue(sl) })
+	sl.health.Init(func() { p.healthDue(sl) })
+	s.slots = append(s.slots, sl)
+	p.nslots++
+	if p.loop.Observed() {
+		p.loop.Report(fsm.Transition{At: p.now(), Machine: slot.Machine.Name(), ID: sl.id, From: "", Event: "create", To: sl.state.String()})
+	}
+	p.connect(sl)
+}
+
+// connect starts the connect (and first check) of a slot in connecting.
+func (p *Pool[C]) connect(sl *pslot[C]) {
+	sl.gen++
+	gen := sl.gen
+	ctx, cancel := context.WithCancel(p.ioCtx)
+	sl.cancel = cancel
+	p.loop.After(&sl.io, p.pol.ConnectTimeout)
+	b := sl.b
+	sl.set.st.connects++
+	p.st.connects++
+	p.loop.Spawn(func() func() {
+		c, err := p.callConnect(ctx, b)
+		if err == nil && p.validate != nil {
+			if err = p.call("validate", ctx, c, p.validate); err != nil {
+				err = fmt.Errorf("first check: %w", err)
+				// The slot never saw this connection; close it here.
+				p.closeNow(c)
+				var zero C
+				c = zero
+			}
+		}
+		return func() {
+			cancel()
+			p.connectDone(sl, gen, c, err)
+		}
+	})
+}
+
+func (p *Pool[C]) callConnect(ctx context.Context, b backend.Backend) (c C, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Op: "connect", Value: v}
+		}
+	}()
+	if p.finished.Load() {
+		return c, ErrClosed
+	}
+	return p.conn.Connect(ctx, b)
+}
+
+// call runs a hook or validation, recovering a panic as an error.
+func (p *Pool[C]) call(op string, ctx context.Context, c C, f func(context.Context, C) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Op: op, Value: v}
+		}
+	}()
+	if p.finished.Load() {
+		return ErrClosed
+	}
+	return f(ctx, c)
+}
+
+// closeNow calls the connector's Close on this goroutine, unless Close
+// already returned.
+func (p *Pool[C]) closeNow(c C) {
+	if p.finished.Load() {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("connector close panicked", "panic", v)
+		}
+	}()
+	if err := p.conn.Close(c); err != nil {
+		p.log.Debug("connector close", "err", err)
+	}
+}
+
+// closeLater closes c off the loop.
+func (p *Pool[C]) closeLater(c C) {
+	p.st.closes++
+	p.loop.Spawn(func() func() {
+		p.closeNow(c)
+		return nil
+	})
+}
+
+func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
+	if sl.gen != gen || sl.state != slot.Connecting {
+		// Stale: the connect timed out or the slot stopped meanwhile.
+		if err == nil {
+			p.closeLater(c)
+		}
+		return
+	}
+	sl.cancel = nil
+	p.loop.Cancel(&sl.io)
+	if err != nil {
+		if errors.Is(err, context.Canceled) && p.ioCtx.Err() != nil {
+			err = ErrClosed
+		}
+		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: %w", sl.b.Name, err))
+		return
+	}
+	sl.conn = c
+	sl.fire(slot.ConnectOK)
+	s := sl.set
+	s.live++
+	s.failures = 0
+	s.dead = false
+	sl.failures = 0
+	now := p.now()
+	if p.pol.MaxConnLifetime > 0 {
+		jitter := time.Duration(p.loop.Rand().Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
+		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
+	}
+	p.scheduleHealth(sl)
+	if s.live == 1 {
+		p.setUp(s)
+		p.rebalanceNow(false)
+	}
+	p.idleSlot(sl, now)
+}
+
+func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
+	d := p.pol.HealthInterval
+	// Up to 10% earlier, so the checks of slots opened together spread out.
+	d -= time.Duration(p.loop.Rand().Int64N(int64(d)/10 + 1))
+	p.loop.After(&sl.health, d)
+}
+
+// idleSlot runs when a slot becomes connected: it stops, expires, serves
+// the head waiter, or waits idle.
+func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
+	switch {
+	case sl.stopWanted || p.closing():
+		p.stopSlot(sl)
+		return
+	case !sl.expireAt.IsZero() && !now.IsZero() && !now.Before(sl.expireAt):
+		p.expire(sl)
+		return
+	}
+	if p.serve(sl) {
+		return
+	}
+	sl.idleSince = now
+	sl.idlePos = len(sl.set.idle)
+	sl.set.idle = append(sl.set.idle, sl)
+}
+
+func (p *Pool[C]) unidle(sl *pslot[C]) {
+	if sl.idlePos < 0 {
+		return
+	}
+	idle := sl.set.idle
+	last := idle[len(idle)-1]
+	idle[sl.idlePos] = last
+	last.idlePos = sl.idlePos
+	idle[len(idle)-1] = nil
+	sl.set.idle = idle[:len(idle)-1]
+	sl.idlePos = -1
+}
+
+// expire closes an idle slot's connection and connects again.
+func (p *Pool[C]) expire(sl *pslot[C]) {
+	p.unidle(sl)
+	c := sl.conn
+	var zero C
+	sl.conn = zero
+	sl.fire(slot.Expire)
+	p.lostConn(sl.set)
+	p.closeLater(c)
+	p.st.expired++
+	p.connect(sl)
+}
+
+// lostConn records that a slot of s no longer holds a connection.
+func (p *Pool[C]) lostConn(s *set[C]) {
+	s.live--
+	if s.live == 0 && s.state == slotset.Online {
+		s.fire(slotset.Down)
+		p.rebalanceNow(false)
+	}
+}
+
+// slotFailed moves a slot to failed after ev, closes what it held, and
+// schedules its reconnect.
+func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl, ev, err, true) }
+
+// fail is slotFailed; closeConn is false when an I/O job in flight still
+// holds the connection and will close it itself.
+func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
+	hadConn := sl.state.HasConn()
+	p.unidle(sl)
+	if sl.cancel != nil {
+		sl.cancel()
+		sl.cancel = nil
+	}
+	sl.gen++ // any completion still in flight is stale now
+	if !sl.fire(ev) {
+		return
+	}
+	s := sl.set
+	if hadConn {
+		c := sl.conn
+		var zero C
+		sl.conn = zero
+		p.lostConn(s)
+		if closeConn {
+			p.closeLater(c)
+		}
+	}
+	sl.failures++
+	s.failures++
+	s.lastErr = err
+	s.st.failures++
+	p.lastErr = err
+	p.st.failures++
+	if !s.dead && s.failures >= p.pol.DeadAfter {
+		s.dead = true
+		p.log.Warn("backend dead", "backend", s.b.Name, "failures", s.failures, "err", err)
+		p.checkDead()
+	}
+	if sl.stopWanted || p.closing() {
+		p.stopSlot(sl)
+		return
+	}
+	p.loop.Cancel(&sl.health)
+	p.loop.After(&sl.io, p.backoff(sl.failures))
+}
+
+func (p *Pool[C]) backoff(n int) (d time.Duration) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.policyError("pool: backoff panicked: %v", v)
+			d = p.pol.BackoffMax
+		}
+	}()
+	d = p.pol.Backoff.Delay(n, p.loop.Rand())
+	if d < 0 {
+		p.policyError("pool: backoff returned a negative delay %v", d)
+		d = 0
+	}
+	p.st.observeBackoff(d)
+	return d
+}
+
+// ioDue runs when a slot's I/O deadline or backoff ends.
+func (p *Pool[C]) ioDue(sl *pslot[C]) {
+	switch sl.state {
+	case slot.Failed:
+		if sl.fire(slot.BackoffElapsed) {
+			p.connect(sl)
+		}
+	case slot.Connecting:
+		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: timed out after %v", sl.b.Name, p.pol.ConnectTimeout))
+	case slot.Checking:
+		p.hookTimedOut(sl, slot.CheckErr, "health check")
+	case slot.Recycling:
+		p.hookTimedOut(sl, slot.RecycleErr, "recycle")
+	}
+}
+
+// hookTimedOut fails a slot whose check or recycle overran. The hook still
+// holds the connection, so its (now stale) completion closes it.
+func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
+	p.fail(sl, ev, fmt.Errorf("%s %s: timed out after %v", what, sl.b.Name, p.pol.HealthTimeout), false)
+}
+
+// healthDue runs every health interval for each slot: an idle slot is
+// checked (or expired); a busy one is looked at again next interval.
+func (p *Pool[C]) healthDue(sl *pslot[C]) {
+	if sl.state != slot.Connected {
+		if sl.state.HasConn() {
+			p.scheduleHealth(sl)
+		}
+		return
+	}
+	now := p.now()
+	if (!sl.expireAt.IsZero() && !now.Before(sl.expireAt)) ||
+		(p.pol.MaxConnIdleTime > 0 && now.Sub(sl.idleSince) >= p.pol.MaxConnIdleTime) {
+		p.expire(sl)
+		return
+	}
+	p.scheduleHealth(sl)
+	if p.validate == nil {
+		return
+	}
+	p.unidle(sl)
+	sl.fire(slot.CheckDue)
+	p.st.checks++
+	p.runHook(sl, "health check", p.validate, slot.CheckOK, slot.CheckErr)
+}
+
+// runHook runs a check or the recycle hook on the slot's connection off the
+// loop, bounded by HealthTimeout on the loop's clock.
+func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) error, ok, bad slot.Event) {
+	sl.gen++
+	gen := sl.gen
+	ctx, cancel := context.WithCancel(p.ioCtx)
+	sl.cancel = cancel
+	p.loop.After(&sl.io, p.pol.HealthTimeout)
+	c := sl.conn
+	p.loop.Spawn(func() func() {
+		err := p.call(op, ctx, c, f)
+		return func() {
+			cancel()
+			if sl.gen != gen {
+				// The slot gave up on this connection (timeout): close it.
+				p.closeLater(c)
+				return
+			}
+			sl.cancel = nil
+			p.loop.Cancel(&sl.io)
+			if err != nil {
+				p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.b.Name, err))
+				return
+			}
+			sl.failures = 0
+			sl.set.failures = 0
+			if sl.fire(ok) {
+				p.idleSlot(sl, p.now())
+			}
+		}
+	})
+}
+
+// stopSlot stops a slot and closes its connection, if it holds one.
+func (p *Pool[C]) stopSlot(sl *pslot[C]) {
+	if sl.state.HasConn() {
+		c := sl.conn
+		p.stopSlotKeepConn(sl)
+		p.closeLater(c)
+		return
+	}
+	p.stopSlotKeepConn(sl)
+}
+
+// stopSlotKeepConn stops a slot; its connection, if any, is the caller's
+// to close.
+func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
+	if sl.state == slot.Stopped {
+		return
+	}
+	hadConn := sl.state.HasConn()
+	if sl.state == slot.Claimed {
+		sl.set.claimed--
+		p.nclaimed--
+	}
+	p.unidle(sl)
+	if sl.cancel != nil {
+		sl.cancel()
+		sl.cancel = nil
+	}
+	sl.gen++
+	p.loop.Cancel(&sl.io)
+	p.loop.Cancel(&sl.health)
+	sl.fire(slot.Stop)
+	var zero C
+	sl.conn = zero
+	s := sl.set
+	if sl.stopWanted {
+		s.retiring--
+		sl.stopWanted = false
+	}
+	last := s.slots[len(s.slots)-1]
+	s.slots[sl.pos] = last
+	last.pos = sl.pos
+	s.slots[len(s.slots)-1] = nil
+	s.slots = s.slots[:len(s.slots)-1]
+	p.nslots--
+	if hadConn {
+		p.lostConn(s)
+	}
+	p.maybeDrained(s)
+	p.checkQuiet()
+	p.fill()
+}
+
+// retire stops a slot now if nothing holds its connection, and otherwise
+// once it comes back.
+func (p *Pool[C]) retire(sl *pslot[C]) {
+	switch sl.state {
+	case slot.Connecting, slot.Connected, slot.Failed:
+		p.stopSlot(sl)
+	case slot.Claimed, slot.Recycling, slot.Checking:
+		if !sl.stopWanted {
+			sl.stopWanted = true
+			sl.set.retiring++
+		}
+	}
+}

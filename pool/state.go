@@ -1,0 +1,75 @@
+package pool
+
+import (
+	lf "github.com/looplab/fsm"
+
+	"github.com/qorbgo/qorb/fsm"
+)
+
+// State is the pool's state. The names are part of traces and stay stable.
+type State int8
+
+const (
+	// Starting: no backend has come online yet. Claims wait.
+	Starting State = iota
+	// Running: at least one backend is or has been online. Claims are served.
+	Running
+	// Failed: every known backend is dead. Claims fail fast with
+	// ErrNoBackendsOnline and the last connect error.
+	Failed
+	// Stopping: Close was called; claimed connections are being waited for.
+	Stopping
+	// Stopped: closed. Terminal.
+	Stopped
+)
+
+// Event is something that happens to the pool.
+type Event int8
+
+const (
+	// BackendUp: a backend came online.
+	BackendUp Event = iota
+	// AllDead: every known backend is dead.
+	AllDead
+	// CloseCalled: Close was called.
+	CloseCalled
+	// Closed: every slot stopped, or Close's context ended.
+	Closed
+)
+
+var (
+	stateNames = []string{"starting", "running", "failed", "stopping", "stopped"}
+	eventNames = []string{"backend_up", "all_dead", "close", "closed"}
+	stateDocs  = []string{
+		"no backend has come online yet; claims wait",
+		"claims are served",
+		"every known backend is dead; claims fail fast with the last error",
+		"Close was called; claimed connections are waited for",
+		"closed (terminal)",
+	}
+	eventDocs = []string{
+		"a backend came online",
+		"every known backend is dead",
+		"Close was called",
+		"every slot stopped, or Close's context ended",
+	}
+)
+
+// Machine is the pool machine's declaration, compiled.
+var Machine = fsm.MustDeclare("pool", stateNames, eventNames, "starting", lf.Events{
+	{Name: "backend_up", Src: []string{"starting", "failed"}, Dst: "running"},
+	{Name: "all_dead", Src: []string{"starting", "running"}, Dst: "failed"},
+	{Name: "close", Src: []string{"starting", "running", "failed"}, Dst: "stopping"},
+	{Name: "closed", Src: []string{"stopping"}, Dst: "stopped"},
+})
+
+// String returns the state's trace name.
+func (s State) String() string { return Machine.StateName(int(s)) }
+
+// String returns the event's trace name.
+func (e Event) String() string { return Machine.EventName(int(e)) }
+
+// Markdown renders docs/pool.md.
+func Markdown() string {
+	return Machine.Markdown("The pool as a whole. Claims fail fast while it is failed.", stateDocs, eventDocs)
+}

@@ -1,0 +1,193 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/slot"
+)
+
+// Stats is a snapshot of a pool, serialisable to JSON.
+type Stats struct {
+	Name    string     `json:"name"`
+	State   string     `json:"state"`
+	Slots   SlotCounts `json:"slots"`
+	Waiters int        `json:"waiters"`
+	// OldestClaim is how long the longest-held claimed connection has been
+	// out, so that a claim that never ends shows.
+	OldestClaim time.Duration `json:"oldest_claim"`
+
+	Claims      uint64        `json:"claims"`
+	ClaimErrors ClaimErrors   `json:"claim_errors"`
+	Waits       Histogram     `json:"waits"`
+	Connects    uint64        `json:"connects"`
+	Failures    uint64        `json:"failures"` // failed connects, checks, recycles, discards
+	Checks      uint64        `json:"checks"`
+	Recycles    uint64        `json:"recycles"`
+	Discards    uint64        `json:"discards"`
+	Expired     uint64        `json:"expired"`
+	Closes      uint64        `json:"closes"`
+	BackoffMin  time.Duration `json:"backoff_min"` // shortest backoff delay taken
+	BackoffMax  time.Duration `json:"backoff_max"` // longest backoff delay taken
+	LastError   string        `json:"last_error,omitempty"`
+	PolicyError string        `json:"policy_error,omitempty"`
+
+	Backends []BackendStats `json:"backends"` // sorted by name
+	Resolver resolver.Stats `json:"resolver"`
+}
+
+// SlotCounts counts slots by state.
+type SlotCounts struct {
+	Connecting int `json:"connecting"`
+	Connected  int `json:"connected"`
+	Claimed    int `json:"claimed"`
+	Recycling  int `json:"recycling"`
+	Checking   int `json:"checking"`
+	Failed     int `json:"failed"`
+	Total      int `json:"total"`
+}
+
+func (c *SlotCounts) add(s slot.State) {
+	switch s {
+	case slot.Connecting:
+		c.Connecting++
+	case slot.Connected:
+		c.Connected++
+	case slot.Claimed:
+		c.Claimed++
+	case slot.Recycling:
+		c.Recycling++
+	case slot.Checking:
+		c.Checking++
+	case slot.Failed:
+		c.Failed++
+	}
+	c.Total++
+}
+
+// ClaimErrors counts failed claims by kind.
+type ClaimErrors struct {
+	NoBackends       uint64 `json:"no_backends"`
+	NoBackendsOnline uint64 `json:"no_backends_online"`
+	AllClaimsUsed    uint64 `json:"all_claims_used"`
+	Closed           uint64 `json:"closed"`
+	Context          uint64 `json:"context"` // the claimer's context ended
+}
+
+// BackendStats describes one backend's slot set.
+type BackendStats struct {
+	Name                string     `json:"name"`
+	Addr                string     `json:"addr"`
+	State               string     `json:"state"`
+	Dead                bool       `json:"dead"`
+	Wanted              int        `json:"wanted"`
+	Slots               SlotCounts `json:"slots"`
+	Claims              uint64     `json:"claims"`
+	Connects            uint64     `json:"connects"`
+	Failures            uint64     `json:"failures"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	LastError           string     `json:"last_error,omitempty"`
+}
+
+// Histogram counts durations in fixed buckets: Counts[i] counts values up
+// to Bounds[i]; the last count is for values above every bound.
+type Histogram struct {
+	Bounds []time.Duration `json:"bounds"`
+	Counts []uint64        `json:"counts"`
+}
+
+var waitBounds = []time.Duration{0, 100 * time.Microsecond, time.Millisecond, 10 * time.Millisecond,
+	100 * time.Millisecond, time.Second, 10 * time.Second}
+
+type histogram [8]uint64
+
+func (h *histogram) observe(d time.Duration) {
+	for i, b := range waitBounds {
+		if d <= b {
+			h[i]++
+			return
+		}
+	}
+	h[len(waitBounds)]++
+}
+
+type counters struct {
+	claims, connects, failures, checks, recycles, discards, expired, closes uint64
+	claimErrors                                                             ClaimErrors
+	waits                                                                   histogram
+	backoffMin, backoffMax                                                  time.Duration
+	policyErr                                                               error
+}
+
+type setCounters struct {
+	claims, connects, failures uint64
+}
+
+func (c *counters) failed(err error) {
+	switch {
+	case errors.Is(err, ErrClosed):
+		c.claimErrors.Closed++
+	case errors.Is(err, ErrNoBackendsOnline):
+		c.claimErrors.NoBackendsOnline++
+	case errors.Is(err, ErrNoBackends):
+		c.claimErrors.NoBackends++
+	case errors.Is(err, ErrAllClaimsUsed):
+		c.claimErrors.AllClaimsUsed++
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		c.claimErrors.Context++
+	}
+}
+
+func (c *counters) observeBackoff(d time.Duration) {
+	if c.backoffMax == 0 || d < c.backoffMin {
+		c.backoffMin = d
+	}
+	c.backoffMax = max(c.backoffMax, d)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (p *Pool[C]) stats() Stats {
+	st := Stats{
+		Name: p.name, State: p.state.String(), Waiters: p.waiters.n,
+		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
+		Connects: p.st.connects, Failures: p.st.failures, Checks: p.st.checks,
+		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Closes: p.st.closes,
+		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
+		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
+		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},
+		Resolver: p.res.Stats(),
+	}
+	now := p.now()
+	for _, s := range p.order {
+		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.state.String(), Dead: s.dead,
+			Wanted: s.wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
+			ConsecutiveFailures: s.failures, LastError: errString(s.lastErr)}
+		for _, sl := range s.slots {
+			bs.Slots.add(sl.state)
+			st.Slots.add(sl.state)
+			if sl.state == slot.Claimed {
+				st.OldestClaim = max(st.OldestClaim, now.Sub(sl.claimedAt))
+			}
+		}
+		st.Backends = append(st.Backends, bs)
+	}
+	slices.SortFunc(st.Backends, func(a, b BackendStats) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return st
+}
