@@ -1,0 +1,269 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/resolver"
+)
+
+// resolvConf is where the system's DNS servers are read from when New is
+// given none.
+var resolvConf = "/etc/resolv.conf"
+
+// Resolver finds the backends of a service through DNS. It implements
+// [resolver.Resolver] and runs the declared [resolver.Machine] on the
+// pool's loop: resolving → resolved | failed, and a re-query timer back to
+// resolving, until stopped.
+//
+// Concurrency contract: as for every [resolver.Resolver], Start, Stop and
+// Stats are called with the pool's loop held. DNS exchanges run off the
+// loop through [fsm.Loop.Spawn], each bounded by Config.Timeout; their
+// answers come back as completions that run with the loop held. After Stop
+// every exchange in flight is cancelled, its late answer is dropped, and no
+// Update, transition or timer follows.
+type Resolver struct {
+	// Fixed by New.
+	service string // as given; the machine's id in traces
+	name    string // the name asked: the SRV name, or the host in plain mode
+	plain   bool
+	port    uint16 // plain mode: the backends' port
+	cfg     Config
+	lim     limits
+	servers []*server
+	tr      exchanger
+
+	// With the loop held, once started.
+	host   resolver.Host
+	loop   *fsm.Loop
+	state  resolver.State
+	timer  fsm.Timer
+	ctx    context.Context // cancelled by Stop: ends every exchange
+	cancel context.CancelFunc
+
+	rd       *round      // the round in progress, or nil
+	inflight int         // exchanges spawned and not completed
+	queue    []*exchange // exchanges waiting for a place under MaxInflight
+
+	set        []backend.Backend // the last set delivered
+	delivered  bool
+	known      map[string]known // each target's addresses in the last set
+	lastErr    error
+	lastAnswer time.Time
+	queries    uint64
+	errs       uint64
+	failures   int // consecutive failed rounds: the error backoff's exponent
+	empties    int // consecutive empty answers: the empty retry's exponent
+}
+
+var _ resolver.Resolver = (*Resolver)(nil)
+
+// server is one DNS server and its record.
+type server struct {
+	addr  netip.AddrPort
+	fails int // consecutive failed exchanges; the order of asking sorts on it
+}
+
+// known is what a target resolved to in the last set, kept for when its
+// next lookup fails.
+type known struct{ v4, v6 []netip.Addr }
+
+// New returns a resolver for service, asking servers (port 0 means 53), or
+// when servers is empty, the name servers of /etc/resolv.conf.
+//
+// service is either a name whose SRV records list the backends, such as
+// "_db._tcp.example.com", or "host:port" for plain mode: the host's A and
+// AAAA records with that port. Names are taken as fully qualified; search
+// domains are not applied.
+//
+// Each address of each target is one backend, named "target@addr:port",
+// for example "db-1.example.com.@10.0.0.7:5432" or
+// "db-1.example.com.@[2001:db8::7]:5432". The name stays the same across
+// queries as long as the record does, so the pool keeps that backend's
+// connections; an address that moves is a new backend. When two targets
+// share an address and port, the backend is named after the target that
+// sorts first. SRV priority and weight are not used: every target is a
+// backend, and the pool spreads the load.
+func New(service string, servers []netip.AddrPort, cfg Config) (*Resolver, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	r := &Resolver{
+		service: service,
+		cfg:     cfg,
+		tr:      netExchanger{},
+		lim: limits{
+			udpSize:    int(cfg.UDPSize),
+			maxCNAME:   cfg.MaxCNAME,
+			maxTargets: cfg.MaxTargets,
+			family:     cfg.Family,
+		},
+	}
+	var err error
+	if r.name, r.port, r.plain, err = parseService(service); err != nil {
+		return nil, err
+	}
+	if len(servers) == 0 {
+		if servers, err = systemServers(resolvConf); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range servers {
+		if !s.Addr().IsValid() {
+			return nil, fmt.Errorf("dns: invalid server address %v", s)
+		}
+		if s.Port() == 0 {
+			s = netip.AddrPortFrom(s.Addr(), 53)
+		}
+		r.servers = append(r.servers, &server{addr: s})
+	}
+	return r, nil
+}
+
+// parseService splits "host:port" (plain mode) from an SRV name.
+func parseService(service string) (name string, port uint16, plain bool, err error) {
+	name = service
+	if host, p, e := net.SplitHostPort(service); e == nil {
+		n, e := strconv.ParseUint(p, 10, 16)
+		if e != nil || n == 0 {
+			return "", 0, false, fmt.Errorf("dns: service %q: bad port %q", service, p)
+		}
+		name, port, plain = host, uint16(n), true
+	}
+	if _, ok := mdns.IsDomainName(name); !ok || name == "" || name == "." || strings.Contains(name, ":") {
+		return "", 0, false, fmt.Errorf("dns: service %q: not a domain name (want an SRV name or host:port)", service)
+	}
+	if _, e := netip.ParseAddr(name); e == nil {
+		return "", 0, false, fmt.Errorf("dns: service %q: an address, not a name (use resolver.NewFixed)", service)
+	}
+	return strings.ToLower(mdns.Fqdn(name)), port, plain, nil
+}
+
+// systemServers reads the name servers of a resolv.conf file.
+func systemServers(path string) ([]netip.AddrPort, error) {
+	cc, err := mdns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoServers, err)
+	}
+	port, err := strconv.ParseUint(cc.Port, 10, 16)
+	if err != nil {
+		port = 53
+	}
+	var out []netip.AddrPort
+	for _, s := range cc.Servers {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			continue // a name server given by name cannot be used
+		}
+		out = append(out, netip.AddrPortFrom(a, uint16(port)))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w in %s", ErrNoServers, path)
+	}
+	return out, nil
+}
+
+// Start implements [resolver.Resolver]: it sends the first query at once.
+func (r *Resolver) Start(h resolver.Host) {
+	if r.loop != nil || r.state == resolver.Stopped {
+		return
+	}
+	r.host = h
+	r.loop = h.Loop()
+	r.timer.Init(r.onTimer)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.startRound()
+}
+
+// Stop implements [resolver.Resolver]: it cancels the re-query timer and
+// every exchange in flight. Answers that arrive later are dropped.
+func (r *Resolver) Stop() {
+	if r.state == resolver.Stopped {
+		return
+	}
+	if r.loop == nil {
+		r.state = resolver.Stopped
+		return
+	}
+	r.loop.Fire(resolver.Machine, r.service, (*int8)(&r.state), int(resolver.Stop))
+	r.loop.Cancel(&r.timer)
+	r.cancel()
+	r.rd = nil
+	r.queue = nil
+}
+
+// Stats implements [resolver.Resolver]. LastError is the most recent error
+// of any exchange (a bad answer from one server is shown even when another
+// server answered well); State says whether the resolver is failing now.
+// Queries counts the DNS exchanges sent (a TCP retry is part of its
+// exchange), Errors those that failed.
+func (r *Resolver) Stats() resolver.Stats {
+	st := resolver.Stats{
+		State:      r.state.String(),
+		LastAnswer: r.lastAnswer,
+		Backends:   slices.Clone(r.set),
+		Queries:    r.queries,
+		Errors:     r.errs,
+	}
+	if r.lastErr != nil {
+		st.LastError = r.lastErr.Error()
+	}
+	return st
+}
+
+// onTimer is the re-query timer: a new round.
+func (r *Resolver) onTimer() {
+	if r.state == resolver.Stopped || r.rd != nil {
+		return
+	}
+	r.loop.Fire(resolver.Machine, r.service, (*int8)(&r.state), int(resolver.Query))
+	r.startRound()
+}
+
+func (r *Resolver) fire(ev resolver.Event) {
+	r.loop.Fire(resolver.Machine, r.service, (*int8)(&r.state), int(ev))
+}
+
+// schedule arms the re-query timer d from now, plus jitter.
+func (r *Resolver) schedule(d time.Duration) {
+	d += time.Duration(float64(d) * r.cfg.Jitter * r.loop.Rand().Float64())
+	r.loop.After(&r.timer, d)
+}
+
+// ttlInterval is the re-query interval for a TTL in seconds, clamped to
+// [MinInterval, MaxInterval].
+func (r *Resolver) ttlInterval(ttl uint32) time.Duration {
+	return min(max(time.Duration(ttl)*time.Second, r.cfg.MinInterval), r.cfg.MaxInterval)
+}
+
+// doubling returns base doubled n-1 times, capped at limit.
+func doubling(base, limit time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// deliver hands the set to the pool when it differs from the last one (or
+// is the first).
+func (r *Resolver) deliver(set []backend.Backend) {
+	if r.delivered && slices.Equal(set, r.set) {
+		return
+	}
+	r.set = set
+	r.delivered = true
+	r.loop.Logger().Info("dns: backend set changed", "service", r.service, "backends", len(set))
+	r.host.Update(set)
+}

@@ -1,0 +1,383 @@
+package dns
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/resolver"
+)
+
+// A round is one resolution of the service: the SRV lookup, then the
+// address lookups of its targets (or, in plain mode, the address lookups of
+// the name). It ends when every lookup has an answer or has failed on
+// every server, and its outcome is the machine's answer or error event.
+type round struct {
+	open     int       // lookups not finished
+	ttl      uint32    // smallest TTL of the records used, in seconds
+	srvErr   error     // the SRV lookup failed on every server
+	negative string    // the SRV answer was negative: "NXDOMAIN" or "NODATA"
+	targets  []*target // from the SRV answer, or the one name in plain mode
+	errs     []error   // failed address lookups
+}
+
+// target is one SRV target (or the name in plain mode) and what its
+// address lookups found.
+type target struct {
+	name             string
+	port             uint16
+	v4, v6           []netip.Addr
+	failed4, failed6 bool
+}
+
+// lookup is one question (SRV, A or AAAA) asked of the servers until one
+// answers well, following CNAMEs to further questions.
+type lookup struct {
+	rd       *round
+	tgt      *target // nil for the SRV lookup
+	qtype    uint16
+	name     string // the name asked now: moves along CNAME chains
+	hops     int    // CNAME records followed so far
+	ctx      context.Context
+	cancel   context.CancelFunc
+	order    []*server // servers in the order of asking
+	next     int       // order[next] is the next server to ask
+	inflight int       // exchanges queued or spawned for the current name
+	done     bool
+	errs     []error
+}
+
+// exchange is one question to one server.
+type exchange struct {
+	l *lookup
+	s *server
+}
+
+func (r *Resolver) startRound() {
+	rd := &round{ttl: math.MaxUint32}
+	r.rd = rd
+	if r.plain {
+		r.resolveTargets(rd, []srvTarget{{r.name, r.port}}, nil)
+	} else {
+		r.startLookup(rd, nil, mdns.TypeSRV, r.name)
+	}
+}
+
+// resolveTargets takes the targets' addresses from the additional section
+// when the server gave any, and asks for them otherwise.
+func (r *Resolver) resolveTargets(rd *round, ts []srvTarget, extra map[string]*extraAddr) {
+	for _, st := range ts {
+		t := &target{name: st.name, port: st.port}
+		rd.targets = append(rd.targets, t)
+		if e := extra[st.name]; e != nil && len(e.addrs) > 0 {
+			for _, a := range e.addrs {
+				if a.Is4() {
+					t.v4 = append(t.v4, a)
+				} else {
+					t.v6 = append(t.v6, a)
+				}
+			}
+			rd.ttl = min(rd.ttl, e.ttl)
+			continue
+		}
+		if r.cfg.Family.wantA() {
+			r.startLookup(rd, t, mdns.TypeA, st.name)
+		}
+		if r.cfg.Family.wantAAAA() {
+			r.startLookup(rd, t, mdns.TypeAAAA, st.name)
+		}
+	}
+	if rd.open == 0 {
+		r.finishRound(rd)
+	}
+}
+
+func (r *Resolver) startLookup(rd *round, t *target, qtype uint16, name string) {
+	rd.open++
+	l := &lookup{rd: rd, tgt: t, qtype: qtype}
+	r.ask(l, name)
+}
+
+// ask starts the lookup's question for name: the first Parallel servers in
+// the order of asking, healthy ones first.
+func (r *Resolver) ask(l *lookup, name string) {
+	l.name = name
+	l.ctx, l.cancel = context.WithCancel(r.ctx)
+	l.order = slices.Clone(r.servers)
+	slices.SortStableFunc(l.order, func(a, b *server) int { return cmp.Compare(a.fails, b.fails) })
+	for range min(r.cfg.Parallel, len(l.order)) {
+		r.send(l)
+	}
+}
+
+// send queues the lookup's question for its next server.
+func (r *Resolver) send(l *lookup) {
+	x := &exchange{l: l, s: l.order[l.next]}
+	l.next++
+	l.inflight++
+	r.queue = append(r.queue, x)
+	r.pump()
+}
+
+// pump spawns queued exchanges while fewer than MaxInflight are in flight.
+func (r *Resolver) pump() {
+	for r.inflight < r.cfg.MaxInflight && len(r.queue) > 0 {
+		x := r.queue[0]
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		if x.l.done {
+			x.l.inflight--
+			continue
+		}
+		r.spawn(x)
+	}
+}
+
+// spawn runs one exchange off the loop.
+func (r *Resolver) spawn(x *exchange) {
+	r.inflight++
+	r.queries++
+	l := x.l
+	q := newQuery(l.name, l.qtype, r.cfg.UDPSize)
+	ctx, tr, addr, timeout := l.ctx, r.tr, x.s.addr, r.cfg.Timeout
+	lim := r.lim
+	lim.maxCNAME = r.cfg.MaxCNAME - l.hops
+	r.loop.Logger().Debug("dns: query", "service", r.service, "name", l.name, "type", mdns.Type(l.qtype).String(), "server", addr.String())
+	r.loop.Spawn(func() func() {
+		a, err := query(ctx, tr, addr, q, timeout, lim)
+		return func() { r.onReply(x, a, err) }
+	})
+}
+
+// query asks q of server over UDP, and again over TCP when the answer is
+// truncated. It runs off the loop.
+func query(ctx context.Context, tr exchanger, server netip.AddrPort, q *mdns.Msg, timeout time.Duration, lim limits) (*answer, error) {
+	a, err := queryOnce(ctx, tr, "udp", server, q, timeout, lim)
+	if err == nil && a.truncated {
+		a, err = queryOnce(ctx, tr, "tcp", server, q, timeout, lim)
+	}
+	return a, err
+}
+
+func queryOnce(ctx context.Context, tr exchanger, network string, server netip.AddrPort, q *mdns.Msg, timeout time.Duration, lim limits) (*answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	raw, err := tr.Exchange(ctx, network, server, q)
+	if err == nil {
+		var a *answer
+		if a, err = handleAnswer(q, raw, network, lim); err == nil {
+			return a, nil
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %v: %w", timeout, err)
+	}
+	return nil, fmt.Errorf("over %s: %w", network, err)
+}
+
+// onReply runs with the loop held when an exchange completes.
+func (r *Resolver) onReply(x *exchange, a *answer, err error) {
+	r.inflight--
+	if r.state == resolver.Stopped {
+		return // a late answer after Stop
+	}
+	defer r.pump()
+	l := x.l
+	l.inflight--
+	if l.done {
+		return // another server answered first
+	}
+	if err != nil {
+		err = fmt.Errorf("dns: %s %s from %v %w", l.name, mdns.Type(l.qtype), x.s.addr, err)
+		r.errs++
+		r.lastErr = err
+		x.s.fails++
+		l.errs = append(l.errs, err)
+		r.loop.Logger().Debug("dns: query failed", "service", r.service, "err", err)
+		if l.next < len(l.order) {
+			r.send(l)
+		} else if l.inflight == 0 {
+			r.lookupFailed(l)
+		}
+		return
+	}
+	x.s.fails = 0
+	l.done = true
+	l.cancel()
+	r.answered(l, a)
+}
+
+// answered takes a lookup's good answer.
+func (r *Resolver) answered(l *lookup, a *answer) {
+	rd := l.rd
+	rd.ttl = min(rd.ttl, a.ttl)
+	l.hops += a.hops
+	if a.next != "" {
+		// The chain goes on past this answer: the lookup continues
+		// as a new one, so that late answers to the old name, still
+		// in flight, are told apart and dropped.
+		r.ask(&lookup{rd: rd, tgt: l.tgt, qtype: l.qtype, hops: l.hops}, a.next)
+		return
+	}
+	rd.open--
+	if l.tgt == nil {
+		switch {
+		case a.negative && r.cfg.Port != 0:
+			// No SRV records: plain mode by fallback.
+			r.resolveTargets(rd, []srvTarget{{r.name, r.cfg.Port}}, nil)
+			return
+		case a.nxdomain:
+			rd.negative = "NXDOMAIN"
+		case a.negative:
+			rd.negative = "NODATA"
+		}
+		r.resolveTargets(rd, a.srvs, a.extra)
+		return
+	}
+	if l.qtype == mdns.TypeA {
+		l.tgt.v4 = a.addrs
+	} else {
+		l.tgt.v6 = a.addrs
+	}
+	if rd.open == 0 {
+		r.finishRound(rd)
+	}
+}
+
+// lookupFailed ends a lookup that no server answered well.
+func (r *Resolver) lookupFailed(l *lookup) {
+	l.done = true
+	l.cancel()
+	rd := l.rd
+	rd.open--
+	err := errors.Join(l.errs...)
+	switch {
+	case l.tgt == nil:
+		rd.srvErr = err
+	case l.qtype == mdns.TypeA:
+		l.tgt.failed4 = true
+		rd.errs = append(rd.errs, err)
+	default:
+		l.tgt.failed6 = true
+		rd.errs = append(rd.errs, err)
+	}
+	if rd.open == 0 {
+		r.finishRound(rd)
+	}
+}
+
+// finishRound turns the round's outcome into the machine's event, the new
+// set and the next query's time.
+func (r *Resolver) finishRound(rd *round) {
+	r.rd = nil
+	log := r.loop.Logger()
+	if rd.srvErr != nil {
+		r.failures++
+		r.lastErr = rd.srvErr
+		r.fire(resolver.Error)
+		d := doubling(r.cfg.BackoffMin, r.cfg.BackoffMax, r.failures)
+		log.Warn("dns: resolution failed; keeping the last set", "service", r.service, "retry", d, "err", rd.srvErr)
+		r.schedule(d)
+		return
+	}
+	r.lastAnswer = r.loop.Now()
+	set := r.buildSet(rd)
+	var partial error
+	if len(rd.errs) > 0 {
+		partial = fmt.Errorf("dns: %s: partial answer, targets whose lookup failed keep their last addresses: %w", r.service, errors.Join(rd.errs...))
+		r.lastErr = partial
+	}
+	if len(set) == 0 {
+		r.empties++
+		why := rd.negative
+		if why == "" {
+			why = "no target has an address"
+		}
+		err := fmt.Errorf("%w: %s: %s", ErrNoBackends, r.service, why)
+		if partial != nil {
+			err = errors.Join(err, partial)
+		}
+		r.lastErr = err
+		d := doubling(r.cfg.EmptyRetry, r.cfg.MaxInterval, r.empties)
+		if r.cfg.TrustNegative && partial == nil {
+			r.failures = 0
+			r.fire(resolver.Answer)
+			r.deliver(set)
+		} else {
+			r.fire(resolver.Error)
+			if r.cfg.TrustNegative {
+				r.deliver(set)
+			}
+			log.Warn("dns: empty answer", "service", r.service, "retry", d, "err", err)
+		}
+		r.schedule(d)
+		return
+	}
+	r.empties = 0
+	if partial != nil {
+		r.failures++
+		r.fire(resolver.Error)
+		r.deliver(set)
+		d := doubling(r.cfg.BackoffMin, r.cfg.BackoffMax, r.failures)
+		log.Warn("dns: partial answer", "service", r.service, "retry", d, "err", partial)
+		r.schedule(d)
+		return
+	}
+	r.failures = 0
+	r.fire(resolver.Answer)
+	r.deliver(set)
+	r.schedule(r.ttlInterval(rd.ttl))
+}
+
+// buildSet makes the backend set of a round: one backend per address per
+// target, sorted by name. A target whose lookup of one family failed keeps
+// that family's addresses from the last set.
+func (r *Resolver) buildSet(rd *round) []backend.Backend {
+	ts := slices.Clone(rd.targets)
+	slices.SortFunc(ts, func(a, b *target) int {
+		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.port, b.port))
+	})
+	next := make(map[string]known, len(ts))
+	seen := make(map[netip.AddrPort]bool)
+	var set []backend.Backend
+	for _, t := range ts {
+		k := known{t.v4, t.v6}
+		old := r.known[t.name]
+		if t.failed4 {
+			k.v4 = old.v4
+		}
+		if t.failed6 {
+			k.v6 = old.v6
+		}
+		if prev, dup := next[t.name]; dup { // the same target on two ports
+			k = prev
+		}
+		next[t.name] = k
+		addrs := append(slices.Clone(k.v4), k.v6...)
+		slices.SortFunc(addrs, netip.Addr.Compare)
+		for _, a := range addrs {
+			ap := netip.AddrPortFrom(a, t.port)
+			if seen[ap] {
+				continue
+			}
+			seen[ap] = true
+			set = append(set, backend.Backend{Name: backendName(t.name, ap), Addr: ap})
+		}
+	}
+	r.known = next
+	slices.SortFunc(set, func(a, b backend.Backend) int { return cmp.Compare(a.Name, b.Name) })
+	return set
+}
+
+// backendName names the backend at ap found through target.
+func backendName(target string, ap netip.AddrPort) backend.Name {
+	return backend.Name(target + "@" + ap.String())
+}
