@@ -81,6 +81,7 @@ type Loop struct {
 	inflight int
 	idle     sync.Cond
 	onIdle   func()
+	check    func()
 	spawner  func(io func() func())
 }
 
@@ -112,6 +113,9 @@ func (l *Loop) Enter() { l.mu.Lock() }
 // Leave rearms the real timer if the earliest deadline moved, and releases
 // the loop.
 func (l *Loop) Leave() {
+	if l.check != nil {
+		l.check()
+	}
 	if l.rearm {
 		l.arm()
 	}
@@ -222,6 +226,11 @@ func (l *Loop) jobDone() {
 		}
 	}
 }
+
+// OnEventEnd sets a function run, with the loop held, at the end of every
+// event: at each Leave and after each timer fires. Tests and the simulator
+// check invariants there, when no event is half done.
+func (l *Loop) OnEventEnd(f func()) { l.check = f }
 
 // OnIdle sets a function run, with the loop held, each time the last spawned
 // job in flight completes.

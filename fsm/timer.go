@@ -76,6 +76,9 @@ func (l *Loop) RunDue() int {
 		t := heap.Pop((*timerHeap)(&l.heap)).(*Timer)
 		n++
 		t.fire()
+		if l.check != nil {
+			l.check()
+		}
 	}
 	l.rearm = true
 	return n

@@ -288,9 +288,18 @@ func (p *Pool[C]) fill() {
 	if p.closing() {
 		return
 	}
+	// Grow only within the total the rebalancer wants: a backend above its
+	// share gives its surplus back at the next periodic rebalance.
+	room := 0
 	for _, s := range p.order {
-		for s.state != slotset.Draining && s.wantedNow() < s.wanted && len(s.slots) < p.pol.MaxSlotsPerBackend && p.nslots < p.pol.MaxSlots {
+		if s.state != slotset.Draining {
+			room += s.wanted - s.wantedNow()
+		}
+	}
+	for _, s := range p.order {
+		for (room > 0 || s.state == slotset.Offline) && s.state != slotset.Draining && s.wantedNow() < s.wanted && len(s.slots) < p.pol.MaxSlotsPerBackend && p.nslots < p.pol.MaxSlots {
 			p.startSlot(s)
+			room--
 		}
 	}
 }
@@ -427,7 +436,7 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 	p.loop.Halt()
 	p.loop.Leave()
 	for _, c := range conns {
-		p.closeNow(c)
+		p.closeConn(c)
 	}
 	close(p.done)
 	if err != nil {

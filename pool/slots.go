@@ -142,6 +142,11 @@ func (p *Pool[C]) closeNow(c C) {
 	if p.finished.Load() {
 		return
 	}
+	p.closeConn(c)
+}
+
+// closeConn calls the connector's Close, recovering a panic.
+func (p *Pool[C]) closeConn(c C) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.log.Error("connector close panicked", "panic", v)
@@ -419,7 +424,8 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 		return
 	}
 	hadConn := sl.state.HasConn()
-	if sl.state == slot.Claimed {
+	wasClaimed := sl.state == slot.Claimed
+	if wasClaimed {
 		sl.set.claimed--
 		p.nclaimed--
 	}
@@ -432,8 +438,11 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	p.loop.Cancel(&sl.io)
 	p.loop.Cancel(&sl.health)
 	sl.fire(slot.Stop)
-	var zero C
-	sl.conn = zero
+	if !wasClaimed {
+		// A claimer may still read the connection through its handle.
+		var zero C
+		sl.conn = zero
+	}
 	s := sl.set
 	if sl.stopWanted {
 		s.retiring--

@@ -1,0 +1,464 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestClaimRelease(t *testing.T) {
+	h := newHarness(t, Policy{}, 3, nil)
+	st := h.stats()
+	if st.State != "running" {
+		t.Fatalf("state %s, want running", st.State)
+	}
+	// Spares (8) spread over the three online backends.
+	if st.Slots.Connected != 8 {
+		t.Fatalf("connected slots %d, want 8: %+v", st.Slots.Connected, st.Slots)
+	}
+	hd := h.claim()
+	if hd.Conn() == nil || hd.Conn().b != hd.Backend() {
+		t.Fatalf("handle conn %+v backend %v", hd.Conn(), hd.Backend())
+	}
+	if got := h.stats().Slots.Claimed; got != 1 {
+		t.Fatalf("claimed %d, want 1", got)
+	}
+	hd.Release()
+	h.settle()
+	st = h.stats()
+	if st.Slots.Claimed != 0 || st.Claims != 1 {
+		t.Fatalf("after release: %+v", st)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("second Release did not panic")
+		}
+	}()
+	hd.Release()
+}
+
+func TestClaimBeforeAnyBackend(t *testing.T) {
+	h := newHarness(t, Policy{}, 0, nil)
+	got := make(chan error, 1)
+	go func() {
+		hd, err := h.p.Claim(context.Background())
+		if err == nil {
+			if hd.Backend().Name != name(1) {
+				err = errors.New("claim served by " + string(hd.Backend().Name))
+			}
+			hd.Release()
+		}
+		got <- err
+	}()
+	h.waitUntil("claimer queued", func() bool { return h.p.waiters.n == 1 })
+	h.res.Replace(addr(1))
+	h.settle()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMoreClaimersThanSlotsAreServedInOrder(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 2, SparesWanted: 2}, 1, nil)
+	held := []*Handle[*fakeConn]{h.claim(), h.claim()}
+	const n = 6
+	order := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hd, err := h.p.Claim(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			hd.Release()
+		}()
+		h.waitUntil("claimer queued", func() bool { return h.p.waiters.n == i+1 })
+	}
+	held[0].Release()
+	wg.Wait()
+	held[1].Release()
+	close(order)
+	want := 0
+	for i := range order {
+		if i != want {
+			t.Fatalf("claimer %d served in place %d", i, want)
+		}
+		want++
+	}
+	if want != n {
+		t.Fatalf("%d claimers served, want %d", want, n)
+	}
+}
+
+func TestClaimTimeoutKinds(t *testing.T) {
+	timeout := 5 * time.Second
+	t.Run("no backends", func(t *testing.T) {
+		h := newHarness(t, Policy{ClaimTimeout: timeout}, 0, nil)
+		err := h.claimAfter(timeout)
+		if !errors.Is(err, ErrNoBackends) {
+			t.Fatalf("got %v, want ErrNoBackends", err)
+		}
+		if h.stats().ClaimErrors.NoBackends != 1 {
+			t.Fatalf("stats: %+v", h.stats().ClaimErrors)
+		}
+	})
+	t.Run("no backends online", func(t *testing.T) {
+		h := newHarness(t, Policy{ClaimTimeout: timeout, DeadAfter: 1000}, 1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+			f.fail[name(1)] = errors.New("connection refused")
+			return f
+		})
+		err := h.claimAfter(timeout)
+		if !errors.Is(err, ErrNoBackendsOnline) || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("got %v, want ErrNoBackendsOnline with the connect error", err)
+		}
+	})
+	t.Run("all claims used", func(t *testing.T) {
+		h := newHarness(t, Policy{ClaimTimeout: timeout, MaxSlots: 1}, 1, nil)
+		hd := h.claim()
+		err := h.claimAfter(timeout)
+		if !errors.Is(err, ErrAllClaimsUsed) {
+			t.Fatalf("got %v, want ErrAllClaimsUsed", err)
+		}
+		hd.Release()
+	})
+	t.Run("failed pool fails fast", func(t *testing.T) {
+		h := newHarness(t, Policy{DeadAfter: 3}, 2, func(f *fakeConnector) backend.Connector[*fakeConn] {
+			f.fail[name(1)] = errors.New("refused one")
+			f.fail[name(2)] = errors.New("refused two")
+			return f
+		})
+		h.advance(time.Second) // three attempts each
+		if st := h.stats(); st.State != "failed" {
+			t.Fatalf("pool %s, want failed", st.State)
+		}
+		_, err := h.p.Claim(context.Background())
+		var cause error = err
+		if !errors.Is(err, ErrNoBackendsOnline) || !strings.Contains(cause.Error(), "refused") {
+			t.Fatalf("got %v, want ErrNoBackendsOnline with last error", err)
+		}
+		// A backend coming back brings the pool back.
+		h.fake.set(func(f *fakeConnector) { delete(f.fail, name(2)) })
+		h.advance(time.Minute)
+		if st := h.stats(); st.State != "running" {
+			t.Fatalf("pool %s after recovery, want running", st.State)
+		}
+		h.claim().Release()
+	})
+	t.Run("context", func(t *testing.T) {
+		h := newHarness(t, Policy{MaxSlots: 1}, 1, nil)
+		hd := h.claim()
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan error, 1)
+		go func() { _, err := h.p.Claim(ctx); got <- err }()
+		h.waitUntil("queued", func() bool { return h.p.waiters.n == 1 })
+		cancel()
+		if err := <-got; !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want context.Canceled", err)
+		}
+		hd.Release()
+		h.settle()
+		if st := h.stats(); st.Slots.Connected != 1 || st.Waiters != 0 {
+			t.Fatalf("after cancel: %+v", st)
+		}
+	})
+}
+
+// claimAfter starts a claim, advances the clock by d, and returns its error.
+func (h *harness) claimAfter(d time.Duration) error {
+	got := make(chan error, 1)
+	go func() {
+		hd, err := h.p.Claim(context.Background())
+		if err == nil {
+			hd.Release()
+		}
+		got <- err
+	}()
+	h.waitUntil("claimer queued", func() bool { return h.p.waiters.n == 1 })
+	h.advance(d)
+	return <-got
+}
+
+func TestDoneWaiterIsNeverHandedAConnection(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 1}, 1, nil)
+	hd := h.claim()
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() {
+		hd, err := h.p.Claim(ctx)
+		if err == nil {
+			hd.Release()
+		}
+		got <- err
+	}()
+	h.waitUntil("queued", func() bool { return h.p.waiters.n == 1 })
+	// Cancel with the loop held, so that the release below finds a queued
+	// waiter whose context is already done.
+	h.p.loop.Enter()
+	cancel()
+	h.p.loop.Leave()
+	hd.Release()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if st := h.stats(); st.Claims != 1 {
+		t.Fatalf("claims %d: the cancelled waiter was served", st.Claims)
+	}
+}
+
+func TestFailingHealthCheckRemovesBackend(t *testing.T) {
+	pol := Policy{SparesWanted: 4, DeadAfter: 2}
+	h := newHarness(t, pol, 2, func(f *fakeConnector) backend.Connector[*fakeConn] { return validating{f} })
+	if st := h.stats(); st.Backends[0].State != "online" || st.Backends[1].State != "online" {
+		t.Fatalf("backends not online: %+v", st.Backends)
+	}
+	h.fake.set(func(f *fakeConnector) { f.validateErr[name(1)] = errors.New("health: bad") })
+	h.advance(pol.withDefaults().HealthInterval + time.Second)
+	st := h.stats()
+	if b := st.Backends[0]; b.State != "offline" || !b.Dead || !strings.Contains(b.LastError, "health: bad") {
+		t.Fatalf("backend 1 after failing checks: %+v", b)
+	}
+	if h.fake.openTo(name(1)) != 0 {
+		t.Fatalf("%d connections still open to the unhealthy backend", h.fake.openTo(name(1)))
+	}
+	for range 20 {
+		hd := h.claim()
+		if hd.Backend().Name != name(2) {
+			t.Fatalf("claim served by unhealthy %s", hd.Backend().Name)
+		}
+		hd.Release()
+	}
+}
+
+func TestBackoffBoundsAndReset(t *testing.T) {
+	pol := Policy{SparesWanted: 1, MaxSlots: 1, DeadAfter: 1000, BackoffMin: 20 * time.Millisecond, BackoffMax: time.Second, BackoffJitter: 10 * time.Millisecond}
+	h := newHarness(t, pol, 1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+		f.fail[name(1)] = errors.New("refused")
+		return f
+	})
+	h.advance(30 * time.Second)
+	delays := h.backoffDelaysSince(0)
+	if len(delays) < 10 {
+		t.Fatalf("only %d retries in 30s", len(delays))
+	}
+	for i, d := range delays {
+		want := min(pol.BackoffMin<<i, pol.BackoffMax)
+		if d < want || d >= want+pol.BackoffJitter {
+			t.Fatalf("retry %d waited %v, want [%v, %v)", i+1, d, want, want+pol.BackoffJitter)
+		}
+	}
+	// Success resets the backoff: the next failure waits BackoffMin again.
+	h.fake.set(func(f *fakeConnector) { delete(f.fail, name(1)) })
+	h.advance(2 * time.Second)
+	hd := h.claim()
+	h.fake.set(func(f *fakeConnector) { f.fail[name(1)] = errors.New("refused again") })
+	delays = h.backoffDelays(func() {
+		hd.Discard(errors.New("broken"))
+		h.advance(time.Second)
+	})
+	if len(delays) == 0 || delays[0] < pol.BackoffMin || delays[0] >= pol.BackoffMin+pol.BackoffJitter {
+		t.Fatalf("first delay after a success %v, want [%v, %v)", delays, pol.BackoffMin, pol.BackoffMin+pol.BackoffJitter)
+	}
+}
+
+// backoffDelays runs f and returns, from the trace, the time each slot
+// spent in failed before its backoff elapsed.
+func (h *harness) backoffDelays(f func()) []time.Duration {
+	h.mu.Lock()
+	start := len(h.trace)
+	h.mu.Unlock()
+	f()
+	return h.backoffDelaysSince(start)
+}
+
+func (h *harness) backoffDelaysSince(start int) []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []time.Duration
+	failedAt := map[string]time.Time{}
+	for _, tr := range h.trace[start:] {
+		if tr.Machine != "slot" {
+			continue
+		}
+		if tr.To == "failed" {
+			failedAt[tr.ID] = tr.At
+		}
+		if at, ok := failedAt[tr.ID]; ok && tr.Event == "backoff_elapsed" {
+			out = append(out, tr.At.Sub(at))
+		}
+	}
+	return out
+}
+
+func TestRemovedBackendDrains(t *testing.T) {
+	h := newHarness(t, Policy{}, 2, nil)
+	var held *Handle[*fakeConn]
+	for held == nil {
+		hd := h.claim()
+		if hd.Backend().Name == name(1) {
+			held = hd
+			continue
+		}
+		defer hd.Release()
+	}
+	h.res.Replace(addr(2))
+	h.settle()
+	st := h.stats()
+	if b := st.Backends[0]; b.Name != string(name(1)) || b.State != "draining" || b.Slots.Total != 1 || b.Slots.Claimed != 1 {
+		t.Fatalf("removed backend: %+v", st.Backends)
+	}
+	if h.fake.openTo(name(1)) != 1 {
+		t.Fatalf("%d open to the draining backend, want only the claimed one", h.fake.openTo(name(1)))
+	}
+	for range 10 {
+		hd := h.claim()
+		if hd.Backend().Name != name(2) {
+			t.Fatalf("claim from removed backend %s", hd.Backend().Name)
+		}
+		hd.Release()
+	}
+	if held.Conn().closed.Load() {
+		t.Fatal("claimed connection closed while draining")
+	}
+	held.Release()
+	h.settle()
+	if h.fake.openTo(name(1)) != 0 || len(h.stats().Backends) != 1 {
+		t.Fatalf("drained backend not gone: %+v", h.stats().Backends)
+	}
+	if h.count("set", "drained") != 1 {
+		t.Fatal("no drained transition")
+	}
+	// Listed again, it comes back.
+	h.res.Replace(addr(1), addr(2))
+	h.settle()
+	if st := h.stats(); len(st.Backends) != 2 || st.Backends[0].State != slotset.Online.String() {
+		t.Fatalf("re-added backend: %+v", st.Backends)
+	}
+}
+
+func TestCloseWaitsForClaimedThenForces(t *testing.T) {
+	h := newHarness(t, Policy{}, 2, nil)
+	a, b := h.claim(), h.claim()
+	bConn := b.Conn()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.p.Close(ctx) }()
+	h.waitUntil("stopping with only claimed slots left", func() bool {
+		return h.p.state == Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
+	})
+	if _, err := h.p.Claim(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("claim while closing: %v", err)
+	}
+	a.Release() // closed on release
+	h.waitUntil("released slot stopped", func() bool { return h.p.nslots == 1 })
+	cancel()
+	err := <-done
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "1 claimed") {
+		t.Fatalf("Close: %v", err)
+	}
+	if b.Conn() != bConn {
+		t.Fatal("the handle's connection changed under its claimer")
+	}
+	if !bConn.closed.Load() {
+		t.Fatal("claimed connection left open after Close")
+	}
+	b.Release() // a no-op now
+	if n := h.fake.openCount(); n != 0 {
+		t.Fatalf("%d connections open after Close", n)
+	}
+	if h.fake.doubleClose != 0 {
+		t.Fatalf("%d connections closed twice", h.fake.doubleClose)
+	}
+	if err := h.p.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if st := h.stats(); st.State != "stopped" {
+		t.Fatalf("state %s", st.State)
+	}
+}
+
+func TestCloseWithHangingConnector(t *testing.T) {
+	fake := newFakeConnector()
+	fake.hang[name(1)] = true
+	fake.hangHonours = false // ignores its context
+	p, err := New(resolverFor(1), backend.Connector[*fakeConn](fake), Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		fake.mu.Lock()
+		n := fake.hanging
+		fake.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close: %v", err)
+	}
+	fake.finished.Store(true)
+	close(fake.unhang) // the connects return connections now
+	p.loop.WaitIdle()
+	if n := fake.lateCalls.Load(); n != 0 {
+		t.Fatalf("connector called %d times after Close returned", n)
+	}
+	if st := p.Stats(); st.State != "stopped" {
+		t.Fatalf("state %s", st.State)
+	}
+}
+
+func TestCloseLeavesNothingOpen(t *testing.T) {
+	h := newHarness(t, Policy{}, 3, func(f *fakeConnector) backend.Connector[*fakeConn] { return validating{f} })
+	for range 5 {
+		h.claim().Release()
+	}
+	h.settle()
+	if err := h.p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.fake.openCount(); n != 0 {
+		t.Fatalf("%d open after Close", n)
+	}
+	h.fake.mu.Lock()
+	defer h.fake.mu.Unlock()
+	if h.fake.connects != h.fake.closes || h.fake.doubleClose != 0 {
+		t.Fatalf("connects %d closes %d double %d", h.fake.connects, h.fake.closes, h.fake.doubleClose)
+	}
+}
+
+func TestPolicyValidation(t *testing.T) {
+	for _, tc := range []struct {
+		p    Policy
+		want string
+	}{
+		{Policy{MaxSlots: -1}, "MaxSlots"},
+		{Policy{BackoffMin: time.Second, BackoffMax: time.Millisecond}, "BackoffMin"},
+		{Policy{ClaimTimeout: -time.Second}, "ClaimTimeout"},
+		{Policy{SparesWanted: -3, HealthInterval: -1}, "HealthInterval"},
+	} {
+		_, err := New(resolverFor(1), newFakeConnector(), tc.p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("policy %+v: got %v, want an error naming %s", tc.p, err, tc.want)
+		}
+	}
+	if _, err := New[*fakeConn](nil, newFakeConnector(), Policy{}); err == nil {
+		t.Error("nil resolver accepted")
+	}
+}
