@@ -141,13 +141,19 @@ func parseService(service string) (name string, port uint16, plain bool, err err
 		}
 		name, port, plain = host, uint16(n), true
 	}
-	if _, ok := mdns.IsDomainName(name); !ok || name == "" || name == "." || strings.Contains(name, ":") {
+	if _, ok := mdns.IsDomainName(name); !ok || name == "" || name == "." || strings.ContainsFunc(name, badNameRune) {
 		return "", 0, false, fmt.Errorf("dns: service %q: not a domain name (want an SRV name or host:port)", service)
 	}
 	if _, e := netip.ParseAddr(name); e == nil {
 		return "", 0, false, fmt.Errorf("dns: service %q: an address, not a name (use resolver.NewFixed)", service)
 	}
 	return strings.ToLower(mdns.Fqdn(name)), port, plain, nil
+}
+
+// badNameRune reports a character that has no place in a service or host
+// name (miekg/dns accepts any bytes in a label).
+func badNameRune(c rune) bool {
+	return c <= ' ' || c >= 0x7f || strings.ContainsRune(`:;()"\\@$`, c)
 }
 
 // systemServers reads the name servers of a resolv.conf file.

@@ -22,14 +22,14 @@ var zonePath = filepath.Join("..", "..", "testdata", "zones", "example.test.zone
 type behavior int
 
 const (
-	answerWell behavior = iota
-	drop                // never answer: the client times out
-	servfail            // answer SERVFAIL
-	refused             // answer REFUSED with no question
-	malformed           // answer with the last bytes cut off
-	wrongID             // answer with another ID
-	wrongQuestion       // answer another question
-	oversize            // ignore the client's EDNS0 buffer: never truncate
+	answerWell    behavior = iota
+	drop                   // never answer: the client times out
+	servfail               // answer SERVFAIL
+	refused                // answer REFUSED with no question
+	malformed              // answer with the last bytes cut off
+	wrongID                // answer with another ID
+	wrongQuestion          // answer another question
+	oversize               // ignore the client's EDNS0 buffer: never truncate
 )
 
 // zoneServer is an in-process authoritative DNS server on 127.0.0.1, UDP
@@ -38,13 +38,13 @@ const (
 type zoneServer struct {
 	Addr netip.AddrPort
 
-	mu       sync.Mutex
-	rrs      []mdns.RR
-	soa      *mdns.SOA
-	behave   behavior
-	noExtra  bool // leave the additional section out of SRV answers
-	noChase  bool // answer a CNAME alone, without following it
-	queries  map[string]int
+	mu      sync.Mutex
+	rrs     []mdns.RR
+	soa     *mdns.SOA
+	behave  behavior
+	noExtra bool // leave the additional section out of SRV answers
+	noChase bool // answer a CNAME alone, without following it
+	queries map[string]int
 
 	udp, tcp *mdns.Server
 }
