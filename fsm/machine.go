@@ -179,7 +179,7 @@ func (m *Machine) Mermaid() string {
 func (m *Machine) Markdown(about string, stateDocs, eventDocs []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The %s machine\n\n", m.name)
-	b.WriteString("<!-- Generated from the declaration by `go test ./... -run TestDiagrams -update`; do not edit. -->\n\n")
+	b.WriteString("<!-- Generated from the declaration by `go test ./fsm -run TestDiagrams -update`; do not edit. -->\n\n")
 	if about != "" {
 		b.WriteString(about + "\n\n")
 	}

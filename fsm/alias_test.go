@@ -1,0 +1,5 @@
+package fsm_test
+
+import lf "github.com/looplab/fsm"
+
+type lfEvent = lf.EventDesc

@@ -1,0 +1,93 @@
+package fsm_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"pgregory.net/rapid"
+
+	"github.com/qorbgo/qorb/fsm"
+)
+
+// TestTimersFireInDeadlineThenSequenceOrder checks the heap against a
+// sorted list: timers fire by deadline, equal deadlines in scheduling order,
+// rescheduled timers by their last schedule, cancelled ones never.
+func TestTimersFireInDeadlineThenSequenceOrder(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		clk := clock.NewMock()
+		l := fsm.NewLoop(clk, 1, nil)
+		l.Enter()
+		defer l.Leave()
+		l.Halt() // fire only through RunDue
+		n := rapid.IntRange(1, 40).Draw(rt, "n")
+		timers := make([]fsm.Timer, n)
+		var fired []int
+		type sched struct {
+			when time.Duration
+			seq  int
+		}
+		want := map[int]sched{}
+		seq := 0
+		for i := range timers {
+			timers[i].Init(func() { fired = append(fired, i) })
+		}
+		ops := rapid.IntRange(1, 100).Draw(rt, "ops")
+		for range ops {
+			i := rapid.IntRange(0, n-1).Draw(rt, "timer")
+			if rapid.IntRange(0, 4).Draw(rt, "op") == 0 {
+				l.Cancel(&timers[i])
+				delete(want, i)
+				continue
+			}
+			d := time.Duration(rapid.IntRange(0, 5).Draw(rt, "deadline")) * time.Second
+			l.After(&timers[i], d)
+			seq++
+			want[i] = sched{d, seq}
+		}
+		clk.Add(time.Minute)
+		l.RunDue()
+		var order []int
+		for i := range want {
+			order = append(order, i)
+		}
+		slices.SortFunc(order, func(a, b int) int {
+			if want[a].when != want[b].when {
+				return int(want[a].when - want[b].when)
+			}
+			return want[a].seq - want[b].seq
+		})
+		if !slices.Equal(fired, order) {
+			rt.Fatalf("fired %v, want %v", fired, order)
+		}
+	})
+}
+
+func TestRunDueFiresOnlyWhatIsDue(t *testing.T) {
+	clk := clock.NewMock()
+	l := fsm.NewLoop(clk, 1, nil)
+	l.Enter()
+	defer l.Leave()
+	var a, b fsm.Timer
+	var fired []string
+	a.Init(func() { fired = append(fired, "a") })
+	b.Init(func() { fired = append(fired, "b"); l.After(&b, time.Second) })
+	l.After(&a, 2*time.Second)
+	l.After(&b, time.Second)
+	if l.RunDue() != 0 {
+		t.Fatal("fired early")
+	}
+	clk.Set(clk.Now().Add(time.Second))
+	if l.RunDue() != 1 || !b.Pending() || a.Pending() == false {
+		t.Fatalf("fired %v", fired)
+	}
+	clk.Set(clk.Now().Add(time.Second))
+	l.RunDue()
+	if !slices.Equal(fired, []string{"b", "a", "b"}) {
+		t.Fatalf("fired %v", fired)
+	}
+	if next, ok := l.NextDeadline(); !ok || !next.Equal(clk.Now().Add(time.Second)) {
+		t.Fatalf("next deadline %v %v", next, ok)
+	}
+}
