@@ -21,6 +21,7 @@ type fakeExchanger struct {
 	hold        chan struct{} // when set, exchanges wait for it to close (or for ctx)
 	started     chan struct{} // when set, receives once per exchange started
 	calls       int
+	networks    map[string]int // exchanges by network
 	running     int
 	maxRunning  int
 	ctxCanceled int // exchanges that ended because ctx ended
@@ -29,6 +30,10 @@ type fakeExchanger struct {
 func (f *fakeExchanger) Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg) ([]byte, error) {
 	f.mu.Lock()
 	f.calls++
+	if f.networks == nil {
+		f.networks = map[string]int{}
+	}
+	f.networks[network]++
 	f.running++
 	f.maxRunning = max(f.maxRunning, f.running)
 	hold, started, fail, answer := f.hold, f.started, f.fail, f.answer
@@ -69,4 +74,10 @@ func (f *fakeExchanger) stats() (calls, maxRunning, canceled int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls, f.maxRunning, f.ctxCanceled
+}
+
+func (f *fakeExchanger) count(network string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.networks[network]
 }
