@@ -162,7 +162,7 @@ func addrs(n int) []netip.AddrPort {
 // harness is a pool on a mock clock with a fake connector and a fixed
 // resolver. Every transition is checked against the pool's invariants.
 type harness struct {
-	t     *testing.T
+	t     reporter
 	clk   *clock.Mock
 	res   *resolver.Fixed
 	fake  *fakeConnector
@@ -173,6 +173,20 @@ type harness struct {
 
 func newHarness(t *testing.T, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn]) *harness {
 	t.Helper()
+	h := startHarness(t, pol, nBackends, wrap)
+	t.Cleanup(h.close)
+	return h
+}
+
+// reporter is what the harness needs of a *testing.T or a *rapid.T.
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+func startHarness(t reporter, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn]) *harness {
+	t.Helper()
 	h := &harness{t: t, clk: clock.NewMock(), res: resolver.NewFixed(addrs(nBackends)...), fake: newFakeConnector()}
 	var c backend.Connector[*fakeConn] = h.fake
 	if wrap != nil {
@@ -180,21 +194,23 @@ func newHarness(t *testing.T, pol Policy, nBackends int, wrap func(*fakeConnecto
 	}
 	p, err := New(h.res, c, pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("New: %v", err)
 	}
 	h.p = p
 	p.loop.Enter()
 	p.loop.OnEventEnd(h.check)
 	p.loop.Leave()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = p.Close(ctx)
-		close(h.fake.unhangOnce())
-		h.p.loop.WaitIdle()
-	})
 	h.settle()
 	return h
+}
+
+// close closes the pool at once and releases hung connects.
+func (h *harness) close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = h.p.Close(ctx)
+	close(h.fake.unhangOnce())
+	h.p.loop.WaitIdle()
 }
 
 func (f *fakeConnector) unhangOnce() chan struct{} {
@@ -362,3 +378,5 @@ func (p *Pool[C]) checkInvariants() error {
 }
 
 func resolverFor(n int) *resolver.Fixed { return resolver.NewFixed(addrs(n)...) }
+
+func runtimeGosched() { runtime.Gosched() }

@@ -409,10 +409,8 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 // stopSlot stops a slot and closes its connection, if it holds one.
 func (p *Pool[C]) stopSlot(sl *pslot[C]) {
 	if sl.state.HasConn() {
-		c := sl.conn
-		p.stopSlotKeepConn(sl)
-		p.closeLater(c)
-		return
+		// Spawn the close first, so that Close sees it in flight.
+		p.closeLater(sl.conn)
 	}
 	p.stopSlotKeepConn(sl)
 }
