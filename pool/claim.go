@@ -182,7 +182,7 @@ func (p *Pool[C]) claim(ctx context.Context, front bool) (*Handle[C], error) {
 		if sl := p.pick(); sl != nil {
 			p.claimSlot(sl)
 			p.st.waits.observe(0)
-			if p.nslots < p.demand() {
+			if d := p.demand(); p.nslots < d && d != p.lastDemand {
 				p.rebalanceNow(false)
 			}
 			p.loop.Leave()

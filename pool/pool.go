@@ -33,25 +33,26 @@ type Pool[C any] struct {
 	finished atomic.Bool // Close returned: the connector is never called again
 
 	// Everything below is owned by the loop.
-	state     State
-	sets      map[backend.Name]*set[C]
-	order     []*set[C] // every set not stopped, in preference order
-	waiters   waiterList[C]
-	freeW     []*waiter[C]
-	nslots    int // slots not stopped
-	nclaimed  int
-	lastErr   error
-	ioCtx     context.Context
-	ioCancel  context.CancelFunc
-	rebalance fsm.Timer
-	decohere  fsm.Timer
-	quiet     chan struct{} // closed when stopping and nothing is left
-	done      chan struct{} // closed when stopped
-	cands     []Candidate
-	candSets  []*set[C]
-	info      []SetInfo
-	want      []int
-	st        counters
+	state      State
+	sets       map[backend.Name]*set[C]
+	order      []*set[C] // every set not stopped, in preference order
+	waiters    waiterList[C]
+	freeW      []*waiter[C]
+	nslots     int // slots not stopped
+	nclaimed   int
+	lastErr    error
+	ioCtx      context.Context
+	ioCancel   context.CancelFunc
+	rebalance  fsm.Timer
+	decohere   fsm.Timer
+	quiet      chan struct{} // closed when stopping and nothing is left
+	done       chan struct{} // closed when stopped
+	cands      []Candidate
+	candSets   []*set[C]
+	info       []SetInfo
+	want       []int
+	lastDemand int // demand at the last rebalance
+	st         counters
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -240,12 +241,14 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		total += w
 		s.wanted = w
 	}
-	for _, s := range slices.Clone(p.candSets) {
+	p.lastDemand = p.demand()
+	for _, s := range p.candSets {
 		surplus := s.wantedNow() - s.wanted
 		switch {
 		case surplus <= 0:
 		case s.state == slotset.Offline:
-			// No connection to tear down: keep only the probe.
+			// No connection to tear down: keep only the probe. (shrink
+			// changes no set's place in p.candSets.)
 			p.shrink(s, surplus)
 		case shrink:
 			p.shrink(s, (surplus+1)/2)
@@ -304,8 +307,10 @@ func (p *Pool[C]) fill() {
 	}
 }
 
-// demand is the number of slots the default rebalancing would want; a
-// claim that finds fewer slots triggers a rebalance.
+// demand is the number of slots the default rebalancing would want.
+// A claim triggers a rebalance when demand has changed since the last one
+// and exceeds the slots, so that a pool held below demand by its caps does
+// not rebalance on every claim.
 func (p *Pool[C]) demand() int {
 	return min(p.nclaimed+p.waiters.n+p.pol.SparesWanted, p.pol.MaxSlots)
 }
