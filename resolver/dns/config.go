@@ -37,18 +37,18 @@ func (f Family) wantAAAA() bool { return f != IPv4Only }
 
 // Defaults of the zero fields of a [Config].
 const (
-	DefaultTimeout     = 2 * time.Second
-	DefaultParallel    = 2
-	DefaultMaxInflight = 16
-	DefaultMinInterval = 5 * time.Second
-	DefaultMaxInterval = 60 * time.Second
-	DefaultEmptyRetry  = 1 * time.Second
-	DefaultBackoffMin  = 1 * time.Second
-	DefaultBackoffMax  = 30 * time.Second
-	DefaultJitter      = 0.1
-	DefaultUDPSize     = 1232 // the EDNS0 buffer of DNS Flag Day 2020: no IP fragmentation
-	DefaultMaxCNAME    = 8
-	DefaultMaxTargets  = 256
+	DefaultTimeout     = 2 * time.Second  // Config.Timeout
+	DefaultParallel    = 2                // Config.Parallel
+	DefaultMaxInflight = 16               // Config.MaxInflight
+	DefaultMinInterval = 5 * time.Second  // Config.MinInterval
+	DefaultMaxInterval = 60 * time.Second // Config.MaxInterval
+	DefaultEmptyRetry  = 1 * time.Second  // Config.EmptyRetry
+	DefaultBackoffMin  = 1 * time.Second  // Config.BackoffMin
+	DefaultBackoffMax  = 30 * time.Second // Config.BackoffMax
+	DefaultJitter      = 0.1              // Config.Jitter
+	DefaultUDPSize     = 1232             // Config.UDPSize: DNS Flag Day 2020's buffer, no IP fragmentation
+	DefaultMaxCNAME    = 8                // Config.MaxCNAME
+	DefaultMaxTargets  = 256              // Config.MaxTargets
 )
 
 // Config tunes a [Resolver]. Zero fields take the defaults given in their
