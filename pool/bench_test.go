@@ -55,7 +55,7 @@ func newPuddle(b *testing.B, n int) *puddle.Pool[*benchConn] {
 // BenchmarkClaimRelease: one goroutine, a connection always free.
 func BenchmarkClaimRelease(b *testing.B) {
 	ctx := context.Background()
-	b.Run("qorb", func(b *testing.B) {
+	b.Run("impl=qorb", func(b *testing.B) {
 		p := newBenchPool(b, 16)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -66,7 +66,7 @@ func BenchmarkClaimRelease(b *testing.B) {
 			h.Release()
 		}
 	})
-	b.Run("puddle", func(b *testing.B) {
+	b.Run("impl=puddle", func(b *testing.B) {
 		p := newPuddle(b, 16)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -82,7 +82,7 @@ func BenchmarkClaimRelease(b *testing.B) {
 // BenchmarkClaimReleaseParallel: GOMAXPROCS goroutines, 16 connections.
 func BenchmarkClaimReleaseParallel(b *testing.B) {
 	ctx := context.Background()
-	b.Run("qorb", func(b *testing.B) {
+	b.Run("impl=qorb", func(b *testing.B) {
 		p := newBenchPool(b, 16)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -96,7 +96,7 @@ func BenchmarkClaimReleaseParallel(b *testing.B) {
 			}
 		})
 	})
-	b.Run("puddle", func(b *testing.B) {
+	b.Run("impl=puddle", func(b *testing.B) {
 		p := newPuddle(b, 16)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -144,7 +144,7 @@ func BenchmarkThousandClaimers(b *testing.B) {
 		wg.Wait()
 	}
 	ctx := context.Background()
-	b.Run("qorb", func(b *testing.B) {
+	b.Run("impl=qorb", func(b *testing.B) {
 		p := newBenchPool(b, slots)
 		run(b, func() (func(), error) {
 			h, err := p.Claim(ctx)
@@ -154,7 +154,7 @@ func BenchmarkThousandClaimers(b *testing.B) {
 			return h.Release, nil
 		})
 	})
-	b.Run("puddle", func(b *testing.B) {
+	b.Run("impl=puddle", func(b *testing.B) {
 		p := newPuddle(b, slots)
 		run(b, func() (func(), error) {
 			r, err := p.Acquire(ctx)
