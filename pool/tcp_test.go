@@ -1,0 +1,570 @@
+package pool_test
+
+// Real TCP on loopback: the pool over three echo servers, with the
+// connector of connector/tcp. These tests use the real clock; every wait
+// is bounded by a context or a timeout, and none sleeps.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/connector/tcp"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+// connGauge counts connections open now and the most ever open at once.
+type connGauge struct {
+	open, peak atomic.Int64
+}
+
+func (g *connGauge) inc() {
+	n := g.open.Add(1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (g *connGauge) dec() { g.open.Add(-1) }
+
+// echoServer is a loopback TCP echo server that counts its connections,
+// in a gauge of its own and in one shared by all the servers of a test.
+//
+// A connection counts as open from Accept until the server is done with
+// it: its handler saw EOF (or an error) from the client, or kill closed it.
+type echoServer struct {
+	t        *testing.T
+	ln       net.Listener
+	addr     netip.AddrPort
+	all      *connGauge
+	own      connGauge
+	accepted atomic.Int64
+	wg       sync.WaitGroup // the accept loop and every handler
+
+	mu     sync.Mutex
+	conns  map[net.Conn]bool // open, not yet uncounted
+	killed bool
+}
+
+func startEchoServer(t *testing.T, all *connGauge) *echoServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &echoServer{t: t, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort(), all: all, conns: map[net.Conn]bool{}}
+	s.wg.Go(s.acceptLoop)
+	t.Cleanup(s.kill) // after a failure: nothing is left running
+	return s
+}
+
+func (s *echoServer) acceptLoop() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return // the listener is closed
+		}
+		s.mu.Lock()
+		if s.killed {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns[c] = true
+		s.own.inc()
+		s.all.inc()
+		s.accepted.Add(1)
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			_, _ = io.Copy(c, c) // returns at EOF, or when kill closes c
+			s.uncount(c)
+			c.Close()
+		})
+	}
+}
+
+// uncount takes c out of the gauges, once.
+func (s *echoServer) uncount(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[c] {
+		delete(s.conns, c)
+		s.own.dec()
+		s.all.dec()
+	}
+}
+
+// kill stops the server as a crash would: the listener closes (new
+// connects are refused) and every accepted connection is closed. The
+// connections leave the gauges before kill returns, and kill waits for
+// every handler.
+func (s *echoServer) kill() {
+	s.ln.Close()
+	s.mu.Lock()
+	s.killed = true
+	for c := range s.conns {
+		delete(s.conns, c)
+		s.own.dec()
+		s.all.dec()
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// waitClientsGone closes the listener and waits until the handler of every
+// connection the server accepted has seen the client close its end. It
+// fails the test after timeout, with the connections still open.
+func (s *echoServer) waitClientsGone(timeout time.Duration) {
+	s.t.Helper()
+	s.ln.Close()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.t.Errorf("server %s: %d connections still open %v after the pool closed", s.addr, s.own.open.Load(), timeout)
+		s.kill() // unblocks the waiter above
+		<-done
+	}
+}
+
+func (s *echoServer) backendName() backend.Name { return backend.FromAddr(s.addr).Name }
+
+// echoCheck is the tcp connector's validation: a one-byte echo round trip.
+// The connector ties the connection's deadline to ctx.
+func echoCheck(_ context.Context, c net.Conn) error {
+	if _, err := c.Write([]byte{'?'}); err != nil {
+		return err
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return err
+	}
+	if b[0] != '?' {
+		return fmt.Errorf("echo check: got %q", b[0])
+	}
+	return nil
+}
+
+// echoRoundTrip writes msg and reads it back, within timeout.
+func echoRoundTrip(c net.Conn, msg []byte, timeout time.Duration) error {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if string(got) != string(msg) {
+		return fmt.Errorf("echoed %q, want %q", got, msg)
+	}
+	return nil
+}
+
+// setWatch signals when a watched backend's slot set goes down (online to
+// offline). It is a pool observer: it runs on the loop and only closes a
+// channel.
+type setWatch struct {
+	mu      sync.Mutex
+	watched map[string]chan struct{}
+}
+
+func (w *setWatch) Observe(tr fsm.Transition) {
+	if tr.Machine != slotset.Machine.Name() || tr.Event != slotset.Down.String() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ch, ok := w.watched[tr.ID]; ok {
+		delete(w.watched, tr.ID)
+		close(ch)
+	}
+}
+
+// down returns a channel closed at the next time the set of b goes down.
+func (w *setWatch) down(b backend.Name) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watched == nil {
+		w.watched = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	w.watched[string(b)] = ch
+	return ch
+}
+
+// echoLoad is the workload of TestTCPEchoServers: workers claim, echo a
+// message and release; on an I/O error they discard the handle and try
+// again with a new claim.
+type echoLoad struct {
+	t           *testing.T
+	p           *pool.Pool[net.Conn]
+	ctx         context.Context
+	ioTimeout   time.Duration
+	maxAttempts int
+
+	ok           atomic.Int64 // round trips echoed
+	ioErrors     atomic.Int64 // round trips that failed (handle discarded)
+	failedClaims atomic.Int64
+	byBackend    map[backend.Name]*atomic.Int64 // round trips echoed, per backend (read-only map)
+
+	firstErr     sync.Once
+	err          error
+	onOK         func(n int64) // called after each echoed round trip with the running count
+	forbidIOErrs bool
+	forbidden    backend.Name // a backend that must not serve any claim
+}
+
+func (l *echoLoad) fail(err error) {
+	l.firstErr.Do(func() { l.err = err })
+}
+
+// run starts workers × iterations round trips and waits for them.
+func (l *echoLoad) run(phase string, workers, iterations int) {
+	l.t.Helper()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { l.worker(phase, w, iterations) })
+	}
+	wg.Wait()
+	if l.err != nil {
+		l.t.Fatalf("%s: %v", phase, l.err)
+	}
+}
+
+func (l *echoLoad) worker(phase string, w, iterations int) {
+	for i := range iterations {
+		for attempt := 0; ; attempt++ {
+			if attempt == l.maxAttempts {
+				l.fail(fmt.Errorf("worker %d iteration %d: %d attempts failed", w, i, attempt))
+				return
+			}
+			h, err := l.p.Claim(l.ctx)
+			if err != nil {
+				l.failedClaims.Add(1)
+				l.fail(fmt.Errorf("worker %d iteration %d: claim: %w", w, i, err))
+				return
+			}
+			b := h.Backend().Name
+			if b == l.forbidden {
+				l.fail(fmt.Errorf("worker %d iteration %d: claim served by %s, which is down", w, i, b))
+			}
+			msg := fmt.Appendf(nil, "%s w%02d i%03d a%02d|", phase, w, i, attempt)
+			if err := echoRoundTrip(h.Conn(), msg, l.ioTimeout); err != nil {
+				h.Discard(err)
+				l.ioErrors.Add(1)
+				if l.forbidIOErrs {
+					l.fail(fmt.Errorf("worker %d iteration %d: echo through %s: %w", w, i, b, err))
+					return
+				}
+				continue
+			}
+			h.Release()
+			l.byBackend[b].Add(1)
+			if n := l.ok.Add(1); l.onOK != nil {
+				l.onOK(n)
+			}
+			break
+		}
+	}
+}
+
+// TestTCPEchoServers runs the pool over three loopback echo servers with
+// many goroutines claiming, writing and reading. It checks that the
+// servers together never see more than MaxSlots connections at once; that
+// killing the busiest server in the middle of the load moves all traffic
+// to the other two with no failed claim; and that after Close every server
+// has seen every connection closed.
+func TestTCPEchoServers(t *testing.T) {
+	const (
+		maxSlots   = 8
+		workers    = 32
+		iterations = 24
+	)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+
+	var all connGauge
+	servers := []*echoServer{startEchoServer(t, &all), startEchoServer(t, &all), startEchoServer(t, &all)}
+	addrs := make([]netip.AddrPort, len(servers))
+	byBackend := map[backend.Name]*atomic.Int64{}
+	for i, s := range servers {
+		addrs[i] = s.addr
+		byBackend[s.backendName()] = new(atomic.Int64)
+	}
+
+	conn, err := tcp.New(tcp.Config{DialTimeout: 2 * time.Second, Validate: echoCheck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var watch setWatch
+	p, err := pool.New(resolver.NewFixed(addrs...), conn, pool.Policy{
+		MaxSlots:           maxSlots,
+		MaxSlotsPerBackend: maxSlots,
+		SparesWanted:       maxSlots,
+		ClaimTimeout:       5 * time.Second,
+		ConnectTimeout:     2 * time.Second,
+		HealthInterval:     100 * time.Millisecond, // finds the killed server's idle connections soon
+		HealthTimeout:      2 * time.Second,
+		BackoffMax:         200 * time.Millisecond,
+	}, pool.WithObserver(&watch), pool.WithName("tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = p.Close(context.Background())
+		}
+	}()
+
+	load := &echoLoad{t: t, p: p, ctx: ctx, ioTimeout: 2 * time.Second, maxAttempts: 50, byBackend: byBackend}
+
+	// Phase 1: all three up; the busiest server is killed a third of the
+	// way through, while the workers run.
+	killAt := int64(workers * iterations / 3)
+	third := make(chan struct{})
+	load.onOK = func(n int64) {
+		if n == killAt {
+			close(third)
+		}
+	}
+	var victim *echoServer
+	var victimDown <-chan struct{}
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		select {
+		case <-third:
+		case <-ctx.Done():
+			return
+		}
+		victim = servers[0]
+		for _, s := range servers[1:] {
+			if s.own.open.Load() > victim.own.open.Load() {
+				victim = s
+			}
+		}
+		victimDown = watch.down(victim.backendName())
+		victim.kill()
+	}()
+	load.run("one", workers, iterations)
+	<-killed
+	if victim == nil {
+		t.Fatal("the load ended before a third of it was done")
+	}
+	if victim.accepted.Load() == 0 {
+		t.Fatalf("the killed server %s never had a connection: the kill proved nothing", victim.addr)
+	}
+	t.Logf("killed %s after %d round trips; %d I/O errors so far", victim.addr, killAt, load.ioErrors.Load())
+
+	// The pool notices: the killed server's set goes offline, with no
+	// connection left.
+	select {
+	case <-victimDown:
+	case <-ctx.Done():
+		t.Fatalf("the killed server's set never went offline: %+v", p.Stats().Backends)
+	}
+
+	// Phase 2: all traffic goes to the other two, and none of it fails.
+	load.onOK = nil
+	load.forbidden = victim.backendName()
+	load.forbidIOErrs = true
+	before := map[backend.Name]int64{}
+	for n, c := range byBackend {
+		before[n] = c.Load()
+	}
+	load.run("two", workers, iterations/2)
+
+	st := p.Stats()
+	for _, s := range servers {
+		n := s.backendName()
+		served := byBackend[n].Load() - before[n]
+		t.Logf("%s: accepted %d connections, peak %d open, served %d round trips after the kill", s.addr, s.accepted.Load(), s.own.peak.Load(), served)
+		if s == victim && served != 0 {
+			t.Errorf("killed server %s served %d round trips", s.addr, served)
+		}
+	}
+	if got := load.failedClaims.Load(); got != 0 {
+		t.Errorf("%d claims failed", got)
+	}
+	if ce := st.ClaimErrors; ce != (pool.ClaimErrors{}) {
+		t.Errorf("claim errors in Stats: %+v", ce)
+	}
+	if want := load.ok.Load() + load.ioErrors.Load(); st.Claims != uint64(want) {
+		t.Errorf("Stats.Claims %d, want %d (echoed %d + discarded %d)", st.Claims, want, load.ok.Load(), load.ioErrors.Load())
+	}
+	if st.Discards != uint64(load.ioErrors.Load()) {
+		t.Errorf("Stats.Discards %d, want %d", st.Discards, load.ioErrors.Load())
+	}
+	if st.Slots.Total > maxSlots {
+		t.Errorf("%d slots, above MaxSlots %d", st.Slots.Total, maxSlots)
+	}
+	for _, b := range st.Backends {
+		live := b.Slots.Connected + b.Slots.Claimed + b.Slots.Recycling + b.Slots.Checking
+		switch {
+		case b.Name == string(victim.backendName()):
+			if b.State != slotset.Offline.String() || live != 0 || b.Slots.Total > 1 {
+				t.Errorf("killed backend %s: state %s, %d slots with a connection, %d in all; want offline with at most a probe slot", b.Name, b.State, live, b.Slots.Total)
+			}
+		case b.State != slotset.Online.String():
+			t.Errorf("backend %s is %s, want online", b.Name, b.State)
+		}
+	}
+
+	// Close: every server sees each of its connections closed.
+	closeCtx, cancelClose := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelClose()
+	if err := p.Close(closeCtx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	closed = true
+	for _, s := range servers {
+		s.waitClientsGone(5 * time.Second)
+		if n := s.own.open.Load(); n != 0 {
+			t.Errorf("server %s: %d connections open after Close", s.addr, n)
+		}
+	}
+	if n := all.open.Load(); n != 0 {
+		t.Errorf("%d connections open after Close", n)
+	}
+	if peak := all.peak.Load(); peak > maxSlots || peak == 0 {
+		t.Errorf("the servers saw %d connections at once; the cap is MaxSlots %d", peak, maxSlots)
+	} else {
+		t.Logf("peak %d connections at once across the servers (MaxSlots %d)", peak, maxSlots)
+	}
+}
+
+// TestTCPCapCountsOpeningConnections holds every new connection but the
+// first in its first check, so that the pool sits at its cap with most
+// slots still connecting while claims queue. The servers, which see a
+// connection as soon as it is dialled, never see more than MaxSlots; the
+// queued claims are served meanwhile by the one connection that is up, and
+// the rest once the checks end.
+func TestTCPCapCountsOpeningConnections(t *testing.T) {
+	const maxSlots = 4
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var all connGauge
+	servers := []*echoServer{startEchoServer(t, &all), startEchoServer(t, &all), startEchoServer(t, &all)}
+	addrs := []netip.AddrPort{servers[0].addr, servers[1].addr, servers[2].addr}
+
+	// The first check of each connection, but the very first, waits for
+	// the gate. Later checks (on release, and periodic) go through.
+	gate := make(chan struct{})
+	held := make(chan struct{}, 64)
+	var mu sync.Mutex
+	checked := map[net.Conn]bool{}
+	conn, err := tcp.New(tcp.Config{Validate: func(ctx context.Context, c net.Conn) error {
+		mu.Lock()
+		first, hold := !checked[c], len(checked) > 0
+		checked[c] = true
+		mu.Unlock()
+		if first && hold {
+			held <- struct{}{}
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return echoCheck(ctx, c)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created atomic.Int64
+	obs := fsm.ObserverFunc(func(tr fsm.Transition) {
+		if tr.Machine == slot.Machine.Name() && tr.Event == "create" {
+			created.Add(1)
+		}
+	})
+	p, err := pool.New(resolver.NewFixed(addrs...), conn, pool.Policy{
+		MaxSlots: maxSlots, MaxSlotsPerBackend: maxSlots, SparesWanted: 2 * maxSlots,
+		ClaimTimeout: 5 * time.Second, HealthTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second,
+	}, pool.WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+
+	const claimers = 3 * maxSlots
+	var served atomic.Int64
+	errs := make(chan error, claimers)
+	var wg sync.WaitGroup
+	for i := range claimers {
+		wg.Go(func() {
+			h, err := p.Claim(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if err := echoRoundTrip(h.Conn(), fmt.Appendf(nil, "claimer %d|", i), 2*time.Second); err != nil {
+				h.Discard(err)
+				errs <- err
+				return
+			}
+			h.Release()
+			served.Add(1)
+		})
+	}
+	// Every slot but one is held in its first check, its connection open
+	// on a server.
+	for range maxSlots - 1 {
+		select {
+		case <-held:
+		case <-ctx.Done():
+			t.Fatalf("the first checks were not all held: %+v", p.Stats().Slots)
+		}
+	}
+	if n := all.open.Load(); n > maxSlots {
+		t.Fatalf("%d connections open with the pool at its cap, above MaxSlots %d", n, maxSlots)
+	}
+	if n := created.Load(); n != maxSlots {
+		t.Fatalf("%d slots created, want exactly MaxSlots %d", n, maxSlots)
+	}
+	select {
+	case <-held:
+		t.Fatal("a connection was opened beyond MaxSlots")
+	default:
+	}
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := served.Load(); n != claimers {
+		t.Errorf("%d claimers served, want %d", n, claimers)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		s.waitClientsGone(5 * time.Second)
+	}
+	if peak := all.peak.Load(); peak > maxSlots {
+		t.Errorf("the servers saw %d connections at once; the cap is MaxSlots %d", peak, maxSlots)
+	}
+}
