@@ -130,14 +130,14 @@ func TestImpossibleTransitionIsReported(t *testing.T) {
 
 func TestStateAndEventNamesAreStable(t *testing.T) {
 	want := map[string]string{
-		slot.Connecting.String():      "connecting",
-		slot.Stopped.String():         "stopped",
-		slot.BackoffElapsed.String():  "backoff_elapsed",
-		slotset.Draining.String():     "draining",
-		resolver.Failed.String():      "failed",
-		pool.Stopping.String():        "stopping",
-		slot.State(99).String():       "state(99)",
-		slotset.Event(-1).String():    "event(-1)",
+		slot.Connecting.String():     "connecting",
+		slot.Stopped.String():        "stopped",
+		slot.BackoffElapsed.String(): "backoff_elapsed",
+		slotset.Draining.String():    "draining",
+		resolver.Failed.String():     "failed",
+		pool.Stopping.String():       "stopping",
+		slot.State(99).String():      "state(99)",
+		slotset.Event(-1).String():   "event(-1)",
 	}
 	for got, w := range want {
 		if got != w {

@@ -380,3 +380,29 @@ func (p *Pool[C]) checkInvariants() error {
 func resolverFor(n int) *resolver.Fixed { return resolver.NewFixed(addrs(n)...) }
 
 func runtimeGosched() { runtime.Gosched() }
+
+// startHarnessNoSettle is newHarness for connectors that hang: it does not
+// wait for the first connects.
+func startHarnessNoSettle(t *testing.T, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn]) *harness {
+	t.Helper()
+	h := &harness{t: t, clk: clock.NewMock(), res: resolver.NewFixed(addrs(nBackends)...), fake: newFakeConnector()}
+	p, err := New(h.res, wrap(h.fake), pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h.p = p
+	p.loop.Enter()
+	p.loop.OnEventEnd(h.check)
+	p.loop.Leave()
+	t.Cleanup(h.close)
+	return h
+}
+
+// advanceNoWait moves the clock and fires due timers without waiting for
+// I/O in flight (which may hang).
+func (h *harness) advanceNoWait(d time.Duration) {
+	h.clk.Set(h.clk.Now().Add(d))
+	h.p.loop.Enter()
+	h.p.loop.RunDue()
+	h.p.loop.Leave()
+}

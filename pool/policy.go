@@ -260,7 +260,7 @@ func (LeastClaimed) Pick(cands []Candidate, _ *rand.Rand) int {
 
 // Backoff computes the delay before a slot reconnects after its n-th
 // consecutive failure (n ≥ 1). It runs on the loop. A negative answer is
-// reported in Stats.PolicyError and replaced by zero.
+// reported in Stats.PolicyError and replaced by Policy.BackoffMin.
 type Backoff interface {
 	Delay(n int, r *rand.Rand) time.Duration
 }

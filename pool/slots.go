@@ -319,8 +319,8 @@ func (p *Pool[C]) backoff(n int) (d time.Duration) {
 	}()
 	d = p.pol.Backoff.Delay(n, p.loop.Rand())
 	if d < 0 {
-		p.policyError("pool: backoff returned a negative delay %v", d)
-		d = 0
+		p.policyError("pool: backoff returned a negative delay %v; using BackoffMin", d)
+		d = p.pol.BackoffMin
 	}
 	p.st.observeBackoff(d)
 	return d

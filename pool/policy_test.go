@@ -1,0 +1,154 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+)
+
+type greedyRebalancer struct{}
+
+func (greedyRebalancer) Rebalance(in RebalanceInput, want []int) {
+	for i := range want {
+		want[i] = 1000
+	}
+	if len(want) > 0 {
+		want[0] = -5
+	}
+}
+
+type wildPicker struct{ panics bool }
+
+func (w wildPicker) Pick(cands []Candidate, _ *rand.Rand) int {
+	if w.panics {
+		panic("picker bug")
+	}
+	return len(cands) + 3
+}
+
+type negativeBackoff struct{}
+
+func (negativeBackoff) Delay(int, *rand.Rand) time.Duration { return -time.Second }
+
+func TestBadRebalancerIsCappedAndReported(t *testing.T) {
+	pol := Policy{MaxSlots: 6, MaxSlotsPerBackend: 4, Rebalancer: greedyRebalancer{}}
+	h := newHarness(t, pol, 3, nil)
+	st := h.stats()
+	if st.Slots.Total > 6 {
+		t.Fatalf("%d slots, MaxSlots 6", st.Slots.Total)
+	}
+	for _, b := range st.Backends {
+		if b.Slots.Total > 4 {
+			t.Fatalf("backend %s has %d slots, cap 4", b.Name, b.Slots.Total)
+		}
+	}
+	if !strings.Contains(st.PolicyError, "rebalancer wanted") {
+		t.Fatalf("policy error %q", st.PolicyError)
+	}
+	h.claim().Release()
+}
+
+func TestBadPickerFallsBackToFirstCandidate(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		h := newHarness(t, Policy{Picker: wildPicker{panics: panics}}, 3, nil)
+		for range 5 {
+			h.claim().Release()
+		}
+		st := h.stats()
+		if st.Claims != 5 || st.PolicyError == "" {
+			t.Fatalf("panics=%v: claims %d, policy error %q", panics, st.Claims, st.PolicyError)
+		}
+	}
+}
+
+func TestNegativeBackoffIsReportedAndRetriesGoOn(t *testing.T) {
+	h := newHarness(t, Policy{Backoff: negativeBackoff{}, DeadAfter: 1000, MaxSlots: 1}, 1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+		f.fail[name(1)] = errors.New("refused")
+		return f
+	})
+	delays := h.backoffDelays(func() { h.advance(time.Second) })
+	for _, d := range delays {
+		if d != 20*time.Millisecond {
+			t.Fatalf("delay %v, want BackoffMin", d)
+		}
+	}
+	h.fake.set(func(f *fakeConnector) { delete(f.fail, name(1)) })
+	h.advance(time.Second)
+	st := h.stats()
+	if !strings.Contains(st.PolicyError, "negative") || st.State != "running" {
+		t.Fatalf("state %s, policy error %q", st.State, st.PolicyError)
+	}
+}
+
+// panicky panics in Connect for one backend and in Validate for another.
+type panicky struct{ *fakeConnector }
+
+func (p panicky) Connect(ctx context.Context, b backend.Backend) (*fakeConn, error) {
+	if b.Name == name(1) {
+		panic("connect bug")
+	}
+	return p.fakeConnector.Connect(ctx, b)
+}
+
+func (p panicky) Validate(_ context.Context, c *fakeConn) error {
+	if c.b.Name == name(2) {
+		panic("validate bug")
+	}
+	return nil
+}
+
+func TestPanickingConnectorIsAnError(t *testing.T) {
+	h := newHarness(t, Policy{DeadAfter: 2}, 3, func(f *fakeConnector) backend.Connector[*fakeConn] { return panicky{f} })
+	h.advance(time.Second)
+	st := h.stats()
+	for _, b := range st.Backends[:2] {
+		if b.State != "offline" || !strings.Contains(b.LastError, "panicked") {
+			t.Fatalf("backend %s: %+v", b.Name, b)
+		}
+	}
+	var pe *PanicError
+	h.p.loop.Enter()
+	err := h.p.sets[name(1)].lastErr
+	h.p.loop.Leave()
+	if !errors.As(err, &pe) || pe.Op != "connect" {
+		t.Fatalf("last error %v is not a connect PanicError", err)
+	}
+	for range 10 {
+		hd := h.claim()
+		if hd.Backend().Name != name(3) {
+			t.Fatalf("claim served by %s", hd.Backend().Name)
+		}
+		hd.Release()
+	}
+}
+
+func TestErroringConnectorKeepsLastError(t *testing.T) {
+	h := newHarness(t, Policy{DeadAfter: 1000, ClaimTimeout: time.Second}, 1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+		f.fail[name(1)] = errors.New("dial tcp 127.0.0.1:7001: connection refused")
+		return f
+	})
+	err := h.claimAfter(time.Second)
+	want := "pool: no backends online: last error: connect 127.0.0.1:7001: dial tcp 127.0.0.1:7001: connection refused"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestConnectTimeoutOnTheLoopClock(t *testing.T) {
+	pol := Policy{ConnectTimeout: 2 * time.Second, DeadAfter: 1000, MaxSlots: 1}
+	h := startHarnessNoSettle(t, pol, 1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+		f.hang[name(1)] = true // honours its context
+		return f
+	})
+	h.advanceNoWait(2 * time.Second)
+	h.p.loop.WaitIdle()
+	st := h.stats()
+	if st.Failures == 0 || !strings.Contains(st.LastError, "timed out after 2s") {
+		t.Fatalf("after the connect timeout: failures %d, last error %q", st.Failures, st.LastError)
+	}
+}
