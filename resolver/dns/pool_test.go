@@ -69,6 +69,7 @@ func TestPoolOverDNS(t *testing.T) {
 	r := newResolver(t, "_many._tcp.example.test.", Config{}, z)
 	mock := clock.NewMock()
 	resolved := make(chan struct{}, 16)
+	newOnline := make(chan struct{}, 1)
 	var traceMu sync.Mutex
 	var trace []string
 	t.Cleanup(func() {
@@ -84,6 +85,12 @@ func TestPoolOverDNS(t *testing.T) {
 		traceMu.Lock()
 		trace = append(trace, tr.String())
 		traceMu.Unlock()
+		if tr.Machine == "set" && tr.ID == "new.example.test.@192.0.2.7:5006" && tr.To == "online" {
+			select {
+			case newOnline <- struct{}{}:
+			default:
+			}
+		}
 		if tr.Machine == "resolver" && tr.To == "resolved" {
 			select {
 			case resolved <- struct{}{}:
@@ -122,11 +129,19 @@ func TestPoolOverDNS(t *testing.T) {
 		"new.example.test.@192.0.2.7:5006",
 		"v4.example.test.@192.0.2.1:5001",
 	}
-	mock.Add(40 * time.Second) // past the TTL (30s) and its jitter
+	// Past the TTL (30s) and its jitter. The loop's own wake-up may race
+	// with the mock (its callback runs on a goroutine of its own and can
+	// re-arm for a moment the mock has already passed), so run what is due
+	// on the pool's loop as well; a timer fires once whoever runs it.
+	mock.Add(40 * time.Second)
+	r.loop.Enter()
+	r.loop.RunDue()
+	r.loop.Leave()
 	<-resolved
 	if st := p.Stats().Resolver; !slices.Equal(names(st.Backends), newSet) {
 		t.Fatalf("after the change the resolver lists %v", names(st.Backends))
 	}
+	<-newOnline
 	seen := map[string]bool{}
 	for _, name := range claimAll(t, p, 8) {
 		if !slices.Contains(newSet, name) {
