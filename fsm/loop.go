@@ -80,7 +80,7 @@ type Loop struct {
 
 	inflight int
 	idle     sync.Cond
-	onIdle   func()
+	onIdle   []func()
 	check    func()
 	spawner  func(io func() func())
 }
@@ -221,8 +221,8 @@ func (l *Loop) jobDone() {
 	l.inflight--
 	if l.inflight == 0 {
 		l.idle.Broadcast()
-		if l.onIdle != nil {
-			l.onIdle()
+		for _, f := range l.onIdle {
+			f()
 		}
 	}
 }
@@ -232,9 +232,9 @@ func (l *Loop) jobDone() {
 // check invariants there, when no event is half done.
 func (l *Loop) OnEventEnd(f func()) { l.check = f }
 
-// OnIdle sets a function run, with the loop held, each time the last spawned
-// job in flight completes.
-func (l *Loop) OnIdle(f func()) { l.onIdle = f }
+// OnIdle adds a function run, with the loop held, each time the last
+// spawned job in flight completes.
+func (l *Loop) OnIdle(f func()) { l.onIdle = append(l.onIdle, f) }
 
 // InFlight is the number of spawned jobs whose completion has not run yet.
 func (l *Loop) InFlight() int { return l.inflight }

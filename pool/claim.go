@@ -168,37 +168,18 @@ func (p *Pool[C]) claim(ctx context.Context, front bool) (*Handle[C], error) {
 		return nil, err
 	}
 	p.loop.Enter()
-	switch p.state {
-	case Stopping, Stopped:
-		p.loop.Leave()
-		return nil, ErrClosed
-	case Failed:
-		p.st.failed(ErrNoBackendsOnline)
-		err := withCause(ErrNoBackendsOnline, p.lastErr)
+	if err := p.admit(); err != nil {
 		p.loop.Leave()
 		return nil, err
 	}
 	if p.waiters.head == nil || front {
-		if sl := p.pick(); sl != nil {
-			p.claimSlot(sl)
-			p.st.waits.observe(0)
-			if d := p.demand(); p.nslots < d && d != p.lastDemand {
-				p.rebalanceNow(false)
-			}
+		if sl := p.takeIdle(); sl != nil {
 			p.loop.Leave()
 			return &sl.handle, nil
 		}
 	}
 	w := p.newWaiter(ctx)
-	if front {
-		p.waiters.pushFront(w)
-	} else {
-		p.waiters.pushBack(w)
-	}
-	p.loop.After(&w.timer, p.pol.ClaimTimeout)
-	if p.nslots < p.demand() {
-		p.rebalanceNow(false)
-	}
+	p.enqueue(w, front, p.pol.ClaimTimeout)
 	p.loop.Leave()
 
 	select {
@@ -228,6 +209,89 @@ func (p *Pool[C]) claim(ctx context.Context, front bool) (*Handle[C], error) {
 	return h, err
 }
 
+// ClaimAsync is Claim for callers that must not block: a simulator driving
+// pools in virtual time, or an event loop of the caller's own. It must be
+// called without the pool's loop held. done is called exactly once, with
+// the loop held, either before ClaimAsync returns or later from whatever
+// goroutine runs the event that serves or fails the claim; it must not
+// call the pool (schedule the use and the Release elsewhere). timeout
+// replaces Policy.ClaimTimeout when positive. ctx may be nil; a claim
+// whose ctx is done is never served. The acquire hook does not run.
+func (p *Pool[C]) ClaimAsync(ctx context.Context, timeout time.Duration, done func(*Handle[C], error)) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if timeout <= 0 {
+		timeout = p.pol.ClaimTimeout
+	}
+	p.loop.Enter()
+	defer p.loop.Leave()
+	err := p.admit()
+	if err == nil {
+		err = ctx.Err()
+		if err != nil {
+			p.st.failed(err)
+		}
+	}
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	if p.waiters.head == nil {
+		if sl := p.takeIdle(); sl != nil {
+			done(&sl.handle, nil)
+			return
+		}
+	}
+	w := p.newWaiter(ctx)
+	w.done = done
+	p.enqueue(w, false, timeout)
+}
+
+// admit returns the error for a claim the pool refuses at once: closed,
+// or failed.
+func (p *Pool[C]) admit() error {
+	switch p.state {
+	case Stopping, Stopped:
+		p.st.failed(ErrClosed)
+		return ErrClosed
+	case Failed:
+		p.st.failed(ErrNoBackendsOnline)
+		return withCause(ErrNoBackendsOnline, p.lastErr)
+	}
+	return nil
+}
+
+// takeIdle claims an idle connection for a claimer allowed to skip the
+// queue, or returns nil. It is the claim fast path: no allocation, no
+// goroutine hand-off.
+func (p *Pool[C]) takeIdle() *pslot[C] {
+	sl := p.pick()
+	if sl == nil {
+		return nil
+	}
+	p.claimSlot(sl)
+	p.st.waits.observe(0)
+	if d := p.demand(); p.nslots < d && d != p.lastDemand {
+		p.rebalanceNow(false)
+	}
+	return sl
+}
+
+// enqueue puts a waiter in the claim queue with its deadline, and asks for
+// more slots if demand now exceeds them.
+func (p *Pool[C]) enqueue(w *waiter[C], front bool, timeout time.Duration) {
+	if front {
+		p.waiters.pushFront(w)
+	} else {
+		p.waiters.pushBack(w)
+	}
+	p.loop.After(&w.timer, timeout)
+	if p.nslots < p.demand() {
+		p.rebalanceNow(false)
+	}
+}
+
 // giveback returns a claimed slot that the claimer never used.
 func (p *Pool[C]) giveback(sl *pslot[C]) {
 	sl.fire(slot.Giveback)
@@ -241,6 +305,7 @@ func (p *Pool[C]) giveback(sl *pslot[C]) {
 type waiter[C any] struct {
 	p          *Pool[C]
 	ctx        context.Context
+	done       func(*Handle[C], error) // ClaimAsync's callback, or nil
 	ready      chan struct{}
 	h          *Handle[C]
 	err        error
@@ -265,7 +330,7 @@ func (p *Pool[C]) newWaiter(ctx context.Context) *waiter[C] {
 }
 
 func (p *Pool[C]) freeWaiter(w *waiter[C]) {
-	w.ctx, w.h, w.err = nil, nil, nil
+	w.ctx, w.h, w.err, w.done = nil, nil, nil, nil
 	if len(p.freeW) < 1024 {
 		p.freeW = append(p.freeW, w)
 	}
@@ -302,6 +367,11 @@ func (p *Pool[C]) finishWaiter(w *waiter[C], h *Handle[C], err error) {
 	p.loop.Cancel(&w.timer)
 	if h == nil && err != nil && err != w.ctx.Err() {
 		p.st.failed(err)
+	}
+	if done := w.done; done != nil {
+		p.freeWaiter(w)
+		done(h, err)
+		return
 	}
 	w.h, w.err = h, err
 	w.ready <- struct{}{}

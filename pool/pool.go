@@ -22,6 +22,7 @@ import (
 type Pool[C any] struct {
 	loop      *fsm.Loop
 	name      string
+	idPrefix  string // before slot and set IDs on a shared loop
 	res       resolver.Resolver
 	conn      backend.Connector[C]
 	validate  func(context.Context, C) error // nil without a Validator
@@ -83,7 +84,12 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 		quiet: make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	pl.loop = fsm.NewLoop(o.clock, o.seed, o.logger)
+	pl.loop = o.loop
+	if pl.loop == nil {
+		pl.loop = fsm.NewLoop(o.clock, o.seed, o.logger)
+	} else {
+		pl.idPrefix = o.name + "/"
+	}
 	pl.log = pl.loop.Logger().With("pool", o.name)
 	for _, obs := range o.observers {
 		pl.loop.AddObserver(obs)
@@ -438,7 +444,9 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 	}
 	p.finished.Store(true)
 	p.fire(Closed)
-	p.loop.Halt()
+	if p.idPrefix == "" { // the loop is the pool's own
+		p.loop.Halt()
+	}
 	p.loop.Leave()
 	for _, c := range conns {
 		p.closeConn(c)

@@ -32,7 +32,7 @@ type set[C any] struct {
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
-	return &set[C]{p: p, b: b, id: string(b.Name)}
+	return &set[C]{p: p, b: b, id: p.idPrefix + string(b.Name)}
 }
 
 func (s *set[C]) fire(ev slotset.Event) {
@@ -70,7 +70,7 @@ func (sl *pslot[C]) fire(ev slot.Event) bool {
 
 // startSlot adds a slot to s and starts connecting.
 func (p *Pool[C]) startSlot(s *set[C]) {
-	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.b.Name, s.nextID), pos: len(s.slots), idlePos: -1}
+	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.id, s.nextID), pos: len(s.slots), idlePos: -1}
 	s.nextID++
 	sl.handle.s = sl
 	sl.io.Init(func() { p.ioDue(sl) })

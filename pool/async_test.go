@@ -1,0 +1,82 @@
+package pool
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/resolver"
+)
+
+func TestClaimAsyncServesInOrderAndTimesOut(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 1, ClaimTimeout: time.Minute}, 1, nil)
+	var got []string
+	var first *Handle[*fakeConn]
+	h.p.ClaimAsync(nil, 0, func(hd *Handle[*fakeConn], err error) {
+		if err != nil {
+			t.Errorf("first: %v", err)
+		}
+		first = hd
+		got = append(got, "first")
+	})
+	if first == nil {
+		t.Fatal("the fast path did not answer before returning")
+	}
+	var second *Handle[*fakeConn]
+	h.p.ClaimAsync(nil, 0, func(hd *Handle[*fakeConn], err error) { second = hd; got = append(got, "second") })
+	var thirdErr error
+	h.p.ClaimAsync(nil, 5*time.Second, func(hd *Handle[*fakeConn], err error) { thirdErr = err; got = append(got, "third") })
+	if len(got) != 1 {
+		t.Fatalf("served %v while the only slot is claimed", got)
+	}
+	first.Release()
+	if second == nil {
+		t.Fatal("release did not serve the queued claim")
+	}
+	h.advance(5 * time.Second)
+	if !errors.Is(thirdErr, ErrAllClaimsUsed) {
+		t.Fatalf("third: %v", thirdErr)
+	}
+	second.Release()
+	if len(got) != 3 || got[1] != "second" || got[2] != "third" {
+		t.Fatalf("order %v", got)
+	}
+}
+
+func TestPoolsShareOneLoop(t *testing.T) {
+	clk := clock.NewMock()
+	l := fsm.NewLoop(clk, 3, nil)
+	var ids []string
+	l.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) {
+		if tr.Machine == "slot" && tr.Event == "connect_ok" {
+			ids = append(ids, tr.ID)
+		}
+	}))
+	var pools []*Pool[*fakeConn]
+	fake := newFakeConnector()
+	for _, n := range []string{"a", "b"} {
+		p, err := New(resolver.NewFixed(addr(1)), backend.Connector[*fakeConn](fake), Policy{MaxSlots: 1, SparesWanted: 1}, WithLoop(l), WithName(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools = append(pools, p)
+	}
+	l.WaitIdle()
+	if len(ids) != 2 || ids[0][:2] != "a/" && ids[1][:2] != "a/" {
+		t.Fatalf("slot ids %v, want one per pool, prefixed", ids)
+	}
+	for _, p := range pools {
+		done := make(chan error, 1)
+		go func() { done <- p.Close(t.Context()) }()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fake.openCount() != 0 {
+		t.Fatalf("%d open", fake.openCount())
+	}
+}
