@@ -4,15 +4,15 @@ go 1.26
 
 require (
 	github.com/benbjohnson/clock v1.3.5
+	github.com/jackc/puddle/v2 v2.2.3
 	github.com/looplab/fsm v1.0.3
+	github.com/miekg/dns v1.1.73
+	go.uber.org/goleak v1.3.0
+	pgregory.net/rapid v1.3.0
 )
 
 require (
-	github.com/jackc/puddle/v2 v2.2.3 // indirect
-	github.com/miekg/dns v1.1.73 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
-	pgregory.net/rapid v1.3.0 // indirect
 )

@@ -101,8 +101,15 @@ func (l *Loop) arm() {
 	if next.Equal(l.wakeAt) {
 		return
 	}
-	l.wakeAt = next
 	d := next.Sub(l.clk.Now())
+	if d <= 0 {
+		// Already due. A mock clock would never fire a timer set in its
+		// past, so run the due timers from a goroutine of our own.
+		l.wakeAt = time.Time{}
+		go l.onWake()
+		return
+	}
+	l.wakeAt = next
 	if l.wake == nil {
 		l.wake = l.clk.AfterFunc(d, l.onWake)
 		return
