@@ -10,10 +10,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/benbjohnson/clock"
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/connector/tcp"
@@ -566,5 +569,115 @@ func TestTCPCapCountsOpeningConnections(t *testing.T) {
 	}
 	if peak := all.peak.Load(); peak > maxSlots {
 		t.Errorf("the servers saw %d connections at once; the cap is MaxSlots %d", peak, maxSlots)
+	}
+}
+
+// closeGate wraps a connector so that Close waits for the gate: a
+// connection whose Close is under way (as with a graceful shutdown that
+// talks to the server) stays open until the gate opens.
+type closeGate struct {
+	backend.Connector[net.Conn]
+	armed   atomic.Bool
+	gate    chan struct{}
+	waiting chan struct{} // a Close is waiting at the gate
+}
+
+func (g *closeGate) Close(c net.Conn) error {
+	if g.armed.Load() {
+		g.waiting <- struct{}{}
+		<-g.gate
+	}
+	return g.Connector.Close(c)
+}
+
+// TestTCPCapHoldsWhileAConnectionCloses: a connection counts against
+// MaxSlots until the connector's Close has returned, so the servers never
+// see more than MaxSlots connections even when closing one takes time.
+// With MaxSlots 1, the pool replaces its one connection (its backend is
+// removed, or its lifetime ends) while the Close of the old one is slow:
+// the new connection must wait for it.
+//
+// This fails today, so it is skipped unless QORB_KNOWN_BUGS is set: the
+// pool frees a slot (or reuses it) when it starts closing a connection,
+// not when the close is done, and opens the replacement at once; the
+// servers then see MaxSlots+1 connections. (jackc/puddle releases the
+// capacity only after the destructor returns.)
+func TestTCPCapHoldsWhileAConnectionCloses(t *testing.T) {
+	if os.Getenv("QORB_KNOWN_BUGS") == "" {
+		t.Skip("known pool bug: a closing connection does not count against MaxSlots; set QORB_KNOWN_BUGS=1 to run")
+	}
+	for _, tc := range []struct {
+		name    string
+		replace func(t *testing.T, p *pool.Pool[net.Conn], r *resolver.Fixed, mock *clock.Mock, next netip.AddrPort)
+	}{
+		{"backend removed", func(t *testing.T, p *pool.Pool[net.Conn], r *resolver.Fixed, _ *clock.Mock, next netip.AddrPort) {
+			r.Replace(next)
+		}},
+		{"lifetime expired", func(t *testing.T, p *pool.Pool[net.Conn], _ *resolver.Fixed, mock *clock.Mock, _ netip.AddrPort) {
+			h, err := p.Claim(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			mock.Add(2 * time.Minute) // past MaxConnLifetime
+			h.Release()               // the connection expires as it comes back
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			var all connGauge
+			a, b := startEchoServer(t, &all), startEchoServer(t, &all)
+			inner, err := tcp.New(tcp.Config{DialTimeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn := &closeGate{Connector: inner, gate: make(chan struct{}), waiting: make(chan struct{}, 8)}
+			connected := make(chan struct{}, 8)
+			obs := fsm.ObserverFunc(func(tr fsm.Transition) {
+				if tr.Machine == slot.Machine.Name() && tr.Event == slot.ConnectOK.String() {
+					connected <- struct{}{}
+				}
+			})
+			mock := clock.NewMock()
+			r := resolver.NewFixed(a.addr)
+			p, err := pool.New(r, backend.Connector[net.Conn](conn), pool.Policy{
+				MaxSlots: 1, SparesWanted: 1, MaxConnLifetime: time.Minute,
+			}, pool.WithObserver(obs), pool.WithClock(mock))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				// Open the gate first: Close waits for the closes under way.
+				conn.armed.Store(false)
+				close(conn.gate)
+				if err := p.Close(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+			select {
+			case <-connected:
+			case <-ctx.Done():
+				t.Fatal("no connection")
+			}
+
+			conn.armed.Store(true)
+			tc.replace(t, p, r, mock, b.addr)
+			// The old connection's Close is under way and waits.
+			select {
+			case <-conn.waiting:
+			case <-ctx.Done():
+				t.Fatal("the pool did not close the old connection")
+			}
+			// The replacement must not be opened until that Close returns.
+			select {
+			case <-connected:
+				t.Errorf("a new connection was opened while the old one was still closing: the servers see %d connections at once (a %d, b %d), MaxSlots is 1",
+					all.open.Load(), a.own.open.Load(), b.own.open.Load())
+			case <-time.After(200 * time.Millisecond):
+				// Proving that something did not happen needs a bound; the
+				// connect, when it happens, takes well under a millisecond
+				// on loopback.
+			}
+		})
 	}
 }
