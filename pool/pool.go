@@ -53,6 +53,7 @@ type Pool[C any] struct {
 	info       []SetInfo
 	want       []int
 	lastDemand int // demand at the last rebalance
+	closes     []*closeJob[C]
 	st         counters
 }
 
@@ -442,6 +443,7 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 			p.stopSlotKeepConn(sl)
 		}
 	}
+	conns = append(conns, p.takeCloses()...)
 	p.finished.Store(true)
 	p.fire(Closed)
 	if p.idPrefix == "" { // the loop is the pool's own

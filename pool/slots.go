@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -157,13 +159,41 @@ func (p *Pool[C]) closeConn(c C) {
 	}
 }
 
+// closeJob is a close spawned off the loop. Whoever takes it first (its
+// goroutine, or a Close whose context ended) calls the connector.
+type closeJob[C any] struct {
+	c     C
+	taken atomic.Bool
+}
+
 // closeLater closes c off the loop.
 func (p *Pool[C]) closeLater(c C) {
 	p.st.closes++
+	j := &closeJob[C]{c: c}
+	p.closes = append(p.closes, j)
 	p.loop.Spawn(func() func() {
-		p.closeNow(c)
-		return nil
+		// After Close returned, the connector is not called again.
+		if !p.finished.Load() && j.taken.CompareAndSwap(false, true) {
+			p.closeConn(c)
+		}
+		return func() {
+			if i := slices.Index(p.closes, j); i >= 0 {
+				p.closes = slices.Delete(p.closes, i, i+1)
+			}
+		}
 	})
+}
+
+// takeCloses returns the connections whose close was spawned but has not
+// started, so that a forced Close can close them itself.
+func (p *Pool[C]) takeCloses() []C {
+	var out []C
+	for _, j := range p.closes {
+		if j.taken.CompareAndSwap(false, true) {
+			out = append(out, j.c)
+		}
+	}
+	return out
 }
 
 func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
