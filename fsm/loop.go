@@ -51,6 +51,7 @@ func (f ObserverFunc) Observe(t Transition) { f(t) }
 // state. It is a bug in the caller of [Loop.Fire].
 type ImpossibleError struct{ Transition }
 
+// Error describes the refused transition.
 func (e *ImpossibleError) Error() string {
 	return fmt.Sprintf("fsm: impossible transition: %s[%s] in %s has no event %s", e.Machine, e.ID, e.From, e.Event)
 }

@@ -63,4 +63,5 @@ type PanicError struct {
 	Value any    // what was passed to panic
 }
 
+// Error names the call that panicked and the panic's value.
 func (e *PanicError) Error() string { return fmt.Sprintf("pool: %s panicked: %v", e.Op, e.Value) }
