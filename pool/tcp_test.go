@@ -330,7 +330,11 @@ func TestTCPEchoServers(t *testing.T) {
 		ConnectTimeout:     2 * time.Second,
 		HealthInterval:     100 * time.Millisecond, // finds the killed server's idle connections soon
 		HealthTimeout:      2 * time.Second,
-		BackoffMax:         200 * time.Millisecond,
+		// A discarded connection is closed off the loop while its slot
+		// backs off; the backoff gives the server time to see it closed
+		// before the slot reconnects (see TestTCPCapHoldsWhileAConnectionCloses).
+		BackoffMin: 50 * time.Millisecond,
+		BackoffMax: 200 * time.Millisecond,
 	}, pool.WithObserver(&watch), pool.WithName("tcp"))
 	if err != nil {
 		t.Fatal(err)
