@@ -140,10 +140,6 @@ func (p Policy) validate() error {
 	if p.BackoffMin > p.BackoffMax {
 		bad("BackoffMin (%v) is above BackoffMax (%v)", p.BackoffMin, p.BackoffMax)
 	}
-	if p.MaxSlotsPerBackend > p.MaxSlots && p.MaxSlots > 0 {
-		// Allowed, but the total cap still wins; nothing to report.
-		_ = p
-	}
 	if len(errs) > 0 {
 		return fmt.Errorf("pool: invalid policy: %w", errors.Join(errs...))
 	}
