@@ -32,8 +32,7 @@ import (
 const DefaultDialTimeout = 5 * time.Second
 
 // Config configures a TCP connector. The zero Config is valid: it dials
-// with [DefaultDialTimeout], the operating system's keep-alive defaults
-// and no validation.
+// with [DefaultDialTimeout], Go's default keep-alive and no validation.
 type Config struct {
 	// DialTimeout bounds one dial, in addition to the pool's context
 	// (whichever ends first wins). Zero means DefaultDialTimeout (5s); it
@@ -53,7 +52,9 @@ type Config struct {
 	//
 	// Validate runs with the connection's deadline set to ctx's deadline
 	// (none when ctx has none), and when ctx is cancelled a blocked read
-	// or write on the connection returns at once with an error. Afterwards
+	// or write on the connection returns at once with an error. (The pool
+	// cancels ctx when Policy.HealthTimeout passes on its clock, or when
+	// it closes.) Afterwards
 	// the deadline is cleared, whatever Validate set it to. Validate must
 	// not close the connection nor keep it after it returns; it may be
 	// called concurrently for different connections.
@@ -80,8 +81,9 @@ func (c Config) withDefaults() Config {
 // invalid. It reports a bad Config as an error, like pool.New does for a
 // bad Policy, instead of panicking or silently fixing it.
 //
-// The connector implements [backend.Validator] only when cfg.Validate is
-// set. It is safe for concurrent use.
+// Connect dials the backend's address; Close closes the connection. The
+// connector implements [backend.Validator] only when cfg.Validate is set,
+// and no other hook. It is safe for concurrent use.
 func New(cfg Config) (backend.Connector[net.Conn], error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
