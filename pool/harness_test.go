@@ -45,6 +45,9 @@ type fakeConnector struct {
 	doubleClose int
 	lateCalls   atomic.Int64 // calls after the pool's Close returned
 	finished    atomic.Bool
+	limit       int // connections open or opening at once, when positive
+	connecting  int
+	overLimit   int // times open + opening exceeded limit
 }
 
 func newFakeConnector() *fakeConnector {
@@ -64,6 +67,15 @@ func (f *fakeConnector) Connect(ctx context.Context, b backend.Backend) (*fakeCo
 	}
 	f.mu.Lock()
 	f.connects++
+	f.connecting++
+	if f.limit > 0 && len(f.open)+f.connecting > f.limit {
+		f.overLimit++
+	}
+	defer func() {
+		f.mu.Lock()
+		f.connecting--
+		f.mu.Unlock()
+	}()
 	err := f.fail[b.Name]
 	hang := f.hang[b.Name]
 	if hang {
@@ -245,6 +257,12 @@ func (h *harness) check() {
 		}
 		h.mu.Unlock()
 		h.t.Errorf("after %v: %v", last, err)
+		h.mu.Lock()
+		tail := h.trace[max(0, len(h.trace)-40):]
+		h.mu.Unlock()
+		for _, tr := range tail {
+			h.t.Errorf("  trace: %v", tr)
+		}
 	}
 }
 
@@ -367,6 +385,19 @@ func (p *Pool[C]) checkInvariants() error {
 		}
 		total += len(s.slots)
 		claimed += cl
+	}
+	orphans := 0
+	for _, s := range p.order {
+		if len(s.slots)+s.orphans > p.pol.MaxSlotsPerBackend {
+			return fmt.Errorf("backend %s: %d slots and %d orphans, cap %d", s.b.Name, len(s.slots), s.orphans, p.pol.MaxSlotsPerBackend)
+		}
+		orphans += s.orphans
+	}
+	if orphans != p.orphans {
+		return fmt.Errorf("orphans %d/%d", orphans, p.orphans)
+	}
+	if total+orphans > p.pol.MaxSlots {
+		return fmt.Errorf("%d slots and %d orphans, MaxSlots %d", total, orphans, p.pol.MaxSlots)
 	}
 	if total != p.nslots || claimed != p.nclaimed {
 		return fmt.Errorf("pool counts slots %d/%d claimed %d/%d", total, p.nslots, claimed, p.nclaimed)

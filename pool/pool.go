@@ -54,6 +54,7 @@ type Pool[C any] struct {
 	want       []int
 	lastDemand int // demand at the last rebalance
 	closes     []*closeJob[C]
+	orphans    int // connections and connects of stopped slots not yet finished
 	st         counters
 }
 
@@ -179,7 +180,7 @@ func (p *Pool[C]) drain(s *set[C]) {
 
 // maybeDrained stops a draining set once its last slot stopped.
 func (p *Pool[C]) maybeDrained(s *set[C]) {
-	if s.state != slotset.Draining || len(s.slots) > 0 {
+	if s.state != slotset.Draining || len(s.slots) > 0 || s.orphans > 0 {
 		return
 	}
 	s.fire(slotset.Drained)
@@ -307,7 +308,8 @@ func (p *Pool[C]) fill() {
 		}
 	}
 	for _, s := range p.order {
-		for (room > 0 || s.state == slotset.Offline) && s.state != slotset.Draining && s.wantedNow() < s.wanted && len(s.slots) < p.pol.MaxSlotsPerBackend && p.nslots < p.pol.MaxSlots {
+		for (room > 0 || s.state == slotset.Offline) && s.state != slotset.Draining && s.wantedNow() < s.wanted &&
+			len(s.slots)+s.orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)
 			room--
 		}

@@ -27,7 +27,10 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 			DeadAfter:          rapid.IntRange(1, 4).Draw(rt, "deadAfter"),
 			MaxConnLifetime:    time.Duration(rapid.IntRange(0, 3).Draw(rt, "lifetimeMin")) * time.Minute,
 		}
-		h := startHarness(rt, pol, rapid.IntRange(0, 4).Draw(rt, "backends"), func(f *fakeConnector) backend.Connector[*fakeConn] { return validating{f} })
+		h := startHarness(rt, pol, rapid.IntRange(0, 4).Draw(rt, "backends"), func(f *fakeConnector) backend.Connector[*fakeConn] {
+			f.limit = pol.MaxSlots
+			return validating{f}
+		})
 		var held []*Handle[*fakeConn]
 		inUse := map[*fakeConn]bool{}
 		pickHeld := func() int { return rapid.IntRange(0, len(held)-1).Draw(rt, "held") }
@@ -92,6 +95,9 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 		}
 		if n := h.fake.openCount(); n != 0 {
 			rt.Fatalf("%d connections open after Close", n)
+		}
+		if h.fake.overLimit != 0 {
+			rt.Fatalf("open and opening connections exceeded MaxSlots %d times", h.fake.overLimit)
 		}
 		if h.fake.doubleClose != 0 {
 			rt.Fatalf("%d connections closed twice", h.fake.doubleClose)

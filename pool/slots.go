@@ -25,6 +25,7 @@ type set[C any] struct {
 	live     int         // slots holding a connection
 	claimed  int
 	retiring int // slots with stopWanted
+	orphans  int // connections and connects of stopped slots not yet finished
 	wanted   int
 	failures int // consecutive, across the set's slots
 	dead     bool
@@ -46,24 +47,29 @@ func (s *set[C]) wantedNow() int { return len(s.slots) - s.retiring }
 
 // pslot is one slot: a commitment to hold one connection.
 type pslot[C any] struct {
-	p          *Pool[C]
-	set        *set[C]
-	b          backend.Backend
-	id         string
-	state      slot.State
-	conn       C
-	handle     Handle[C]
-	io         fsm.Timer // deadline of the I/O in flight, or the backoff
-	health     fsm.Timer // next health check
-	gen        uint64    // bumped for each I/O; a completion with an older gen is stale
-	cancel     context.CancelFunc
-	pos        int // index in set.slots
-	idlePos    int // index in set.idle, or -1
-	failures   int // consecutive failures of this slot (backoff exponent)
-	stopWanted bool
-	expireAt   time.Time // lifetime end, zero without a limit
-	idleSince  time.Time
-	claimedAt  time.Time
+	p        *Pool[C]
+	set      *set[C]
+	b        backend.Backend
+	id       string
+	state    slot.State
+	conn     C
+	handle   Handle[C]
+	io       fsm.Timer // deadline of the I/O in flight, or the backoff
+	health   fsm.Timer // next health check
+	gen      uint64    // bumped for each I/O; a completion with an older gen is stale
+	cancel   context.CancelFunc
+	pos      int // index in set.slots
+	idlePos  int // index in set.idle, or -1
+	failures int // consecutive failures of this slot (backoff exponent)
+	// pending counts this slot's earlier connections still closing and
+	// abandoned I/O still running. The slot opens no new connection until
+	// it is zero, so that it never stands for two connections at once.
+	pending     int
+	connectWant bool // connecting, waiting for pending to reach zero
+	stopWanted  bool
+	expireAt    time.Time // lifetime end, zero without a limit
+	idleSince   time.Time
+	claimedAt   time.Time
 }
 
 func (sl *pslot[C]) fire(ev slot.Event) bool {
@@ -83,6 +89,46 @@ func (p *Pool[C]) startSlot(s *set[C]) {
 		p.loop.Report(fsm.Transition{At: p.now(), Machine: slot.Machine.Name(), ID: sl.id, From: "", Event: "create", To: sl.state.String()})
 	}
 	p.connect(sl)
+}
+
+// connectWhenFree starts the connect of a slot in connecting, or, while
+// the slot's earlier connection is still closing, once it has closed.
+func (p *Pool[C]) connectWhenFree(sl *pslot[C]) {
+	if sl.pending > 0 {
+		sl.connectWant = true
+		return
+	}
+	p.connect(sl)
+}
+
+// abandon makes the I/O in flight on a slot stale. It stays counted
+// against the slot (or, once the slot stops, its backend) until its
+// completion runs.
+func (p *Pool[C]) abandon(sl *pslot[C]) {
+	if sl.cancel != nil {
+		sl.cancel()
+		sl.cancel = nil
+		sl.pending++
+	}
+	sl.gen++
+}
+
+// pendingDone records that one of the slot's pending connections or I/O
+// finished.
+func (p *Pool[C]) pendingDone(sl *pslot[C]) {
+	if sl.state == slot.Stopped {
+		sl.set.orphans--
+		p.orphans--
+		p.maybeDrained(sl.set)
+		p.checkQuiet()
+		p.fill()
+		return
+	}
+	sl.pending--
+	if sl.pending == 0 && sl.connectWant && sl.state == slot.Connecting {
+		sl.connectWant = false
+		p.connect(sl)
+	}
 }
 
 // connect starts the connect (and first check) of a slot in connecting.
@@ -166,9 +212,16 @@ type closeJob[C any] struct {
 	taken atomic.Bool
 }
 
-// closeLater closes c off the loop.
-func (p *Pool[C]) closeLater(c C) {
+// closeLater closes c, a connection of sl, off the loop. Until the close
+// returns, c still counts against sl (or, once sl stops, its backend).
+func (p *Pool[C]) closeLater(sl *pslot[C], c C) {
 	p.st.closes++
+	sl.pending++
+	if sl.state == slot.Stopped {
+		sl.pending--
+		sl.set.orphans++
+		p.orphans++
+	}
 	j := &closeJob[C]{c: c}
 	p.closes = append(p.closes, j)
 	p.loop.Spawn(func() func() {
@@ -180,6 +233,7 @@ func (p *Pool[C]) closeLater(c C) {
 			if i := slices.Index(p.closes, j); i >= 0 {
 				p.closes = slices.Delete(p.closes, i, i+1)
 			}
+			p.pendingDone(sl)
 		}
 	})
 }
@@ -197,11 +251,12 @@ func (p *Pool[C]) takeCloses() []C {
 }
 
 func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
-	if sl.gen != gen || sl.state != slot.Connecting {
+	if sl.gen != gen {
 		// Stale: the connect timed out or the slot stopped meanwhile.
 		if err == nil {
-			p.closeLater(c)
+			p.closeLater(sl, c)
 		}
+		p.pendingDone(sl)
 		return
 	}
 	sl.cancel = nil
@@ -279,10 +334,12 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 	var zero C
 	sl.conn = zero
 	sl.fire(slot.Expire)
-	p.lostConn(sl.set)
-	p.closeLater(c)
+	p.closeLater(sl, c)
 	p.st.expired++
-	p.connect(sl)
+	p.lostConn(sl.set) // may rebalance, and stop this very slot
+	if sl.state == slot.Connecting {
+		p.connectWhenFree(sl)
+	}
 }
 
 // lostConn records that a slot of s no longer holds a connection.
@@ -303,11 +360,7 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	hadConn := sl.state.HasConn()
 	p.unidle(sl)
-	if sl.cancel != nil {
-		sl.cancel()
-		sl.cancel = nil
-	}
-	sl.gen++ // any completion still in flight is stale now
+	p.abandon(sl) // any completion still in flight is stale now
 	if !sl.fire(ev) {
 		return
 	}
@@ -316,9 +369,8 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		c := sl.conn
 		var zero C
 		sl.conn = zero
-		p.lostConn(s)
 		if closeConn {
-			p.closeLater(c)
+			p.closeLater(sl, c)
 		}
 	}
 	sl.failures++
@@ -327,17 +379,26 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	s.st.failures++
 	p.lastErr = err
 	p.st.failures++
-	if !s.dead && s.failures >= p.pol.DeadAfter {
+	p.log.Debug("slot failed", "slot", sl.id, "err", err)
+	newlyDead := !s.dead && s.failures >= p.pol.DeadAfter
+	if newlyDead {
 		s.dead = true
 		p.log.Warn("backend dead", "backend", s.b.Name, "failures", s.failures, "err", err)
+	}
+	if hadConn {
+		p.lostConn(s) // may rebalance, and stop this very slot
+	}
+	if newlyDead {
 		p.checkDead()
 	}
-	if sl.stopWanted || p.closing() {
+	switch {
+	case sl.state == slot.Stopped:
+	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
-		return
+	default:
+		p.loop.Cancel(&sl.health)
+		p.loop.After(&sl.io, p.backoff(sl.failures))
 	}
-	p.loop.Cancel(&sl.health)
-	p.loop.After(&sl.io, p.backoff(sl.failures))
 }
 
 func (p *Pool[C]) backoff(n int) (d time.Duration) {
@@ -361,7 +422,7 @@ func (p *Pool[C]) ioDue(sl *pslot[C]) {
 	switch sl.state {
 	case slot.Failed:
 		if sl.fire(slot.BackoffElapsed) {
-			p.connect(sl)
+			p.connectWhenFree(sl)
 		}
 	case slot.Connecting:
 		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: timed out after %v", sl.b.Name, p.pol.ConnectTimeout))
@@ -418,7 +479,8 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 			cancel()
 			if sl.gen != gen {
 				// The slot gave up on this connection (timeout): close it.
-				p.closeLater(c)
+				p.closeLater(sl, c)
+				p.pendingDone(sl)
 				return
 			}
 			sl.cancel = nil
@@ -440,7 +502,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 func (p *Pool[C]) stopSlot(sl *pslot[C]) {
 	if sl.state.HasConn() {
 		// Spawn the close first, so that Close sees it in flight.
-		p.closeLater(sl.conn)
+		p.closeLater(sl, sl.conn)
 	}
 	p.stopSlotKeepConn(sl)
 }
@@ -458,14 +520,15 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 		p.nclaimed--
 	}
 	p.unidle(sl)
-	if sl.cancel != nil {
-		sl.cancel()
-		sl.cancel = nil
-	}
-	sl.gen++
+	p.abandon(sl)
 	p.loop.Cancel(&sl.io)
 	p.loop.Cancel(&sl.health)
 	sl.fire(slot.Stop)
+	// What the slot still has pending now counts against its backend.
+	sl.set.orphans += sl.pending
+	p.orphans += sl.pending
+	sl.pending = 0
+	sl.connectWant = false
 	if !wasClaimed {
 		// A claimer may still read the connection through its handle.
 		var zero C

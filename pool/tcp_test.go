@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -600,16 +599,9 @@ func (g *closeGate) Close(c net.Conn) error {
 // With MaxSlots 1, the pool replaces its one connection (its backend is
 // removed, or its lifetime ends) while the Close of the old one is slow:
 // the new connection must wait for it.
-//
-// This fails today, so it is skipped unless QORB_KNOWN_BUGS is set: the
-// pool frees a slot (or reuses it) when it starts closing a connection,
-// not when the close is done, and opens the replacement at once; the
-// servers then see MaxSlots+1 connections. (jackc/puddle releases the
-// capacity only after the destructor returns.)
+// A connection being closed still counts against MaxSlots until its Close
+// returns.
 func TestTCPCapHoldsWhileAConnectionCloses(t *testing.T) {
-	if os.Getenv("QORB_KNOWN_BUGS") == "" {
-		t.Skip("known pool bug: a closing connection does not count against MaxSlots; set QORB_KNOWN_BUGS=1 to run")
-	}
 	for _, tc := range []struct {
 		name    string
 		replace func(t *testing.T, p *pool.Pool[net.Conn], r *resolver.Fixed, mock *clock.Mock, next netip.AddrPort)
