@@ -1,0 +1,355 @@
+package sim
+
+import (
+	"strings"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+// checker keeps a model of every slot and slot set, built from the trace
+// alone, and compares it with the pools' own bookkeeping at the end of
+// every event that touched them. The invariants it checks:
+//
+//   - one state per slot: each transition leaves the state the model has;
+//   - the counts of slots by state, per backend and per pool, match the
+//     pool's counters and its own slot lists (exactly what Stats reports);
+//   - slot caps: MaxSlots per pool, MaxSlotsPerBackend per backend;
+//   - a set is online exactly when one of its slots holds a connection;
+//   - backoff: the delay between a slot's failure and its next connect is
+//     within the policy's bounds for that number of consecutive failures.
+//
+// The claim callback checks the hand-outs (workload.go) and the connector
+// checks the connector calls (world.go).
+type checker struct {
+	slots      map[string]*shadowSlot
+	sets       map[string]*shadowSet
+	dirtySets  []*shadowSet
+	dirtyInsts []*poolInst
+	checks     uint64
+}
+
+type shadowSlot struct {
+	set      *shadowSet
+	state    slot.State
+	failures int
+	failedAt int64
+}
+
+type shadowSet struct {
+	inst  *poolInst
+	id    string
+	name  backend.Name
+	n     [slot.NumStates]int
+	total int
+	state slotset.State
+	dirty bool
+}
+
+func (k *checker) init() {
+	k.slots = map[string]*shadowSlot{}
+	k.sets = map[string]*shadowSet{}
+}
+
+func slotState(name string) (slot.State, bool) {
+	switch name {
+	case "connecting":
+		return slot.Connecting, true
+	case "connected":
+		return slot.Connected, true
+	case "claimed":
+		return slot.Claimed, true
+	case "recycling":
+		return slot.Recycling, true
+	case "checking":
+		return slot.Checking, true
+	case "failed":
+		return slot.Failed, true
+	case "stopped":
+		return slot.Stopped, true
+	}
+	return 0, false
+}
+
+func setState(name string) (slotset.State, bool) {
+	switch name {
+	case "offline":
+		return slotset.Offline, true
+	case "online":
+		return slotset.Online, true
+	case "draining":
+		return slotset.Draining, true
+	case "stopped":
+		return slotset.Stopped, true
+	}
+	return 0, false
+}
+
+// setFor returns the model of the set with the given ID ("pool/backend"),
+// creating it.
+func (k *checker) setFor(s *Sim, id string) *shadowSet {
+	if ss := k.sets[id]; ss != nil {
+		return ss
+	}
+	i := strings.IndexByte(id, '/')
+	if i < 0 {
+		s.violate("trace-id", "set id %q has no pool prefix", id)
+		return nil
+	}
+	inst := s.insts[id[:i]]
+	if inst == nil {
+		s.violate("trace-id", "set id %q names an unknown pool", id)
+		return nil
+	}
+	ss := &shadowSet{inst: inst, id: id, name: backend.Name(id[i+1:])}
+	k.sets[id] = ss
+	return ss
+}
+
+func (k *checker) dirtySet(s *Sim, ss *shadowSet) {
+	if !ss.dirty {
+		ss.dirty = true
+		k.dirtySets = append(k.dirtySets, ss)
+	}
+	k.dirtyInst(ss.inst)
+	if len(s.pendingRec) > 0 {
+		s.markRecovery(ss.inst.c)
+	}
+}
+
+func (k *checker) dirtyInst(inst *poolInst) {
+	if !inst.dirty {
+		inst.dirty = true
+		k.dirtyInsts = append(k.dirtyInsts, inst)
+	}
+}
+
+// slot follows one slot transition.
+func (k *checker) slot(s *Sim, t *fsm.Transition) {
+	if t.Event == "create" {
+		j := strings.LastIndexByte(t.ID, '/')
+		if j < 0 {
+			s.violate("trace-id", "slot id %q has no set prefix", t.ID)
+			return
+		}
+		ss := k.setFor(s, t.ID[:j])
+		if ss == nil {
+			return
+		}
+		if k.slots[t.ID] != nil {
+			s.violate("slot-state", "slot %s created twice", t.ID)
+			return
+		}
+		k.slots[t.ID] = &shadowSlot{set: ss, state: slot.Connecting}
+		ss.n[slot.Connecting]++
+		ss.total++
+		ss.inst.nslots++
+		k.dirtySet(s, ss)
+		return
+	}
+	sl := k.slots[t.ID]
+	if sl == nil {
+		s.violate("slot-state", "transition of slot %s, which does not exist: %s --%s--> %s", t.ID, t.From, t.Event, t.To)
+		return
+	}
+	from, ok1 := slotState(t.From)
+	to, ok2 := slotState(t.To)
+	if !ok1 || !ok2 {
+		s.violate("slot-state", "slot %s: unknown state in %s --%s--> %s", t.ID, t.From, t.Event, t.To)
+		return
+	}
+	if from != sl.state {
+		s.violate("slot-state", "slot %s left %s, but it was %s", t.ID, from, sl.state)
+		return
+	}
+	ss := sl.set
+	ss.n[from]--
+	ss.n[to]++
+	sl.state = to
+	inst := ss.inst
+	if from == slot.Claimed {
+		inst.nclaimed--
+	}
+	if to == slot.Claimed {
+		inst.nclaimed++
+	}
+	switch t.Event {
+	case "connect_ok", "check_ok", "recycle_ok":
+		sl.failures = 0
+	case "backoff_elapsed":
+		k.backoff(s, t.ID, sl)
+	}
+	if to == slot.Failed {
+		sl.failures++
+		sl.failedAt = s.now
+	}
+	if (from == slot.Connecting || from == slot.Checking || from == slot.Recycling) && to != from {
+		inst.scanIO = true // an I/O context may have been cancelled
+	}
+	if to == slot.Stopped {
+		delete(k.slots, t.ID)
+		ss.n[slot.Stopped]--
+		ss.total--
+		inst.nslots--
+	}
+	k.dirtySet(s, ss)
+}
+
+// backoff checks the delay a slot waited after its last failure.
+func (k *checker) backoff(s *Sim, id string, sl *shadowSlot) {
+	d := time.Duration(s.now - sl.failedAt)
+	n := sl.failures
+	pol := sl.set.inst.pol
+	var lo, hi time.Duration
+	switch b := pol.Backoff.(type) {
+	case pool.ExponentialBackoff:
+		base := b.Min
+		for i := 1; i < n && base < b.Max; i++ {
+			base *= 2
+		}
+		base = min(base, b.Max)
+		lo, hi = base, base
+		if b.Jitter > 0 {
+			hi = base + b.Jitter - 1
+		}
+	default:
+		if s.opt.BackoffBounds == nil {
+			lo, hi = 0, time.Duration(1<<62)
+		} else {
+			lo, hi = s.opt.BackoffBounds(pol, n)
+		}
+	}
+	if d < lo || d > hi {
+		s.violate("backoff-bounds", "slot %s waited %v after failure %d in a row; the policy allows %v to %v", id, d, n, lo, hi)
+	}
+}
+
+// set follows one slot-set transition.
+func (k *checker) set(s *Sim, t *fsm.Transition) {
+	ss := k.setFor(s, t.ID)
+	if ss == nil {
+		return
+	}
+	to, ok := setState(t.To)
+	if !ok {
+		s.violate("set-state", "set %s: unknown state %s", t.ID, t.To)
+		return
+	}
+	ss.state = to
+	if to == slotset.Stopped {
+		if ss.total != 0 {
+			s.violate("set-state", "set %s stopped with %d slots", t.ID, ss.total)
+		}
+		delete(k.sets, t.ID)
+	}
+	k.dirtySet(s, ss)
+}
+
+// atEventEnd compares the model with the pools touched by the event.
+func (k *checker) atEventEnd(s *Sim) {
+	for _, ss := range k.dirtySets {
+		ss.dirty = false
+		k.checkSet(s, ss)
+	}
+	k.dirtySets = k.dirtySets[:0]
+	for _, inst := range k.dirtyInsts {
+		inst.dirty = false
+		k.checkInst(s, inst)
+		if inst.scanIO {
+			s.scanCancelled(inst)
+		}
+	}
+	k.dirtyInsts = k.dirtyInsts[:0]
+}
+
+func (k *checker) checkSet(s *Sim, ss *shadowSet) {
+	p := ss.inst.p
+	if p == nil || s.violation != nil {
+		return
+	}
+	k.checks++
+	v, ok := p.InspectSetLocked(ss.name)
+	if !ok {
+		if ss.total != 0 {
+			s.violate("slot-counts", "set %s is gone from its pool, with %d slots by the trace", ss.id, ss.total)
+		}
+		return
+	}
+	live := ss.n[slot.Connected] + ss.n[slot.Claimed] + ss.n[slot.Recycling] + ss.n[slot.Checking]
+	switch {
+	case v.Slots != ss.total || v.ByState != ss.n:
+		s.violate("slot-counts", "set %s: the pool has %d slots by state %v, the trace %d by state %v", ss.id, v.Slots, v.ByState, ss.total, ss.n)
+	case v.Live != live || v.Claimed != ss.n[slot.Claimed] || v.Idle != ss.n[slot.Connected]:
+		s.violate("slot-counts", "set %s: the pool counts live %d claimed %d idle %d; its slots say %d, %d, %d",
+			ss.id, v.Live, v.Claimed, v.Idle, live, ss.n[slot.Claimed], ss.n[slot.Connected])
+	case v.Slots > ss.inst.pol.MaxSlotsPerBackend:
+		s.violate("backend-cap", "set %s has %d slots; MaxSlotsPerBackend is %d", ss.id, v.Slots, ss.inst.pol.MaxSlotsPerBackend)
+	case v.State != ss.state:
+		s.violate("set-state", "set %s is %s; its trace says %s", ss.id, v.State, ss.state)
+	case v.State != slotset.Draining && (v.State == slotset.Online) != (live > 0):
+		s.violate("set-online", "set %s is %s with %d slots holding a connection", ss.id, v.State, live)
+	}
+}
+
+func (k *checker) checkInst(s *Sim, inst *poolInst) {
+	if inst.p == nil || s.violation != nil {
+		return
+	}
+	v := inst.p.InspectLocked()
+	switch {
+	case v.Slots != inst.nslots || v.Claimed != inst.nclaimed:
+		s.violate("slot-counts", "pool %s counts %d slots, %d claimed; its trace says %d, %d", inst.name, v.Slots, v.Claimed, inst.nslots, inst.nclaimed)
+	case v.Slots > inst.pol.MaxSlots:
+		s.violate("slot-cap", "pool %s has %d slots; MaxSlots is %d", inst.name, v.Slots, inst.pol.MaxSlots)
+	}
+}
+
+// recovered reports whether c's pool is back to its target: running,
+// every healthy backend its resolver lists online, and at least
+// min(SparesWanted, MaxSlots) connections, less one probe for each listed
+// backend that is down, capped by what the healthy backends can hold.
+func (s *Sim) recovered(c *client) bool {
+	if !c.started {
+		return true
+	}
+	inst := c.inst
+	if inst == nil || inst.p == nil {
+		return false
+	}
+	if inst.p.InspectLocked().State != pool.Running {
+		return false
+	}
+	healthy, unhealthy := 0, 0
+	for _, b := range s.backends {
+		if inst.listed[b.idx] {
+			if b.healthy() {
+				healthy++
+			} else {
+				unhealthy++
+			}
+		}
+	}
+	s.setBuf = inst.p.InspectSetsLocked(s.setBuf[:0])
+	live, online := 0, 0
+	for i := range s.setBuf {
+		v := &s.setBuf[i]
+		live += v.Live
+		b := s.byName[v.Name]
+		if b != nil && inst.listed[b.idx] && b.healthy() {
+			if v.State != slotset.Online {
+				return false
+			}
+			online++
+		}
+	}
+	if online != healthy {
+		return false
+	}
+	pol := inst.pol
+	want := min(pol.SparesWanted, pol.MaxSlots-unhealthy, healthy*pol.MaxSlotsPerBackend)
+	return live >= want
+}

@@ -1,0 +1,59 @@
+// Package sim is the deterministic simulator of qorb pools: it runs the
+// real pool code (the same machines, the same loop, the same policies)
+// against simulated backends, connections and DNS in virtual time, with
+// faults, and gives the same result, byte for byte, from the same seed.
+//
+// # How a run works
+//
+// A [Scenario] (a TOML file under testdata/scenarios/, see docs/sim.md)
+// names the backends, the DNS records, the clients and their workloads,
+// the faults and the duration. [Run] builds one [fsm.Loop] on a virtual
+// clock and creates every client's pool on it with pool.WithLoop, so the
+// events of the whole fleet interleave in one order. The loop is halted:
+// it never arms a timer of its own. The simulator keeps a queue of its own
+// events (claim arrivals, releases, I/O completions, faults), ordered by
+// (virtual time, sequence), and merges it with the loop's timer heap: at
+// each step it moves the clock to the earliest deadline of either and runs
+// that event to completion.
+//
+// I/O goes through the loop's spawner: the simulated connector's Connect,
+// Validate and Close return at once and record the virtual time the call
+// takes and how it ends (refused, hung, reset), drawn from the scenario
+// and the run's seeded streams; the pool's completion then runs as a
+// simulator event at that time. A hung call completes as soon as its
+// context is cancelled (the pool's connect or health timeout, or Close),
+// at the same virtual instant: connectors honour their context. A connect
+// whose context ends before it completes is never established.
+//
+// Claims use pool.ClaimAsync; the callback, run with the loop held,
+// checks the hand-out and schedules the release, which calls
+// Handle.Release (or Discard, when the backend broke the connection)
+// without the loop held.
+//
+// # Determinism
+//
+// No goroutine runs during a simulation, no decision depends on map
+// order, and every random draw comes from streams derived from the one
+// seed (the loop's own source for the pools, and one stream per backend,
+// client, DNS and fault schedule). The trace, one JSON line per machine
+// transition and per simulator event, is hashed with SHA-256; the same
+// scenario and seed give the same hash on every machine and GOMAXPROCS.
+//
+// # Invariants
+//
+// After every event (fsm.Loop.OnEventEnd) the simulator compares a model
+// of every slot and slot set, built from the trace alone, with the pools'
+// bookkeeping (through pool's read-only Inspect methods): one state per
+// slot, counts by state that match, slot caps per pool and per backend,
+// sets online exactly when they hold a connection, and backoff delays
+// within the policy's bounds. Each hand-out is checked: no connection to
+// two claimers, none closed, none from a backend the client's resolver no
+// longer lists, none after the claim's deadline, first-in first-out. The
+// connector refuses calls after Close returned and double closes; at the
+// end every connection must be closed, no timer left and no I/O in
+// flight. The first violation stops the run with the trace before it.
+//
+// Liveness: after each fault ends the simulator measures the time until
+// every client is back to its target (see Expect.RecoverWithin), and the
+// scenario's [Expect] table bounds it and the claim outcomes.
+package sim

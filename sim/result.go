@@ -1,0 +1,431 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/qorbgo/qorb/pool"
+)
+
+// hist is a log-linear histogram of durations: exact zero, then 16
+// buckets per power of two (about 4% wide), enough for percentiles.
+type hist struct {
+	counts []uint64
+	n      uint64
+	max    int64
+	sum    int64
+}
+
+const histSub = 16
+
+func histIndex(v int64) int {
+	if v <= 0 {
+		return 0
+	}
+	e := 63 - bits.LeadingZeros64(uint64(v))
+	if e < 4 {
+		return 1 + int(v)
+	}
+	sub := int((v >> (e - 4)) & (histSub - 1))
+	return 1 + histSub + (e-4)*histSub + sub
+}
+
+// histUpper is the largest value of bucket i.
+func histUpper(i int) int64 {
+	if i == 0 {
+		return 0
+	}
+	if i <= histSub {
+		return int64(i - 1)
+	}
+	j := i - 1 - histSub
+	e := j/histSub + 4
+	sub := int64(j % histSub)
+	return (int64(histSub)+sub+1)<<(e-4) - 1
+}
+
+func (h *hist) add(v int64) {
+	i := histIndex(v)
+	if i >= len(h.counts) {
+		h.counts = append(h.counts, make([]uint64, i+1-len(h.counts))...)
+	}
+	h.counts[i]++
+	h.n++
+	h.max = max(h.max, v)
+	h.sum += v
+}
+
+func (h *hist) merge(o *hist) {
+	if len(o.counts) > len(h.counts) {
+		h.counts = append(h.counts, make([]uint64, len(o.counts)-len(h.counts))...)
+	}
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+	h.sum += o.sum
+}
+
+// quantile returns an upper bound of the q-th quantile (0 < q ≤ 1), at
+// most the largest value seen.
+func (h *hist) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n) + 0.5)
+	rank = max(rank, 1)
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return time.Duration(min(histUpper(i), h.max))
+		}
+	}
+	return time.Duration(h.max)
+}
+
+// clientAcc accumulates one client's outcomes over all its pools.
+type clientAcc struct {
+	ok       uint64
+	errs     [numErrKinds]uint64
+	waits    hist
+	discards uint64
+	dropped  uint64
+	restarts uint64
+	connects uint64
+	failures uint64
+	checks   uint64
+}
+
+func (a *clientAcc) addStats(st *pool.Stats) {
+	a.connects += st.Connects
+	a.failures += st.Failures
+	a.checks += st.Checks
+}
+
+// Errors counts failed claims by kind.
+type Errors struct {
+	NoBackends       uint64 `json:"no_backends"`
+	NoBackendsOnline uint64 `json:"no_backends_online"`
+	AllClaimsUsed    uint64 `json:"all_claims_used"`
+	Closed           uint64 `json:"closed"` // cut short by a restart or the end of the run
+	Other            uint64 `json:"other"`
+}
+
+// Failed counts the failed claims of every kind but closed.
+func (e Errors) Failed() uint64 { return e.NoBackends + e.NoBackendsOnline + e.AllClaimsUsed + e.Other }
+
+func (e Errors) String() string {
+	var parts []string
+	for _, p := range []struct {
+		n string
+		v uint64
+	}{{"no_backends", e.NoBackends}, {"no_backends_online", e.NoBackendsOnline}, {"all_claims_used", e.AllClaimsUsed}, {"closed", e.Closed}, {"other", e.Other}} {
+		if p.v > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", p.n, p.v))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Waits summarises claim waits.
+type Waits struct {
+	P50  time.Duration `json:"p50"`
+	P90  time.Duration `json:"p90"`
+	P99  time.Duration `json:"p99"`
+	Max  time.Duration `json:"max"`
+	Mean time.Duration `json:"mean"`
+}
+
+// ClientResult is one client's outcome (or the fleet's, summed).
+type ClientResult struct {
+	Name     string `json:"name"`
+	Claims   uint64 `json:"claims"` // served
+	Errors   Errors `json:"errors"`
+	Waits    Waits  `json:"waits"`
+	Discards uint64 `json:"discards"`
+	Dropped  uint64 `json:"dropped"` // arrivals while the client was restarting
+	Restarts uint64 `json:"restarts"`
+	Connects uint64 `json:"connects"`
+	Failures uint64 `json:"failures"` // failed connects, checks, recycles and discards
+	Checks   uint64 `json:"checks"`
+}
+
+// BackendResult is one backend's outcome.
+type BackendResult struct {
+	Name     string `json:"name"`
+	Connects uint64 `json:"connects"` // attempted by every client
+	Refused  uint64 `json:"refused"`  // refused or failed at once
+	Opened   uint64 `json:"opened"`   // established
+	Peak     int    `json:"peak"`     // most connections open at once
+}
+
+// FaultResult is one fault and the recovery after it.
+type FaultResult struct {
+	Index int           `json:"index"`
+	What  string        `json:"what"`
+	At    time.Duration `json:"at"`
+	End   time.Duration `json:"end"`
+	// Recovery is the time from End until every client was back to its
+	// target; -1 when that never happened before the run ended.
+	Recovery time.Duration `json:"recovery"`
+}
+
+// Expectation is one stated expectation and whether the run met it.
+type Expectation struct {
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	Got  string `json:"got"`
+	Want string `json:"want"`
+}
+
+// Result is what a run found.
+type Result struct {
+	Scenario    string          `json:"scenario"`
+	Seed        uint64          `json:"seed"`
+	Virtual     time.Duration   `json:"virtual"` // the scenario's duration
+	Ended       time.Duration   `json:"ended"`   // virtual time when the last pool closed and its I/O completed
+	Wall        time.Duration   `json:"wall"`
+	Events      uint64          `json:"events"`      // simulator events and loop timers run
+	Transitions uint64          `json:"transitions"` // machine transitions (trace lines from the pools)
+	TraceLines  uint64          `json:"trace_lines"`
+	TraceHash   string          `json:"trace_hash"` // sha256 of the JSON-lines trace
+	Checks      uint64          `json:"checks"`     // set comparisons made by the invariant checks
+	Fleet       ClientResult    `json:"fleet"`
+	Clients     []ClientResult  `json:"clients"`
+	Backends    []BackendResult `json:"backends"`
+	Faults      []FaultResult   `json:"faults"`
+	Expect      []Expectation   `json:"expect"`
+	Violation   *Violation      `json:"violation,omitempty"`
+
+	series *series
+}
+
+// OK reports whether no invariant was violated and every expectation was
+// met.
+func (r *Result) OK() bool {
+	if r.Violation != nil {
+		return false
+	}
+	for _, e := range r.Expect {
+		if !e.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// Err returns the violation or the first unmet expectation, or nil.
+func (r *Result) Err() error {
+	if r.Violation != nil {
+		return r.Violation
+	}
+	for _, e := range r.Expect {
+		if !e.OK {
+			return fmt.Errorf("expectation %s not met: got %s, want %s", e.Name, e.Got, e.Want)
+		}
+	}
+	return nil
+}
+
+func (s *Sim) result(wall time.Duration) *Result {
+	r := &Result{
+		Scenario: s.sc.Name, Seed: s.seed, Virtual: time.Duration(s.end), Ended: time.Duration(s.settled), Wall: wall,
+		Events: s.events, Transitions: s.transitions, TraceLines: s.tr.lines, TraceHash: s.tr.sum(),
+		Checks: s.chk.checks, Violation: s.violation, series: &s.series,
+	}
+	var fleet clientAcc
+	for _, c := range s.clients {
+		r.Clients = append(r.Clients, c.res.result(c.name))
+		fleet.merge(&c.res)
+	}
+	r.Fleet = fleet.result("fleet")
+	for _, b := range s.backends {
+		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak})
+	}
+	for _, fs := range s.faults {
+		fr := FaultResult{Index: fs.i, What: fs.f.describe(), At: fs.f.At.D(), End: fs.f.End(), Recovery: -1}
+		if fs.recoveredAt >= 0 {
+			fr.Recovery = time.Duration(fs.recoveredAt) - fs.f.End()
+		}
+		r.Faults = append(r.Faults, fr)
+	}
+	r.Expect = s.expectations(r)
+	return r
+}
+
+func (a *clientAcc) merge(o *clientAcc) {
+	a.ok += o.ok
+	for i := range a.errs {
+		a.errs[i] += o.errs[i]
+	}
+	a.waits.merge(&o.waits)
+	a.discards += o.discards
+	a.dropped += o.dropped
+	a.restarts += o.restarts
+	a.connects += o.connects
+	a.failures += o.failures
+	a.checks += o.checks
+}
+
+func (a *clientAcc) result(name string) ClientResult {
+	r := ClientResult{Name: name, Claims: a.ok, Discards: a.discards, Dropped: a.dropped, Restarts: a.restarts,
+		Connects: a.connects, Failures: a.failures, Checks: a.checks}
+	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
+		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Other: a.errs[errOther]}
+	r.Waits = Waits{P50: a.waits.quantile(0.5), P90: a.waits.quantile(0.9), P99: a.waits.quantile(0.99), Max: time.Duration(a.waits.max)}
+	if a.waits.n > 0 {
+		r.Waits.Mean = time.Duration(a.waits.sum / int64(a.waits.n))
+	}
+	return r
+}
+
+// expectations checks the scenario's [expect] table against the result.
+func (s *Sim) expectations(r *Result) []Expectation {
+	e := s.sc.Expect
+	var out []Expectation
+	add := func(name string, ok bool, got, want string) {
+		out = append(out, Expectation{Name: name, OK: ok, Got: got, Want: want})
+	}
+	if e.RecoverWithin > 0 {
+		var last *FaultResult
+		for i := range r.Faults {
+			if last == nil || r.Faults[i].End >= last.End {
+				last = &r.Faults[i]
+			}
+		}
+		if last != nil {
+			got := "never"
+			ok := last.Recovery >= 0 && last.Recovery <= e.RecoverWithin.D()
+			if last.Recovery >= 0 {
+				got = last.Recovery.String()
+			}
+			add("recover_within", ok, got+" after fault "+fmt.Sprint(last.Index)+" ("+last.What+")", "≤ "+e.RecoverWithin.String())
+		}
+	}
+	failed := r.Fleet.Errors.Failed()
+	if e.MaxClaimErrors != nil {
+		add("max_claim_errors", failed <= uint64(*e.MaxClaimErrors), fmt.Sprint(failed), fmt.Sprintf("≤ %d", *e.MaxClaimErrors))
+	}
+	if e.MaxErrorRatio != nil {
+		total := r.Fleet.Claims + failed
+		ratio := 0.0
+		if total > 0 {
+			ratio = float64(failed) / float64(total)
+		}
+		add("max_error_ratio", ratio <= *e.MaxErrorRatio, fmt.Sprintf("%.4f", ratio), fmt.Sprintf("≤ %g", *e.MaxErrorRatio))
+	}
+	if e.MaxWaitP99 > 0 {
+		add("max_wait_p99", r.Fleet.Waits.P99 <= e.MaxWaitP99.D(), r.Fleet.Waits.P99.String(), "≤ "+e.MaxWaitP99.String())
+	}
+	if e.MaxWait > 0 {
+		add("max_wait", r.Fleet.Waits.Max <= e.MaxWait.D(), r.Fleet.Waits.Max.String(), "≤ "+e.MaxWait.String())
+	}
+	if e.MinClaims > 0 {
+		add("min_claims", r.Fleet.Claims >= uint64(e.MinClaims), fmt.Sprint(r.Fleet.Claims), fmt.Sprintf("≥ %d", e.MinClaims))
+	}
+	if e.MaxConnects > 0 {
+		var n uint64
+		for _, b := range r.Backends {
+			n += b.Connects
+		}
+		add("max_connects", n <= uint64(e.MaxConnects), fmt.Sprint(n), fmt.Sprintf("≤ %d", e.MaxConnects))
+	}
+	return out
+}
+
+func fmtRate(n uint64, d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	v := float64(n) / d.Seconds()
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM/s", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk/s", v/1e3)
+	}
+	return fmt.Sprintf("%.0f/s", v)
+}
+
+// WriteSummary writes the result for people: the fleet, each client
+// (up to 20, then the worst), each backend, each fault and its recovery,
+// the expectations, the invariants, and the trace hash.
+func (r *Result) WriteSummary(w io.Writer) {
+	fmt.Fprintf(w, "scenario: %s   seed: %d\n", r.Scenario, r.Seed)
+	ratio := "-"
+	if r.Wall > 0 {
+		ratio = fmt.Sprintf("%.0f×", r.Virtual.Seconds()/r.Wall.Seconds())
+	}
+	fmt.Fprintf(w, "virtual time: %v (closed at %v)   wall: %v   virtual/wall: %s\n", r.Virtual, r.Ended.Round(time.Millisecond), r.Wall.Round(time.Millisecond), ratio)
+	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d\n",
+		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks)
+	fmt.Fprintln(w)
+	writeClient := func(c ClientResult) {
+		fmt.Fprintf(w, "  %-14s claims %d ok, failed: %s", c.Name, c.Claims, c.Errors)
+		fmt.Fprintf(w, "; waits p50 %v p90 %v p99 %v max %v", c.Waits.P50, c.Waits.P90, c.Waits.P99, c.Waits.Max)
+		fmt.Fprintf(w, "; connects %d, failures %d, discards %d", c.Connects, c.Failures, c.Discards)
+		if c.Restarts > 0 {
+			fmt.Fprintf(w, ", restarts %d (dropped %d)", c.Restarts, c.Dropped)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "claims:")
+	writeClient(r.Fleet)
+	clients := r.Clients
+	if len(clients) > 1 {
+		if len(clients) > 20 {
+			clients = slices.Clone(clients)
+			slices.SortStableFunc(clients, func(a, b ClientResult) int {
+				return int(b.Errors.Failed()) - int(a.Errors.Failed())
+			})
+			fmt.Fprintf(w, "  (%d clients; the 20 with the most failed claims)\n", len(r.Clients))
+			clients = clients[:20]
+		}
+		for _, c := range clients {
+			writeClient(c)
+		}
+	}
+	fmt.Fprintln(w, "backends:")
+	for _, b := range r.Backends {
+		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d\n", b.Name, b.Connects, b.Refused, b.Opened, b.Peak)
+	}
+	if len(r.Faults) > 0 {
+		fmt.Fprintln(w, "faults:")
+		for _, f := range r.Faults {
+			rec := "not recovered by the end"
+			if f.Recovery >= 0 {
+				rec = fmt.Sprintf("recovered %v after its end", f.Recovery.Round(time.Millisecond))
+			}
+			fmt.Fprintf(w, "  %d. at %v: %s — ends %v, %s\n", f.Index, f.At, f.What, f.End, rec)
+		}
+	}
+	if len(r.Expect) > 0 {
+		fmt.Fprintln(w, "expectations:")
+		for _, e := range r.Expect {
+			mark := "ok  "
+			if !e.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s %s: %s (want %s)\n", mark, e.Name, e.Got, e.Want)
+		}
+	}
+	if r.Violation != nil {
+		fmt.Fprintf(w, "INVARIANT VIOLATED: %s at %v: %s\n", r.Violation.Invariant, r.Violation.At, r.Violation.Detail)
+		fmt.Fprintln(w, "trace before it:")
+		for _, l := range r.Violation.Trace {
+			fmt.Fprintln(w, "  "+l)
+		}
+	} else {
+		fmt.Fprintln(w, "invariants: ok")
+	}
+	fmt.Fprintf(w, "trace hash: %s\n", r.TraceHash)
+}

@@ -1,0 +1,560 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/sim/internal/toml"
+)
+
+// Scenario is one simulation: the backends of a service, the DNS records
+// that list them, the clients (pools) that use them and their workload,
+// the faults, the duration, and what to expect. It is read from a TOML
+// file with [Load] or [Parse]; see docs/sim.md for the format and
+// testdata/scenarios/ for examples.
+type Scenario struct {
+	// Name names the scenario in summaries.
+	Name string `toml:"name"`
+	// Description tells the story, for people.
+	Description string `toml:"description"`
+	// Duration is how long the workload runs, in virtual time. Then the
+	// claims still held are released, and every pool is closed.
+	Duration Duration `toml:"duration"`
+	// Seed is the default seed (the -seed flag and Options.Seed override
+	// it). Default 1.
+	Seed uint64 `toml:"seed"`
+
+	DNS      DNSSpec       `toml:"dns"`
+	Backends []BackendSpec `toml:"backends"`
+	Clients  []ClientSpec  `toml:"clients"`
+	Faults   []Fault       `toml:"faults"`
+	Expect   Expect        `toml:"expect"`
+
+	file string
+	pos  toml.Positions
+}
+
+// DNSSpec is the simulated DNS service that every client's resolver asks.
+type DNSSpec struct {
+	// TTL of the records: how often resolvers ask again. Default 30s.
+	TTL Duration `toml:"ttl"`
+	// Latency of one answer. Default "1ms..3ms".
+	Latency Dist `toml:"latency"`
+	// Timeout of one query when the DNS service does not answer (during a
+	// dns_outage fault). Default 2s.
+	Timeout Duration `toml:"timeout"`
+	// RetryMin and RetryMax bound the resolver's backoff after a failed
+	// query: RetryMin, doubling up to RetryMax. Defaults 1s and 30s.
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+}
+
+// BackendSpec describes one backend, or Count backends named Name-1 … Name-N.
+type BackendSpec struct {
+	// Name of the backend (or prefix, with Count). Letters, digits, '-',
+	// '_' and '.'.
+	Name string `toml:"name"`
+	// Count makes this many backends, Name-1 … Name-Count. Default 1
+	// (named Name).
+	Count int `toml:"count"`
+	// ConnectLatency is the time one connect takes. Default "1ms..3ms".
+	ConnectLatency Dist `toml:"connect_latency"`
+	// CheckLatency is the time one health check (validate) takes.
+	// Default "200us..1ms".
+	CheckLatency Dist `toml:"check_latency"`
+	// ConnectErrorRate is the probability that a connect fails while the
+	// backend is up. Default 0.
+	ConnectErrorRate float64 `toml:"connect_error_rate"`
+	// MaxConns refuses connects beyond this many open connections (like a
+	// database's max_connections). Default 0: no limit.
+	MaxConns int `toml:"max_conns"`
+	// AcceptRate is how many connects per second the backend accepts;
+	// beyond it connects queue and take longer. Default 0: no limit.
+	AcceptRate float64 `toml:"accept_rate"`
+	// Down starts the backend stopped (a later start or replace fault
+	// brings it up).
+	Down bool `toml:"down"`
+	// Unlisted leaves the backend out of DNS at the start (a later
+	// dns_add or replace fault lists it).
+	Unlisted bool `toml:"unlisted"`
+}
+
+// ClientSpec describes one client (one pool), or Count clients named
+// Name-001 … with the same policy and workload: a fleet.
+type ClientSpec struct {
+	// Name of the client (or prefix, with Count). Letters, digits, '-',
+	// '_' and '.'.
+	Name string `toml:"name"`
+	// Count makes this many clients. Default 1 (named Name).
+	Count int `toml:"count"`
+	// Start is when the clients start (their pools are created).
+	// Default 0.
+	Start Duration `toml:"start"`
+	// Validate gives the connector a Validator: health checks of idle
+	// connections, a first check of each new one, and a check of each
+	// released one. Default true.
+	Validate *bool `toml:"validate"`
+	// Policy is the pool's policy; zero fields take the pool's defaults.
+	Policy PolicySpec `toml:"policy"`
+	// Workload is the claims the client makes.
+	Workload Workload `toml:"workload"`
+}
+
+// PolicySpec is a [pool.Policy] in a scenario file. Zero fields take the
+// pool's defaults. The pluggable Rebalancer, Picker and Backoff are Go
+// values: [Options.Policy] sets them.
+type PolicySpec struct {
+	SparesWanted        int      `toml:"spares_wanted"`
+	MaxSlots            int      `toml:"max_slots"`
+	MaxSlotsPerBackend  int      `toml:"max_slots_per_backend"`
+	ClaimTimeout        Duration `toml:"claim_timeout"`
+	RebalanceInterval   Duration `toml:"rebalance_interval"`
+	DecoherenceInterval Duration `toml:"decoherence_interval"`
+	BackoffMin          Duration `toml:"backoff_min"`
+	BackoffMax          Duration `toml:"backoff_max"`
+	BackoffJitter       Duration `toml:"backoff_jitter"`
+	ConnectTimeout      Duration `toml:"connect_timeout"`
+	HealthInterval      Duration `toml:"health_interval"`
+	HealthTimeout       Duration `toml:"health_timeout"`
+	MaxConnLifetime     Duration `toml:"max_conn_lifetime"`
+	MaxConnIdleTime     Duration `toml:"max_conn_idle_time"`
+	DeadAfter           int      `toml:"dead_after"`
+}
+
+// Policy returns the pool policy.
+func (p PolicySpec) Policy() pool.Policy {
+	return pool.Policy{
+		SparesWanted: p.SparesWanted, MaxSlots: p.MaxSlots, MaxSlotsPerBackend: p.MaxSlotsPerBackend,
+		ClaimTimeout: p.ClaimTimeout.D(), RebalanceInterval: p.RebalanceInterval.D(),
+		DecoherenceInterval: p.DecoherenceInterval.D(), BackoffMin: p.BackoffMin.D(), BackoffMax: p.BackoffMax.D(),
+		BackoffJitter: p.BackoffJitter.D(), ConnectTimeout: p.ConnectTimeout.D(), HealthInterval: p.HealthInterval.D(),
+		HealthTimeout: p.HealthTimeout.D(), MaxConnLifetime: p.MaxConnLifetime.D(), MaxConnIdleTime: p.MaxConnIdleTime.D(),
+		DeadAfter: p.DeadAfter,
+	}
+}
+
+// Workload is one client's claims: Poisson arrivals at Rate per second,
+// each holding its connection for a time drawn from Hold.
+type Workload struct {
+	// Rate is claims per second (Poisson arrivals). 0: no claims.
+	Rate float64 `toml:"rate"`
+	// Hold is how long a claim keeps its connection. Default "5ms".
+	Hold Dist `toml:"hold"`
+	// Timeout bounds each claim's wait. Default: the policy's ClaimTimeout.
+	Timeout Duration `toml:"timeout"`
+	// DiscardRate is the probability that a claimer finds its connection
+	// bad and discards it. Connections to a crashed or partitioned backend
+	// are always discarded. Default 0.
+	DiscardRate float64 `toml:"discard_rate"`
+}
+
+// Fault kinds. A fault starts at At and, when For is set, ends For later.
+const (
+	// FaultCrash stops Backends: open connections break, connects are
+	// refused. With For, the backends restart at the end.
+	FaultCrash = "crash"
+	// FaultStart starts Backends that were down.
+	FaultStart = "start"
+	// FaultHang makes connects to Backends hang until the pool gives up.
+	FaultHang = "hang"
+	// FaultPartition cuts Backends off: connects and health checks hang,
+	// and connections in use fail.
+	FaultPartition = "partition"
+	// FaultSlow multiplies the connect and check latency of Backends by
+	// Factor.
+	FaultSlow = "slow"
+	// FaultCheckFail makes health checks of connections to Backends fail
+	// (the backend accepts connects but serves errors).
+	FaultCheckFail = "check_fail"
+	// FaultDNSOutage makes every DNS query time out.
+	FaultDNSOutage = "dns_outage"
+	// FaultDNSAdd lists Backends in DNS.
+	FaultDNSAdd = "dns_add"
+	// FaultDNSRemove removes Backends from DNS.
+	FaultDNSRemove = "dns_remove"
+	// FaultReplace is one step of a deploy: the backends in With start and
+	// are listed in DNS, the Backends are removed from DNS, and after
+	// Drain they stop.
+	FaultReplace = "replace"
+	// FaultRestart restarts Clients: each pool is closed and, after Down,
+	// created anew, spread at random over Spread.
+	FaultRestart = "restart"
+	// FaultLoad multiplies the claim rate of Clients by Factor.
+	FaultLoad = "load"
+)
+
+var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail,
+	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad}
+
+// Fault is one scheduled fault. Backends and Clients are names or glob
+// patterns (path.Match: "db-*"); an empty Clients means every client.
+type Fault struct {
+	At       Duration `toml:"at"`
+	For      Duration `toml:"for"`
+	Kind     string   `toml:"kind"`
+	Backends []string `toml:"backends"`
+	Clients  []string `toml:"clients"`
+	// Factor is the latency multiplier of slow, and the rate multiplier
+	// of load.
+	Factor float64 `toml:"factor"`
+	// With lists the new backends of replace, one for each of Backends.
+	With []string `toml:"with"`
+	// Drain is how long replace keeps old backends running after
+	// removing them from DNS. Default 30s.
+	Drain Duration `toml:"drain"`
+	// Spread spreads the restarts of restart over this window. Default 0:
+	// all at once.
+	Spread Duration `toml:"spread"`
+	// Down is how long a restarted client stays down. Default 1s.
+	Down Duration `toml:"down"`
+}
+
+// End is when the fault stops acting: At+For, or At for a fault without
+// a duration (and At+Drain for replace, At+Spread+Down for restart).
+func (f Fault) End() time.Duration {
+	switch f.Kind {
+	case FaultReplace:
+		return f.At.D() + f.Drain.D()
+	case FaultRestart:
+		return f.At.D() + f.Spread.D() + f.Down.D()
+	}
+	return f.At.D() + f.For.D()
+}
+
+// Expect states what a run must show. Unset fields are not checked.
+type Expect struct {
+	// RecoverWithin: after the last fault ends, every client is back to
+	// its target (running; every healthy listed backend online; at least
+	// min(spares, max slots) connections) within this bound.
+	RecoverWithin Duration `toml:"recover_within"`
+	// MaxClaimErrors bounds failed claims, of every kind except closed
+	// (claims cut short by a restart or the end of the run).
+	MaxClaimErrors *int `toml:"max_claim_errors"`
+	// MaxErrorRatio bounds failed claims (as for MaxClaimErrors) over all
+	// claims.
+	MaxErrorRatio *float64 `toml:"max_error_ratio"`
+	// MaxWaitP99 bounds the 99th percentile of claim waits.
+	MaxWaitP99 Duration `toml:"max_wait_p99"`
+	// MaxWait bounds the longest claim wait.
+	MaxWait Duration `toml:"max_wait"`
+	// MinClaims is the least number of served claims.
+	MinClaims int `toml:"min_claims"`
+	// MaxConnects bounds the connects attempted by all clients together.
+	MaxConnects int `toml:"max_connects"`
+}
+
+// Load reads and checks a scenario file.
+func Load(file string) (*Scenario, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(file, data)
+}
+
+// Parse reads and checks a scenario; file names it in errors.
+func Parse(file string, data []byte) (*Scenario, error) {
+	sc := &Scenario{}
+	pos, err := toml.Unmarshal(file, data, sc)
+	if err != nil {
+		return nil, err
+	}
+	sc.file, sc.pos = file, pos
+	if err := sc.check(); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// Marshal writes the scenario in the file format.
+func (sc *Scenario) Marshal() ([]byte, error) { return toml.Marshal(sc) }
+
+// errAt is a checking error at the line of field path.
+func (sc *Scenario) errAt(path, format string, a ...any) error {
+	return &toml.Error{File: sc.fileName(), Line: sc.pos.Line(path), Field: path, Msg: fmt.Sprintf(format, a...)}
+}
+
+func (sc *Scenario) fileName() string {
+	if sc.file == "" {
+		return "scenario"
+	}
+	return sc.file
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// BackendNames lists the backends' names, Count expanded, in file order.
+func (sc *Scenario) BackendNames() []string {
+	var out []string
+	for _, b := range sc.Backends {
+		out = append(out, expand(b.Name, b.Count, "%s-%d")...)
+	}
+	return out
+}
+
+// ClientNames lists the clients' names, Count expanded, in file order.
+func (sc *Scenario) ClientNames() []string {
+	var out []string
+	for _, c := range sc.Clients {
+		out = append(out, expand(c.Name, c.Count, "%s-%03d")...)
+	}
+	return out
+}
+
+func expand(name string, count int, format string) []string {
+	if count <= 1 {
+		return []string{name}
+	}
+	out := make([]string, count)
+	for i := range out {
+		out[i] = fmt.Sprintf(format, name, i+1)
+	}
+	return out
+}
+
+// check validates the scenario and reports the first problem with its
+// file, line and field.
+func (sc *Scenario) check() error {
+	var errs []error
+	bad := func(path, format string, a ...any) { errs = append(errs, sc.errAt(path, format, a...)) }
+	if sc.Duration <= 0 {
+		bad("duration", "must be set and positive, such as \"10m\"")
+	}
+	if len(sc.Backends) == 0 {
+		bad("backends", "at least one [[backends]] is needed")
+	}
+	if len(sc.Clients) == 0 {
+		bad("clients", "at least one [[clients]] is needed")
+	}
+	backends := map[string]bool{}
+	for i, b := range sc.Backends {
+		p := fmt.Sprintf("backends[%d]", i)
+		if !validName(b.Name) {
+			bad(p+".name", "%q: want letters, digits, '-', '_' or '.'", b.Name)
+		}
+		if b.Count < 0 || b.Count > 10000 {
+			bad(p+".count", "%d: want 1 to 10000", b.Count)
+		}
+		if b.ConnectErrorRate < 0 || b.ConnectErrorRate > 1 {
+			bad(p+".connect_error_rate", "%v: want a probability, 0 to 1", b.ConnectErrorRate)
+		}
+		if b.MaxConns < 0 {
+			bad(p+".max_conns", "must not be negative")
+		}
+		if b.AcceptRate < 0 {
+			bad(p+".accept_rate", "must not be negative")
+		}
+		for _, n := range expand(b.Name, b.Count, "%s-%d") {
+			if backends[n] {
+				bad(p+".name", "backend %s defined twice", n)
+			}
+			backends[n] = true
+		}
+	}
+	clients := map[string]bool{}
+	for i, c := range sc.Clients {
+		p := fmt.Sprintf("clients[%d]", i)
+		if !validName(c.Name) {
+			bad(p+".name", "%q: want letters, digits, '-', '_' or '.'", c.Name)
+		}
+		if c.Count < 0 || c.Count > 100000 {
+			bad(p+".count", "%d: want 1 to 100000", c.Count)
+		}
+		if c.Workload.Rate < 0 {
+			bad(p+".workload.rate", "must not be negative")
+		}
+		if c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1 {
+			bad(p+".workload.discard_rate", "%v: want a probability, 0 to 1", c.Workload.DiscardRate)
+		}
+		pol := c.Policy.Policy()
+		if _, err := validatePolicy(pol); err != nil {
+			bad(p+".policy", "%v", err)
+		}
+		for _, n := range expand(c.Name, c.Count, "%s-%03d") {
+			if clients[n] {
+				bad(p+".name", "client %s defined twice", n)
+			}
+			clients[n] = true
+		}
+	}
+	for i, f := range sc.Faults {
+		p := fmt.Sprintf("faults[%d]", i)
+		if !containsStr(faultKinds, f.Kind) {
+			bad(p+".kind", "%q: want one of %s", f.Kind, strings.Join(faultKinds, ", "))
+			continue
+		}
+		if f.At > sc.Duration {
+			bad(p+".at", "%v is after the end of the run (%v)", f.At, sc.Duration)
+		}
+		needBackends := f.Kind != FaultDNSOutage && f.Kind != FaultRestart && f.Kind != FaultLoad
+		if needBackends && len(f.Backends) == 0 {
+			bad(p+".backends", "a %s fault needs backends", f.Kind)
+		}
+		if !needBackends && len(f.Backends) > 0 {
+			bad(p+".backends", "a %s fault takes no backends", f.Kind)
+		}
+		for j, pat := range f.Backends {
+			if n := matchCount(pat, backends); n == 0 {
+				bad(fmt.Sprintf("%s.backends[%d]", p, j), "%q matches no backend", pat)
+			}
+		}
+		if (f.Kind == FaultRestart || f.Kind == FaultLoad) == false && len(f.Clients) > 0 {
+			bad(p+".clients", "a %s fault takes no clients", f.Kind)
+		}
+		for j, pat := range f.Clients {
+			if n := matchCount(pat, clients); n == 0 {
+				bad(fmt.Sprintf("%s.clients[%d]", p, j), "%q matches no client", pat)
+			}
+		}
+		switch f.Kind {
+		case FaultSlow, FaultLoad:
+			if f.Factor <= 0 {
+				bad(p+".factor", "a %s fault needs a positive factor", f.Kind)
+			}
+		case FaultReplace:
+			if len(f.With) != len(f.Backends) {
+				bad(p+".with", "replace needs one new backend in with for each of backends (%d)", len(f.Backends))
+			}
+			for j, n := range f.With {
+				if !backends[n] {
+					bad(fmt.Sprintf("%s.with[%d]", p, j), "%q is no backend", n)
+				}
+			}
+		}
+		if f.Factor != 0 && f.Kind != FaultSlow && f.Kind != FaultLoad {
+			bad(p+".factor", "only slow and load faults take a factor")
+		}
+		if len(f.With) > 0 && f.Kind != FaultReplace {
+			bad(p+".with", "only replace faults take with")
+		}
+		if f.For > 0 && (f.Kind == FaultStart || f.Kind == FaultDNSAdd || f.Kind == FaultDNSRemove || f.Kind == FaultReplace || f.Kind == FaultRestart) {
+			bad(p+".for", "a %s fault has no duration", f.Kind)
+		}
+		if f.Kind != FaultRestart && (f.Spread > 0 || f.Down > 0) {
+			bad(p+".spread", "only restart faults take spread and down")
+		}
+		if f.Kind != FaultReplace && f.Drain > 0 {
+			bad(p+".drain", "only replace faults take drain")
+		}
+	}
+	if r := sc.Expect.MaxErrorRatio; r != nil && (*r < 0 || *r > 1) {
+		bad("expect.max_error_ratio", "%v: want 0 to 1", *r)
+	}
+	if n := sc.Expect.MaxClaimErrors; n != nil && *n < 0 {
+		bad("expect.max_claim_errors", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func matchCount(pattern string, names map[string]bool) int {
+	n := 0
+	for name := range names {
+		if ok, _ := path.Match(pattern, name); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// matches reports whether name matches any of patterns; an empty list
+// matches when all is set.
+func matches(patterns []string, name string, all bool) bool {
+	if len(patterns) == 0 {
+		return all
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// validatePolicy checks a policy the way pool.New does, by creating a
+// pool on a halted loop with no backends and closing it at once.
+func validatePolicy(p pool.Policy) (pool.Policy, error) {
+	l := fsm.NewLoop(&vclock{now: epoch}, 0, nil)
+	l.Halt()
+	pl, err := pool.New[struct{}](resolver.NewFixed(), nopConnector{}, p, pool.WithLoop(l))
+	if err != nil {
+		return p, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = pl.Close(ctx)
+	return pl.EffectivePolicy(), nil
+}
+
+type nopConnector struct{}
+
+func (nopConnector) Connect(context.Context, backend.Backend) (struct{}, error) {
+	return struct{}{}, errors.New("no connects here")
+}
+func (nopConnector) Close(struct{}) error { return nil }
+
+// withDefaults returns a copy of sc with the defaults of unset fields.
+func (sc *Scenario) withDefaults() *Scenario {
+	c := *sc
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	setDur := func(v *Duration, d time.Duration) {
+		if *v == 0 {
+			*v = Duration(d)
+		}
+	}
+	setDur(&c.DNS.TTL, 30*time.Second)
+	setDur(&c.DNS.Timeout, 2*time.Second)
+	setDur(&c.DNS.RetryMin, time.Second)
+	setDur(&c.DNS.RetryMax, 30*time.Second)
+	if c.DNS.Latency.IsZero() {
+		c.DNS.Latency = Uniform(time.Millisecond, 3*time.Millisecond)
+	}
+	c.Backends = slices.Clone(sc.Backends)
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		if b.ConnectLatency.IsZero() {
+			b.ConnectLatency = Uniform(time.Millisecond, 3*time.Millisecond)
+		}
+		if b.CheckLatency.IsZero() {
+			b.CheckLatency = Uniform(200*time.Microsecond, time.Millisecond)
+		}
+	}
+	c.Clients = slices.Clone(sc.Clients)
+	for i := range c.Clients {
+		w := &c.Clients[i].Workload
+		if w.Hold.IsZero() {
+			w.Hold = Const(5 * time.Millisecond)
+		}
+	}
+	return &c
+}

@@ -1,0 +1,429 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool"
+)
+
+// Options adjust a run without changing its scenario.
+type Options struct {
+	// Seed seeds the run; 0 takes the scenario's seed (or 1).
+	Seed uint64
+	// Trace receives the trace as JSON lines; nil keeps only its hash.
+	Trace io.Writer
+	// Progress, when set, is called now and then (every 65536 events)
+	// with the virtual time reached and the scenario's duration.
+	Progress func(now, total time.Duration)
+	// Policy, when set, adjusts each client's policy before its pool is
+	// created: this is how a Go Rebalancer, Picker or Backoff is plugged
+	// into a scenario. client is the client's name.
+	Policy func(client string, p pool.Policy) pool.Policy
+	// BackoffBounds gives the allowed delay after the n-th consecutive
+	// failure of a slot for a Backoff other than pool.ExponentialBackoff
+	// (whose bounds the simulator knows). Without it such delays are only
+	// checked to be non-negative.
+	BackoffBounds func(p pool.Policy, n int) (lo, hi time.Duration)
+	// Samples is the number of points of the time series behind the
+	// picture. Default 500.
+	Samples int
+}
+
+// Sim is one run of a scenario. It owns the virtual clock, the one event
+// loop every pool runs on, the simulated backends and DNS, and its own
+// queue of events (claims, releases, I/O completions, faults), merged
+// with the loop's timer heap in (time, sequence) order.
+//
+// A run uses no goroutine: every event runs to completion on the caller's
+// goroutine, in an order fixed by the seed. The simulator is the loop's
+// only user, so between events it reads the loop and the pools without
+// taking the loop.
+type Sim struct {
+	sc   *Scenario
+	opt  Options
+	seed uint64
+
+	clk  vclock
+	loop *fsm.Loop
+	q    queue
+	now  int64
+	end  int64
+
+	backends []*simBackend
+	byName   map[backend.Name]*simBackend
+	clients  []*client
+	insts    map[string]*poolInst
+
+	io        ioRecord
+	nextConn  uint64
+	dnsOutage int
+	dnsRng    *rand.Rand
+	faultRng  *rand.Rand
+
+	tr  *tracer
+	chk checker
+
+	violation   *Violation
+	ending      bool
+	closed      bool
+	outstanding int // claims issued and not finished
+
+	events      uint64
+	transitions uint64
+	settled     int64 // when the last pool closed or the last I/O completed
+	faults      []*faultState
+	pendingRec  []*faultState
+	recDirty    []*client
+	unrecovered int
+	setBuf      []pool.SetInspection
+
+	series    series
+	claimFree *claim
+}
+
+// client is one client of the scenario: a pool (re-created on restarts)
+// and its workload.
+type client struct {
+	idx      int
+	name     string
+	spec     *ClientSpec
+	rng      *rand.Rand
+	rate     float64
+	validate bool
+	policy   pool.Policy
+	inst     *poolInst
+	gen      int
+	started  bool
+	pending  bool // an arrival is scheduled
+
+	recovered bool
+	recQueued bool
+
+	res clientAcc
+}
+
+// poolInst is one pool of a client (a restart makes a new one).
+type poolInst struct {
+	s        *Sim
+	c        *client
+	name     string
+	p        *pool.Pool[*conn]
+	res      *dnsResolver
+	pol      pool.Policy
+	finished bool // Close returned
+	listed   []bool
+	pending  []*ioJob
+	scanIO   bool
+
+	open     int // connections established and not closed
+	connects uint64
+	checks   uint64
+
+	nslots, nclaimed int // from the trace
+	dirty            bool
+	lastServed       int64
+}
+
+// setListed records the backend set the resolver delivered.
+func (inst *poolInst) setListed(bs []backend.Backend) {
+	clear(inst.listed)
+	s := inst.s
+	for _, b := range bs {
+		if sb := s.byName[b.Name]; sb != nil {
+			inst.listed[sb.idx] = true
+		}
+	}
+}
+
+// New prepares a run of sc. It fails only on a scenario that [Parse] would
+// refuse.
+func New(sc *Scenario, opt Options) (*Sim, error) {
+	if err := sc.check(); err != nil {
+		return nil, err
+	}
+	sc = sc.withDefaults()
+	seed := opt.Seed
+	if seed == 0 {
+		seed = sc.Seed
+	}
+	if opt.Samples <= 0 {
+		opt.Samples = 500
+	}
+	s := &Sim{
+		sc: sc, opt: opt, seed: seed,
+		byName: map[backend.Name]*simBackend{},
+		insts:  map[string]*poolInst{},
+		end:    int64(sc.Duration),
+		tr:     newTracer(opt.Trace),
+	}
+	s.clk.now = epoch
+	s.loop = fsm.NewLoop(&s.clk, seed, nil)
+	s.loop.Halt() // the simulator advances time itself
+	s.loop.SetStrict(false)
+	s.loop.SetSpawner(s.spawn)
+	s.loop.AddObserver(observer{s})
+	s.loop.OnEventEnd(s.eventEnd)
+	s.chk.init()
+	s.dnsRng = stream(seed, "dns")
+	s.faultRng = stream(seed, "faults")
+
+	for i := range sc.Backends {
+		spec := &sc.Backends[i]
+		for _, n := range expand(spec.Name, spec.Count, "%s-%d") {
+			b := &simBackend{idx: len(s.backends), name: n, spec: spec, rng: stream(seed, "backend/"+n),
+				stopped: spec.Down, listed: !spec.Unlisted, slow: 1}
+			b.b = backend.Backend{Name: backend.Name(n), Addr: addr(b.idx + 1)}
+			b.update()
+			s.backends = append(s.backends, b)
+			s.byName[b.b.Name] = b
+		}
+	}
+	for i := range sc.Clients {
+		spec := &sc.Clients[i]
+		for _, n := range expand(spec.Name, spec.Count, "%s-%03d") {
+			c := &client{idx: len(s.clients), name: n, spec: spec, rng: stream(seed, "client/"+n),
+				rate: spec.Workload.Rate, validate: spec.Validate == nil || *spec.Validate, recovered: true}
+			c.policy = spec.Policy.Policy()
+			if opt.Policy != nil {
+				c.policy = opt.Policy(n, c.policy)
+			}
+			s.clients = append(s.clients, c)
+			s.q.push(int64(spec.Start), handlerFunc(func(s *Sim) { s.startClient(c) }))
+		}
+	}
+	for i, f := range sc.Faults {
+		fs := &faultState{i: i, f: f, recoveredAt: -1}
+		s.faults = append(s.faults, fs)
+		s.q.push(int64(f.At), handlerFunc(func(s *Sim) { s.faultStart(fs) }))
+		if f.For > 0 {
+			s.q.push(int64(f.At+f.For), handlerFunc(func(s *Sim) { s.faultEnd(fs) }))
+		}
+		s.q.push(int64(f.End()), handlerFunc(func(s *Sim) { s.faultOver(fs) }))
+	}
+	s.q.push(s.end, handlerFunc(func(s *Sim) { s.endWorkload() }))
+	s.series.init(s, opt.Samples)
+	return s, nil
+}
+
+// Run runs sc with opt and returns the result. The error is for a
+// scenario that cannot run; a violated invariant or expectation is in the
+// result (see Result.OK).
+func Run(sc *Scenario, opt Options) (*Result, error) {
+	s, err := New(sc, opt)
+	if err != nil {
+		return nil, err
+	}
+	return s.Run(), nil
+}
+
+// Run runs the simulation to its end: the workload for the scenario's
+// duration, then the release of the claims still held, the close of every
+// pool, and the completion of every I/O in flight. It stops early at the
+// first violated invariant.
+func (s *Sim) Run() *Result {
+	wall := time.Now()
+	s.loop.Enter()
+	s.loop.Leave()
+	for s.violation == nil {
+		lt := int64(math.MaxInt64)
+		if d, ok := s.loop.NextDeadline(); ok {
+			lt = int64(d.Sub(epoch))
+		}
+		qt := int64(math.MaxInt64)
+		if s.q.len() > 0 {
+			qt = s.q.peek()
+		}
+		t := min(lt, qt)
+		if t == math.MaxInt64 {
+			break
+		}
+		if t > s.now {
+			s.series.upTo(t)
+			s.now = t
+			s.clk.now = epoch.Add(time.Duration(t))
+		}
+		if lt <= qt {
+			s.loop.Enter()
+			s.events += uint64(s.loop.RunDue())
+			s.loop.Leave()
+		} else {
+			e := s.q.pop()
+			e.h.run(s)
+			s.events++
+		}
+		if len(s.pendingRec) > 0 {
+			s.evalRecovery()
+		}
+		if s.opt.Progress != nil && s.events&0xffff == 0 {
+			s.opt.Progress(time.Duration(min(s.now, s.end)), time.Duration(s.end))
+		}
+	}
+	if s.violation == nil {
+		s.finalChecks()
+	}
+	if s.opt.Progress != nil {
+		s.opt.Progress(time.Duration(s.end), time.Duration(s.end))
+	}
+	return s.result(time.Since(wall))
+}
+
+// startClient creates the client's first pool and starts its workload.
+func (s *Sim) startClient(c *client) {
+	if s.closed {
+		return
+	}
+	c.started = true
+	s.startPool(c)
+	c.scheduleArrival(s)
+}
+
+// startPool creates a new pool for c on the shared loop.
+func (s *Sim) startPool(c *client) {
+	c.gen++
+	name := c.name
+	if c.gen > 1 {
+		name = fmt.Sprintf("%s#%d", c.name, c.gen)
+	}
+	inst := &poolInst{s: s, c: c, name: name, listed: make([]bool, len(s.backends)), lastServed: math.MinInt64}
+	s.insts[name] = inst
+	inst.res = newDNSResolver(s, inst)
+	var cn backend.Connector[*conn] = &connector{s: s, inst: inst}
+	if c.validate {
+		cn = validating{&connector{s: s, inst: inst}}
+	}
+	p, err := pool.New(inst.res, cn, c.policy, pool.WithLoop(s.loop), pool.WithName(name))
+	if err != nil {
+		s.violate("policy", "%s: pool.New: %v", name, err)
+		return
+	}
+	inst.p = p
+	inst.pol = p.EffectivePolicy()
+	c.inst = inst
+	s.markRecovery(c)
+}
+
+// closeInst closes a pool at once (with an ended context: claimed
+// connections are closed too) and checks that it left no connection open.
+func (s *Sim) closeInst(inst *poolInst) {
+	c := inst.c
+	st := inst.p.Stats()
+	c.res.addStats(&st)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = inst.p.Close(ctx)
+	inst.finished = true
+	if c.inst == inst {
+		c.inst = nil
+	}
+	s.markRecovery(c)
+	if inst.open != 0 {
+		s.violate("conn-leak", "%s: %d connections still open after Close returned", inst.name, inst.open)
+	}
+}
+
+// endWorkload stops the arrivals at the end of the scenario's duration;
+// the pools close once every claim has finished (or a bound later).
+func (s *Sim) endWorkload() {
+	s.ending = true
+	if s.outstanding == 0 {
+		s.closeAll()
+		return
+	}
+	var bound time.Duration
+	for _, c := range s.clients {
+		bound = max(bound, c.spec.Workload.Hold.Max()+c.timeout())
+	}
+	s.q.push(s.now+int64(bound+time.Second), handlerFunc(func(s *Sim) { s.closeAll() }))
+}
+
+// closeAll closes every pool, in client order.
+func (s *Sim) closeAll() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.settled = s.now
+	for _, c := range s.clients {
+		if c.inst != nil {
+			s.closeInst(c.inst)
+		}
+	}
+	s.tr.record(s.now, "sim", "run", "", "closed", "", false)
+}
+
+// finalChecks runs when no event is left: every connection is closed,
+// no timer is left on the loop, no I/O is in flight.
+func (s *Sim) finalChecks() {
+	if !s.closed {
+		s.violate("not-closed", "the run ended before its pools were closed")
+		return
+	}
+	for _, b := range s.backends {
+		if b.held != 0 {
+			s.violate("conn-leak", "%d connections to %s still open after every pool closed", b.held, b.name)
+			return
+		}
+	}
+	if d, ok := s.loop.NextDeadline(); ok {
+		s.violate("timer-leak", "a timer due at %v is left on the loop after every pool closed", d.Sub(epoch))
+		return
+	}
+	if n := s.loop.InFlight(); n != 0 {
+		s.violate("io-leak", "%d I/O jobs in flight after every pool closed and the queue drained", n)
+	}
+}
+
+// observer feeds the trace and the model behind the invariant checks.
+type observer struct{ s *Sim }
+
+func (o observer) Observe(t fsm.Transition) { o.s.observe(&t) }
+
+func (s *Sim) observe(t *fsm.Transition) {
+	s.transitions++
+	s.tr.transition(s.now, t)
+	if t.Impossible {
+		s.violate("impossible-transition", "%s[%s] has no event %s in state %s", t.Machine, t.ID, t.Event, t.From)
+		return
+	}
+	switch t.Machine {
+	case "slot":
+		s.chk.slot(s, t)
+	case "set":
+		s.chk.set(s, t)
+	case "pool":
+		if inst := s.insts[t.ID]; inst != nil {
+			inst.scanIO = true
+			s.chk.dirtyInst(inst)
+		}
+	}
+}
+
+// eventEnd runs, with the loop held, at the end of every event.
+func (s *Sim) eventEnd() { s.chk.atEventEnd(s) }
+
+// Violation is a broken invariant: what, when, and the trace before it.
+type Violation struct {
+	At        time.Duration `json:"at"`        // virtual time since the start
+	Invariant string        `json:"invariant"` // a short name, such as "backend-cap"
+	Detail    string        `json:"detail"`
+	Trace     []string      `json:"trace"` // the last trace lines, oldest first
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("invariant %s violated at %v: %s", v.Invariant, v.At, v.Detail)
+}
+
+// violate records the first violation; the run stops after the event.
+func (s *Sim) violate(invariant, format string, a ...any) {
+	if s.violation != nil {
+		return
+	}
+	s.violation = &Violation{At: time.Duration(s.now), Invariant: invariant, Detail: fmt.Sprintf(format, a...), Trace: s.tr.last()}
+}

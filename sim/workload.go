@@ -1,0 +1,182 @@
+package sim
+
+import (
+	"errors"
+	"time"
+
+	"github.com/qorbgo/qorb/pool"
+)
+
+// claim is one claim of a client's workload, from its arrival to its
+// release. Claims are reused; done is bound once.
+type claim struct {
+	s        *Sim
+	c        *client
+	inst     *poolInst
+	arrival  int64
+	deadline int64
+	h        *pool.Handle[*conn]
+	cn       *conn
+	forced   bool // the pool's Close closed the connection while held
+	done     func(*pool.Handle[*conn], error)
+	next     *claim
+}
+
+func (s *Sim) newClaim() *claim {
+	cl := s.claimFree
+	if cl != nil {
+		s.claimFree = cl.next
+		cl.next = nil
+		return cl
+	}
+	cl = &claim{s: s}
+	cl.done = cl.onDone
+	return cl
+}
+
+func (s *Sim) freeClaim(cl *claim) {
+	cl.c, cl.inst, cl.h, cl.cn, cl.forced = nil, nil, nil, nil, false
+	cl.next = s.claimFree
+	s.claimFree = cl
+}
+
+// timeout is the client's per-claim timeout.
+func (c *client) timeout() time.Duration {
+	if t := c.spec.Workload.Timeout.D(); t > 0 {
+		return t
+	}
+	if c.policy.ClaimTimeout > 0 {
+		return c.policy.ClaimTimeout
+	}
+	return 30 * time.Second
+}
+
+// scheduleArrival schedules the client's next claim (Poisson arrivals).
+func (c *client) scheduleArrival(s *Sim) {
+	if c.rate <= 0 || c.pending || s.ending {
+		return
+	}
+	d := int64(c.rng.ExpFloat64() / c.rate * 1e9)
+	c.pending = true
+	s.q.push(s.now+d, c)
+}
+
+// run is a claim arrival.
+func (c *client) run(s *Sim) {
+	c.pending = false
+	if s.ending {
+		return
+	}
+	if c.inst != nil {
+		s.issueClaim(c)
+	} else {
+		c.res.dropped++ // the client is down (restarting)
+	}
+	c.scheduleArrival(s)
+}
+
+func (s *Sim) issueClaim(c *client) {
+	cl := s.newClaim()
+	cl.c, cl.inst, cl.arrival = c, c.inst, s.now
+	timeout := c.timeout()
+	cl.deadline = s.now + int64(timeout)
+	s.outstanding++
+	c.inst.p.ClaimAsync(nil, timeout, cl.done)
+}
+
+// onDone is the claim's callback, run with the loop held: it checks the
+// hand-out, records the outcome, and schedules the release.
+func (cl *claim) onDone(h *pool.Handle[*conn], err error) {
+	s, c, inst := cl.s, cl.c, cl.inst
+	if err != nil {
+		kind := errKind(err)
+		c.res.errs[kind]++
+		s.series.claimError()
+		s.tr.record(s.now, "claim", inst.name, "", "error", errKindNames[kind], false)
+		s.outstanding--
+		s.freeClaim(cl)
+		s.maybeClose()
+		return
+	}
+	cn := h.Conn()
+	switch {
+	case cn == nil:
+		s.violate("nil-conn", "%s: a claim was handed a nil connection", inst.name)
+	case cn.inst != inst:
+		s.violate("foreign-conn", "%s: a claim was handed connection %d of pool %s", inst.name, cn.id, cn.inst.name)
+	case cn.state != connOpen:
+		s.violate("closed-conn", "%s: a claim was handed connection %d to %s, which is not open", inst.name, cn.id, cn.b.name)
+	case cn.held != nil:
+		s.violate("double-handout", "%s: connection %d to %s handed to a second claimer (the first arrived at %v)",
+			inst.name, cn.id, cn.b.name, time.Duration(cn.held.arrival))
+	case !inst.listed[cn.b.idx]:
+		s.violate("removed-backend", "%s: claim served from %s, which its resolver no longer lists", inst.name, cn.b.name)
+	case s.now > cl.deadline:
+		s.violate("waiter-deadline", "%s: claim that arrived at %v served at %v, after its deadline %v",
+			inst.name, time.Duration(cl.arrival), time.Duration(s.now), time.Duration(cl.deadline))
+	case cl.arrival < inst.lastServed:
+		s.violate("fifo", "%s: claim that arrived at %v served after one that arrived at %v",
+			inst.name, time.Duration(cl.arrival), time.Duration(inst.lastServed))
+	}
+	inst.lastServed = cl.arrival
+	cl.h, cl.cn = h, cn
+	cn.held = cl
+	wait := s.now - cl.arrival
+	c.res.ok++
+	c.res.waits.add(wait)
+	s.series.claimServed(wait)
+	s.q.push(s.now+int64(c.spec.Workload.Hold.Draw(c.rng)), cl)
+}
+
+// run is the claim's release: the claimer gives the connection back, or
+// discards it when it found it broken.
+func (cl *claim) run(s *Sim) {
+	c, cn := cl.c, cl.cn
+	if cn.held == cl {
+		cn.held = nil
+	}
+	dr := c.spec.Workload.DiscardRate
+	if !cn.alive() || (dr > 0 && c.rng.Float64() < dr) {
+		c.res.discards++
+		cl.h.Discard(errUse)
+	} else {
+		cl.h.Release()
+	}
+	s.outstanding--
+	s.freeClaim(cl)
+	s.maybeClose()
+}
+
+// maybeClose closes the pools once the workload ended and every claim
+// finished.
+func (s *Sim) maybeClose() {
+	if s.ending && !s.closed && s.outstanding == 0 {
+		s.q.push(s.now, handlerFunc(func(s *Sim) { s.closeAll() }))
+	}
+}
+
+// Claim error kinds, as counted in results.
+const (
+	errNoBackends = iota
+	errNoBackendsOnline
+	errAllClaimsUsed
+	errClosed
+	errOther
+	numErrKinds
+)
+
+var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "other"}
+
+func errKind(err error) int {
+	switch {
+	case errors.Is(err, pool.ErrClosed):
+		return errClosed
+	case errors.Is(err, pool.ErrNoBackendsOnline):
+		return errNoBackendsOnline
+	case errors.Is(err, pool.ErrNoBackends):
+		return errNoBackends
+	case errors.Is(err, pool.ErrAllClaimsUsed):
+		return errAllClaimsUsed
+	}
+	return errOther
+}

@@ -1,0 +1,327 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+)
+
+// stream returns the random stream of one component, derived from the
+// run's seed and the component's name, so that adding a client does not
+// change the draws of another.
+func stream(seed uint64, name string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return rand.New(rand.NewPCG(seed, h.Sum64()))
+}
+
+// simBackend is one simulated backend process.
+type simBackend struct {
+	idx  int
+	name string
+	b    backend.Backend
+	spec *BackendSpec
+	rng  *rand.Rand
+
+	stopped   bool    // not running (down at start, or stopped by replace)
+	crashes   int     // crash faults in force
+	hang      int     // hang faults in force
+	partition int     // partition faults in force
+	checkFail int     // check_fail faults in force
+	slow      float64 // latency factor, 1 normally
+	up        bool    // running: !stopped && crashes == 0
+	inc       uint32  // incarnation, bumped each time the process goes down
+	listed    bool    // in DNS
+
+	server     int   // connections the process holds (this incarnation, pending included)
+	held       int   // connections clients hold open, established and not closed
+	peak       int   // largest held
+	nextAccept int64 // accept queue: when the next connect can be accepted
+
+	connects, refused, opened uint64
+}
+
+// healthy reports whether a pool should be able to use the backend.
+func (b *simBackend) healthy() bool {
+	return b.up && b.hang == 0 && b.partition == 0 && b.checkFail == 0
+}
+
+// update recomputes up after a change; a process that goes down loses
+// every connection.
+func (b *simBackend) update() {
+	up := !b.stopped && b.crashes == 0
+	if b.up && !up {
+		b.inc++
+		b.server = 0
+		b.nextAccept = 0
+	}
+	b.up = up
+}
+
+// latency draws one latency from d, scaled by the backend's slowness.
+func (b *simBackend) latency(d Dist) int64 {
+	v := d.Draw(b.rng)
+	if b.slow != 1 {
+		v = time.Duration(float64(v) * b.slow)
+	}
+	return int64(v)
+}
+
+// connState is where a simulated connection is in its life.
+type connState uint8
+
+const (
+	connPending connState = iota // Connect returned it; the connect has not completed yet
+	connOpen                     // established
+	connAborted                  // the connect's context ended first: never established
+	connClosed                   // closed by the pool
+)
+
+// conn is one simulated connection: the C of the simulated pools.
+type conn struct {
+	id    uint64
+	b     *simBackend
+	inc   uint32 // the backend's incarnation when it was opened
+	inst  *poolInst
+	state connState
+	held  *claim // the claim holding it, or nil
+}
+
+// alive reports whether the connection still works for its user.
+func (c *conn) alive() bool {
+	b := c.b
+	return c.inc == b.inc && b.up && b.partition == 0 && b.checkFail == 0
+}
+
+var (
+	errRefused  = errors.New("connection refused")
+	errNoAnswer = errors.New("no answer (hung until cancelled)")
+	errTooMany  = errors.New("too many connections")
+	errFlaky    = errors.New("connection reset during handshake")
+	errReset    = errors.New("connection reset by peer")
+	errCheck    = errors.New("health check failed: backend serves errors")
+	errDNS      = errors.New("dns: i/o timeout")
+	errUse      = errors.New("claimer found the connection bad")
+)
+
+// ioRecord is what the connector and resolver calls inside one spawned
+// I/O function report to the spawner: how long the I/O takes in virtual
+// time, whether it hangs until its context ends, and for a connect the
+// connection it returned.
+type ioRecord struct {
+	lat  int64
+	hang bool
+	ctx  context.Context
+	inst *poolInst
+	conn *conn
+}
+
+// ioJob is one spawned I/O in flight: its completion runs at the time the
+// I/O takes, or as soon as its context is cancelled, whichever is first.
+type ioJob struct {
+	done     func()
+	ctx      context.Context
+	inst     *poolInst
+	conn     *conn
+	pos      int // index in inst.pending, or -1
+	finished bool
+}
+
+// spawn is the loop's spawner: it runs io inline (the simulated calls
+// return at once and record their virtual latency), then schedules the
+// completion.
+func (s *Sim) spawn(io func() func()) {
+	s.io = ioRecord{}
+	done := io()
+	r := s.io
+	s.io = ioRecord{}
+	j := &ioJob{done: done, ctx: r.ctx, inst: r.inst, conn: r.conn, pos: -1}
+	if j.ctx != nil && j.inst != nil {
+		j.pos = len(j.inst.pending)
+		j.inst.pending = append(j.inst.pending, j)
+		if j.ctx.Err() != nil {
+			j.inst.scanIO = true
+		}
+	}
+	if r.hang {
+		return // completes when its context is cancelled
+	}
+	s.q.push(s.now+r.lat, j)
+}
+
+// run completes the job: the connection it opened is established (or
+// aborted, when its context ended first), and the pool's completion runs
+// with the loop held.
+func (j *ioJob) run(s *Sim) {
+	if j.finished {
+		return
+	}
+	j.finished = true
+	if s.closed {
+		s.settled = s.now
+	}
+	if j.pos >= 0 {
+		p := j.inst.pending
+		last := p[len(p)-1]
+		p[j.pos] = last
+		last.pos = j.pos
+		p[len(p)-1] = nil
+		j.inst.pending = p[:len(p)-1]
+		j.pos = -1
+	}
+	if c := j.conn; c != nil && c.state == connPending {
+		if j.ctx.Err() != nil {
+			c.state = connAborted
+			if c.inc == c.b.inc {
+				c.b.server--
+			}
+		} else {
+			c.state = connOpen
+			c.b.held++
+			c.b.opened++
+			c.b.peak = max(c.b.peak, c.b.held)
+			c.inst.open++
+		}
+	}
+	s.loop.Enter()
+	if j.done != nil {
+		j.done()
+	}
+	s.loop.Leave()
+}
+
+// scanCancelled completes at once every I/O of inst whose context was
+// cancelled during the event that just ended: a connector honours its
+// context.
+func (s *Sim) scanCancelled(inst *poolInst) {
+	inst.scanIO = false
+	for _, j := range inst.pending {
+		if j.ctx.Err() != nil {
+			s.q.push(s.now, j)
+		}
+	}
+}
+
+// connector is the simulated connector of one pool instance.
+type connector struct {
+	s    *Sim
+	inst *poolInst
+}
+
+// validating adds a Validator to the connector.
+type validating struct{ *connector }
+
+func (c *connector) call(op string) {
+	if c.inst.finished {
+		c.s.violate("connector-after-close", "%s: the pool called %s after its Close returned", c.inst.name, op)
+	}
+	c.s.io.inst = c.inst
+}
+
+// Connect opens a simulated connection; the latency, the failure or the
+// hang it meets is recorded for the spawner.
+func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, error) {
+	s := c.s
+	c.call("Connect")
+	b := s.byName[bk.Name]
+	if b == nil {
+		s.violate("unknown-backend", "%s: connect to %s, which the simulation does not know", c.inst.name, bk.Name)
+		return nil, errRefused
+	}
+	s.io.ctx = ctx
+	b.connects++
+	c.inst.connects++
+	lat := b.latency(b.spec.ConnectLatency)
+	if b.up && b.spec.AcceptRate > 0 {
+		start := max(s.now, b.nextAccept)
+		b.nextAccept = start + int64(float64(time.Second)/b.spec.AcceptRate)
+		lat += start - s.now
+	}
+	s.io.lat += lat
+	switch {
+	case !b.up:
+		b.refused++
+		return nil, errRefused
+	case b.hang > 0 || b.partition > 0:
+		s.io.hang = true
+		return nil, errNoAnswer
+	case b.spec.MaxConns > 0 && b.server >= b.spec.MaxConns:
+		b.refused++
+		return nil, errTooMany
+	case b.spec.ConnectErrorRate > 0 && b.rng.Float64() < b.spec.ConnectErrorRate:
+		b.refused++
+		return nil, errFlaky
+	}
+	s.nextConn++
+	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst}
+	b.server++
+	s.io.conn = cn
+	return cn, nil
+}
+
+// Close closes a simulated connection. Closing one twice is a violation.
+func (c *connector) Close(cn *conn) error {
+	s := c.s
+	c.call("Close")
+	if cn == nil {
+		s.violate("close-nil", "%s: Close of a nil connection", c.inst.name)
+		return nil
+	}
+	switch cn.state {
+	case connClosed:
+		s.violate("double-close", "%s: connection %d to %s closed twice", c.inst.name, cn.id, cn.b.name)
+		return nil
+	case connOpen:
+		cn.b.held--
+		cn.inst.open--
+		if cn.held != nil {
+			cn.held.forced = true
+		}
+	}
+	if cn.state != connAborted && cn.inc == cn.b.inc && cn.b.up {
+		cn.b.server--
+	}
+	cn.state = connClosed
+	return nil
+}
+
+// Validate checks a simulated connection: it fails on a connection the
+// backend lost, hangs on a partitioned backend, and fails while a
+// check_fail fault is in force.
+func (v validating) Validate(ctx context.Context, cn *conn) error {
+	s := v.s
+	v.call("Validate")
+	if cn == nil || cn.state == connClosed || cn.state == connAborted {
+		s.violate("validate-closed", "%s: Validate of a closed connection", v.inst.name)
+		return errReset
+	}
+	s.io.ctx = ctx
+	b := cn.b
+	s.io.lat += b.latency(b.spec.CheckLatency)
+	v.inst.checks++
+	switch {
+	case b.partition > 0:
+		s.io.hang = true
+		return errNoAnswer
+	case cn.inc != b.inc || !b.up:
+		return errReset
+	case b.checkFail > 0:
+		return errCheck
+	}
+	return nil
+}
+
+// addr returns the simulated address of the i-th backend.
+func addr(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 5432)
+}
+
+func (b *simBackend) String() string { return fmt.Sprintf("%s(%v)", b.name, b.b.Addr) }
+
+func backendName(n string) backend.Name { return backend.Name(n) }
