@@ -85,9 +85,6 @@ func (s *Sim) faultStart(fs *faultState) {
 			b.listed = false
 		}
 		drain := f.Drain.D()
-		if drain == 0 {
-			drain = 30 * time.Second
-		}
 		s.q.push(s.now+int64(drain), handlerFunc(func(s *Sim) {
 			s.faultRecord(fs, "stop_old")
 			s.worldChanged()
@@ -98,9 +95,6 @@ func (s *Sim) faultStart(fs *faultState) {
 		}))
 	case FaultRestart:
 		down := f.Down.D()
-		if down == 0 {
-			down = time.Second
-		}
 		for _, c := range s.clients {
 			if !matches(f.Clients, c.name, true) {
 				continue

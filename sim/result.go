@@ -89,17 +89,26 @@ func (h *hist) quantile(q float64) time.Duration {
 	return time.Duration(h.max)
 }
 
+func (h *hist) summary() Waits {
+	w := Waits{P50: h.quantile(0.5), P90: h.quantile(0.9), P99: h.quantile(0.99), Max: time.Duration(h.max)}
+	if h.n > 0 {
+		w.Mean = time.Duration(h.sum / int64(h.n))
+	}
+	return w
+}
+
 // clientAcc accumulates one client's outcomes over all its pools.
 type clientAcc struct {
-	ok       uint64
-	errs     [numErrKinds]uint64
-	waits    hist
-	discards uint64
-	dropped  uint64
-	restarts uint64
-	connects uint64
-	failures uint64
-	checks   uint64
+	ok        uint64
+	errs      [numErrKinds]uint64
+	waits     hist
+	failWaits hist // how long failed claims (not closed) waited
+	discards  uint64
+	dropped   uint64
+	restarts  uint64
+	connects  uint64
+	failures  uint64
+	checks    uint64
 }
 
 func (a *clientAcc) addStats(st *pool.Stats) {
@@ -147,16 +156,19 @@ type Waits struct {
 
 // ClientResult is one client's outcome (or the fleet's, summed).
 type ClientResult struct {
-	Name     string `json:"name"`
-	Claims   uint64 `json:"claims"` // served
-	Errors   Errors `json:"errors"`
-	Waits    Waits  `json:"waits"`
-	Discards uint64 `json:"discards"`
-	Dropped  uint64 `json:"dropped"` // arrivals while the client was restarting
-	Restarts uint64 `json:"restarts"`
-	Connects uint64 `json:"connects"`
-	Failures uint64 `json:"failures"` // failed connects, checks, recycles and discards
-	Checks   uint64 `json:"checks"`
+	Name   string `json:"name"`
+	Claims uint64 `json:"claims"` // served
+	Errors Errors `json:"errors"`
+	Waits  Waits  `json:"waits"`
+	// FailWaits summarises how long failed claims waited before failing
+	// (claims closed by a restart or the end not included).
+	FailWaits Waits  `json:"fail_waits"`
+	Discards  uint64 `json:"discards"`
+	Dropped   uint64 `json:"dropped"` // arrivals while the client was restarting
+	Restarts  uint64 `json:"restarts"`
+	Connects  uint64 `json:"connects"`
+	Failures  uint64 `json:"failures"` // failed connects, checks, recycles and discards
+	Checks    uint64 `json:"checks"`
 }
 
 // BackendResult is one backend's outcome.
@@ -268,6 +280,7 @@ func (a *clientAcc) merge(o *clientAcc) {
 		a.errs[i] += o.errs[i]
 	}
 	a.waits.merge(&o.waits)
+	a.failWaits.merge(&o.failWaits)
 	a.discards += o.discards
 	a.dropped += o.dropped
 	a.restarts += o.restarts
@@ -281,10 +294,8 @@ func (a *clientAcc) result(name string) ClientResult {
 		Connects: a.connects, Failures: a.failures, Checks: a.checks}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
 		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Other: a.errs[errOther]}
-	r.Waits = Waits{P50: a.waits.quantile(0.5), P90: a.waits.quantile(0.9), P99: a.waits.quantile(0.99), Max: time.Duration(a.waits.max)}
-	if a.waits.n > 0 {
-		r.Waits.Mean = time.Duration(a.waits.sum / int64(a.waits.n))
-	}
+	r.Waits = a.waits.summary()
+	r.FailWaits = a.failWaits.summary()
 	return r
 }
 
@@ -329,6 +340,9 @@ func (s *Sim) expectations(r *Result) []Expectation {
 	if e.MaxWait > 0 {
 		add("max_wait", r.Fleet.Waits.Max <= e.MaxWait.D(), r.Fleet.Waits.Max.String(), "≤ "+e.MaxWait.String())
 	}
+	if e.MaxFailWait > 0 {
+		add("max_fail_wait", r.Fleet.FailWaits.Max <= e.MaxFailWait.D(), r.Fleet.FailWaits.Max.String(), "≤ "+e.MaxFailWait.String())
+	}
 	if e.MinClaims > 0 {
 		add("min_claims", r.Fleet.Claims >= uint64(e.MinClaims), fmt.Sprint(r.Fleet.Claims), fmt.Sprintf("≥ %d", e.MinClaims))
 	}
@@ -372,6 +386,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 	writeClient := func(c ClientResult) {
 		fmt.Fprintf(w, "  %-14s claims %d ok, failed: %s", c.Name, c.Claims, c.Errors)
 		fmt.Fprintf(w, "; waits p50 %v p90 %v p99 %v max %v", c.Waits.P50, c.Waits.P90, c.Waits.P99, c.Waits.Max)
+		if c.Errors.Failed() > 0 {
+			fmt.Fprintf(w, "; failed after p50 %v max %v", c.FailWaits.P50, c.FailWaits.Max)
+		}
 		fmt.Fprintf(w, "; connects %d, failures %d, discards %d", c.Connects, c.Failures, c.Discards)
 		if c.Restarts > 0 {
 			fmt.Fprintf(w, ", restarts %d (dropped %d)", c.Restarts, c.Dropped)

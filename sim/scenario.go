@@ -247,6 +247,10 @@ type Expect struct {
 	MaxWaitP99 Duration `toml:"max_wait_p99"`
 	// MaxWait bounds the longest claim wait.
 	MaxWait Duration `toml:"max_wait"`
+	// MaxFailWait bounds how long a failed claim waited before it failed
+	// (fail fast: a claim that cannot be served should not wait out its
+	// timeout when every backend is down).
+	MaxFailWait Duration `toml:"max_fail_wait"`
 	// MinClaims is the least number of served claims.
 	MinClaims int `toml:"min_claims"`
 	// MaxConnects bounds the connects attempted by all clients together.
@@ -547,6 +551,16 @@ func (sc *Scenario) withDefaults() *Scenario {
 		}
 		if b.CheckLatency.IsZero() {
 			b.CheckLatency = Uniform(200*time.Microsecond, time.Millisecond)
+		}
+	}
+	c.Faults = slices.Clone(sc.Faults)
+	for i := range c.Faults {
+		f := &c.Faults[i]
+		if f.Kind == FaultReplace && f.Drain == 0 {
+			f.Drain = Duration(30 * time.Second)
+		}
+		if f.Kind == FaultRestart && f.Down == 0 {
+			f.Down = Duration(time.Second)
 		}
 	}
 	c.Clients = slices.Clone(sc.Clients)

@@ -122,9 +122,11 @@ type poolInst struct {
 	pending  []*ioJob
 	scanIO   bool
 
-	open     int // connections established and not closed
-	connects uint64
-	checks   uint64
+	open       int     // connections established and not closed
+	conns      int     // connections opening or open
+	perBackend []int32 // conns by backend
+	connects   uint64
+	checks     uint64
 
 	nslots, nclaimed int // from the trace
 	dirty            bool
@@ -291,7 +293,7 @@ func (s *Sim) startPool(c *client) {
 	if c.gen > 1 {
 		name = fmt.Sprintf("%s#%d", c.name, c.gen)
 	}
-	inst := &poolInst{s: s, c: c, name: name, listed: make([]bool, len(s.backends)), lastServed: math.MinInt64}
+	inst := &poolInst{s: s, c: c, name: name, listed: make([]bool, len(s.backends)), perBackend: make([]int32, len(s.backends)), lastServed: math.MinInt64}
 	s.insts[name] = inst
 	inst.res = newDNSResolver(s, inst)
 	var cn backend.Connector[*conn] = &connector{s: s, inst: inst}

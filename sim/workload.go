@@ -91,6 +91,9 @@ func (cl *claim) onDone(h *pool.Handle[*conn], err error) {
 	if err != nil {
 		kind := errKind(err)
 		c.res.errs[kind]++
+		if kind != errClosed {
+			c.res.failWaits.add(s.now - cl.arrival)
+		}
 		s.series.claimError()
 		s.tr.record(s.now, "claim", inst.name, "", "error", errKindNames[kind], false)
 		s.outstanding--

@@ -178,6 +178,7 @@ func (j *ioJob) run(s *Sim) {
 	if c := j.conn; c != nil && c.state == connPending {
 		if j.ctx.Err() != nil {
 			c.state = connAborted
+			c.inst.countConn(c, -1)
 			if c.inc == c.b.inc {
 				c.b.server--
 			}
@@ -262,6 +263,7 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst}
 	b.server++
 	s.io.conn = cn
+	c.inst.countConn(cn, 1)
 	return cn, nil
 }
 
@@ -284,8 +286,11 @@ func (c *connector) Close(cn *conn) error {
 			cn.held.forced = true
 		}
 	}
-	if cn.state != connAborted && cn.inc == cn.b.inc && cn.b.up {
-		cn.b.server--
+	if cn.state != connAborted {
+		if cn.inc == cn.b.inc && cn.b.up {
+			cn.b.server--
+		}
+		cn.inst.countConn(cn, -1)
 	}
 	cn.state = connClosed
 	return nil
@@ -325,3 +330,21 @@ func addr(i int) netip.AddrPort {
 func (b *simBackend) String() string { return fmt.Sprintf("%s(%v)", b.name, b.b.Addr) }
 
 func backendName(n string) backend.Name { return backend.Name(n) }
+
+// countConn adds d to the connections (opening or open) the pool holds,
+// and checks the hard caps: MaxSlots in all, MaxSlotsPerBackend to one
+// backend.
+func (inst *poolInst) countConn(cn *conn, d int) {
+	inst.conns += d
+	inst.perBackend[cn.b.idx] += int32(d)
+	if d < 0 {
+		return
+	}
+	s := inst.s
+	if inst.conns > inst.pol.MaxSlots {
+		s.violate("conn-cap", "%s holds %d connections, open or opening; MaxSlots is %d", inst.name, inst.conns, inst.pol.MaxSlots)
+	}
+	if n := int(inst.perBackend[cn.b.idx]); n > inst.pol.MaxSlotsPerBackend {
+		s.violate("conn-cap", "%s holds %d connections to %s, open or opening; MaxSlotsPerBackend is %d", inst.name, n, cn.b.name, inst.pol.MaxSlotsPerBackend)
+	}
+}

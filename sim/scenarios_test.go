@@ -1,0 +1,106 @@
+package sim
+
+import (
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// shipped loads every scenario under testdata/scenarios.
+func shipped(t *testing.T) map[string]*Scenario {
+	t.Helper()
+	files, err := filepath.Glob("../testdata/scenarios/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	out := map[string]*Scenario{}
+	for _, f := range files {
+		sc, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".toml")] = sc
+	}
+	return out
+}
+
+func summary(r *Result) string {
+	var b strings.Builder
+	r.WriteSummary(&b)
+	return b.String()
+}
+
+// TestShippedScenarios runs every shipped scenario with its own seed and
+// GOMAXPROCS=1: each must keep every invariant and meet every expectation
+// its file states. Then it runs them all again with GOMAXPROCS=2, two at a
+// time, and each must give the same trace hash.
+func TestShippedScenarios(t *testing.T) {
+	scs := shipped(t)
+	names := sortedKeys(scs)
+	hashes := map[string]string{}
+	prev := runtime.GOMAXPROCS(1)
+	for _, name := range names {
+		start := time.Now()
+		r, err := Run(scs[name], Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s: %d events, %d claims, %d failed, wall %v, hash %.16s", name, r.Events, r.Fleet.Claims, r.Fleet.Errors.Failed(), time.Since(start).Round(time.Millisecond), r.TraceHash)
+		if err := r.Err(); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, summary(r))
+		}
+		hashes[name] = r.TraceHash
+	}
+	runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	work := make(chan string)
+	for range 2 {
+		wg.Go(func() {
+			for name := range work {
+				r, err := Run(scs[name], Options{})
+				mu.Lock()
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				} else if r.TraceHash != hashes[name] {
+					t.Errorf("%s: trace hash %s with GOMAXPROCS=2, %s with 1", name, r.TraceHash, hashes[name])
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, name := range names {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+}
+
+// TestSeedsDiffer runs the first 30 virtual seconds of every shipped
+// scenario with two seeds: the traces must differ.
+func TestSeedsDiffer(t *testing.T) {
+	scs := shipped(t)
+	for _, name := range sortedKeys(scs) {
+		sc := *scs[name]
+		sc.Duration = Duration(30 * time.Second)
+		sc.Faults = nil
+		a, err := Run(&sc, Options{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Run(&sc, Options{Seed: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.TraceHash == b.TraceHash {
+			t.Errorf("%s: seeds 1 and 2 give the same trace %s", name, a.TraceHash)
+		}
+		if a.Violation != nil || b.Violation != nil {
+			t.Errorf("%s: %v %v", name, a.Violation, b.Violation)
+		}
+	}
+}
