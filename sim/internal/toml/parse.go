@@ -286,7 +286,7 @@ func (p *parser) keyValue(t *table) error {
 	}
 	p.skipBlank(false)
 	if !p.eof() && p.peek() == '.' {
-		return p.errf("dotted key %s.%s: not supported; use a [%s] table", k, p.rest(12), k)
+		return p.errf("dotted key %s%s: not supported; use a [%s] table", k, p.rest(12), k)
 	}
 	if p.eof() || p.peek() != '=' {
 		return p.errf("expected = after the key %s", k)
@@ -395,6 +395,9 @@ func (p *parser) basicString() (*value, error) {
 	var b strings.Builder
 	for {
 		if p.eof() {
+			if !multi {
+				return nil, p.errf("string not closed on its line (use \"\"\" for several lines)")
+			}
 			return nil, &Error{File: p.file, Line: line, Msg: "string not closed"}
 		}
 		c := p.peek()
