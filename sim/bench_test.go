@@ -1,0 +1,56 @@
+package sim
+
+import (
+	"testing"
+	"time"
+)
+
+// fleetScenario is the benchmark's fleet: clients × backends, each client
+// claiming rate times a second, for d.
+func fleetScenario(clients, backends int, rate float64, d time.Duration, validate bool) *Scenario {
+	return &Scenario{
+		Name:     "bench-fleet",
+		Duration: Duration(d),
+		Backends: []BackendSpec{{Name: "db", Count: backends}},
+		Clients: []ClientSpec{{Name: "app", Count: clients, Validate: &validate,
+			Policy:   PolicySpec{MaxSlots: 64, MaxSlotsPerBackend: 4, SparesWanted: 8},
+			Workload: Workload{Rate: rate, Hold: Uniform(time.Millisecond, 9*time.Millisecond), Timeout: Duration(time.Second)}}},
+		Faults: []Fault{{At: Duration(d / 2), Kind: FaultCrash, Backends: []string{"db-1", "db-2"}, For: Duration(d / 10)}},
+	}
+}
+
+func benchFleet(b *testing.B, d time.Duration, validate bool) {
+	sc := fleetScenario(10, 32, 200, d, validate)
+	var events, transitions uint64
+	var virtual, wall time.Duration
+	for b.Loop() {
+		r, err := Run(sc, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Err(); err != nil {
+			b.Fatal(err)
+		}
+		events += r.Events
+		transitions += r.Transitions
+		virtual += r.Virtual
+		wall += r.Wall
+	}
+	b.ReportMetric(float64(events)/wall.Seconds(), "events/s")
+	b.ReportMetric(float64(transitions)/wall.Seconds(), "transitions/s")
+	b.ReportMetric(virtual.Seconds()/wall.Seconds(), "virtual/wall")
+}
+
+// BenchmarkFleet runs 10 clients × 32 backends × 200 claims a second per
+// client, with two backends crashing midway, for one virtual minute; with
+// and without a Validator (a health check on each release and every 30s).
+func BenchmarkFleet(b *testing.B) {
+	b.Run("validate=false", func(b *testing.B) { benchFleet(b, time.Minute, false) })
+	b.Run("validate=true", func(b *testing.B) { benchFleet(b, time.Minute, true) })
+}
+
+// BenchmarkFleetHour is the same fleet for one virtual hour (the target:
+// under 30 seconds of wall time).
+func BenchmarkFleetHour(b *testing.B) {
+	b.Run("validate=false", func(b *testing.B) { benchFleet(b, time.Hour, false) })
+}
