@@ -48,6 +48,7 @@ type fakeConnector struct {
 	limit       int // connections open or opening at once, when positive
 	connecting  int
 	overLimit   int // times open + opening exceeded limit
+	overWhat    string
 }
 
 func newFakeConnector() *fakeConnector {
@@ -70,11 +71,18 @@ func (f *fakeConnector) Connect(ctx context.Context, b backend.Backend) (*fakeCo
 	f.connecting++
 	if f.limit > 0 && len(f.open)+f.connecting > f.limit {
 		f.overLimit++
+		f.overWhat = fmt.Sprintf("connect to %s with %d connecting and open:", b.Name, f.connecting)
+		for c := range f.open {
+			f.overWhat += fmt.Sprintf(" %d@%s", c.id, c.b.Name)
+		}
 	}
+	opened := false
 	defer func() {
-		f.mu.Lock()
-		f.connecting--
-		f.mu.Unlock()
+		if !opened {
+			f.mu.Lock()
+			f.connecting--
+			f.mu.Unlock()
+		}
 	}()
 	err := f.fail[b.Name]
 	hang := f.hang[b.Name]
@@ -101,6 +109,8 @@ func (f *fakeConnector) Connect(ctx context.Context, b backend.Backend) (*fakeCo
 	f.next++
 	c := &fakeConn{id: f.next, b: b}
 	f.open[c] = true
+	f.connecting-- // counted as open from now on
+	opened = true
 	return c, nil
 }
 

@@ -97,7 +97,12 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 			rt.Fatalf("%d connections open after Close", n)
 		}
 		if h.fake.overLimit != 0 {
-			rt.Fatalf("open and opening connections exceeded MaxSlots %d times", h.fake.overLimit)
+			h.mu.Lock()
+			for _, tr := range h.trace {
+				rt.Logf("trace: %v", tr)
+			}
+			h.mu.Unlock()
+			rt.Fatalf("open and opening connections exceeded MaxSlots %d times: %s", h.fake.overLimit, h.fake.overWhat)
 		}
 		if h.fake.doubleClose != 0 {
 			rt.Fatalf("%d connections closed twice", h.fake.doubleClose)
