@@ -143,6 +143,19 @@ func (p PolicySpec) Policy() pool.Policy {
 	}
 }
 
+// PolicySpecOf returns the numbers of p as a PolicySpec (its Rebalancer,
+// Picker and Backoff are Go values and are left out).
+func PolicySpecOf(p pool.Policy) PolicySpec {
+	return PolicySpec{
+		SparesWanted: p.SparesWanted, MaxSlots: p.MaxSlots, MaxSlotsPerBackend: p.MaxSlotsPerBackend,
+		ClaimTimeout: Duration(p.ClaimTimeout), RebalanceInterval: Duration(p.RebalanceInterval),
+		DecoherenceInterval: Duration(p.DecoherenceInterval), BackoffMin: Duration(p.BackoffMin), BackoffMax: Duration(p.BackoffMax),
+		BackoffJitter: Duration(p.BackoffJitter), ConnectTimeout: Duration(p.ConnectTimeout), HealthInterval: Duration(p.HealthInterval),
+		HealthTimeout: Duration(p.HealthTimeout), MaxConnLifetime: Duration(p.MaxConnLifetime), MaxConnIdleTime: Duration(p.MaxConnIdleTime),
+		DeadAfter: p.DeadAfter,
+	}
+}
+
 // Workload is one client's claims: Poisson arrivals at Rate per second,
 // each holding its connection for a time drawn from Hold.
 type Workload struct {

@@ -317,6 +317,9 @@ func (s *Sim) closeInst(inst *poolInst) {
 	c := inst.c
 	st := inst.p.Stats()
 	c.res.addStats(&st)
+	if st.PolicyError != "" {
+		s.violate("policy-error", "%s: the pool reported a policy error: %s", inst.name, st.PolicyError)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = inst.p.Close(ctx)
