@@ -70,6 +70,11 @@ func (h *Handle[C]) Discard(err error) {
 	if sl.state != slot.Claimed {
 		panic(fmt.Sprintf("pool: Discard of a handle that is not claimed (slot %s is %s)", sl.id, sl.state))
 	}
+	p.discard(sl, err)
+}
+
+// discard closes a claimed slot's connection and charges its backend.
+func (p *Pool[C]) discard(sl *pslot[C], err error) {
 	if err == nil {
 		err = fmt.Errorf("discarded")
 	}
@@ -145,7 +150,7 @@ func (p *Pool[C]) callPicker() (i int) {
 // Policy.HealthTimeout; when it fails, the connection is discarded and the
 // caller waits again at the head of the queue.
 func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
-	h, err := p.claim(ctx, false)
+	h, err := p.claim(ctx, nil, nil)
 	if err != nil || p.onAcquire == nil {
 		return h, err
 	}
@@ -156,18 +161,32 @@ func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
 		if err == nil {
 			return h, nil
 		}
-		h.Discard(fmt.Errorf("acquire hook: %w", err))
-		if h, err = p.claim(ctx, true); err != nil {
+		// Discard and queue again at the head in one event, so that no
+		// connection freed in between goes to a claimer behind this one.
+		if h, err = p.claim(ctx, h.s, fmt.Errorf("acquire hook: %w", err)); err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (p *Pool[C]) claim(ctx context.Context, front bool) (*Handle[C], error) {
-	if err := ctx.Err(); err != nil {
+// claim serves one claim. With bad set (its acquire hook failed), it first
+// discards bad with badErr, and the claimer keeps its place at the head of
+// the queue.
+func (p *Pool[C]) claim(ctx context.Context, bad *pslot[C], badErr error) (*Handle[C], error) {
+	front := bad != nil
+	if err := ctx.Err(); err != nil && !front {
 		return nil, err
 	}
 	p.loop.Enter()
+	if front {
+		if bad.state == slot.Claimed {
+			p.discard(bad, badErr)
+		}
+		if err := ctx.Err(); err != nil {
+			p.loop.Leave()
+			return nil, err
+		}
+	}
 	if err := p.admit(); err != nil {
 		p.loop.Leave()
 		return nil, err

@@ -462,3 +462,28 @@ func TestPolicyValidation(t *testing.T) {
 		t.Error("nil resolver accepted")
 	}
 }
+
+func TestCancellingAClaimNeverCancelsAConnect(t *testing.T) {
+	h := startHarnessNoSettle(t, Policy{MaxSlots: 1, SparesWanted: 1}, 1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+		f.hang[name(1)] = true // returns early only if its context ends
+		return f
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() { _, err := h.p.Claim(ctx); got <- err }()
+	h.waitUntil("claimer queued behind the connect", func() bool { return h.p.waiters.n == 1 })
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("claim: %v", err)
+	}
+	h.fake.set(func(f *fakeConnector) { delete(f.hang, name(1)) })
+	close(h.fake.unhangOnce())
+	h.settle()
+	if n := h.count("slot", "connect_err"); n != 0 {
+		t.Fatalf("the connect failed %d times after the claim was cancelled", n)
+	}
+	if st := h.stats(); st.Slots.Connected != 1 || st.Connects != 1 {
+		t.Fatalf("after the connect completed: %+v", st.Slots)
+	}
+	h.claim().Release()
+}
