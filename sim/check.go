@@ -309,9 +309,10 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 }
 
 // recovered reports whether c's pool is back to its target: running,
-// every healthy backend its resolver lists online, and at least
-// min(SparesWanted, MaxSlots) connections, less one probe for each listed
-// backend that is down, capped by what the healthy backends can hold.
+// every healthy backend its resolver lists online (as many as MaxSlots
+// allows once each listed backend that is down holds a probe slot), and
+// at least min(SparesWanted, MaxSlots) connections, less those probes,
+// capped by what the healthy backends can hold.
 func (s *Sim) recovered(c *client) bool {
 	if !c.started {
 		return true
@@ -339,17 +340,14 @@ func (s *Sim) recovered(c *client) bool {
 		v := &s.setBuf[i]
 		live += v.Live
 		b := s.byName[v.Name]
-		if b != nil && inst.listed[b.idx] && b.healthy() {
-			if v.State != slotset.Online {
-				return false
-			}
+		if b != nil && inst.listed[b.idx] && b.healthy() && v.State == slotset.Online {
 			online++
 		}
 	}
-	if online != healthy {
+	pol := inst.pol
+	room := max(pol.MaxSlots-unhealthy, 0) // each listed backend that is down holds a probe slot
+	if online < min(healthy, room) {
 		return false
 	}
-	pol := inst.pol
-	want := min(pol.SparesWanted, pol.MaxSlots-unhealthy, healthy*pol.MaxSlotsPerBackend)
-	return live >= want
+	return live >= min(pol.SparesWanted, room, healthy*pol.MaxSlotsPerBackend)
 }
