@@ -117,7 +117,11 @@ type Fault struct {
 
 // faultKinds are drawn in this order; shrinking moves toward the first.
 var faultKinds = []string{sim.FaultCrash, sim.FaultHang, sim.FaultPartition, sim.FaultCheckFail, sim.FaultSlow,
-	sim.FaultDNSOutage, sim.FaultRestart, sim.FaultLoad}
+	sim.FaultDNSOutage, Delist, sim.FaultRestart, sim.FaultLoad}
+
+// Delist is a drawn fault kind of the harness's own: the backend leaves
+// DNS at At and comes back For later (a dns_remove and a dns_add).
+const Delist = "delist"
 
 // generator draws schedules within cfg's bounds.
 func generator(cfg Config) *rapid.Generator[Schedule] {
@@ -152,6 +156,7 @@ func (s Schedule) Scenario(name string, p pool.Policy, d, recoverWithin time.Dur
 		Name:     name,
 		Duration: sim.Duration(d),
 		Seed:     s.Seed,
+		DNS:      sim.DNSSpec{TTL: sim.Duration(5 * time.Second)},
 		Backends: []sim.BackendSpec{{Name: "db", Count: s.Backends}},
 		Expect:   sim.Expect{RecoverWithin: sim.Duration(recoverWithin)},
 	}
@@ -176,6 +181,12 @@ func (s Schedule) Scenario(name string, p pool.Policy, d, recoverWithin time.Dur
 		case sim.FaultLoad:
 			sf.For = sim.Duration(f.For)
 			sf.Factor = 5
+		case Delist:
+			b := []string{fmt.Sprintf("db-%d", f.Backend)}
+			sc.Faults = append(sc.Faults,
+				sim.Fault{At: sim.Duration(f.At), Kind: sim.FaultDNSRemove, Backends: b},
+				sim.Fault{At: sim.Duration(f.At + f.For), Kind: sim.FaultDNSAdd, Backends: b})
+			continue
 		default:
 			sf.For = sim.Duration(f.For)
 			sf.Backends = []string{fmt.Sprintf("db-%d", f.Backend)}
