@@ -49,3 +49,62 @@ hold = "1ms"
 		t.Errorf("%d connects for a pool that needs at most 4 (one per backend): connections churn at each rebalance", r.Fleet.Connects)
 	}
 }
+
+// TestPoolBugProbeBlockedByCap: a backend that (re)appears while the pool
+// is at MaxSlots gets no probe slot until the next periodic rebalance, up
+// to RebalanceInterval (60s) later, although the rebalancer wants one for
+// it. Slots are added at once when demand grows, but fill() stops at
+// MaxSlots, and the surplus idle slots of the other backend are only
+// shed at the periodic tick. Here: four spares, MaxSlots 4, all on db-1;
+// db-2 is listed at 10s and should be probed within its TTL (5s).
+func TestPoolBugProbeBlockedByCap(t *testing.T) {
+	sc, err := Parse("probe.toml", []byte(`name = "probe"
+duration = "2m"
+[dns]
+ttl = "5s"
+[[backends]]
+name = "db-1"
+[[backends]]
+name = "db-2"
+unlisted = true
+[[clients]]
+name = "c"
+[clients.policy]
+max_slots = 4
+spares_wanted = 4
+[clients.workload]
+rate = 1
+hold = "1ms"
+[[faults]]
+at = "10s"
+kind = "dns_add"
+backends = ["db-2"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trace strings.Builder
+	r, err := Run(sc, Options{Trace: &trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation != nil {
+		t.Fatal(r.Violation)
+	}
+	first := ""
+	for _, l := range strings.Split(trace.String(), "\n") {
+		if strings.Contains(l, `"id":"c/db-2/`) && strings.Contains(l, `"event":"create"`) {
+			first = l
+			break
+		}
+	}
+	if first == "" {
+		t.Fatal("db-2 never got a slot")
+	}
+	s := strings.TrimPrefix(first, `{"at":`)
+	at := mustFloat(t, s[:strings.IndexByte(s, ',')])
+	t.Logf("db-2 listed at 10s; its first slot at %.3fs", at)
+	if at > 16.5 {
+		t.Errorf("db-2's first slot came %.1fs after it was listed; want within its TTL", at-10)
+	}
+}

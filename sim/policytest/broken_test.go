@@ -53,8 +53,7 @@ func (r *recorder) Failed() bool              { return r.failed }
 
 // quick keeps runs short for the tests.
 func quick(c Config) Config {
-	c.Duration = 90 * time.Second
-	c.RecoverWithin = 30 * time.Second
+	c.Duration = 2*time.Minute + 30*time.Second
 	c.MaxClients = 2
 	return c
 }

@@ -47,11 +47,14 @@ type Config struct {
 	// MaxBackends, MaxClients and MaxFaults bound the schedules drawn.
 	// Defaults 4, 3 and 4.
 	MaxBackends, MaxClients, MaxFaults int
-	// Duration of each run, in virtual time. Default 4m. Faults start in
-	// the first half and end by three quarters of it.
+	// Duration of each run, in virtual time. Default 4m. Faults start and
+	// last within the first Duration-RecoverWithin, so that there is time
+	// to recover after the last one.
 	Duration time.Duration
 	// RecoverWithin is the liveness bound: every client is back to its
-	// target within this time after the last fault ends. Default 60s.
+	// target within this time after the last fault ends. Default 75s:
+	// with the default policy a backend may wait up to RebalanceInterval
+	// (60s) for a probe slot while the pool is at MaxSlots.
 	RecoverWithin time.Duration
 	// Out is the file the smallest failing schedule is written to.
 	// Default testdata/policytest/<test name>.toml, next to the test.
@@ -74,7 +77,10 @@ func (c Config) withDefaults(name string) Config {
 		c.Duration = 4 * time.Minute
 	}
 	if c.RecoverWithin <= 0 {
-		c.RecoverWithin = time.Minute
+		c.RecoverWithin = 75 * time.Second
+	}
+	if c.Duration < c.RecoverWithin+10*time.Second {
+		c.Duration = c.RecoverWithin + 10*time.Second
 	}
 	if c.Out == "" {
 		c.Out = filepath.Join("testdata", "policytest", safeName(name)+".toml")
@@ -125,7 +131,7 @@ const Delist = "delist"
 
 // generator draws schedules within cfg's bounds.
 func generator(cfg Config) *rapid.Generator[Schedule] {
-	sec := int(cfg.Duration / time.Second)
+	window := int((cfg.Duration - cfg.RecoverWithin) / time.Second) // faults happen in [0, window]
 	return rapid.Custom(func(t *rapid.T) Schedule {
 		s := Schedule{
 			Seed:     uint64(rapid.IntRange(1, 1000).Draw(t, "seed")),
@@ -141,8 +147,8 @@ func generator(cfg Config) *rapid.Generator[Schedule] {
 			return Fault{
 				Kind:    rapid.SampledFrom(faultKinds).Draw(t, "kind"),
 				Backend: rapid.IntRange(1, s.Backends).Draw(t, "backend"),
-				At:      time.Duration(rapid.IntRange(0, sec/2).Draw(t, "at_s")) * time.Second,
-				For:     time.Duration(rapid.IntRange(1, sec/4).Draw(t, "for_s")) * time.Second,
+				At:      time.Duration(rapid.IntRange(0, window/2).Draw(t, "at_s")) * time.Second,
+				For:     time.Duration(rapid.IntRange(1, window/2).Draw(t, "for_s")) * time.Second,
 			}
 		}), 0, cfg.MaxFaults).Draw(t, "faults")
 		return s
