@@ -3,6 +3,7 @@ package sim
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // Tests of pool bugs the simulator found. They fail until the pool is
@@ -107,4 +108,31 @@ backends = ["db-2"]
 	if at > 16.5 {
 		t.Errorf("db-2's first slot came %.1fs after it was listed; want within its TTL", at-10)
 	}
+}
+
+// TestPoolBugWaiterStarvesBelowCap: a claimer waits out its timeout and
+// fails with ErrAllClaimsUsed while the pool is below MaxSlots. The
+// periodic rebalance (demand then 3) marked a claimed slot to retire at
+// its release; a burst then raised demand to the cap (4 claimed, 1
+// waiter), which needed no new slot while the retiring one still counted;
+// when it was released and stopped, nothing compared the slots with the
+// demand again, so no slot replaced it and the waiter starved. Found by
+// TestPoolAgainstModel; this is its shrunk sequence.
+func TestPoolBugWaiterStarvesBelowCap(t *testing.T) {
+	m := newModel(t, 2, 4, 2, 1, false, 1) // 2 backends, MaxSlots 4, 2 per backend, 1 spare
+	for range 4 {
+		m.claim(t)
+	}
+	m.settle(time.Second)
+	m.release(m.claims[2])
+	m.release(m.claims[0])
+	m.settle(58 * time.Second) // past the periodic rebalance at 60s
+	for range 3 {
+		m.claim(t)
+	}
+	m.settle(time.Second) // 4 held (the cap), 1 waiting
+	m.check(t)
+	m.release(m.claims[1])
+	m.settle(time.Second) // the waiter should have the released capacity
+	m.check(t)
 }

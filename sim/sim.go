@@ -231,38 +231,7 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 // first violated invariant.
 func (s *Sim) Run() *Result {
 	wall := time.Now()
-	s.loop.Enter()
-	s.loop.Leave()
-	for s.violation == nil {
-		lt := int64(math.MaxInt64)
-		if d, ok := s.loop.NextDeadline(); ok {
-			lt = int64(d.Sub(epoch))
-		}
-		qt := int64(math.MaxInt64)
-		if s.q.len() > 0 {
-			qt = s.q.peek()
-		}
-		t := min(lt, qt)
-		if t == math.MaxInt64 {
-			break
-		}
-		if t > s.now {
-			s.series.upTo(t)
-			s.now = t
-			s.clk.now = epoch.Add(time.Duration(t))
-		}
-		if lt <= qt {
-			s.loop.Enter()
-			s.events += uint64(s.loop.RunDue())
-			s.loop.Leave()
-		} else {
-			e := s.q.pop()
-			e.h.run(s)
-			s.events++
-		}
-		if len(s.pendingRec) > 0 {
-			s.evalRecovery()
-		}
+	for s.violation == nil && s.step(math.MaxInt64) {
 		if s.opt.Progress != nil && s.events&0xffff == 0 {
 			s.opt.Progress(time.Duration(min(s.now, s.end)), time.Duration(s.end))
 		}
@@ -274,6 +243,52 @@ func (s *Sim) Run() *Result {
 		s.opt.Progress(time.Duration(s.end), time.Duration(s.end))
 	}
 	return s.result(time.Since(wall))
+}
+
+// step runs the next event, the loop's or the simulator's, if it is due
+// by limit; it reports false when none is.
+func (s *Sim) step(limit int64) bool {
+	lt := int64(math.MaxInt64)
+	if d, ok := s.loop.NextDeadline(); ok {
+		lt = int64(d.Sub(epoch))
+	}
+	qt := int64(math.MaxInt64)
+	if s.q.len() > 0 {
+		qt = s.q.peek()
+	}
+	t := min(lt, qt)
+	if t == math.MaxInt64 || t > limit {
+		return false
+	}
+	if t > s.now {
+		s.series.upTo(t)
+		s.now = t
+		s.clk.now = epoch.Add(time.Duration(t))
+	}
+	if lt <= qt {
+		s.loop.Enter()
+		s.events += uint64(s.loop.RunDue())
+		s.loop.Leave()
+	} else {
+		e := s.q.pop()
+		e.h.run(s)
+		s.events++
+	}
+	if len(s.pendingRec) > 0 {
+		s.evalRecovery()
+	}
+	return true
+}
+
+// runUntil runs every event due by virtual time t, then sets the clock to t.
+func (s *Sim) runUntil(t int64) {
+	for s.violation == nil && s.step(t) {
+	}
+	if t > s.now {
+		s.series.upTo(t)
+		s.now = t
+		s.clk.now = epoch.Add(time.Duration(t))
+	}
 }
 
 // startClient creates the client's first pool and starts its workload.
