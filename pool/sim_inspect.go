@@ -24,15 +24,15 @@ type Inspection struct {
 // the loop held: the set's recorded counters and, in ByState, the states
 // of its slots counted one by one.
 type SetInspection struct {
-	Name     backend.Name
-	State    slotset.State
-	Dead     bool
-	Wanted   int // slots the rebalancer last wanted for this backend
-	Slots    int // slots not stopped
-	Live     int // recorded: slots holding a connection
-	Claimed  int // recorded: claimed slots
-	Retiring int // recorded: slots to stop at their next idle moment
-	Idle     int // connected slots in the idle stack
+	Name     backend.Name  // the backend
+	State    slotset.State // the set machine's state
+	Dead     bool          // Policy.DeadAfter failures in a row
+	Wanted   int           // slots the rebalancer last wanted for this backend
+	Slots    int           // slots not stopped
+	Live     int           // recorded: slots holding a connection
+	Claimed  int           // recorded: claimed slots
+	Retiring int           // recorded: slots to stop at their next idle moment
+	Idle     int           // connected slots in the idle stack
 	// ByState counts the set's slots by state, indexed by slot.State.
 	ByState [slot.NumStates]int
 }

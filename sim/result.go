@@ -119,16 +119,17 @@ func (a *clientAcc) addStats(st *pool.Stats) {
 
 // Errors counts failed claims by kind.
 type Errors struct {
-	NoBackends       uint64 `json:"no_backends"`
-	NoBackendsOnline uint64 `json:"no_backends_online"`
-	AllClaimsUsed    uint64 `json:"all_claims_used"`
-	Closed           uint64 `json:"closed"` // cut short by a restart or the end of the run
-	Other            uint64 `json:"other"`
+	NoBackends       uint64 `json:"no_backends"`        // pool.ErrNoBackends
+	NoBackendsOnline uint64 `json:"no_backends_online"` // pool.ErrNoBackendsOnline
+	AllClaimsUsed    uint64 `json:"all_claims_used"`    // pool.ErrAllClaimsUsed
+	Closed           uint64 `json:"closed"`             // cut short by a restart or the end of the run
+	Other            uint64 `json:"other"`              // any other error
 }
 
 // Failed counts the failed claims of every kind but closed.
 func (e Errors) Failed() uint64 { return e.NoBackends + e.NoBackendsOnline + e.AllClaimsUsed + e.Other }
 
+// String lists the non-zero counts, or "none".
 func (e Errors) String() string {
 	var parts []string
 	for _, p := range []struct {
@@ -147,33 +148,33 @@ func (e Errors) String() string {
 
 // Waits summarises claim waits.
 type Waits struct {
-	P50  time.Duration `json:"p50"`
-	P90  time.Duration `json:"p90"`
-	P99  time.Duration `json:"p99"`
-	Max  time.Duration `json:"max"`
-	Mean time.Duration `json:"mean"`
+	P50  time.Duration `json:"p50"`  // median (an upper bound, within about 4%)
+	P90  time.Duration `json:"p90"`  // 90th percentile
+	P99  time.Duration `json:"p99"`  // 99th percentile
+	Max  time.Duration `json:"max"`  // exact
+	Mean time.Duration `json:"mean"` // exact
 }
 
 // ClientResult is one client's outcome (or the fleet's, summed).
 type ClientResult struct {
-	Name   string `json:"name"`
+	Name   string `json:"name"`   // the client's name, or "fleet"
 	Claims uint64 `json:"claims"` // served
-	Errors Errors `json:"errors"`
-	Waits  Waits  `json:"waits"`
+	Errors Errors `json:"errors"` // failed claims by kind
+	Waits  Waits  `json:"waits"`  // how long served claims waited
 	// FailWaits summarises how long failed claims waited before failing
 	// (claims closed by a restart or the end not included).
 	FailWaits Waits  `json:"fail_waits"`
-	Discards  uint64 `json:"discards"`
-	Dropped   uint64 `json:"dropped"` // arrivals while the client was restarting
-	Restarts  uint64 `json:"restarts"`
-	Connects  uint64 `json:"connects"`
+	Discards  uint64 `json:"discards"` // connections the claimers discarded
+	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting
+	Restarts  uint64 `json:"restarts"` // restart faults applied
+	Connects  uint64 `json:"connects"` // connects the pools started (pool Stats)
 	Failures  uint64 `json:"failures"` // failed connects, checks, recycles and discards
-	Checks    uint64 `json:"checks"`
+	Checks    uint64 `json:"checks"`   // health checks (pool Stats)
 }
 
 // BackendResult is one backend's outcome.
 type BackendResult struct {
-	Name     string `json:"name"`
+	Name     string `json:"name"`     // the backend's name
 	Connects uint64 `json:"connects"` // attempted by every client
 	Refused  uint64 `json:"refused"`  // refused or failed at once
 	Opened   uint64 `json:"opened"`   // established
@@ -182,10 +183,10 @@ type BackendResult struct {
 
 // FaultResult is one fault and the recovery after it.
 type FaultResult struct {
-	Index int           `json:"index"`
-	What  string        `json:"what"`
-	At    time.Duration `json:"at"`
-	End   time.Duration `json:"end"`
+	Index int           `json:"index"` // place in the scenario's faults
+	What  string        `json:"what"`  // the fault, described
+	At    time.Duration `json:"at"`    // when it started
+	End   time.Duration `json:"end"`   // when it ended (see Fault.End)
 	// Recovery is the time from End until every client was back to its
 	// target; -1 when that never happened before the run ended.
 	Recovery time.Duration `json:"recovery"`
@@ -193,30 +194,30 @@ type FaultResult struct {
 
 // Expectation is one stated expectation and whether the run met it.
 type Expectation struct {
-	Name string `json:"name"`
-	OK   bool   `json:"ok"`
-	Got  string `json:"got"`
-	Want string `json:"want"`
+	Name string `json:"name"` // the expect field, such as "max_wait_p99"
+	OK   bool   `json:"ok"`   // whether the run met it
+	Got  string `json:"got"`  // what the run showed
+	Want string `json:"want"` // the bound
 }
 
 // Result is what a run found.
 type Result struct {
-	Scenario    string          `json:"scenario"`
-	Seed        uint64          `json:"seed"`
-	Virtual     time.Duration   `json:"virtual"` // the scenario's duration
-	Ended       time.Duration   `json:"ended"`   // virtual time when the last pool closed and its I/O completed
-	Wall        time.Duration   `json:"wall"`
-	Events      uint64          `json:"events"`      // simulator events and loop timers run
-	Transitions uint64          `json:"transitions"` // machine transitions (trace lines from the pools)
-	TraceLines  uint64          `json:"trace_lines"`
-	TraceHash   string          `json:"trace_hash"` // sha256 of the JSON-lines trace
-	Checks      uint64          `json:"checks"`     // set comparisons made by the invariant checks
-	Fleet       ClientResult    `json:"fleet"`
-	Clients     []ClientResult  `json:"clients"`
-	Backends    []BackendResult `json:"backends"`
-	Faults      []FaultResult   `json:"faults"`
-	Expect      []Expectation   `json:"expect"`
-	Violation   *Violation      `json:"violation,omitempty"`
+	Scenario    string          `json:"scenario"`            // the scenario's name
+	Seed        uint64          `json:"seed"`                // the seed of the run
+	Virtual     time.Duration   `json:"virtual"`             // the scenario's duration
+	Ended       time.Duration   `json:"ended"`               // virtual time when the last pool closed and its I/O completed
+	Wall        time.Duration   `json:"wall"`                // real time the run took
+	Events      uint64          `json:"events"`              // simulator events and loop timers run
+	Transitions uint64          `json:"transitions"`         // machine transitions (trace lines from the pools)
+	TraceLines  uint64          `json:"trace_lines"`         // lines of the trace
+	TraceHash   string          `json:"trace_hash"`          // sha256 of the JSON-lines trace
+	Checks      uint64          `json:"checks"`              // set comparisons made by the invariant checks
+	Fleet       ClientResult    `json:"fleet"`               // every client summed
+	Clients     []ClientResult  `json:"clients"`             // in scenario order
+	Backends    []BackendResult `json:"backends"`            // in scenario order
+	Faults      []FaultResult   `json:"faults"`              // in scenario order
+	Expect      []Expectation   `json:"expect"`              // the scenario's expectations, checked
+	Violation   *Violation      `json:"violation,omitempty"` // the first broken invariant, if any
 
 	series *series
 }

@@ -34,11 +34,16 @@ type Scenario struct {
 	// it). Default 1.
 	Seed uint64 `toml:"seed"`
 
-	DNS      DNSSpec       `toml:"dns"`
+	// DNS is the DNS service every client's resolver asks.
+	DNS DNSSpec `toml:"dns"`
+	// Backends are the service's backends.
 	Backends []BackendSpec `toml:"backends"`
-	Clients  []ClientSpec  `toml:"clients"`
-	Faults   []Fault       `toml:"faults"`
-	Expect   Expect        `toml:"expect"`
+	// Clients are the pools, each with its policy and workload.
+	Clients []ClientSpec `toml:"clients"`
+	// Faults are scheduled in virtual time.
+	Faults []Fault `toml:"faults"`
+	// Expect states what the run must show.
+	Expect Expect `toml:"expect"`
 
 	file string
 	pos  toml.Positions
@@ -56,6 +61,7 @@ type DNSSpec struct {
 	// RetryMin and RetryMax bound the resolver's backoff after a failed
 	// query: RetryMin, doubling up to RetryMax. Defaults 1s and 30s.
 	RetryMin Duration `toml:"retry_min"`
+	// RetryMax: see RetryMin.
 	RetryMax Duration `toml:"retry_max"`
 }
 
@@ -114,21 +120,21 @@ type ClientSpec struct {
 // pool's defaults. The pluggable Rebalancer, Picker and Backoff are Go
 // values: [Options.Policy] sets them.
 type PolicySpec struct {
-	SparesWanted        int      `toml:"spares_wanted"`
-	MaxSlots            int      `toml:"max_slots"`
-	MaxSlotsPerBackend  int      `toml:"max_slots_per_backend"`
-	ClaimTimeout        Duration `toml:"claim_timeout"`
-	RebalanceInterval   Duration `toml:"rebalance_interval"`
-	DecoherenceInterval Duration `toml:"decoherence_interval"`
-	BackoffMin          Duration `toml:"backoff_min"`
-	BackoffMax          Duration `toml:"backoff_max"`
-	BackoffJitter       Duration `toml:"backoff_jitter"`
-	ConnectTimeout      Duration `toml:"connect_timeout"`
-	HealthInterval      Duration `toml:"health_interval"`
-	HealthTimeout       Duration `toml:"health_timeout"`
-	MaxConnLifetime     Duration `toml:"max_conn_lifetime"`
-	MaxConnIdleTime     Duration `toml:"max_conn_idle_time"`
-	DeadAfter           int      `toml:"dead_after"`
+	SparesWanted        int      `toml:"spares_wanted"`         // pool.Policy.SparesWanted
+	MaxSlots            int      `toml:"max_slots"`             // pool.Policy.MaxSlots
+	MaxSlotsPerBackend  int      `toml:"max_slots_per_backend"` // pool.Policy.MaxSlotsPerBackend
+	ClaimTimeout        Duration `toml:"claim_timeout"`         // pool.Policy.ClaimTimeout
+	RebalanceInterval   Duration `toml:"rebalance_interval"`    // pool.Policy.RebalanceInterval
+	DecoherenceInterval Duration `toml:"decoherence_interval"`  // pool.Policy.DecoherenceInterval
+	BackoffMin          Duration `toml:"backoff_min"`           // pool.Policy.BackoffMin
+	BackoffMax          Duration `toml:"backoff_max"`           // pool.Policy.BackoffMax
+	BackoffJitter       Duration `toml:"backoff_jitter"`        // pool.Policy.BackoffJitter
+	ConnectTimeout      Duration `toml:"connect_timeout"`       // pool.Policy.ConnectTimeout
+	HealthInterval      Duration `toml:"health_interval"`       // pool.Policy.HealthInterval
+	HealthTimeout       Duration `toml:"health_timeout"`        // pool.Policy.HealthTimeout
+	MaxConnLifetime     Duration `toml:"max_conn_lifetime"`     // pool.Policy.MaxConnLifetime
+	MaxConnIdleTime     Duration `toml:"max_conn_idle_time"`    // pool.Policy.MaxConnIdleTime
+	DeadAfter           int      `toml:"dead_after"`            // pool.Policy.DeadAfter
 }
 
 // Policy returns the pool policy.
@@ -212,11 +218,11 @@ var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, Fau
 // Fault is one scheduled fault. Backends and Clients are names or glob
 // patterns (path.Match: "db-*"); an empty Clients means every client.
 type Fault struct {
-	At       Duration `toml:"at"`
-	For      Duration `toml:"for"`
-	Kind     string   `toml:"kind"`
-	Backends []string `toml:"backends"`
-	Clients  []string `toml:"clients"`
+	At       Duration `toml:"at"`       // when the fault starts
+	For      Duration `toml:"for"`      // how long it lasts; 0: to the end (or instant)
+	Kind     string   `toml:"kind"`     // one of the Fault… constants
+	Backends []string `toml:"backends"` // the backends it hits, names or globs
+	Clients  []string `toml:"clients"`  // the clients of restart and load; empty: all
 	// Factor is the latency multiplier of slow, and the rate multiplier
 	// of load.
 	Factor float64 `toml:"factor"`

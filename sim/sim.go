@@ -432,10 +432,11 @@ func (s *Sim) eventEnd() { s.chk.atEventEnd(s) }
 type Violation struct {
 	At        time.Duration `json:"at"`        // virtual time since the start
 	Invariant string        `json:"invariant"` // a short name, such as "backend-cap"
-	Detail    string        `json:"detail"`
-	Trace     []string      `json:"trace"` // the last trace lines, oldest first
+	Detail    string        `json:"detail"`    // what was wrong
+	Trace     []string      `json:"trace"`     // the last trace lines, oldest first
 }
 
+// Error describes the violation in one line.
 func (v *Violation) Error() string {
 	return fmt.Sprintf("invariant %s violated at %v: %s", v.Invariant, v.At, v.Detail)
 }

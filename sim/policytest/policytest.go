@@ -99,26 +99,26 @@ func safeName(s string) string {
 
 // Schedule is one drawn workload and fault schedule.
 type Schedule struct {
-	Seed     uint64
-	Backends int
-	Clients  []Client
-	Faults   []Fault
+	Seed     uint64   // the simulation's seed
+	Backends int      // how many backends, db-1 …
+	Clients  []Client // one pool each
+	Faults   []Fault  // in any order
 }
 
 // Client is one drawn client: claims per second and how long each holds
 // its connection.
 type Client struct {
-	Rate int
-	Hold time.Duration
+	Rate int           // claims per second
+	Hold time.Duration // each claim's hold
 }
 
 // Fault is one drawn fault: Kind (a sim fault kind) on backend number
 // Backend (1-based; unused by dns_outage, restart and load) at At, for For.
 type Fault struct {
-	Kind    string
-	Backend int
-	At      time.Duration
-	For     time.Duration
+	Kind    string        // a sim fault kind, or Delist
+	Backend int           // 1-based
+	At      time.Duration // when it starts
+	For     time.Duration // how long it lasts (restart: how long the client is down)
 }
 
 // faultKinds are drawn in this order; shrinking moves toward the first.

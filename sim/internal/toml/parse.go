@@ -22,9 +22,10 @@ type Error struct {
 	File  string // the file's name as given
 	Line  int    // 1-based; 0 when unknown
 	Field string // the field's path, such as "clients[1].workload.rate"; may be empty
-	Msg   string
+	Msg   string // what is wrong
 }
 
+// Error formats the error as "file:line: field: message".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
