@@ -109,6 +109,7 @@ type clientAcc struct {
 	connects  uint64
 	failures  uint64
 	checks    uint64
+	peakConns int
 }
 
 func (a *clientAcc) addStats(st *pool.Stats) {
@@ -170,6 +171,9 @@ type ClientResult struct {
 	Connects  uint64 `json:"connects"` // connects the pools started (pool Stats)
 	Failures  uint64 `json:"failures"` // failed connects, checks, recycles and discards
 	Checks    uint64 `json:"checks"`   // health checks (pool Stats)
+	// PeakConns is the most connections, open or opening, the client held
+	// at once (for the fleet: the sum of the clients' peaks).
+	PeakConns int `json:"peak_conns"`
 }
 
 // BackendResult is one backend's outcome.
@@ -288,11 +292,12 @@ func (a *clientAcc) merge(o *clientAcc) {
 	a.connects += o.connects
 	a.failures += o.failures
 	a.checks += o.checks
+	a.peakConns += o.peakConns
 }
 
 func (a *clientAcc) result(name string) ClientResult {
 	r := ClientResult{Name: name, Claims: a.ok, Discards: a.discards, Dropped: a.dropped, Restarts: a.restarts,
-		Connects: a.connects, Failures: a.failures, Checks: a.checks}
+		Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
 		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Other: a.errs[errOther]}
 	r.Waits = a.waits.summary()
@@ -390,7 +395,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		if c.Errors.Failed() > 0 {
 			fmt.Fprintf(w, "; failed after p50 %v max %v", c.FailWaits.P50, c.FailWaits.Max)
 		}
-		fmt.Fprintf(w, "; connects %d, failures %d, discards %d", c.Connects, c.Failures, c.Discards)
+		fmt.Fprintf(w, "; connects %d, failures %d, discards %d, peak conns %d", c.Connects, c.Failures, c.Discards, c.PeakConns)
 		if c.Restarts > 0 {
 			fmt.Fprintf(w, ", restarts %d (dropped %d)", c.Restarts, c.Dropped)
 		}

@@ -340,6 +340,7 @@ func (inst *poolInst) countConn(cn *conn, d int) {
 	if d < 0 {
 		return
 	}
+	inst.c.res.peakConns = max(inst.c.res.peakConns, inst.conns)
 	s := inst.s
 	if inst.conns > inst.pol.MaxSlots {
 		s.violate("conn-cap", "%s holds %d connections, open or opening; MaxSlots is %d", inst.name, inst.conns, inst.pol.MaxSlots)
