@@ -135,6 +135,9 @@ func (r *Result) WriteSVG(w io.Writer) {
 		maxPts = append(maxPts, fmt.Sprintf("%.1f,%.1f", x(p.at), yWait(p.maxW)))
 		meanPts = append(meanPts, fmt.Sprintf("%.1f,%.1f", x(p.at), yWait(p.meanW)))
 	}
+	if r.Fleet.Waits.Max == 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#555">no claim waited</text>`+"\n", svgLeft+plotWidth/2, botY+botH/2)
+	}
 	fmt.Fprintf(&b, `<polyline fill="none" stroke="#9ecae1" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(meanPts, " "))
 	fmt.Fprintf(&b, `<polyline fill="none" stroke="#08519c" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(maxPts, " "))
 
