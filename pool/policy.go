@@ -176,33 +176,29 @@ type Rebalancer interface {
 	Rebalance(in RebalanceInput, want []int)
 }
 
-// DefaultRebalancer spreads claimed + waiters + spares (at most MaxSlots)
-// over the online backends in preference order, and gives every offline
-// backend one probe slot.
+// DefaultRebalancer gives every backend one slot (a probe for an offline
+// one, so that no healthy backend is ever left without a connection to be
+// torn down and reopened), then spreads the rest of claimed + waiters +
+// spares, at most MaxSlots in all, over the online backends in preference
+// order, up to each backend's cap.
 type DefaultRebalancer struct{}
 
 // Rebalance implements [Rebalancer].
 func (DefaultRebalancer) Rebalance(in RebalanceInput, want []int) {
 	target := min(in.Claimed+in.Waiters+in.Spares, in.MaxSlots)
 	budget := in.MaxSlots
-	online := 0
+	given := 0
 	for i, s := range in.Sets {
 		want[i] = 0
-		if !s.Online && budget > 0 {
+		if budget > 0 && s.Cap > 0 {
 			want[i] = 1
 			budget--
-			target--
-		}
-		if s.Online {
-			online++
+			given++
 		}
 	}
-	if online == 0 {
-		return
-	}
-	share := max(min(target, budget), 0)
+	share := min(max(target-given, 0), budget)
 	// Hand out the share one slot at a time, round robin in preference
-	// order, skipping backends at their cap.
+	// order, over online backends below their cap.
 	for share > 0 {
 		gave := false
 		for i, s := range in.Sets {

@@ -34,28 +34,29 @@ type Pool[C any] struct {
 	finished atomic.Bool // Close returned: the connector is never called again
 
 	// Everything below is owned by the loop.
-	state      State
-	sets       map[backend.Name]*set[C]
-	order      []*set[C] // every set not stopped, in preference order
-	waiters    waiterList[C]
-	freeW      []*waiter[C]
-	nslots     int // slots not stopped
-	nclaimed   int
-	lastErr    error
-	ioCtx      context.Context
-	ioCancel   context.CancelFunc
-	rebalance  fsm.Timer
-	decohere   fsm.Timer
-	quiet      chan struct{} // closed when stopping and nothing is left
-	done       chan struct{} // closed when stopped
-	cands      []Candidate
-	candSets   []*set[C]
-	info       []SetInfo
-	want       []int
-	lastDemand int // demand at the last rebalance
-	closes     []*closeJob[C]
-	orphans    int // connections and connects of stopped slots not yet finished
-	st         counters
+	state       State
+	sets        map[backend.Name]*set[C]
+	order       []*set[C] // every set not stopped, in preference order
+	waiters     waiterList[C]
+	freeW       []*waiter[C]
+	nslots      int // slots not stopped
+	nclaimed    int
+	lastErr     error
+	ioCtx       context.Context
+	ioCancel    context.CancelFunc
+	rebalance   fsm.Timer
+	decohere    fsm.Timer
+	quiet       chan struct{} // closed when stopping and nothing is left
+	done        chan struct{} // closed when stopped
+	cands       []Candidate
+	candSets    []*set[C]
+	info        []SetInfo
+	want        []int
+	lastDemand  int  // demand at the last rebalance
+	rebalancing bool // inside rebalanceNow
+	closes      []*closeJob[C]
+	orphans     int // connections and connects of stopped slots not yet finished
+	st          counters
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -216,9 +217,11 @@ func (p *Pool[C]) decohereTick() {
 // periodic tick), and then at most half the surplus of each backend, so a
 // burst does not tear connections down.
 func (p *Pool[C]) rebalanceNow(shrink bool) {
-	if p.closing() {
+	if p.closing() || p.rebalancing {
 		return
 	}
+	p.rebalancing = true
+	defer func() { p.rebalancing = false }()
 	p.info = p.info[:0]
 	p.candSets = p.candSets[:0]
 	for _, s := range p.order {
@@ -250,17 +253,30 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		s.wanted = w
 	}
 	p.lastDemand = p.demand()
+	// Slots that backends below their share cannot get under MaxSlots:
+	// those are taken at once from the backends above theirs.
+	short := 0
+	for _, s := range p.candSets {
+		short += max(s.wanted-s.wantedNow()-s.retiring, 0)
+	}
+	short -= p.pol.MaxSlots - p.nslots - p.orphans
 	for _, s := range p.candSets {
 		surplus := s.wantedNow() - s.wanted
-		switch {
-		case surplus <= 0:
-		case s.state == slotset.Offline:
-			// No connection to tear down: keep only the probe. (shrink
-			// changes no set's place in p.candSets.)
-			p.shrink(s, surplus)
-		case shrink:
-			p.shrink(s, (surplus+1)/2)
+		if surplus <= 0 {
+			continue
 		}
+		n := 0
+		switch {
+		case s.state == slotset.Offline:
+			// No connection to tear down: keep only the probe.
+			n = surplus
+		case shrink:
+			// Damped: a burst that passed does not tear everything down.
+			n = (surplus + 1) / 2
+		}
+		n = max(n, min(surplus, short))
+		short -= n
+		p.shrink(s, n) // changes no set's place in p.candSets
 	}
 	p.fill()
 }
@@ -308,6 +324,14 @@ func (p *Pool[C]) fill() {
 		}
 	}
 	for _, s := range p.order {
+		// A slot waiting to retire is kept rather than replaced.
+		for i := 0; s.state != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
+			if sl := s.slots[i]; sl.stopWanted {
+				sl.stopWanted = false
+				s.retiring--
+				room--
+			}
+		}
 		for (room > 0 || s.state == slotset.Offline) && s.state != slotset.Draining && s.wantedNow() < s.wanted &&
 			len(s.slots)+s.orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)

@@ -121,7 +121,7 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 		p.orphans--
 		p.maybeDrained(sl.set)
 		p.checkQuiet()
-		p.fill()
+		p.capacityFreed()
 		return
 	}
 	sl.pending--
@@ -281,11 +281,14 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
 	}
 	p.scheduleHealth(sl)
-	if s.live == 1 {
+	up := s.live == 1
+	if up {
 		p.setUp(s)
-		p.rebalanceNow(false)
 	}
 	p.idleSlot(sl, now)
+	if up {
+		p.rebalanceNow(false)
+	}
 }
 
 func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
@@ -299,6 +302,8 @@ func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 // the head waiter, or waits idle.
 func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
 	switch {
+	case sl.state != slot.Connected:
+		return
 	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
 		return
@@ -550,6 +555,16 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	}
 	p.maybeDrained(s)
 	p.checkQuiet()
+	p.capacityFreed()
+}
+
+// capacityFreed runs when a slot stops: claimers waiting may now get the
+// slot it held, so the rebalancer is asked again.
+func (p *Pool[C]) capacityFreed() {
+	if p.waiters.n > 0 {
+		p.rebalanceNow(false)
+		return
+	}
 	p.fill()
 }
 
