@@ -152,3 +152,29 @@ func TestConnectTimeoutOnTheLoopClock(t *testing.T) {
 		t.Fatalf("after the connect timeout: failures %d, last error %q", st.Failures, st.LastError)
 	}
 }
+
+// leastClaimedOutOfPlace is LeastClaimed under another type, so that the
+// pool takes the general path: candidates, then Pick.
+type leastClaimedOutOfPlace struct{ LeastClaimed }
+
+// TestLeastClaimedInPlace checks that the pool's in-place scan for the
+// default picker chooses what LeastClaimed.Pick chooses from candidates.
+func TestLeastClaimedInPlace(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 16, SparesWanted: 16}, 5, nil)
+	var held []*Handle[*fakeConn]
+	for range 12 {
+		h.p.loop.Enter()
+		fast := h.p.pickLeastClaimed()
+		h.p.pol.Picker = leastClaimedOutOfPlace{}
+		general := h.p.pick()
+		h.p.pol.Picker = LeastClaimed{}
+		h.p.loop.Leave()
+		if fast == nil || fast.set != general.set {
+			t.Fatalf("in place chose %v, Pick chose %v", fast, general)
+		}
+		held = append(held, h.claim())
+	}
+	for _, hd := range held {
+		hd.Release()
+	}
+}
