@@ -87,9 +87,9 @@ func TestBrokenPolicyIsCaughtAndShrunk(t *testing.T) {
 		t.Fatalf("the smallest schedule does not load: %v", err)
 	}
 	t.Logf("smallest failing schedule: %d backends, %d clients, %d faults: %+v", len(sc.BackendNames()), len(sc.Clients), len(sc.Faults), sc.Faults)
-	// One backend is not enough: a lone backend's slots back off and
-	// reconnect before any rebalance drops its probe. It takes a second
-	// backend, whose activity rebalances the pool while the first is dead.
+	// The bug needs one crash long enough for the backend to be declared
+	// dead (one client, one backend suffice); a second backend may or may
+	// not survive shrinking, depending on the search.
 	if len(sc.Faults) != 1 || sc.Faults[0].Kind != sim.FaultCrash || len(sc.Clients) != 1 || len(sc.BackendNames()) > 2 {
 		t.Errorf("not shrunk to one crash with one client and at most two backends:\n%v", rec.msgs)
 	}
