@@ -20,6 +20,7 @@ import (
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/connector/tcp"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/internal/echotest"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
@@ -180,40 +181,6 @@ func (s *echoServer) waitClientsGone(timeout time.Duration) {
 
 func (s *echoServer) backendName() backend.Name { return backend.FromAddr(s.addr).Name }
 
-// echoCheck is the tcp connector's validation: a one-byte echo round trip.
-// The connector ties the connection's deadline to ctx.
-func echoCheck(_ context.Context, c net.Conn) error {
-	if _, err := c.Write([]byte{'?'}); err != nil {
-		return err
-	}
-	var b [1]byte
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		return err
-	}
-	if b[0] != '?' {
-		return fmt.Errorf("echo check: got %q", b[0])
-	}
-	return nil
-}
-
-// echoRoundTrip writes msg and reads it back, within timeout.
-func echoRoundTrip(c net.Conn, msg []byte, timeout time.Duration) error {
-	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	if _, err := c.Write(msg); err != nil {
-		return err
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return err
-	}
-	if string(got) != string(msg) {
-		return fmt.Errorf("echoed %q, want %q", got, msg)
-	}
-	return nil
-}
-
 // setWatch signals when a watched backend's slot set goes down (online to
 // offline). It is a pool observer: it runs on the loop and only closes a
 // channel.
@@ -303,7 +270,7 @@ func (l *echoLoad) worker(phase string, w, iterations int) {
 				l.fail(fmt.Errorf("worker %d iteration %d: claim served by %s, which is down", w, i, b))
 			}
 			msg := fmt.Appendf(nil, "%s w%02d i%03d a%02d|", phase, w, i, attempt)
-			if err := echoRoundTrip(h.Conn(), msg, l.ioTimeout); err != nil {
+			if err := echotest.RoundTrip(h.Conn(), msg, l.ioTimeout); err != nil {
 				h.Discard(err)
 				l.ioErrors.Add(1)
 				if l.forbidIOErrs {
@@ -346,7 +313,7 @@ func TestTCPEchoServers(t *testing.T) {
 		byBackend[s.backendName()] = new(atomic.Int64)
 	}
 
-	inner, err := tcp.New(tcp.Config{DialTimeout: 2 * time.Second, Validate: echoCheck})
+	inner, err := tcp.New(tcp.Config{DialTimeout: 2 * time.Second, Validate: echotest.Check})
 	var client connGauge
 	conn := gauged{inner, &client}
 	if err != nil {
@@ -527,7 +494,7 @@ func TestTCPCapCountsOpeningConnections(t *testing.T) {
 				return ctx.Err()
 			}
 		}
-		return echoCheck(ctx, c)
+		return echotest.Check(ctx, c)
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -560,7 +527,7 @@ func TestTCPCapCountsOpeningConnections(t *testing.T) {
 				errs <- err
 				return
 			}
-			if err := echoRoundTrip(h.Conn(), fmt.Appendf(nil, "claimer %d|", i), 2*time.Second); err != nil {
+			if err := echotest.RoundTrip(h.Conn(), fmt.Appendf(nil, "claimer %d|", i), 2*time.Second); err != nil {
 				h.Discard(err)
 				errs <- err
 				return

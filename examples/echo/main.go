@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/qorbgo/qorb/connector/tcp"
+	"github.com/qorbgo/qorb/internal/echotest"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
 )
@@ -72,7 +73,7 @@ func run(out io.Writer, duration time.Duration, workers, maxSlots int, interval 
 	}
 	fmt.Fprintf(out, "echo servers on %v; %d workers for %v; MaxSlots %d\n\n", addrs, workers, duration, maxSlots)
 
-	conn, err := tcp.New(tcp.Config{DialTimeout: time.Second, Validate: echoCheck})
+	conn, err := tcp.New(tcp.Config{DialTimeout: time.Second, Validate: echotest.Check})
 	if err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ func work(ctx context.Context, p *pool.Pool[net.Conn], id, n int, st *loadStats)
 			continue
 		}
 		msg := fmt.Appendf(nil, "worker %d message %d\n", id, i)
-		if err := echo(h.Conn(), msg); err != nil {
+		if err := echotest.RoundTrip(h.Conn(), msg, time.Second); err != nil {
 			h.Discard(err)
 			st.ioErrors.Add(1)
 			continue
@@ -187,35 +188,6 @@ func work(ctx context.Context, p *pool.Pool[net.Conn], id, n int, st *loadStats)
 		h.Release()
 		st.ok.Add(1)
 	}
-}
-
-// echo writes msg and reads it back within a second.
-func echo(c net.Conn, msg []byte) error {
-	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
-	if _, err := c.Write(msg); err != nil {
-		return err
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return err
-	}
-	if string(got) != string(msg) {
-		return fmt.Errorf("echoed %q, want %q", got, msg)
-	}
-	return nil
-}
-
-// echoCheck is the connector's health check: a one-byte echo round trip.
-// The tcp connector ties the connection's deadline to ctx.
-func echoCheck(_ context.Context, c net.Conn) error {
-	if _, err := c.Write([]byte{0}); err != nil {
-		return err
-	}
-	var b [1]byte
-	_, err := io.ReadFull(c, b[:])
-	return err
 }
 
 // printStats prints the pool's totals and a table of its backends.
