@@ -12,7 +12,7 @@ import (
 )
 
 // benchConn is a connection that costs nothing to open.
-type benchConn struct{ n int }
+type benchConn struct{}
 
 type benchConnector struct{}
 

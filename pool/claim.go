@@ -34,11 +34,8 @@ func (h *Handle[C]) Release() {
 	p := sl.p
 	p.loop.Enter()
 	defer p.loop.Leave()
-	if sl.state == slot.Stopped {
+	if !h.claimed("Release") {
 		return
-	}
-	if sl.state != slot.Claimed {
-		panic(fmt.Sprintf("pool: Release of a handle that is not claimed (slot %s is %s)", sl.id, sl.state))
 	}
 	sl.fire(slot.Release)
 	p.unclaim(sl)
@@ -60,17 +57,25 @@ func (h *Handle[C]) Release() {
 // slot reconnects after its backoff. Discard panics when the handle is not
 // claimed; after Close forced the connection shut it does nothing.
 func (h *Handle[C]) Discard(err error) {
-	sl := h.s
-	p := sl.p
+	p := h.s.p
 	p.loop.Enter()
 	defer p.loop.Leave()
-	if sl.state == slot.Stopped {
-		return
+	if h.claimed("Discard") {
+		p.discard(h.s, err)
 	}
-	if sl.state != slot.Claimed {
-		panic(fmt.Sprintf("pool: Discard of a handle that is not claimed (slot %s is %s)", sl.id, sl.state))
+}
+
+// claimed reports whether the handle's slot is claimed, false when a
+// forced Close stopped it, and panics otherwise (op on a handle already
+// given back). The loop must be held.
+func (h *Handle[C]) claimed(op string) bool {
+	switch h.s.state {
+	case slot.Claimed:
+		return true
+	case slot.Stopped:
+		return false
 	}
-	p.discard(sl, err)
+	panic(fmt.Sprintf("pool: %s of a handle that is not claimed (slot %s is %s)", op, h.s.id, h.s.state))
 }
 
 // discard closes a claimed slot's connection and charges its backend.
@@ -112,14 +117,15 @@ func (p *Pool[C]) pick() *pslot[C] {
 			p.candSets = append(p.candSets, s)
 		}
 	}
+	var s *set[C]
 	switch len(p.cands) {
 	case 0:
 		return nil
 	case 1:
-		return p.candSets[0].idle[len(p.candSets[0].idle)-1]
+		s = p.candSets[0]
+	default:
+		s = p.candSets[p.callPicker()]
 	}
-	i := p.callPicker()
-	s := p.candSets[i]
 	return s.idle[len(s.idle)-1]
 }
 
@@ -334,15 +340,14 @@ func (p *Pool[C]) enqueue(w *waiter[C], front bool, timeout time.Duration) {
 // giveback returns a claimed slot that the claimer never used.
 func (p *Pool[C]) giveback(sl *pslot[C]) {
 	sl.fire(slot.Giveback)
-	sl.set.claimed--
-	p.nclaimed--
+	p.unclaim(sl)
+	sl.set.st.claims--
 	p.st.claims--
 	p.idleSlot(sl, time.Time{})
 }
 
 // waiter is a claimer in the queue.
 type waiter[C any] struct {
-	p          *Pool[C]
 	ctx        context.Context
 	done       func(*Handle[C], error) // ClaimAsync's callback, or nil
 	ready      chan struct{}
@@ -360,7 +365,7 @@ func (p *Pool[C]) newWaiter(ctx context.Context) *waiter[C] {
 		w = p.freeW[n-1]
 		p.freeW = p.freeW[:n-1]
 	} else {
-		w = &waiter[C]{p: p, ready: make(chan struct{}, 1)}
+		w = &waiter[C]{ready: make(chan struct{}, 1)}
 		w.timer.Init(func() { p.waiterTimedOut(w) })
 	}
 	w.ctx = ctx

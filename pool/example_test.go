@@ -88,6 +88,10 @@ func ExamplePool_Stats() {
 	st := p.Stats()
 	fmt.Println("pool:", st.State, "claimed:", st.Slots.Claimed)
 	for _, b := range st.Backends {
-		fmt.Println(b.Name, b.State)
+		fmt.Println("backend", b.Name)
 	}
+	// Output:
+	// pool: running claimed: 1
+	// backend 127.0.0.1:5432
+	// backend 127.0.0.1:5433
 }

@@ -49,7 +49,8 @@ type Pool[C any] struct {
 	quiet       chan struct{} // closed when stopping and nothing is left
 	done        chan struct{} // closed when stopped
 	cands       []Candidate
-	candSets    []*set[C]
+	candSets    []*set[C] // scratch of pick
+	rebSets     []*set[C] // scratch of rebalanceNow
 	info        []SetInfo
 	want        []int
 	lastDemand  int  // demand at the last rebalance
@@ -223,19 +224,19 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 	p.rebalancing = true
 	defer func() { p.rebalancing = false }()
 	p.info = p.info[:0]
-	p.candSets = p.candSets[:0]
+	p.rebSets = p.rebSets[:0]
 	for _, s := range p.order {
 		if s.state == slotset.Draining {
 			continue
 		}
 		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state == slotset.Online, Dead: s.dead,
 			Claimed: s.claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
-		p.candSets = append(p.candSets, s)
+		p.rebSets = append(p.rebSets, s)
 	}
 	p.want = slices.Grow(p.want[:0], len(p.info))[:len(p.info)]
 	p.callRebalancer()
 	total := 0
-	for i, s := range p.candSets {
+	for i, s := range p.rebSets {
 		w := p.want[i]
 		switch {
 		case w < 0:
@@ -256,11 +257,11 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 	// Slots that backends below their share cannot get under MaxSlots:
 	// those are taken at once from the backends above theirs.
 	short := 0
-	for _, s := range p.candSets {
+	for _, s := range p.rebSets {
 		short += max(s.wanted-s.wantedNow()-s.retiring, 0)
 	}
 	short -= p.pol.MaxSlots - p.nslots - p.orphans
-	for _, s := range p.candSets {
+	for _, s := range p.rebSets {
 		surplus := s.wantedNow() - s.wanted
 		if surplus <= 0 {
 			continue
@@ -276,21 +277,21 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		}
 		n = max(n, min(surplus, short))
 		short -= n
-		p.shrink(s, n) // changes no set's place in p.candSets
+		p.shrink(s, n) // changes no set's place in p.rebSets
 	}
 	p.fill()
 }
 
 func (p *Pool[C]) callRebalancer() {
+	in := RebalanceInput{Sets: p.info, Claimed: p.nclaimed, Waiters: p.waiters.n,
+		Spares: p.pol.SparesWanted, MaxSlots: p.pol.MaxSlots}
 	defer func() {
 		if v := recover(); v != nil {
 			p.policyError("pool: rebalancer panicked: %v", v)
-			DefaultRebalancer{}.Rebalance(RebalanceInput{Sets: p.info, Claimed: p.nclaimed, Waiters: p.waiters.n,
-				Spares: p.pol.SparesWanted, MaxSlots: p.pol.MaxSlots}, p.want)
+			DefaultRebalancer{}.Rebalance(in, p.want)
 		}
 	}()
-	p.pol.Rebalancer.Rebalance(RebalanceInput{Sets: p.info, Claimed: p.nclaimed, Waiters: p.waiters.n,
-		Spares: p.pol.SparesWanted, MaxSlots: p.pol.MaxSlots}, p.want)
+	p.pol.Rebalancer.Rebalance(in, p.want)
 }
 
 // shrink retires up to n slots of s, cheapest first: failed, connecting,

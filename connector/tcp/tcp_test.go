@@ -20,13 +20,12 @@ import (
 // echoServer is a loopback TCP echo server for the tests. Its handlers
 // end when the client closes its end (or stop closes the server).
 type echoServer struct {
-	ln       net.Listener
-	addr     netip.AddrPort
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]bool
-	accepted chan net.Conn // each accepted connection, when not nil
-	silent   bool          // read but never answer
+	ln     net.Listener
+	addr   netip.AddrPort
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	silent bool // read but never answer
 }
 
 func startEcho(t *testing.T, silent bool) *echoServer {
