@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +85,12 @@ type Loop struct {
 	onIdle   []func()
 	check    func()
 	spawner  func(io func() func())
+	logs     []logRecord // written during the event, emitted by Leave
+
+	// Registration IDs, parallel to observers and onIdle, for removal.
+	regSeq      uint64
+	observerIDs []uint64
+	onIdleIDs   []uint64
 }
 
 // NewLoop returns a loop reading time from clk and drawing randomness from a
@@ -120,7 +127,13 @@ func (l *Loop) Leave() {
 	if l.rearm {
 		l.arm()
 	}
+	if len(l.logs) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	logs := l.takeLogs()
 	l.mu.Unlock()
+	emit(logs)
 }
 
 // Clock is the loop's clock.
@@ -135,10 +148,21 @@ func (l *Loop) Rand() *rand.Rand { return l.rng }
 // Logger is the loop's logger.
 func (l *Loop) Logger() *slog.Logger { return l.logger }
 
-// AddObserver registers o for every later transition.
-func (l *Loop) AddObserver(o Observer) {
-	if o != nil {
-		l.observers = append(l.observers, o)
+// AddObserver registers o for every later transition. Calling the
+// returned function (with the loop held) unregisters it.
+func (l *Loop) AddObserver(o Observer) (remove func()) {
+	if o == nil {
+		return func() {}
+	}
+	l.regSeq++
+	id := l.regSeq
+	l.observers = append(l.observers, o)
+	l.observerIDs = append(l.observerIDs, id)
+	return func() {
+		if i := slices.Index(l.observerIDs, id); i >= 0 {
+			l.observers = slices.Delete(l.observers, i, i+1)
+			l.observerIDs = slices.Delete(l.observerIDs, i, i+1)
+		}
 	}
 }
 
@@ -161,7 +185,7 @@ func (l *Loop) Fire(m *Machine, id string, state *int8, ev int) bool {
 		t := Transition{At: l.clk.Now(), Machine: m.name, ID: id, From: m.StateName(from), Event: m.EventName(ev), To: m.StateName(from), Impossible: true}
 		l.notify(t)
 		err := &ImpossibleError{t}
-		l.logger.Error(err.Error())
+		l.Log(nil, slog.LevelError, err.Error())
 		if l.strict {
 			panic(err)
 		}
@@ -180,8 +204,19 @@ func (l *Loop) Report(t Transition) { l.notify(t) }
 
 func (l *Loop) notify(t Transition) {
 	for _, o := range l.observers {
-		o.Observe(t)
+		l.observe(o, t)
 	}
+}
+
+// observe calls one observer, recovering a panic so that the event it
+// reports still completes.
+func (l *Loop) observe(o Observer, t Transition) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.Log(nil, slog.LevelError, "fsm: observer panicked", "panic", v, "transition", t.String())
+		}
+	}()
+	o.Observe(t)
 }
 
 // SetSpawner replaces how [Loop.Spawn] runs I/O. The default runs io on a new
@@ -210,11 +245,13 @@ func (l *Loop) Spawn(io func() func()) {
 	go func() {
 		done := io()
 		l.Enter()
+		// Leave even when the completion panics, so that the loop is not
+		// left held.
+		defer l.Leave()
+		defer l.jobDone()
 		if done != nil {
 			done()
 		}
-		l.jobDone()
-		l.Leave()
 	}()
 }
 
@@ -234,8 +271,20 @@ func (l *Loop) jobDone() {
 func (l *Loop) OnEventEnd(f func()) { l.check = f }
 
 // OnIdle adds a function run, with the loop held, each time the last
-// spawned job in flight completes.
-func (l *Loop) OnIdle(f func()) { l.onIdle = append(l.onIdle, f) }
+// spawned job in flight completes. Calling the returned function (with the
+// loop held) removes it.
+func (l *Loop) OnIdle(f func()) (remove func()) {
+	l.regSeq++
+	id := l.regSeq
+	l.onIdle = append(l.onIdle, f)
+	l.onIdleIDs = append(l.onIdleIDs, id)
+	return func() {
+		if i := slices.Index(l.onIdleIDs, id); i >= 0 {
+			l.onIdle = slices.Delete(l.onIdle, i, i+1)
+			l.onIdleIDs = slices.Delete(l.onIdleIDs, i, i+1)
+		}
+	}
+}
 
 // InFlight is the number of spawned jobs whose completion has not run yet.
 func (l *Loop) InFlight() int { return l.inflight }
@@ -250,7 +299,9 @@ func (l *Loop) WaitIdle() {
 	if l.rearm {
 		l.arm()
 	}
+	logs := l.takeLogs()
 	l.mu.Unlock()
+	emit(logs)
 }
 
 // Halt disarms the real timer for good: timers still in the heap stay there

@@ -119,11 +119,11 @@ func (l *Loop) arm() {
 
 func (l *Loop) onWake() {
 	l.Enter()
+	defer l.Leave()
 	l.wakeAt = time.Time{}
 	if !l.halted {
 		l.RunDue()
 	}
-	l.Leave()
 }
 
 type timerHeap []*Timer

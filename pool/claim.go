@@ -11,71 +11,102 @@ import (
 	"github.com/qorbgo/qorb/slotset"
 )
 
-// Handle is a claimed connection. It belongs to the claimer until Release
-// or Discard; after either, the claimer must not use it or its connection
-// again (the pool reuses Handle values, as it reuses connections).
+// Handle is one claim of a connection. It belongs to the claimer until
+// Release or Discard, and to that claim only: every Claim returns a new
+// Handle. A handle used after its claim ended (a second Release, a Release
+// after Discard, a copy kept after the connection was claimed again) never
+// touches another claim: the call does nothing, and the misuse is counted
+// in Stats.Misuse and logged at error level.
 type Handle[C any] struct {
-	s *pslot[C]
+	sl   *pslot[C]
+	conn C
+	b    backend.Backend
 }
 
-// Conn returns the claimed connection.
-func (h *Handle[C]) Conn() C { return h.s.conn }
+// Conn returns the claimed connection. After the claim ended it returns the
+// zero C: a connection given back belongs to the pool.
+func (h *Handle[C]) Conn() C { return h.conn }
 
 // Backend returns the backend the connection goes to.
-func (h *Handle[C]) Backend() backend.Backend { return h.s.b }
+func (h *Handle[C]) Backend() backend.Backend { return h.b }
 
 // Release gives the connection back to the pool: the recycle hook runs
 // (OnRecycle, else Validate, if the connector has either), then the
-// connection serves the next claim. Release panics when the handle is not
-// claimed (released twice); after Close forced the connection shut it does
-// nothing.
+// connection serves the next claim. After Close forced the connection shut,
+// Release does nothing. A second Release, or a Release after Discard, does
+// nothing and is counted as misuse.
 func (h *Handle[C]) Release() {
-	sl := h.s
+	sl := h.sl
 	p := sl.p
 	p.loop.Enter()
-	defer p.loop.Leave()
-	if !h.claimed("Release") {
+	if !p.endClaim(h, "Release") {
+		p.loop.Leave()
 		return
 	}
+	held := p.heldFor(sl)
 	sl.fire(slot.Release)
 	p.unclaim(sl)
 	if p.recycle != nil && !sl.stopWanted && !p.closing() {
 		p.st.recycles++
 		p.runHook(sl, "recycle", p.recycle, slot.RecycleOK, slot.RecycleErr)
-		return
+	} else {
+		sl.fire(slot.RecycleOK)
+		var now time.Time
+		if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
+			now = p.now()
+		}
+		p.idleSlot(sl, now)
 	}
-	sl.fire(slot.RecycleOK)
-	var now time.Time
-	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
-		now = p.now()
+	p.loop.Leave()
+	if p.tr.release != nil {
+		p.traceRelease(h.b, held, false, nil)
 	}
-	p.idleSlot(sl, now)
 }
 
 // Discard tells the pool the connection is bad: it is closed, err is
 // recorded as its backend's last error and counted as a failure, and the
-// slot reconnects after its backoff. Discard panics when the handle is not
-// claimed; after Close forced the connection shut it does nothing.
+// slot reconnects after its backoff. After Close forced the connection shut,
+// Discard does nothing. Discard after the claim ended does nothing and is
+// counted as misuse.
 func (h *Handle[C]) Discard(err error) {
-	p := h.s.p
+	sl := h.sl
+	p := sl.p
 	p.loop.Enter()
-	defer p.loop.Leave()
-	if h.claimed("Discard") {
-		p.discard(h.s, err)
+	if !p.endClaim(h, "Discard") {
+		p.loop.Leave()
+		return
+	}
+	held := p.heldFor(sl)
+	p.discard(sl, err)
+	p.loop.Leave()
+	if p.tr.release != nil {
+		p.traceRelease(h.b, held, true, err)
 	}
 }
 
-// claimed reports whether the handle's slot is claimed, false when a
-// forced Close stopped it, and panics otherwise (op on a handle already
-// given back). The loop must be held.
-func (h *Handle[C]) claimed(op string) bool {
-	switch h.s.state {
-	case slot.Claimed:
-		return true
-	case slot.Stopped:
+// endClaim ends h's claim, with the loop held: it reports whether the
+// slot is still claimed by h and the caller goes on to release it. It
+// returns false when a forced Close stopped the slot, and counts and logs
+// a handle whose claim had already ended.
+func (p *Pool[C]) endClaim(h *Handle[C], op string) bool {
+	sl := h.sl
+	if sl.cur != h {
+		p.st.misuse++
+		p.logError("handle used after its claim ended", "op", op, "backend", h.b.Name)
 		return false
 	}
-	panic(fmt.Sprintf("pool: %s of a handle that is not claimed (slot %s is %s)", op, h.s.id, h.s.state))
+	sl.cur = nil
+	var zero C
+	h.conn = zero
+	return sl.state == slot.Claimed
+}
+
+// heldFor is how long sl has been claimed, when a release tracer wants it.
+func (p *Pool[C]) heldFor(sl *pslot[C]) time.Duration {
+	if p.tr.release == nil {
+		return 0
+	}
+	return p.now().Sub(sl.claimedAt)
 }
 
 // discard closes a claimed slot's connection and charges its backend.
@@ -93,8 +124,9 @@ func (p *Pool[C]) unclaim(sl *pslot[C]) {
 	p.nclaimed--
 }
 
-// claimSlot hands an idle (or just connected) slot to a claimer.
-func (p *Pool[C]) claimSlot(sl *pslot[C]) {
+// claimSlot hands an idle (or just connected) slot to a claimer and
+// returns the claim's handle.
+func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	p.unidle(sl)
 	sl.fire(slot.Claim)
 	sl.set.claimed++
@@ -102,6 +134,16 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) {
 	p.nclaimed++
 	p.st.claims++
 	sl.claimedAt = p.now()
+	if len(p.handles) == 0 {
+		// Handles are used once each; allocating them in blocks keeps the
+		// claim path free of allocations.
+		p.handles = make([]Handle[C], 64)
+	}
+	h := &p.handles[0]
+	p.handles = p.handles[1:]
+	h.sl, h.conn, h.b = sl, sl.conn, sl.b
+	sl.cur = h
+	return h
 }
 
 // pick chooses an idle slot through the Picker, or returns nil.
@@ -173,42 +215,71 @@ func (p *Pool[C]) callPicker() (i int) {
 // ErrClosed after Close. Cancelling a claim never cancels a connect.
 //
 // With an AcquireHook, the hook runs in the caller's goroutine, bounded by
-// Policy.HealthTimeout; when it fails, the connection is discarded and the
-// caller waits again at the head of the queue.
+// Policy.HealthTimeout; when it fails (or panics), the connection is
+// discarded, its backend is charged a failure, and the caller waits again
+// at the head of the queue. Policy.ClaimTimeout bounds the whole claim,
+// retries included.
 func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
-	h, err := p.claim(ctx, nil, nil)
-	if err != nil || p.onAcquire == nil {
-		return h, err
+	if p.tr.claim == nil {
+		return p.claimHooked(ctx)
 	}
-	for {
+	start := p.loop.Clock().Now()
+	ctxs := p.traceClaimStart(ctx)
+	h, err := p.claimHooked(ctx)
+	p.traceClaimEnd(ctxs, start, h, err)
+	return h, err
+}
+
+// claimHooked is Claim without tracing: a claim, and with an AcquireHook
+// the hook and its retries within one ClaimTimeout.
+func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
+	if p.onAcquire == nil {
+		return p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
+	}
+	deadline := p.loop.Clock().Now().Add(p.pol.ClaimTimeout)
+	h, err := p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
+	for err == nil {
 		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
-		err = p.call("acquire hook", hctx, h.s.conn, p.onAcquire)
+		herr := p.call("acquire hook", hctx, h.conn, p.onAcquire)
 		cancel()
-		if err == nil {
+		if herr == nil {
 			return h, nil
 		}
 		// Discard and queue again at the head in one event, so that no
 		// connection freed in between goes to a claimer behind this one.
-		if h, err = p.claim(ctx, h.s, fmt.Errorf("acquire hook: %w", err)); err != nil {
+		left := deadline.Sub(p.loop.Clock().Now())
+		h, err = p.claim(ctx, h, fmt.Errorf("acquire hook: %w", herr), left)
+	}
+	return nil, err
+}
+
+// claim serves one claim, waiting at most timeout. With bad set (its
+// acquire hook failed), it first discards bad with badErr, and the claimer
+// keeps its place at the head of the queue.
+func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeout time.Duration) (*Handle[C], error) {
+	front := bad != nil
+	if !front {
+		if err := ctx.Err(); err != nil {
+			p.loop.Enter()
+			p.st.failed(err)
+			p.loop.Leave()
 			return nil, err
 		}
 	}
-}
-
-// claim serves one claim. With bad set (its acquire hook failed), it first
-// discards bad with badErr, and the claimer keeps its place at the head of
-// the queue.
-func (p *Pool[C]) claim(ctx context.Context, bad *pslot[C], badErr error) (*Handle[C], error) {
-	front := bad != nil
-	if err := ctx.Err(); err != nil && !front {
-		return nil, err
-	}
 	p.loop.Enter()
 	if front {
-		if bad.state == slot.Claimed {
-			p.discard(bad, badErr)
+		if p.endClaim(bad, "acquire hook") {
+			p.discard(bad.sl, badErr)
 		}
-		if err := ctx.Err(); err != nil {
+		var err error
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case timeout <= 0:
+			err = p.claimErr()
+		}
+		if err != nil {
+			p.st.failed(err)
 			p.loop.Leave()
 			return nil, err
 		}
@@ -218,13 +289,13 @@ func (p *Pool[C]) claim(ctx context.Context, bad *pslot[C], badErr error) (*Hand
 		return nil, err
 	}
 	if p.waiters.head == nil || front {
-		if sl := p.takeIdle(); sl != nil {
+		if h := p.takeIdle(); h != nil {
 			p.loop.Leave()
-			return &sl.handle, nil
+			return h, nil
 		}
 	}
 	w := p.newWaiter(ctx)
-	p.enqueue(w, front, p.pol.ClaimTimeout)
+	p.enqueue(w, front, timeout)
 	p.loop.Leave()
 
 	select {
@@ -234,23 +305,35 @@ func (p *Pool[C]) claim(ctx context.Context, bad *pslot[C], badErr error) (*Hand
 		if w.queued {
 			p.waiters.remove(w)
 			p.loop.Cancel(&w.timer)
-			p.st.failed(ctx.Err())
+			err := ctx.Err()
+			p.st.failed(err)
 			p.freeWaiter(w)
 			p.loop.Leave()
-			return nil, ctx.Err()
+			return nil, err
 		}
 		p.loop.Leave()
 		<-w.ready // already sent, with the loop held
 	}
 	p.loop.Enter()
-	defer p.loop.Leave()
 	h, err := w.h, w.err
 	p.freeWaiter(w)
-	if h != nil && ctx.Err() != nil {
-		// The context ended just after the hand-off: give it back unused.
-		p.giveback(h.s)
-		return nil, ctx.Err()
+	if h != nil {
+		switch {
+		case h.sl.cur != h || h.sl.state != slot.Claimed:
+			// A forced Close stopped the slot after the hand-off: the
+			// claimer never sees a stopped slot.
+			p.handBack(h)
+			h, err = nil, ErrClosed
+			p.st.failed(err)
+		case ctx.Err() != nil:
+			// The context ended just after the hand-off: give it back
+			// unused.
+			p.giveback(h)
+			h, err = nil, ctx.Err()
+			p.st.failed(err)
+		}
 	}
+	p.loop.Leave()
 	return h, err
 }
 
@@ -283,8 +366,8 @@ func (p *Pool[C]) ClaimAsync(ctx context.Context, timeout time.Duration, done fu
 		return
 	}
 	if p.waiters.head == nil {
-		if sl := p.takeIdle(); sl != nil {
-			done(&sl.handle, nil)
+		if h := p.takeIdle(); h != nil {
+			done(h, nil)
 			return
 		}
 	}
@@ -308,19 +391,19 @@ func (p *Pool[C]) admit() error {
 }
 
 // takeIdle claims an idle connection for a claimer allowed to skip the
-// queue, or returns nil. It is the claim fast path: no allocation, no
-// goroutine hand-off.
-func (p *Pool[C]) takeIdle() *pslot[C] {
+// queue, or returns nil. It is the claim fast path: no goroutine hand-off,
+// and no allocation but one block of handles every 64 claims.
+func (p *Pool[C]) takeIdle() *Handle[C] {
 	sl := p.pick()
 	if sl == nil {
 		return nil
 	}
-	p.claimSlot(sl)
+	h := p.claimSlot(sl)
 	p.st.waits.observe(0)
 	if d := p.demand(); p.nslots < d && d != p.lastDemand {
 		p.rebalanceNow(false)
 	}
-	return sl
+	return h
 }
 
 // enqueue puts a waiter in the claim queue with its deadline, and asks for
@@ -338,12 +421,25 @@ func (p *Pool[C]) enqueue(w *waiter[C], front bool, timeout time.Duration) {
 }
 
 // giveback returns a claimed slot that the claimer never used.
-func (p *Pool[C]) giveback(sl *pslot[C]) {
+func (p *Pool[C]) giveback(h *Handle[C]) {
+	sl := h.sl
+	p.handBack(h)
 	sl.fire(slot.Giveback)
 	p.unclaim(sl)
+	p.idleSlot(sl, time.Time{})
+}
+
+// handBack ends a claim that its claimer never saw: the handle is
+// invalidated and the claim is not counted.
+func (p *Pool[C]) handBack(h *Handle[C]) {
+	sl := h.sl
+	if sl.cur == h {
+		sl.cur = nil
+	}
+	var zero C
+	h.conn = zero
 	sl.set.st.claims--
 	p.st.claims--
-	p.idleSlot(sl, time.Time{})
 }
 
 // waiter is a claimer in the queue.
@@ -397,9 +493,9 @@ func (p *Pool[C]) serve(sl *pslot[C]) bool {
 			p.finishWaiter(w, nil, err)
 			continue
 		}
-		p.claimSlot(sl)
+		h := p.claimSlot(sl)
 		p.st.waits.observe(p.now().Sub(w.since))
-		p.finishWaiter(w, &sl.handle, nil)
+		p.finishWaiter(w, h, nil)
 		return true
 	}
 	return false

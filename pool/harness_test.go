@@ -43,7 +43,8 @@ type fakeConnector struct {
 	connects    int
 	closes      int
 	doubleClose int
-	lateCalls   atomic.Int64 // calls after the pool's Close returned
+	lateCalls   atomic.Int64 // calls but Close after the pool's Close returned
+	lateCloses  atomic.Int64 // Close calls after the pool's Close returned
 	finished    atomic.Bool
 	limit       int // connections open or opening at once, when positive
 	connecting  int
@@ -116,7 +117,7 @@ func (f *fakeConnector) Connect(ctx context.Context, b backend.Backend) (*fakeCo
 
 func (f *fakeConnector) Close(c *fakeConn) error {
 	if f.finished.Load() {
-		f.lateCalls.Add(1)
+		f.lateCloses.Add(1)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -19,6 +19,7 @@ type options struct {
 	logger    *slog.Logger
 	name      string
 	loop      *fsm.Loop
+	tracers   []Tracer
 }
 
 // WithClock makes the pool read time and set timers through c (for
@@ -48,3 +49,9 @@ func WithName(name string) Option { return func(o *options) { o.name = name } }
 // of the pool's slots and sets in transition records start with the pool's
 // name and a slash.
 func WithLoop(l *fsm.Loop) Option { return func(o *options) { o.loop = l } }
+
+// WithTracer registers a tracer of claims, releases, connects and closes:
+// a value implementing one or more of [ClaimTracer], [ReleaseTracer],
+// [ConnectTracer] and [CloseTracer]. New fails when it implements none.
+// Several tracers may be registered; each is called in turn.
+func WithTracer(t Tracer) Option { return func(o *options) { o.tracers = append(o.tracers, t) } }

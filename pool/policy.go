@@ -13,12 +13,15 @@ import (
 // A zero field takes its default (qorb's); an invalid field makes New fail.
 type Policy struct {
 	// SparesWanted is how many idle connections the pool tries to keep
-	// beyond those claimed. Default 8.
+	// beyond those claimed. Default 8. A value above MaxSlots is capped at
+	// MaxSlots.
 	SparesWanted int
 	// MaxSlots caps the slots across all backends: a hard limit on open and
-	// opening connections that is never exceeded. Default 16.
+	// opening connections that is never exceeded. Default 16; at most
+	// 1,048,576.
 	MaxSlots int
-	// MaxSlotsPerBackend caps the slots of any one backend. Default 16.
+	// MaxSlotsPerBackend caps the slots of any one backend. Default 16. A
+	// value above MaxSlots is capped at MaxSlots.
 	MaxSlotsPerBackend int
 
 	// ClaimTimeout is how long Claim waits for a connection when its
@@ -110,6 +113,18 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
+// maxSlotsLimit bounds MaxSlots, so that sums of slot counts never
+// overflow.
+const maxSlotsLimit = 1 << 20
+
+// capped returns a valid policy with SparesWanted and MaxSlotsPerBackend
+// capped at MaxSlots, as their documentation says.
+func (p Policy) capped() Policy {
+	p.SparesWanted = min(p.SparesWanted, p.MaxSlots)
+	p.MaxSlotsPerBackend = min(p.MaxSlotsPerBackend, p.MaxSlots)
+	return p
+}
+
 // validate checks a policy after defaults are applied.
 func (p Policy) validate() error {
 	var errs []error
@@ -136,6 +151,9 @@ func (p Policy) validate() error {
 		if f.v < 0 {
 			bad("%s is %v; it must not be negative", f.name, f.v)
 		}
+	}
+	if p.MaxSlots > maxSlotsLimit {
+		bad("MaxSlots is %d; it must be at most %d", p.MaxSlots, maxSlotsLimit)
 	}
 	if p.BackoffMin > p.BackoffMax {
 		bad("BackoffMin (%v) is above BackoffMax (%v)", p.BackoffMin, p.BackoffMax)

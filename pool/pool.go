@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,9 @@ type Pool[C any] struct {
 	log       *slog.Logger
 
 	finished atomic.Bool // Close returned: the connector is never called again
+	tr       tracers
+	// closesRunning counts connector Close calls in progress.
+	closesRunning atomic.Int64
 
 	// Everything below is owned by the loop.
 	state       State
@@ -53,10 +57,12 @@ type Pool[C any] struct {
 	rebSets     []*set[C] // scratch of rebalanceNow
 	info        []SetInfo
 	want        []int
-	lastDemand  int  // demand at the last rebalance
-	rebalancing bool // inside rebalanceNow
-	closes      []*closeJob[C]
-	orphans     int // connections and connects of stopped slots not yet finished
+	lastDemand  int           // demand at the last rebalance
+	rebalancing bool          // inside rebalanceNow
+	handles     []Handle[C]   // unused handles of the current block
+	hooking     []*hookJob[C] // checks and recycle hooks in flight
+	unregister  []func()      // undo what New registered on the loop
+	orphans     int           // connections and connects of stopped slots not yet finished
 	st          counters
 }
 
@@ -65,16 +71,17 @@ type Pool[C any] struct {
 // at once: connections are opened in the background, and Claim waits for
 // the first.
 func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...Option) (*Pool[C], error) {
-	if r == nil {
+	if nilValue(r) {
 		return nil, fmt.Errorf("pool: nil resolver")
 	}
-	if c == nil {
+	if nilValue(c) {
 		return nil, fmt.Errorf("pool: nil connector")
 	}
 	p = p.withDefaults()
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
+	p = p.capped()
 	o := options{seed: 1, name: "pool"}
 	for _, opt := range opts {
 		opt(&o)
@@ -95,8 +102,10 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 		pl.idPrefix = o.name + "/"
 	}
 	pl.log = pl.loop.Logger().With("pool", o.name)
-	for _, obs := range o.observers {
-		pl.loop.AddObserver(obs)
+	for _, t := range o.tracers {
+		if err := pl.tr.add(t); err != nil {
+			return nil, err
+		}
 	}
 	if v, ok := c.(backend.Validator[C]); ok {
 		pl.validate = v.Validate
@@ -111,14 +120,33 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
 	pl.rebalance.Init(pl.rebalanceTick)
 	pl.decohere.Init(pl.decohereTick)
-	pl.loop.OnIdle(pl.checkQuiet)
 
+	// On a shared loop other pools may be running: register with the loop
+	// held, and unregister at Close.
 	pl.loop.Enter()
 	defer pl.loop.Leave()
+	for _, obs := range o.observers {
+		pl.unregister = append(pl.unregister, pl.loop.AddObserver(obs))
+	}
+	pl.unregister = append(pl.unregister, pl.loop.OnIdle(pl.checkQuiet))
 	pl.loop.After(&pl.rebalance, p.RebalanceInterval)
 	pl.loop.After(&pl.decohere, p.DecoherenceInterval)
 	r.Start(host[C]{pl})
 	return pl, nil
+}
+
+// nilValue reports whether x is nil or a nil pointer, map, slice,
+// channel or function in an interface.
+func nilValue(x any) bool {
+	if x == nil {
+		return true
+	}
+	v := reflect.ValueOf(x)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return v.IsNil()
+	}
+	return false
 }
 
 // host is what the pool offers its resolver.
@@ -131,7 +159,12 @@ func (p *Pool[C]) closing() bool              { return p.state >= Stopping }
 func (p *Pool[C]) policyError(format string, a ...any) {
 	err := fmt.Errorf(format, a...)
 	p.st.policyErr = err
-	p.log.Error(err.Error())
+	p.logError(err.Error())
+}
+
+// logError logs at error level once the event ends, off the loop.
+func (p *Pool[C]) logError(msg string, args ...any) {
+	p.loop.Log(p.log, slog.LevelError, msg, args...)
 }
 
 // update applies a resolver snapshot.
@@ -425,6 +458,11 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 		select {
 		case <-p.done:
 			return nil
+		default:
+		}
+		select {
+		case <-p.done:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -452,34 +490,43 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-p.quiet:
-	case <-ctx.Done():
-		err = ctx.Err()
+	default:
+		select {
+		case <-p.quiet:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
 
 	p.loop.Enter()
-	var conns []C
 	forced := 0
 	for _, s := range slices.Clone(p.order) {
 		for _, sl := range slices.Clone(s.slots) {
-			if sl.state.HasConn() {
-				conns = append(conns, sl.conn)
+			switch sl.state {
+			case slot.Claimed, slot.Connected:
+				// Closed off the loop, so that a connector whose Close
+				// blocks cannot hold Close up.
 				if sl.state == slot.Claimed {
 					forced++
 				}
+				p.stopSlot(sl)
+			default:
+				// A connect, check or recycle still holds the connection:
+				// a connect's is closed when it arrives, a hook's now.
+				p.stopSlotKeepConn(sl)
 			}
-			p.stopSlotKeepConn(sl)
 		}
 	}
-	conns = append(conns, p.takeCloses()...)
+	p.closeHooked()
 	p.finished.Store(true)
 	p.fire(Closed)
+	for _, f := range p.unregister {
+		f()
+	}
 	if p.idPrefix == "" { // the loop is the pool's own
 		p.loop.Halt()
 	}
 	p.loop.Leave()
-	for _, c := range conns {
-		p.closeConn(c)
-	}
 	close(p.done)
 	if err != nil {
 		return fmt.Errorf("pool: close: %d claimed connections closed while in use: %w", forced, err)

@@ -40,12 +40,12 @@ func TestClaimRelease(t *testing.T) {
 	if st.Slots.Claimed != 0 || st.Claims != 1 {
 		t.Fatalf("after release: %+v", st)
 	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("second Release did not panic")
-		}
-	}()
+	// A second Release is misuse: it does nothing, and is counted.
 	hd.Release()
+	h.settle()
+	if st := h.stats(); st.Misuse != 1 || st.Slots.Claimed != 0 || st.Slots.Connected != st.Slots.Total {
+		t.Fatalf("after a second release: misuse %d, slots %+v", st.Misuse, st.Slots)
+	}
 }
 
 func TestClaimBeforeAnyBackend(t *testing.T) {
@@ -373,6 +373,7 @@ func TestCloseWaitsForClaimedThenForces(t *testing.T) {
 	if b.Conn() != bConn {
 		t.Fatal("the handle's connection changed under its claimer")
 	}
+	h.p.loop.WaitIdle() // the forced close runs off Close
 	if !bConn.closed.Load() {
 		t.Fatal("claimed connection left open after Close")
 	}
@@ -418,6 +419,10 @@ func TestCloseWithHangingConnector(t *testing.T) {
 	p.loop.WaitIdle()
 	if n := fake.lateCalls.Load(); n != 0 {
 		t.Fatalf("connector called %d times after Close returned", n)
+	}
+	// The connection that arrived after Close was closed as it arrived.
+	if n, open := fake.lateCloses.Load(), fake.openCount(); n != 1 || open != 0 {
+		t.Fatalf("%d closes after Close returned, %d connections open", n, open)
 	}
 	if st := p.Stats(); st.State != "stopped" {
 		t.Fatalf("state %s", st.State)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync/atomic"
+	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -53,10 +53,10 @@ type pslot[C any] struct {
 	id       string
 	state    slot.State
 	conn     C
-	handle   Handle[C]
-	io       fsm.Timer // deadline of the I/O in flight, or the backoff
-	health   fsm.Timer // next health check
-	gen      uint64    // bumped for each I/O; a completion with an older gen is stale
+	cur      *Handle[C] // the claim holding the slot, or nil
+	io       fsm.Timer  // deadline of the I/O in flight, or the backoff
+	health   fsm.Timer  // next health check
+	gen      uint64     // bumped for each I/O; a completion with an older gen is stale
 	cancel   context.CancelFunc
 	pos      int // index in set.slots
 	idlePos  int // index in set.idle, or -1
@@ -80,7 +80,6 @@ func (sl *pslot[C]) fire(ev slot.Event) bool {
 func (p *Pool[C]) startSlot(s *set[C]) {
 	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.id, s.nextID), pos: len(s.slots), idlePos: -1}
 	s.nextID++
-	sl.handle.s = sl
 	sl.io.Init(func() { p.ioDue(sl) })
 	sl.health.Init(func() { p.healthDue(sl) })
 	s.slots = append(s.slots, sl)
@@ -142,21 +141,62 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	sl.set.st.connects++
 	p.st.connects++
 	p.loop.Spawn(func() func() {
-		c, err := p.callConnect(ctx, b)
-		if err == nil && p.validate != nil {
-			if err = p.call("validate", ctx, c, p.validate); err != nil {
-				err = fmt.Errorf("first check: %w", err)
-				// The slot never saw this connection; close it here.
-				p.closeNow(c)
-				var zero C
-				c = zero
-			}
-		}
+		c, err := p.openConn(ctx, b)
 		return func() {
 			cancel()
 			p.connectDone(sl, gen, c, err)
 		}
 	})
+}
+
+// errNilConn is the error of a connector that returned neither a
+// connection nor an error.
+var errNilConn = errors.New("connector returned a nil connection and no error")
+
+// openConn runs the connector's Connect and, with a Validator, the first
+// check, off the loop. It returns a connection only with a nil error:
+// whatever else the connector returned is closed here.
+func (p *Pool[C]) openConn(ctx context.Context, b backend.Backend) (c C, err error) {
+	var tctx []context.Context
+	var start time.Time
+	if p.tr.connect != nil {
+		start = p.loop.Clock().Now()
+		tctx = p.traceConnectStart(ctx, b)
+	}
+	c, err = p.callConnect(ctx, b)
+	var zero C
+	switch {
+	case err != nil:
+		if !isNil(c) {
+			// A connection returned with an error is the caller's to close.
+			p.closeConn(b, c, CloseFailed)
+		}
+		c = zero
+	case isNil(c):
+		err = errNilConn
+	case p.validate != nil:
+		if err = p.call("validate", ctx, c, p.validate); err != nil {
+			err = fmt.Errorf("first check: %w", err)
+			// The slot never saw this connection; close it here.
+			p.closeConn(b, c, CloseFailed)
+			c = zero
+		}
+	}
+	if p.tr.connect != nil {
+		p.traceConnectEnd(tctx, b, start, err)
+	}
+	return c, err
+}
+
+// isNil reports whether c is a nil pointer, interface, map, slice,
+// channel or function.
+func isNil[C any](c C) bool {
+	v := reflect.ValueOf(&c).Elem()
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return v.IsNil()
+	}
+	return false
 }
 
 func (p *Pool[C]) callConnect(ctx context.Context, b backend.Backend) (c C, err error) {
@@ -184,37 +224,28 @@ func (p *Pool[C]) call(op string, ctx context.Context, c C, f func(context.Conte
 	return f(ctx, c)
 }
 
-// closeNow calls the connector's Close on this goroutine, unless Close
-// already returned.
-func (p *Pool[C]) closeNow(c C) {
-	if p.finished.Load() {
-		return
-	}
-	p.closeConn(c)
-}
-
-// closeConn calls the connector's Close, recovering a panic.
-func (p *Pool[C]) closeConn(c C) {
+// closeConn calls the connector's Close off the loop, recovering a panic.
+// Every connection the connector returned is closed exactly once, by one
+// call of closeConn, even when it arrives after Close.
+func (p *Pool[C]) closeConn(b backend.Backend, c C, cause CloseCause) {
+	p.closesRunning.Add(1)
 	defer func() {
+		p.closesRunning.Add(-1)
 		if v := recover(); v != nil {
-			p.log.Error("connector close panicked", "panic", v)
+			p.log.Error("connector close panicked", "backend", b.Name, "panic", v)
 		}
 	}()
-	if err := p.conn.Close(c); err != nil {
-		p.log.Debug("connector close", "err", err)
+	if p.tr.close != nil {
+		p.traceClose(b, cause)
 	}
-}
-
-// closeJob is a close spawned off the loop. Whoever takes it first (its
-// goroutine, or a Close whose context ended) calls the connector.
-type closeJob[C any] struct {
-	c     C
-	taken atomic.Bool
+	if err := p.conn.Close(c); err != nil {
+		p.log.Debug("connector close", "backend", b.Name, "err", err)
+	}
 }
 
 // closeLater closes c, a connection of sl, off the loop. Until the close
 // returns, c still counts against sl (or, once sl stops, its backend).
-func (p *Pool[C]) closeLater(sl *pslot[C], c C) {
+func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	p.st.closes++
 	sl.pending++
 	if sl.state == slot.Stopped {
@@ -222,39 +253,18 @@ func (p *Pool[C]) closeLater(sl *pslot[C], c C) {
 		sl.set.orphans++
 		p.orphans++
 	}
-	j := &closeJob[C]{c: c}
-	p.closes = append(p.closes, j)
+	b := sl.b
 	p.loop.Spawn(func() func() {
-		// After Close returned, the connector is not called again.
-		if !p.finished.Load() && j.taken.CompareAndSwap(false, true) {
-			p.closeConn(c)
-		}
-		return func() {
-			if i := slices.Index(p.closes, j); i >= 0 {
-				p.closes = slices.Delete(p.closes, i, i+1)
-			}
-			p.pendingDone(sl)
-		}
+		p.closeConn(b, c, cause)
+		return func() { p.pendingDone(sl) }
 	})
-}
-
-// takeCloses returns the connections whose close was spawned but has not
-// started, so that a forced Close can close them itself.
-func (p *Pool[C]) takeCloses() []C {
-	var out []C
-	for _, j := range p.closes {
-		if j.taken.CompareAndSwap(false, true) {
-			out = append(out, j.c)
-		}
-	}
-	return out
 }
 
 func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	if sl.gen != gen {
 		// Stale: the connect timed out or the slot stopped meanwhile.
 		if err == nil {
-			p.closeLater(sl, c)
+			p.closeLater(sl, c, CloseStale)
 		}
 		p.pendingDone(sl)
 		return
@@ -339,7 +349,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 	var zero C
 	sl.conn = zero
 	sl.fire(slot.Expire)
-	p.closeLater(sl, c)
+	p.closeLater(sl, c, CloseExpired)
 	p.st.expired++
 	p.lostConn(sl.set) // may rebalance, and stop this very slot
 	if sl.state == slot.Connecting {
@@ -375,7 +385,11 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		var zero C
 		sl.conn = zero
 		if closeConn {
-			p.closeLater(sl, c)
+			cause := CloseFailed
+			if ev == slot.Discard {
+				cause = CloseDiscarded
+			}
+			p.closeLater(sl, c, cause)
 		}
 	}
 	sl.failures++
@@ -384,11 +398,11 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	s.st.failures++
 	p.lastErr = err
 	p.st.failures++
-	p.log.Debug("slot failed", "slot", sl.id, "err", err)
+	p.loop.Log(p.log, slog.LevelDebug, "slot failed", "slot", sl.id, "err", err)
 	newlyDead := !s.dead && s.failures >= p.pol.DeadAfter
 	if newlyDead {
 		s.dead = true
-		p.log.Warn("backend dead", "backend", s.b.Name, "failures", s.failures, "err", err)
+		p.loop.Log(p.log, slog.LevelWarn, "backend dead", "backend", s.b.Name, "failures", s.failures, "err", err)
 	}
 	if hadConn {
 		p.lostConn(s) // may rebalance, and stop this very slot
@@ -478,13 +492,19 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 	sl.cancel = cancel
 	p.loop.After(&sl.io, p.pol.HealthTimeout)
 	c := sl.conn
+	j := &hookJob[C]{c: c, b: sl.b, pos: len(p.hooking)}
+	p.hooking = append(p.hooking, j)
 	p.loop.Spawn(func() func() {
 		err := p.call(op, ctx, c, f)
 		return func() {
 			cancel()
+			p.hookDone(j)
 			if sl.gen != gen {
-				// The slot gave up on this connection (timeout): close it.
-				p.closeLater(sl, c)
+				// The slot gave up on this connection (timeout, or the
+				// pool closed): close it, unless Close already did.
+				if !j.closed {
+					p.closeLater(sl, c, p.stopCause(CloseFailed))
+				}
 				p.pendingDone(sl)
 				return
 			}
@@ -503,11 +523,54 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 	})
 }
 
+// hookJob is a check or recycle hook in flight, and the connection it
+// holds. A Close whose context ended closes the connections of the hooks
+// still running (closed is then set), so that their completions do not.
+type hookJob[C any] struct {
+	c      C
+	b      backend.Backend
+	closed bool
+	pos    int // index in Pool.hooking
+}
+
+func (p *Pool[C]) hookDone(j *hookJob[C]) {
+	last := p.hooking[len(p.hooking)-1]
+	p.hooking[j.pos] = last
+	last.pos = j.pos
+	p.hooking[len(p.hooking)-1] = nil
+	p.hooking = p.hooking[:len(p.hooking)-1]
+}
+
+// closeHooked closes, off the loop, the connections held by the hooks
+// still running; their completions will not close them again.
+func (p *Pool[C]) closeHooked() {
+	for _, j := range p.hooking {
+		if j.closed {
+			continue
+		}
+		j.closed = true
+		p.st.closes++
+		c, b := j.c, j.b
+		p.loop.Spawn(func() func() {
+			p.closeConn(b, c, ClosePoolClosed)
+			return nil
+		})
+	}
+}
+
+// stopCause is cause, or ClosePoolClosed while the pool closes.
+func (p *Pool[C]) stopCause(cause CloseCause) CloseCause {
+	if p.closing() {
+		return ClosePoolClosed
+	}
+	return cause
+}
+
 // stopSlot stops a slot and closes its connection, if it holds one.
 func (p *Pool[C]) stopSlot(sl *pslot[C]) {
 	if sl.state.HasConn() {
 		// Spawn the close first, so that Close sees it in flight.
-		p.closeLater(sl, sl.conn)
+		p.closeLater(sl, sl.conn, p.stopCause(CloseRetired))
 	}
 	p.stopSlotKeepConn(sl)
 }

@@ -20,16 +20,23 @@ type Stats struct {
 	// out, so that a claim that never ends shows.
 	OldestClaim time.Duration `json:"oldest_claim"`
 
-	Claims      uint64        `json:"claims"`
-	ClaimErrors ClaimErrors   `json:"claim_errors"`
-	Waits       Histogram     `json:"waits"`
-	Connects    uint64        `json:"connects"`
-	Failures    uint64        `json:"failures"` // failed connects, checks, recycles, discards
-	Checks      uint64        `json:"checks"`
-	Recycles    uint64        `json:"recycles"`
-	Discards    uint64        `json:"discards"`
-	Expired     uint64        `json:"expired"`
-	Closes      uint64        `json:"closes"`
+	Claims      uint64      `json:"claims"`
+	ClaimErrors ClaimErrors `json:"claim_errors"`
+	Waits       Histogram   `json:"waits"`
+	Connects    uint64      `json:"connects"`
+	Failures    uint64      `json:"failures"` // failed connects, checks, recycles, discards
+	Checks      uint64      `json:"checks"`
+	Recycles    uint64      `json:"recycles"`
+	Discards    uint64      `json:"discards"`
+	Expired     uint64      `json:"expired"`
+	Closes      uint64      `json:"closes"`
+	// ClosesRunning counts connector Close calls that have started and not
+	// returned: after a Close whose context ended, the closes it forced
+	// may still be running.
+	ClosesRunning int `json:"closes_running"`
+	// Misuse counts calls on a handle whose claim had already ended (a
+	// second Release, a Release after Discard); each did nothing.
+	Misuse      uint64        `json:"misuse"`
 	BackoffMin  time.Duration `json:"backoff_min"` // shortest backoff delay taken
 	BackoffMax  time.Duration `json:"backoff_max"` // longest backoff delay taken
 	LastError   string        `json:"last_error,omitempty"`
@@ -115,11 +122,11 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, checks, recycles, discards, expired, closes uint64
-	claimErrors                                                             ClaimErrors
-	waits                                                                   histogram
-	backoffMin, backoffMax                                                  time.Duration
-	policyErr                                                               error
+	claims, connects, failures, checks, recycles, discards, expired, closes, misuse uint64
+	claimErrors                                                                     ClaimErrors
+	waits                                                                           histogram
+	backoffMin, backoffMax                                                          time.Duration
+	policyErr                                                                       error
 }
 
 type setCounters struct {
@@ -160,7 +167,7 @@ func (p *Pool[C]) stats() Stats {
 		Name: p.name, State: p.state.String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
 		Connects: p.st.connects, Failures: p.st.failures, Checks: p.st.checks,
-		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Closes: p.st.closes,
+		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
 		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},

@@ -268,9 +268,16 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 }
 
 // Close closes a simulated connection. Closing one twice is a violation.
+// After the pool's Close returned, the pool may only close connections
+// that were still arriving (their connect was aborted): it closes them as
+// they arrive.
 func (c *connector) Close(cn *conn) error {
 	s := c.s
-	c.call("Close")
+	if cn == nil || cn.state == connOpen {
+		c.call("Close")
+	} else {
+		s.io.inst = c.inst
+	}
 	if cn == nil {
 		s.violate("close-nil", "%s: Close of a nil connection", c.inst.name)
 		return nil
