@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -166,12 +167,16 @@ func (p Policy) validate() error {
 
 // SetInfo describes one backend's slot set to a [Rebalancer].
 type SetInfo struct {
-	Name    backend.Name
-	Online  bool // at least one slot holds a connection
-	Dead    bool // Policy.DeadAfter consecutive failures
-	Claimed int  // slots claimed now
-	Slots   int  // slots now, in any state
-	Cap     int  // Policy.MaxSlotsPerBackend
+	Name   backend.Name
+	Online bool // at least one slot holds a connection
+	Dead   bool // Policy.DeadAfter consecutive failures
+	// Failures counts the backend's consecutive failures (connects,
+	// checks, recycles, discards), reset when one of its slots connects
+	// or passes a check.
+	Failures int
+	Claimed  int // slots claimed now
+	Slots    int // slots now, in any state
+	Cap      int // Policy.MaxSlotsPerBackend
 }
 
 // RebalanceInput is what a [Rebalancer] decides from. Sets come in the
@@ -199,6 +204,11 @@ type Rebalancer interface {
 // torn down and reopened), then spreads the rest of claimed + waiters +
 // spares, at most MaxSlots in all, over the online backends in preference
 // order, up to each backend's cap.
+//
+// When MaxSlots is below the number of backends, the one-slot round goes
+// to online backends first, then to offline ones with the fewest
+// consecutive failures (dead ones last), each group in preference order;
+// so probes move from backends that keep failing to backends tried less.
 type DefaultRebalancer struct{}
 
 // Rebalance implements [Rebalancer].
@@ -206,12 +216,28 @@ func (DefaultRebalancer) Rebalance(in RebalanceInput, want []int) {
 	target := min(in.Claimed+in.Waiters+in.Spares, in.MaxSlots)
 	budget := in.MaxSlots
 	given := 0
-	for i, s := range in.Sets {
+	for i := range in.Sets {
 		want[i] = 0
-		if budget > 0 && s.Cap > 0 {
+	}
+	give := func(i int) {
+		if budget > 0 && in.Sets[i].Cap > 0 {
 			want[i] = 1
 			budget--
 			given++
+		}
+	}
+	if budget >= len(in.Sets) {
+		for i := range in.Sets {
+			give(i)
+		}
+	} else {
+		order := make([]int, len(in.Sets))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return probeRank(in.Sets[a]) - probeRank(in.Sets[b]) })
+		for _, i := range order {
+			give(i)
 		}
 	}
 	share := min(max(target-given, 0), budget)
@@ -233,6 +259,18 @@ func (DefaultRebalancer) Rebalance(in RebalanceInput, want []int) {
 			break
 		}
 	}
+}
+
+// probeRank orders backends for a short one-slot round: online first,
+// then offline by consecutive failures, dead last.
+func probeRank(s SetInfo) int {
+	switch {
+	case s.Online:
+		return 0
+	case s.Dead:
+		return 1 + maxSlotsLimit + min(s.Failures, maxSlotsLimit)
+	}
+	return 1 + min(s.Failures, maxSlotsLimit)
 }
 
 // Candidate is a backend that can serve a claim now.

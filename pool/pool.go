@@ -262,7 +262,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		if s.state == slotset.Draining {
 			continue
 		}
-		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state == slotset.Online, Dead: s.dead,
+		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state == slotset.Online, Dead: s.dead, Failures: s.failures,
 			Claimed: s.claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
 		p.rebSets = append(p.rebSets, s)
 	}

@@ -362,7 +362,30 @@ func (p *Pool[C]) lostConn(s *set[C]) {
 	s.live--
 	if s.live == 0 && s.state == slotset.Online {
 		s.fire(slotset.Down)
+		p.probeDeadIfNoneOnline()
 		p.rebalanceNow(false)
+	}
+}
+
+// probeDeadIfNoneOnline probes every dead backend at once when no backend
+// is online any more: one of them may have come back while its backoff
+// runs, and claims would otherwise fail fast until it ends.
+func (p *Pool[C]) probeDeadIfNoneOnline() {
+	for _, s := range p.order {
+		if s.state == slotset.Online {
+			return
+		}
+	}
+	now := p.now()
+	for _, s := range p.order {
+		if !s.dead || s.state == slotset.Draining {
+			continue
+		}
+		for _, sl := range s.slots {
+			if sl.state == slot.Failed && !sl.stopWanted {
+				p.loop.At(&sl.io, now)
+			}
+		}
 	}
 }
 
@@ -409,6 +432,12 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	}
 	if newlyDead {
 		p.checkDead()
+		if len(p.order) > p.pol.MaxSlots {
+			// Fewer slots than backends: the dead backend's probe moves
+			// to a backend tried less, so that every backend is tried
+			// and, with all of them down, the pool fails fast.
+			p.rebalanceNow(false)
+		}
 	}
 	switch {
 	case sl.state == slot.Stopped:

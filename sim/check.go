@@ -223,6 +223,9 @@ func (k *checker) backoff(s *Sim, id string, sl *shadowSlot) {
 			lo, hi = s.opt.BackoffBounds(pol, n)
 		}
 	}
+	if d < lo && s.now == sl.set.inst.noneOnlineAt {
+		return // probed at once: the last online backend just went down
+	}
 	if d < lo || d > hi {
 		s.violate("backoff-bounds", "slot %s waited %v after failure %d in a row; the policy allows %v to %v", id, d, n, lo, hi)
 	}
@@ -238,6 +241,15 @@ func (k *checker) set(s *Sim, t *fsm.Transition) {
 	if !ok {
 		s.violate("set-state", "set %s: unknown state %s", t.ID, t.To)
 		return
+	}
+	if ss.state == slotset.Online && to != slotset.Online {
+		ss.inst.onlineSets--
+		if ss.inst.onlineSets == 0 {
+			ss.inst.noneOnlineAt = s.now
+		}
+	}
+	if ss.state != slotset.Online && to == slotset.Online {
+		ss.inst.onlineSets++
 	}
 	ss.state = to
 	if to == slotset.Stopped {

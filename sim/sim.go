@@ -131,6 +131,11 @@ type poolInst struct {
 	nslots, nclaimed int // from the trace
 	dirty            bool
 	lastServed       int64
+	// onlineSets counts the sets online by the trace; noneOnlineAt is
+	// when the last of them went down: the pool may then probe its dead
+	// backends at once, before their backoff ends.
+	onlineSets   int
+	noneOnlineAt int64
 }
 
 // setListed records the backend set the resolver delivered.
