@@ -36,12 +36,21 @@ func (h *Handle[C]) Backend() backend.Backend { return h.b }
 // Release does nothing. A second Release, or a Release after Discard, does
 // nothing and is counted as misuse.
 func (h *Handle[C]) Release() {
-	sl := h.sl
-	p := sl.p
+	p := h.sl.p
 	p.loop.Enter()
+	ok, held := p.release(h)
+	p.loop.Leave()
+	if ok && p.tr.release != nil {
+		p.traceRelease(h.b, held, false, nil)
+	}
+}
+
+// release is Release with the loop held. It reports whether h was claimed
+// and for how long (when a release tracer wants it).
+func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
+	sl := h.sl
 	if !p.endClaim(h, "Release") {
-		p.loop.Leave()
-		return
+		return false, 0
 	}
 	held := p.heldFor(sl)
 	sl.fire(slot.Release)
@@ -49,18 +58,15 @@ func (h *Handle[C]) Release() {
 	if p.recycle != nil && !sl.stopWanted && !p.closing() {
 		p.st.recycles++
 		p.runHook(sl, "recycle", p.recycle, slot.RecycleOK, slot.RecycleErr)
-	} else {
-		sl.fire(slot.RecycleOK)
-		var now time.Time
-		if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
-			now = p.now()
-		}
-		p.idleSlot(sl, now)
+		return true, held
 	}
-	p.loop.Leave()
-	if p.tr.release != nil {
-		p.traceRelease(h.b, held, false, nil)
+	sl.fire(slot.RecycleOK)
+	var now time.Time
+	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
+		now = p.now()
 	}
+	p.idleSlot(sl, now)
+	return true, held
 }
 
 // Discard tells the pool the connection is bad: it is closed, err is

@@ -447,10 +447,23 @@ func (p *Pool[C]) claimErr() error {
 }
 
 // Close stops the resolver, fails waiting claims with ErrClosed, closes
-// idle connections, and waits for claimed ones to be released until ctx
-// ends; then it closes the rest, claimed or not, and returns ctx's error.
-// After Close returns the connector is never called again. Calling Close
-// again waits for the first call to finish and returns nil.
+// idle connections, and waits until every claimed connection is released
+// and every connect, check and close in flight has returned, or until ctx
+// ends. Then it closes what is left, claimed or not, and returns at once:
+// nil, or, when claimed connections were closed while in use, an error
+// that wraps ctx's error and says how many.
+//
+// Every connection the connector returned is closed exactly once. The
+// closes that Close forces run on goroutines of their own, so that a
+// connector whose Close blocks cannot hold Close up: Stats.ClosesRunning
+// counts those still running. After Close returns the pool calls no
+// connector method again, except Close for connections that arrive later
+// (a connect that ignored its cancelled context): each is closed as it
+// arrives. Handles claimed when Close forced their connection shut stay
+// valid: Release and Discard on them do nothing.
+//
+// Calling Close again waits for the first call to finish, or for ctx to
+// end, and returns nil, or ctx's error when ctx ends first.
 func (p *Pool[C]) Close(ctx context.Context) error {
 	p.loop.Enter()
 	if p.closing() {
@@ -467,6 +480,33 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	p.beginClose()
+	p.loop.Leave()
+
+	var err error
+	select {
+	case <-p.quiet:
+	default:
+		select {
+		case <-p.quiet:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+
+	p.loop.Enter()
+	forced := p.endClose()
+	p.loop.Leave()
+	close(p.done)
+	if forced > 0 {
+		return fmt.Errorf("pool: close: %d claimed connections closed while in use: %w", forced, err)
+	}
+	return nil
+}
+
+// beginClose is the first half of Close, with the loop held: the resolver
+// stops, waiters fail, and every slot stops now or at its release.
+func (p *Pool[C]) beginClose() {
 	p.fire(CloseCalled)
 	p.res.Stop()
 	p.loop.Cancel(&p.rebalance)
@@ -485,21 +525,12 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 		p.maybeDrained(s)
 	}
 	p.checkQuiet()
-	p.loop.Leave()
+}
 
-	var err error
-	select {
-	case <-p.quiet:
-	default:
-		select {
-		case <-p.quiet:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-
-	p.loop.Enter()
-	forced := 0
+// endClose is the second half of Close, with the loop held: it stops the
+// slots still left, closing their connections off the loop, and returns how
+// many of them were claimed.
+func (p *Pool[C]) endClose() (forced int) {
 	for _, s := range slices.Clone(p.order) {
 		for _, sl := range slices.Clone(s.slots) {
 			switch sl.state {
@@ -526,12 +557,7 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 	if p.idPrefix == "" { // the loop is the pool's own
 		p.loop.Halt()
 	}
-	p.loop.Leave()
-	close(p.done)
-	if err != nil {
-		return fmt.Errorf("pool: close: %d claimed connections closed while in use: %w", forced, err)
-	}
-	return nil
+	return forced
 }
 
 // checkQuiet releases Close once nothing is left to wait for.
