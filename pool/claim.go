@@ -18,17 +18,21 @@ import (
 // touches another claim: the call does nothing, and the misuse is counted
 // in Stats.Misuse and logged at error level.
 type Handle[C any] struct {
-	sl   *pslot[C]
-	conn C
-	b    backend.Backend
+	sl *pslot[C] // the claimed slot; the claim is live while sl.cur is this handle
 }
 
 // Conn returns the claimed connection. After the claim ended it returns the
 // zero C: a connection given back belongs to the pool.
-func (h *Handle[C]) Conn() C { return h.conn }
+func (h *Handle[C]) Conn() C {
+	if sl := h.sl; sl.cur == h {
+		return sl.conn
+	}
+	var zero C
+	return zero
+}
 
 // Backend returns the backend the connection goes to.
-func (h *Handle[C]) Backend() backend.Backend { return h.b }
+func (h *Handle[C]) Backend() backend.Backend { return h.sl.b }
 
 // Release gives the connection back to the pool: the recycle hook runs
 // (OnRecycle, else Validate, if the connector has either), then the
@@ -41,7 +45,7 @@ func (h *Handle[C]) Release() {
 	ok, held := p.release(h)
 	p.loop.Leave()
 	if ok && p.tr.release != nil {
-		p.traceRelease(h.b, held, false, nil)
+		p.traceRelease(h.sl.b, held, false, nil)
 	}
 }
 
@@ -86,7 +90,7 @@ func (h *Handle[C]) Discard(err error) {
 	p.discard(sl, err)
 	p.loop.Leave()
 	if p.tr.release != nil {
-		p.traceRelease(h.b, held, true, err)
+		p.traceRelease(h.sl.b, held, true, err)
 	}
 }
 
@@ -98,12 +102,10 @@ func (p *Pool[C]) endClaim(h *Handle[C], op string) bool {
 	sl := h.sl
 	if sl.cur != h {
 		p.st.misuse++
-		p.logError("handle used after its claim ended", "op", op, "backend", h.b.Name)
+		p.logError("handle used after its claim ended", "op", op, "backend", h.sl.b.Name)
 		return false
 	}
 	sl.cur = nil
-	var zero C
-	h.conn = zero
 	return sl.state == slot.Claimed
 }
 
@@ -147,7 +149,7 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	}
 	h := &p.handles[0]
 	p.handles = p.handles[1:]
-	h.sl, h.conn, h.b = sl, sl.conn, sl.b
+	h.sl = sl
 	sl.cur = h
 	return h
 }
@@ -246,7 +248,7 @@ func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
 	h, err := p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
 	for err == nil {
 		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
-		herr := p.call("acquire hook", hctx, h.conn, p.onAcquire)
+		herr := p.call("acquire hook", hctx, h.sl.conn, p.onAcquire)
 		cancel()
 		if herr == nil {
 			return h, nil
@@ -442,8 +444,6 @@ func (p *Pool[C]) handBack(h *Handle[C]) {
 	if sl.cur == h {
 		sl.cur = nil
 	}
-	var zero C
-	h.conn = zero
 	sl.set.st.claims--
 	p.st.claims--
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
@@ -94,4 +98,52 @@ func ExamplePool_Stats() {
 	// pool: running claimed: 1
 	// backend 127.0.0.1:5432
 	// backend 127.0.0.1:5433
+}
+
+// waitTimes is a claim and release tracer: it counts claims and adds up
+// how long connections were held.
+type waitTimes struct {
+	mu     sync.Mutex
+	claims int
+	held   time.Duration
+}
+
+func (w *waitTimes) TraceClaimStart(ctx context.Context, _ pool.ClaimStartData) context.Context {
+	return ctx
+}
+
+func (w *waitTimes) TraceClaimEnd(_ context.Context, d pool.ClaimEndData) {
+	if d.Err == nil {
+		w.mu.Lock()
+		w.claims++
+		w.mu.Unlock()
+	}
+}
+
+func (w *waitTimes) TraceRelease(d pool.ReleaseData) {
+	w.mu.Lock()
+	w.held += d.Held
+	w.mu.Unlock()
+}
+
+func ExampleWithTracer() {
+	clk := clock.NewMock() // the pool times claims on its own clock
+	tr := &waitTimes{}
+	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
+	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 1, SparesWanted: 1},
+		pool.WithClock(clk), pool.WithTracer(tr))
+	if err != nil {
+		panic(err)
+	}
+	for range 3 {
+		h, err := p.Claim(context.Background())
+		if err != nil {
+			panic(err)
+		}
+		clk.Add(20 * time.Millisecond) // use the connection
+		h.Release()
+	}
+	p.Close(context.Background())
+	fmt.Printf("%d claims held %v in all\n", tr.claims, tr.held)
+	// Output: 3 claims held 60ms in all
 }

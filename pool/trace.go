@@ -173,7 +173,7 @@ func (p *Pool[C]) traceClaimStart(ctx context.Context) []context.Context {
 func (p *Pool[C]) traceClaimEnd(ctxs []context.Context, start time.Time, h *Handle[C], err error) {
 	d := ClaimEndData{Pool: p.name, Wait: p.loop.Clock().Since(start), Err: err}
 	if h != nil && err == nil {
-		d.Backend = h.b
+		d.Backend = h.sl.b
 	}
 	for i, t := range p.tr.claim {
 		t.TraceClaimEnd(ctxs[i], d)
