@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -78,6 +80,34 @@ func TestShippedScenarios(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
+	checkGoldenHashes(t, hashes)
+}
+
+// goldenHashes pins the trace hash of every shipped scenario, so that any
+// change of behaviour shows up as a reviewed diff of this file. Regenerate
+// it with: go test ./sim -run TestShippedScenarios -update
+const goldenHashes = "testdata/trace-hashes.txt"
+
+func checkGoldenHashes(t *testing.T, hashes map[string]string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("# Trace hash of each shipped scenario with its own seed (go test ./sim -run TestShippedScenarios -update).\n")
+	for _, name := range sortedKeys(hashes) {
+		fmt.Fprintf(&b, "%s %s\n", name, hashes[name])
+	}
+	if *update {
+		if err := os.WriteFile(goldenHashes, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(goldenHashes)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got := b.String(); got != string(want) {
+		t.Errorf("trace hashes changed: the pool or the simulator behaves differently. If that is intended, review and run with -update.\ngot:\n%swant:\n%s", got, want)
+	}
 }
 
 // TestSeedsDiffer runs the first 30 virtual seconds of every shipped
