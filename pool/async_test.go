@@ -18,20 +18,26 @@ func TestClaimAsyncServesInOrderAndTimesOut(t *testing.T) {
 	h := newHarness(t, Policy{MaxSlots: 1, ClaimTimeout: time.Minute}, 1, nil)
 	var got []string
 	var first *Handle[*fakeConn]
-	h.p.ClaimAsync(nil, 0, func(hd *Handle[*fakeConn], err error) {
+	h.p.claimAsync(nil, 0, func(hd any, err error) {
 		if err != nil {
 			t.Errorf("first: %v", err)
 		}
-		first = hd
+		first = hd.(*Handle[*fakeConn])
 		got = append(got, "first")
 	})
 	if first == nil {
 		t.Fatal("the fast path did not answer before returning")
 	}
 	var second *Handle[*fakeConn]
-	h.p.ClaimAsync(nil, 0, func(hd *Handle[*fakeConn], err error) { second = hd; got = append(got, "second") })
+	h.p.claimAsync(nil, 0, func(hd any, err error) { second = hd.(*Handle[*fakeConn]); got = append(got, "second") })
 	var thirdErr error
-	h.p.ClaimAsync(nil, 5*time.Second, func(hd *Handle[*fakeConn], err error) { thirdErr = err; got = append(got, "third") })
+	h.p.claimAsync(nil, 5*time.Second, func(hd any, err error) {
+		if hd != nil {
+			t.Errorf("third: a handle with error %v", err)
+		}
+		thirdErr = err
+		got = append(got, "third")
+	})
 	if len(got) != 1 {
 		t.Fatalf("served %v while the only slot is claimed", got)
 	}
@@ -61,7 +67,7 @@ func TestPoolsShareOneLoop(t *testing.T) {
 	var pools []*Pool[*fakeConn]
 	fake := newFakeConnector()
 	for _, n := range []string{"a", "b"} {
-		p, err := New(resolver.NewFixed(addr(1)), backend.Connector[*fakeConn](fake), Policy{MaxSlots: 1, SparesWanted: 1}, WithLoop(l), WithName(n))
+		p, err := New(resolver.NewFixed(addr(1)), backend.Connector[*fakeConn](fake), Policy{MaxSlots: 1, SparesWanted: 1}, withLoop(l), WithName(n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,3 +89,6 @@ func TestPoolsShareOneLoop(t *testing.T) {
 		t.Fatalf("%d open", fake.openCount())
 	}
 }
+
+// withLoop is internal/simhook.WithLoop, for the tests of this package.
+func withLoop(l *fsm.Loop) Option { return func(o *options) { o.loop = l } }

@@ -347,7 +347,7 @@ func TestBugCloseErrorIsNotRandom(t *testing.T) {
 func TestBugSharedLoopRegistrations(t *testing.T) {
 	loop := fsm.NewLoop(nil, 1, nil)
 	fa := newFakeConnector()
-	a, err := New(resolverFor(2), backend.Connector[*fakeConn](fa), Policy{}, WithLoop(loop), WithName("a"))
+	a, err := New(resolverFor(2), backend.Connector[*fakeConn](fa), Policy{}, withLoop(loop), WithName("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestBugSharedLoopRegistrations(t *testing.T) {
 		}
 	})
 	fb := newFakeConnector()
-	b, err := New(resolverFor(1), backend.Connector[*fakeConn](fb), Policy{}, WithLoop(loop), WithName("b"), WithObserver(obs))
+	b, err := New(resolverFor(1), backend.Connector[*fakeConn](fb), Policy{}, withLoop(loop), WithName("b"), WithObserver(obs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -345,15 +345,10 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 	return h, err
 }
 
-// ClaimAsync is Claim for callers that must not block: a simulator driving
-// pools in virtual time, or an event loop of the caller's own. It must be
-// called without the pool's loop held. done is called exactly once, with
-// the loop held, either before ClaimAsync returns or later from whatever
-// goroutine runs the event that serves or fails the claim; it must not
-// call the pool (schedule the use and the Release elsewhere). timeout
-// replaces Policy.ClaimTimeout when positive. ctx may be nil; a claim
-// whose ctx is done is never served. The acquire hook does not run.
-func (p *Pool[C]) ClaimAsync(ctx context.Context, timeout time.Duration, done func(*Handle[C], error)) {
+// claimAsync is Claim for the simulator (internal/simhook.ClaimAsync):
+// it never blocks, and done is called exactly once with the loop held.
+// The acquire hook does not run.
+func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, done func(any, error)) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -380,7 +375,13 @@ func (p *Pool[C]) ClaimAsync(ctx context.Context, timeout time.Duration, done fu
 		}
 	}
 	w := p.newWaiter(ctx)
-	w.done = done
+	w.done = func(h *Handle[C], err error) {
+		if h == nil {
+			done(nil, err)
+			return
+		}
+		done(h, err)
+	}
 	p.enqueue(w, false, timeout)
 }
 
@@ -451,7 +452,7 @@ func (p *Pool[C]) handBack(h *Handle[C]) {
 // waiter is a claimer in the queue.
 type waiter[C any] struct {
 	ctx        context.Context
-	done       func(*Handle[C], error) // ClaimAsync's callback, or nil
+	done       func(*Handle[C], error) // claimAsync's callback, or nil
 	ready      chan struct{}
 	h          *Handle[C]
 	err        error

@@ -41,14 +41,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithName names the pool in logs, traces and Stats. Default: "pool".
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
-// WithLoop runs the pool on an existing loop instead of a loop of its own,
-// so that several pools (a fleet of clients in a simulation) share one
-// clock, one random source and one timer heap, and their events interleave
-// in one deterministic order. The loop's clock, seed and logger are used;
-// WithClock, WithSeed and WithLogger are ignored. On a shared loop the IDs
-// of the pool's slots and sets in transition records start with the pool's
-// name and a slash.
-func WithLoop(l *fsm.Loop) Option { return func(o *options) { o.loop = l } }
 
 // WithTracer registers a tracer of claims, releases, connects and closes:
 // a value implementing one or more of [ClaimTracer], [ReleaseTracer],

@@ -106,19 +106,6 @@ func (f *Fixed) ReplaceBackends(bs ...backend.Backend) {
 	f.deliver(bs)
 }
 
-// ReplaceLocked is ReplaceBackends for a caller that already holds the
-// pool's loop (a simulator applying a scheduled change).
-func (f *Fixed) ReplaceLocked(bs ...backend.Backend) {
-	f.mu.Lock()
-	started := f.host != nil
-	f.mu.Unlock()
-	if !started {
-		f.set = slices.Clone(bs)
-		return
-	}
-	f.deliver(slices.Clone(bs))
-}
-
 func (f *Fixed) deliver(bs []backend.Backend) {
 	if f.state == Stopped {
 		return

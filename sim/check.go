@@ -6,6 +6,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
@@ -284,7 +285,7 @@ func (k *checker) checkSet(s *Sim, ss *shadowSet) {
 		return
 	}
 	k.checks++
-	v, ok := p.InspectSetLocked(ss.name)
+	v, ok := simhook.InspectSet(p, ss.name)
 	if !ok {
 		if ss.total != 0 {
 			s.violate("slot-counts", "set %s is gone from its pool, with %d slots by the trace", ss.id, ss.total)
@@ -311,7 +312,7 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 	if inst.p == nil || s.violation != nil {
 		return
 	}
-	v := inst.p.InspectLocked()
+	v := simhook.Inspect(inst.p)
 	switch {
 	case v.Slots != inst.nslots || v.Claimed != inst.nclaimed:
 		s.violate("slot-counts", "pool %s counts %d slots, %d claimed; its trace says %d, %d", inst.name, v.Slots, v.Claimed, inst.nslots, inst.nclaimed)
@@ -333,7 +334,7 @@ func (s *Sim) recovered(c *client) bool {
 	if inst == nil || inst.p == nil {
 		return false
 	}
-	if inst.p.InspectLocked().State != pool.Running {
+	if pool.State(simhook.Inspect(inst.p).State) != pool.Running {
 		return false
 	}
 	healthy, unhealthy := 0, 0
@@ -346,7 +347,7 @@ func (s *Sim) recovered(c *client) bool {
 			}
 		}
 	}
-	s.setBuf = inst.p.InspectSetsLocked(s.setBuf[:0])
+	s.setBuf = simhook.InspectSets(inst.p, s.setBuf[:0])
 	live, online := 0, 0
 	for i := range s.setBuf {
 		v := &s.setBuf[i]

@@ -8,7 +8,7 @@
 // A [Scenario] (a TOML file under testdata/scenarios/, see docs/sim.md)
 // names the backends, the DNS records, the clients and their workloads,
 // the faults and the duration. [Run] builds one [fsm.Loop] on a virtual
-// clock and creates every client's pool on it with pool.WithLoop, so the
+// clock and creates every client's pool on it (internal/simhook.WithLoop), so the
 // events of the whole fleet interleave in one order. The loop is halted:
 // it never arms a timer of its own. The simulator keeps a queue of its own
 // events (claim arrivals, releases, I/O completions, faults), ordered by
@@ -25,7 +25,7 @@
 // at the same virtual instant: connectors honour their context. A connect
 // whose context ends before it completes is never established.
 //
-// Claims use pool.ClaimAsync; the callback, run with the loop held,
+// Claims use internal/simhook.ClaimAsync; the callback, run with the loop held,
 // checks the hand-out and schedules the release, which calls
 // Handle.Release (or Discard, when the backend broke the connection)
 // without the loop held.
@@ -43,7 +43,7 @@
 //
 // After every event (fsm.Loop.OnEventEnd) the simulator compares a model
 // of every slot and slot set, built from the trace alone, with the pools'
-// bookkeeping (through pool's read-only Inspect methods): one state per
+// bookkeeping (through internal/simhook's read-only views): one state per
 // slot, counts by state that match, slot caps per pool and per backend,
 // sets online exactly when they hold a connection, and backoff delays
 // within the policy's bounds. Each hand-out is checked: no connection to

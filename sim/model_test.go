@@ -8,6 +8,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 )
 
@@ -41,7 +42,8 @@ type modelT interface {
 func (m *poolModel) claim(t modelT) {
 	c := &manualClaim{n: len(m.claims), arrival: m.s.now}
 	m.claims = append(m.claims, c)
-	m.inst.p.ClaimAsync(nil, m.timeout, func(h *pool.Handle[*conn], err error) {
+	simhook.ClaimAsync(m.inst.p, nil, m.timeout, func(hd any, err error) {
+		h, _ := hd.(*pool.Handle[*conn])
 		if c.done {
 			t.Fatalf("claim %d answered twice", c.n)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/sim/internal/toml"
@@ -527,7 +528,7 @@ func matches(patterns []string, name string, all bool) bool {
 func validatePolicy(p pool.Policy) (pool.Policy, error) {
 	l := fsm.NewLoop(&vclock{now: epoch}, 0, nil)
 	l.Halt()
-	pl, err := pool.New[struct{}](resolver.NewFixed(), nopConnector{}, p, pool.WithLoop(l))
+	pl, err := pool.New[struct{}](resolver.NewFixed(), nopConnector{}, p, simhook.WithLoop(l).(pool.Option))
 	if err != nil {
 		return p, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 )
 
@@ -82,7 +83,7 @@ type Sim struct {
 	pendingRec  []*faultState
 	recDirty    []*client
 	unrecovered int
-	setBuf      []pool.SetInspection
+	setBuf      []simhook.Set
 
 	series    series
 	claimFree *claim
@@ -320,7 +321,7 @@ func (s *Sim) startPool(c *client) {
 	if c.validate {
 		cn = validating{&connector{s: s, inst: inst}}
 	}
-	p, err := pool.New(inst.res, cn, c.policy, pool.WithLoop(s.loop), pool.WithName(name))
+	p, err := pool.New(inst.res, cn, c.policy, simhook.WithLoop(s.loop).(pool.Option), pool.WithName(name))
 	if err != nil {
 		s.violate("policy", "%s: pool.New: %v", name, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 )
 
@@ -18,7 +19,7 @@ type claim struct {
 	h        *pool.Handle[*conn]
 	cn       *conn
 	forced   bool // the pool's Close closed the connection while held
-	done     func(*pool.Handle[*conn], error)
+	done     func(any, error)
 	next     *claim
 }
 
@@ -81,12 +82,12 @@ func (s *Sim) issueClaim(c *client) {
 	timeout := c.timeout()
 	cl.deadline = s.now + int64(timeout)
 	s.outstanding++
-	c.inst.p.ClaimAsync(nil, timeout, cl.done)
+	simhook.ClaimAsync(c.inst.p, nil, timeout, cl.done)
 }
 
 // onDone is the claim's callback, run with the loop held: it checks the
 // hand-out, records the outcome, and schedules the release.
-func (cl *claim) onDone(h *pool.Handle[*conn], err error) {
+func (cl *claim) onDone(hd any, err error) {
 	s, c, inst := cl.s, cl.c, cl.inst
 	if err != nil {
 		kind := errKind(err)
@@ -101,6 +102,7 @@ func (cl *claim) onDone(h *pool.Handle[*conn], err error) {
 		s.maybeClose()
 		return
 	}
+	h := hd.(*pool.Handle[*conn])
 	cn := h.Conn()
 	switch {
 	case cn == nil:

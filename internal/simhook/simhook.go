@@ -1,0 +1,68 @@
+// Package simhook is what the simulator (package sim) needs of a pool and
+// a pool's users must not depend on: a loop shared by several pools,
+// claims that do not block, and read-only views of the pool's bookkeeping.
+// Package pool fills the hooks in at init; the values it takes and returns
+// as any are *pool.Pool[C], *pool.Handle[C] and pool.Option.
+package simhook
+
+import (
+	"context"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
+)
+
+var (
+	// WithLoop returns a pool.Option that runs the pool on l instead of a
+	// loop of its own, so that several pools (a fleet of clients) share one
+	// clock, one random source and one timer heap, and their events
+	// interleave in one deterministic order. The loop's clock, seed and
+	// logger are used. On a shared loop the IDs of the pool's slots and
+	// sets in transition records start with the pool's name and a slash.
+	WithLoop func(l *fsm.Loop) any
+
+	// ClaimAsync is Claim for a caller that must not block: the simulator,
+	// driving pools in virtual time. It must be called without the loop
+	// held. done is called exactly once, with the loop held, before
+	// ClaimAsync returns or later from the event that serves or fails the
+	// claim, with a *pool.Handle[C] or an error; it must not call the pool.
+	// timeout replaces Policy.ClaimTimeout when positive. ctx may be nil.
+	ClaimAsync func(p any, ctx context.Context, timeout time.Duration, done func(h any, err error))
+
+	// Inspect returns a pool's totals. The loop must be held.
+	Inspect func(p any) Pool
+	// InspectSet returns the view of the named backend's set, and false
+	// when the pool has none. The loop must be held.
+	InspectSet func(p any, name backend.Name) (Set, bool)
+	// InspectSets appends the views of every set, in preference order, to
+	// dst. The loop must be held.
+	InspectSets func(p any, dst []Set) []Set
+)
+
+// Pool is a read-only view of a pool's totals.
+type Pool struct {
+	State   int8 // the pool machine's state, a pool.State
+	Slots   int  // slots not stopped, in every set (the pool's own count)
+	Claimed int  // claimed slots (the pool's own count)
+	Waiters int  // claimers in the queue
+	Sets    int  // slot sets, draining ones included
+}
+
+// Set is a read-only view of one backend's slot set: its recorded counters
+// and, in ByState, the states of its slots counted one by one.
+type Set struct {
+	Name     backend.Name  // the backend
+	State    slotset.State // the set machine's state
+	Dead     bool          // Policy.DeadAfter failures in a row
+	Wanted   int           // slots the rebalancer last wanted for this backend
+	Slots    int           // slots not stopped
+	Live     int           // recorded: slots holding a connection
+	Claimed  int           // recorded: claimed slots
+	Retiring int           // recorded: slots to stop at their next idle moment
+	Idle     int           // connected slots in the idle stack
+	// ByState counts the set's slots by state, indexed by slot.State.
+	ByState [slot.NumStates]int
+}
