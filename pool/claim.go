@@ -69,13 +69,13 @@ func (h *Handle[C]) Discard(err error) {
 // forced Close stopped it, and panics otherwise (op on a handle already
 // given back). The loop must be held.
 func (h *Handle[C]) claimed(op string) bool {
-	switch h.s.state {
+	switch h.s.state.Get() {
 	case slot.Claimed:
 		return true
 	case slot.Stopped:
 		return false
 	}
-	panic(fmt.Sprintf("pool: %s of a handle that is not claimed (slot %s is %s)", op, h.s.id, h.s.state))
+	panic(fmt.Sprintf("pool: %s of a handle that is not claimed (slot %s is %s)", op, h.s.id, h.s.state.Get()))
 }
 
 // discard closes a claimed slot's connection and charges its backend.
@@ -112,7 +112,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 	p.cands = p.cands[:0]
 	p.candSets = p.candSets[:0]
 	for i, s := range p.order {
-		if s.state == slotset.Online && len(s.idle) > 0 {
+		if s.state.Get() == slotset.Online && len(s.idle) > 0 {
 			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
 			p.candSets = append(p.candSets, s)
 		}
@@ -136,7 +136,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 func (p *Pool[C]) pickLeastClaimed() *pslot[C] {
 	var best *set[C]
 	for _, s := range p.order {
-		if s.state == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
+		if s.state.Get() == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
 			best = s
 		}
 	}
@@ -205,7 +205,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *pslot[C], badErr error) (*Hand
 	}
 	p.loop.Enter()
 	if front {
-		if bad.state == slot.Claimed {
+		if bad.state.Get() == slot.Claimed {
 			p.discard(bad, badErr)
 		}
 		if err := ctx.Err(); err != nil {
@@ -296,7 +296,7 @@ func (p *Pool[C]) ClaimAsync(ctx context.Context, timeout time.Duration, done fu
 // admit returns the error for a claim the pool refuses at once: closed,
 // or failed.
 func (p *Pool[C]) admit() error {
-	switch p.state {
+	switch p.state.Get() {
 	case Stopping, Stopped:
 		p.st.failed(ErrClosed)
 		return ErrClosed

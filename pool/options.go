@@ -19,6 +19,7 @@ type options struct {
 	logger    *slog.Logger
 	name      string
 	loop      *fsm.Loop
+	strict    bool
 }
 
 // WithClock makes the pool read time and set timers through c (for
@@ -40,11 +41,18 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithName names the pool in logs, traces and Stats. Default: "pool".
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
+// WithStrict makes an impossible transition of any of the pool's machines
+// panic, after it is reported to the observers and logged; tests turn it on
+// (see [fsm.Config.Strict]). Default: off, the transition is reported and
+// logged and the machine does not move. It is ignored with [WithLoop]: a
+// shared loop has its own setting.
+func WithStrict(strict bool) Option { return func(o *options) { o.strict = strict } }
+
 // WithLoop runs the pool on an existing loop instead of a loop of its own,
 // so that several pools (a fleet of clients in a simulation) share one
-// clock, one random source and one timer heap, and their events interleave
-// in one deterministic order. The loop's clock, seed and logger are used;
-// WithClock, WithSeed and WithLogger are ignored. On a shared loop the IDs
+// clock, one seed and one timer heap, and their events interleave in one
+// deterministic order. The loop's clock, seed, logger and strictness are
+// used; WithClock, WithSeed, WithLogger and WithStrict are ignored. On a shared loop the IDs
 // of the pool's slots and sets in transition records start with the pool's
 // name and a slash.
 func WithLoop(l *fsm.Loop) Option { return func(o *options) { o.loop = l } }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
 )
 
@@ -291,13 +292,14 @@ func (h *harness) backoffDelaysSince(start int) []time.Duration {
 	var out []time.Duration
 	failedAt := map[string]time.Time{}
 	for _, tr := range h.trace[start:] {
-		if tr.Machine != "slot" {
+		st, ok := slot.Kind.Step(tr)
+		if !ok {
 			continue
 		}
-		if tr.To == "failed" {
+		if st.To == slot.Failed {
 			failedAt[tr.ID] = tr.At
 		}
-		if at, ok := failedAt[tr.ID]; ok && tr.Event == "backoff_elapsed" {
+		if at, ok := failedAt[tr.ID]; ok && st.Event == slot.BackoffElapsed {
 			out = append(out, tr.At.Sub(at))
 		}
 	}
@@ -358,7 +360,7 @@ func TestCloseWaitsForClaimedThenForces(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.p.Close(ctx) }()
 	h.waitUntil("stopping with only claimed slots left", func() bool {
-		return h.p.state == Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
+		return h.p.state.Get() == Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
 	})
 	if _, err := h.p.Claim(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("claim while closing: %v", err)
@@ -395,7 +397,7 @@ func TestCloseWithHangingConnector(t *testing.T) {
 	fake := newFakeConnector()
 	fake.hang[name(1)] = true
 	fake.hangHonours = false // ignores its context
-	p, err := New(resolverFor(1), backend.Connector[*fakeConn](fake), Policy{})
+	p, err := New(resolverFor(1), backend.Connector[*fakeConn](fake), Policy{}, WithStrict(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ type SetInspection struct {
 // InspectLocked returns the pool's totals. The caller must hold the
 // pool's loop (a simulator checking invariants at the end of an event).
 func (p *Pool[C]) InspectLocked() Inspection {
-	return Inspection{State: p.state, Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
+	return Inspection{State: p.state.Get(), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
 }
 
 // InspectSetLocked returns the view of the set of the named backend, and
@@ -65,11 +65,11 @@ func (p *Pool[C]) InspectSetsLocked(dst []SetInspection) []SetInspection {
 }
 
 func (s *set[C]) inspect() SetInspection {
-	v := SetInspection{Name: s.b.Name, State: s.state, Dead: s.dead, Wanted: s.wanted, Slots: len(s.slots),
+	v := SetInspection{Name: s.b.Name, State: s.state.Get(), Dead: s.dead, Wanted: s.wanted, Slots: len(s.slots),
 		Live: s.live, Claimed: s.claimed, Retiring: s.retiring, Idle: len(s.idle)}
 	for _, sl := range s.slots {
-		if int(sl.state) < len(v.ByState) {
-			v.ByState[sl.state]++
+		if int(sl.state.Get()) < len(v.ByState) {
+			v.ByState[sl.state.Get()]++
 		}
 	}
 	return v

@@ -19,7 +19,7 @@ type set[C any] struct {
 	p        *Pool[C]
 	b        backend.Backend
 	id       string
-	state    slotset.State
+	state    fsm.State[slotset.State, slotset.Event]
 	slots    []*pslot[C] // not stopped
 	idle     []*pslot[C] // connected, LIFO
 	live     int         // slots holding a connection
@@ -39,7 +39,7 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 }
 
 func (s *set[C]) fire(ev slotset.Event) {
-	s.p.loop.Fire(slotset.Machine, s.id, (*int8)(&s.state), int(ev))
+	slotset.Kind.Fire(s.p.loop, &s.state, s.id, ev)
 }
 
 // wantedNow is the number of slots that will remain: those not retiring.
@@ -51,7 +51,7 @@ type pslot[C any] struct {
 	set      *set[C]
 	b        backend.Backend
 	id       string
-	state    slot.State
+	state    fsm.State[slot.State, slot.Event]
 	conn     C
 	handle   Handle[C]
 	io       fsm.Timer // deadline of the I/O in flight, or the backoff
@@ -73,7 +73,7 @@ type pslot[C any] struct {
 }
 
 func (sl *pslot[C]) fire(ev slot.Event) bool {
-	return sl.p.loop.Fire(slot.Machine, sl.id, (*int8)(&sl.state), int(ev))
+	return slot.Kind.Fire(sl.p.loop, &sl.state, sl.id, ev)
 }
 
 // startSlot adds a slot to s and starts connecting.
@@ -85,9 +85,7 @@ func (p *Pool[C]) startSlot(s *set[C]) {
 	sl.health.Init(func() { p.healthDue(sl) })
 	s.slots = append(s.slots, sl)
 	p.nslots++
-	if p.loop.Observed() {
-		p.loop.Report(fsm.Transition{At: p.now(), Machine: slot.Machine.Name(), ID: sl.id, From: "", Event: "create", To: sl.state.String()})
-	}
+	slot.Kind.Created(p.loop, sl.id, &sl.state)
 	p.connect(sl)
 }
 
@@ -116,7 +114,7 @@ func (p *Pool[C]) abandon(sl *pslot[C]) {
 // pendingDone records that one of the slot's pending connections or I/O
 // finished.
 func (p *Pool[C]) pendingDone(sl *pslot[C]) {
-	if sl.state == slot.Stopped {
+	if sl.state.Get() == slot.Stopped {
 		sl.set.orphans--
 		p.orphans--
 		p.maybeDrained(sl.set)
@@ -125,7 +123,7 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 		return
 	}
 	sl.pending--
-	if sl.pending == 0 && sl.connectWant && sl.state == slot.Connecting {
+	if sl.pending == 0 && sl.connectWant && sl.state.Get() == slot.Connecting {
 		sl.connectWant = false
 		p.connect(sl)
 	}
@@ -217,7 +215,7 @@ type closeJob[C any] struct {
 func (p *Pool[C]) closeLater(sl *pslot[C], c C) {
 	p.st.closes++
 	sl.pending++
-	if sl.state == slot.Stopped {
+	if sl.state.Get() == slot.Stopped {
 		sl.pending--
 		sl.set.orphans++
 		p.orphans++
@@ -302,7 +300,7 @@ func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 // the head waiter, or waits idle.
 func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
 	switch {
-	case sl.state != slot.Connected:
+	case sl.state.Get() != slot.Connected:
 		return
 	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
@@ -342,7 +340,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.closeLater(sl, c)
 	p.st.expired++
 	p.lostConn(sl.set) // may rebalance, and stop this very slot
-	if sl.state == slot.Connecting {
+	if sl.state.Get() == slot.Connecting {
 		p.connectWhenFree(sl)
 	}
 }
@@ -350,7 +348,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 // lostConn records that a slot of s no longer holds a connection.
 func (p *Pool[C]) lostConn(s *set[C]) {
 	s.live--
-	if s.live == 0 && s.state == slotset.Online {
+	if s.live == 0 && s.state.Get() == slotset.Online {
 		s.fire(slotset.Down)
 		p.rebalanceNow(false)
 	}
@@ -363,7 +361,7 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 // fail is slotFailed; closeConn is false when an I/O job in flight still
 // holds the connection and will close it itself.
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
-	hadConn := sl.state.HasConn()
+	hadConn := sl.state.Get().HasConn()
 	p.unidle(sl)
 	p.abandon(sl) // any completion still in flight is stale now
 	if !sl.fire(ev) {
@@ -397,7 +395,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		p.checkDead()
 	}
 	switch {
-	case sl.state == slot.Stopped:
+	case sl.state.Get() == slot.Stopped:
 	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
 	default:
@@ -424,7 +422,7 @@ func (p *Pool[C]) backoff(n int) (d time.Duration) {
 
 // ioDue runs when a slot's I/O deadline or backoff ends.
 func (p *Pool[C]) ioDue(sl *pslot[C]) {
-	switch sl.state {
+	switch sl.state.Get() {
 	case slot.Failed:
 		if sl.fire(slot.BackoffElapsed) {
 			p.connectWhenFree(sl)
@@ -447,8 +445,8 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 // healthDue runs every health interval for each slot: an idle slot is
 // checked (or expired); a busy one is looked at again next interval.
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
-	if sl.state != slot.Connected {
-		if sl.state.HasConn() {
+	if sl.state.Get() != slot.Connected {
+		if sl.state.Get().HasConn() {
 			p.scheduleHealth(sl)
 		}
 		return
@@ -505,7 +503,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 
 // stopSlot stops a slot and closes its connection, if it holds one.
 func (p *Pool[C]) stopSlot(sl *pslot[C]) {
-	if sl.state.HasConn() {
+	if sl.state.Get().HasConn() {
 		// Spawn the close first, so that Close sees it in flight.
 		p.closeLater(sl, sl.conn)
 	}
@@ -515,11 +513,11 @@ func (p *Pool[C]) stopSlot(sl *pslot[C]) {
 // stopSlotKeepConn stops a slot; its connection, if any, is the caller's
 // to close.
 func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
-	if sl.state == slot.Stopped {
+	if sl.state.Get() == slot.Stopped {
 		return
 	}
-	hadConn := sl.state.HasConn()
-	wasClaimed := sl.state == slot.Claimed
+	hadConn := sl.state.Get().HasConn()
+	wasClaimed := sl.state.Get() == slot.Claimed
 	if wasClaimed {
 		sl.set.claimed--
 		p.nclaimed--
@@ -571,7 +569,7 @@ func (p *Pool[C]) capacityFreed() {
 // retire stops a slot now if nothing holds its connection, and otherwise
 // once it comes back.
 func (p *Pool[C]) retire(sl *pslot[C]) {
-	switch sl.state {
+	switch sl.state.Get() {
 	case slot.Connecting, slot.Connected, slot.Failed:
 		p.stopSlot(sl)
 	case slot.Claimed, slot.Recycling, slot.Checking:

@@ -23,7 +23,7 @@ type dnsResolver struct {
 
 	host   resolver.Host
 	loop   *fsm.Loop
-	state  resolver.State
+	state  fsm.State[resolver.State, resolver.Event]
 	timer  fsm.Timer
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -54,7 +54,7 @@ func (r *dnsResolver) Start(h resolver.Host) {
 
 // Stop implements resolver.Resolver.
 func (r *dnsResolver) Stop() {
-	if r.state == resolver.Stopped {
+	if r.state.Get() == resolver.Stopped {
 		return
 	}
 	r.fire(resolver.Stop)
@@ -64,7 +64,7 @@ func (r *dnsResolver) Stop() {
 
 // Stats implements resolver.Resolver.
 func (r *dnsResolver) Stats() resolver.Stats {
-	st := resolver.Stats{State: r.state.String(), LastAnswer: r.lastAnswer, Backends: slices.Clone(r.set),
+	st := resolver.Stats{State: r.state.Get().String(), LastAnswer: r.lastAnswer, Backends: slices.Clone(r.set),
 		Queries: r.queries, Errors: r.errs}
 	if r.lastErr != nil {
 		st.LastError = r.lastErr.Error()
@@ -73,7 +73,7 @@ func (r *dnsResolver) Stats() resolver.Stats {
 }
 
 func (r *dnsResolver) fire(ev resolver.Event) {
-	r.loop.Fire(resolver.Machine, r.id, (*int8)(&r.state), int(ev))
+	resolver.Kind.Fire(r.loop, &r.state, r.id, ev)
 }
 
 func (r *dnsResolver) onTimer() {
@@ -91,7 +91,7 @@ func (r *dnsResolver) query() {
 }
 
 func (r *dnsResolver) answer(ans []backend.Backend, err error) {
-	if r.state == resolver.Stopped {
+	if r.state.Get() == resolver.Stopped {
 		return
 	}
 	dns := &r.s.sc.DNS
