@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -132,7 +131,6 @@ type Loop struct {
 	mu        sync.Mutex
 	clk       clock.Clock
 	seed      uint64
-	rng       *rand.Rand
 	logger    *slog.Logger
 	observers []Observer
 	slow      int8 // -1 with observers: Kind.Fire then takes its slow path
@@ -156,7 +154,6 @@ type Loop struct {
 // NewLoop returns a loop configured by cfg.
 func NewLoop(cfg Config) *Loop {
 	l := &Loop{clk: cfg.Clock, seed: cfg.Seed, logger: cfg.Logger, strict: cfg.Strict}
-	l.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	if l.clk == nil {
 		l.clk = clock.New()
 	}
@@ -203,9 +200,6 @@ func (l *Loop) AddObserver(o Observer) {
 // Observed reports whether any observer is registered, so that callers can
 // skip building records nobody reads.
 func (l *Loop) Observed() bool { return len(l.observers) > 0 }
-
-// Rand is the loop's one seeded random source. Use it only with the loop held.
-func (l *Loop) Rand() *rand.Rand { return l.rng }
 
 // Strict reports whether an impossible transition panics (see
 // [Config.Strict]).

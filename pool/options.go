@@ -26,8 +26,11 @@ type options struct {
 // example a clock.Mock in tests). Default: the real clock.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
-// WithSeed seeds the pool's one random source (jitter, decoherence,
-// policies). Default: 1.
+// WithSeed seeds the pool's random streams: the pool's own (decoherence,
+// the picker), each slot set's (its place in the preference order), each
+// slot's (backoff, health-check and lifetime jitter) and the resolver's,
+// each derived from the seed and the component's name (see
+// [fsm.Loop.NewStream]). Default: 1.
 func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
 
 // WithObserver registers an observer of every machine transition.

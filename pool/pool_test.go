@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -488,4 +489,66 @@ func TestCancellingAClaimNeverCancelsAConnect(t *testing.T) {
 		t.Fatalf("after the connect completed: %+v", st.Slots)
 	}
 	h.claim().Release()
+}
+
+// TestSlotDrawsDoNotDependOnOtherBackends checks that each slot draws from
+// its own random stream: the backoff delays of a failing backend's slot are
+// the same whether or not another backend, with slots drawing jitter of
+// their own, is in the pool.
+func TestSlotDrawsDoNotDependOnOtherBackends(t *testing.T) {
+	pol := Policy{SparesWanted: 2, MaxSlots: 2, MaxSlotsPerBackend: 1, DeadAfter: 1000, HealthInterval: 100 * time.Millisecond,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffJitter: 10 * time.Millisecond}
+	delays := func(backends int) []time.Duration {
+		h := newHarness(t, pol, backends, func(f *fakeConnector) backend.Connector[*fakeConn] {
+			f.fail[name(1)] = errors.New("refused")
+			return f
+		})
+		h.advance(5 * time.Second)
+		if backends > 1 {
+			for _, b := range h.stats().Backends {
+				if b.Name == string(name(2)) && b.Slots.Connected+b.Slots.Checking == 0 {
+					t.Fatalf("%s has no connected slot drawing health-check jitter", b.Name)
+				}
+			}
+		}
+		return h.slotBackoffDelays(string(name(1)) + "/0")
+	}
+	alone, shared := delays(1), delays(2)
+	if len(alone) < 10 {
+		t.Fatalf("only %d retries", len(alone))
+	}
+	jittered := false
+	for i, d := range alone {
+		if d != min(pol.BackoffMin<<i, pol.BackoffMax) {
+			jittered = true
+		}
+	}
+	if !jittered {
+		t.Fatalf("no jitter drawn: %v", alone)
+	}
+	if n := min(len(alone), len(shared)); n < 10 || !slices.Equal(alone[:n], shared[:n]) {
+		t.Fatalf("backoff delays of %s/0 depend on the other backends:\nalone  %v\nshared %v", name(1), alone, shared)
+	}
+}
+
+// slotBackoffDelays returns, from the trace, the time slot id spent in
+// failed before each of its backoffs elapsed.
+func (h *harness) slotBackoffDelays(id string) []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []time.Duration
+	var failedAt time.Time
+	for _, tr := range h.trace {
+		st, ok := slot.Kind.Step(tr)
+		if !ok || tr.ID != id || st.Created {
+			continue
+		}
+		if st.To == slot.Failed {
+			failedAt = tr.At
+		}
+		if st.Event == slot.BackoffElapsed {
+			out = append(out, tr.At.Sub(failedAt))
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ type set[C any] struct {
 	b        backend.Backend
 	id       string
 	state    fsm.State[slotset.State, slotset.Event]
+	rng      fsm.Stream  // its place in the preference order
 	slots    []*pslot[C] // not stopped
 	idle     []*pslot[C] // connected, LIFO
 	live     int         // slots holding a connection
@@ -35,7 +37,9 @@ type set[C any] struct {
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
-	return &set[C]{p: p, b: b, id: p.idPrefix + string(b.Name)}
+	s := &set[C]{p: p, b: b, id: p.idPrefix + string(b.Name)}
+	s.rng.Init(p.loop, "set", s.id)
+	return s
 }
 
 func (s *set[C]) fire(ev slotset.Event) {
@@ -52,6 +56,7 @@ type pslot[C any] struct {
 	b        backend.Backend
 	id       string
 	state    fsm.State[slot.State, slot.Event]
+	rng      fsm.Stream // backoff, health-check and lifetime jitter
 	conn     C
 	handle   Handle[C]
 	io       fsm.Timer // deadline of the I/O in flight, or the backoff
@@ -80,6 +85,7 @@ func (sl *pslot[C]) fire(ev slot.Event) bool {
 func (p *Pool[C]) startSlot(s *set[C]) {
 	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.id, s.nextID), pos: len(s.slots), idlePos: -1}
 	s.nextID++
+	sl.rng.Init(p.loop, "slot", sl.id)
 	sl.handle.s = sl
 	sl.io.Init(func() { p.ioDue(sl) })
 	sl.health.Init(func() { p.healthDue(sl) })
@@ -275,7 +281,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	sl.failures = 0
 	now := p.now()
 	if p.pol.MaxConnLifetime > 0 {
-		jitter := time.Duration(p.loop.Rand().Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
+		jitter := time.Duration(sl.rng.Rand().Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
 		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
 	}
 	p.scheduleHealth(sl)
@@ -292,7 +298,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 	d := p.pol.HealthInterval
 	// Up to 10% earlier, so the checks of slots opened together spread out.
-	d -= time.Duration(p.loop.Rand().Int64N(int64(d)/10 + 1))
+	d -= time.Duration(sl.rng.Rand().Int64N(int64(d)/10 + 1))
 	p.loop.After(&sl.health, d)
 }
 
@@ -400,18 +406,18 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		p.stopSlot(sl)
 	default:
 		p.loop.Cancel(&sl.health)
-		p.loop.After(&sl.io, p.backoff(sl.failures))
+		p.loop.After(&sl.io, p.backoff(sl.failures, sl.rng.Rand()))
 	}
 }
 
-func (p *Pool[C]) backoff(n int) (d time.Duration) {
+func (p *Pool[C]) backoff(n int, r *rand.Rand) (d time.Duration) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.policyError("pool: backoff panicked: %v", v)
 			d = p.pol.BackoffMax
 		}
 	}()
-	d = p.pol.Backoff.Delay(n, p.loop.Rand())
+	d = p.pol.Backoff.Delay(n, r)
 	if d < 0 {
 		p.policyError("pool: backoff returned a negative delay %v; using BackoffMin", d)
 		d = p.pol.BackoffMin

@@ -25,6 +25,7 @@ type dnsResolver struct {
 	loop   *fsm.Loop
 	state  fsm.State[resolver.State, resolver.Event]
 	timer  fsm.Timer
+	rng    fsm.Stream // re-query jitter
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -48,6 +49,7 @@ func (r *dnsResolver) Start(h resolver.Host) {
 	r.host = h
 	r.loop = h.Loop()
 	r.timer.Init(r.onTimer)
+	r.rng.Init(r.loop, "resolver", r.id)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.query()
 }
@@ -126,7 +128,7 @@ func (r *dnsResolver) answer(ans []backend.Backend, err error) {
 
 // schedule sets the next query d from now, plus up to 10% jitter.
 func (r *dnsResolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * 0.1 * r.loop.Rand().Float64())
+	d += time.Duration(float64(d) * 0.1 * r.rng.Rand().Float64())
 	r.loop.After(&r.timer, d)
 }
 

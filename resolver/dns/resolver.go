@@ -48,6 +48,7 @@ type Resolver struct {
 	loop   *fsm.Loop
 	state  fsm.State[resolver.State, resolver.Event]
 	timer  fsm.Timer
+	rng    fsm.Stream      // re-query jitter
 	ctx    context.Context // cancelled by Stop: ends every exchange
 	cancel context.CancelFunc
 
@@ -188,6 +189,7 @@ func (r *Resolver) Start(h resolver.Host) {
 	r.host = h
 	r.loop = h.Loop()
 	r.timer.Init(r.onTimer)
+	r.rng.Init(r.loop, "resolver", r.service)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.startRound()
 }
@@ -243,7 +245,7 @@ func (r *Resolver) fire(ev resolver.Event) {
 
 // schedule arms the re-query timer d from now, plus jitter.
 func (r *Resolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * r.cfg.Jitter * r.loop.Rand().Float64())
+	d += time.Duration(float64(d) * r.cfg.Jitter * r.rng.Rand().Float64())
 	r.loop.After(&r.timer, d)
 }
 
