@@ -24,3 +24,23 @@ func BenchmarkFire(b *testing.B) {
 		b.Fatalf("slot in %s", st.Get())
 	}
 }
+
+// BenchmarkFireObserved is BenchmarkFire with one observer: each transition
+// reads the clock and builds a record.
+func BenchmarkFireObserved(b *testing.B) {
+	l := fsm.NewLoop(fsm.Config{Seed: 1})
+	n := 0
+	l.AddObserver(fsm.ObserverFunc(func(fsm.Transition) { n++ }))
+	var st fsm.State[slot.State, slot.Event]
+	l.Enter()
+	defer l.Leave()
+	slot.Kind.Fire(l, &st, "s", slot.ConnectOK)
+	b.ReportAllocs()
+	for b.Loop() {
+		slot.Kind.Fire(l, &st, "s", slot.Claim)
+		slot.Kind.Fire(l, &st, "s", slot.Giveback)
+	}
+	if n < 2*b.N {
+		b.Fatalf("%d records for %d ops", n, b.N)
+	}
+}

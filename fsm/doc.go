@@ -53,4 +53,16 @@
 //
 // Machines do no I/O and read no clock. I/O runs off the loop through
 // [Loop.Spawn], and its result comes back as an event.
+//
+// # Random streams
+//
+// The loop has a seed, not a random source. Each component that draws (the
+// pool, a slot set, a slot, a resolver) embeds a [Stream] seeded from the
+// loop's seed and its own kind and name, so that adding a backend, a slot or
+// a pool on a shared loop does not change what any other component draws:
+//
+//	sl.rng.Init(loop, "slot", sl.id)     // once, when the slot is made
+//	d := backoff.Delay(n, sl.rng.Rand()) // no allocation
+//
+// [Loop.NewStream] allocates one for a component that keeps a pointer.
 package fsm

@@ -55,7 +55,7 @@ func WithStrict(strict bool) Option { return func(o *options) { o.strict = stric
 // so that several pools (a fleet of clients in a simulation) share one
 // clock, one seed and one timer heap, and their events interleave in one
 // deterministic order. The loop's clock, seed, logger and strictness are
-// used; WithClock, WithSeed, WithLogger and WithStrict are ignored. On a shared loop the IDs
-// of the pool's slots and sets in transition records start with the pool's
-// name and a slash.
+// used; WithClock, WithSeed, WithLogger and WithStrict are ignored. On a
+// shared loop the IDs of the pool's slots and sets in transition records
+// (and so their random streams) start with the pool's name and a slash.
 func WithLoop(l *fsm.Loop) Option { return func(o *options) { o.loop = l } }
