@@ -61,8 +61,11 @@
 // loop's seed and its own kind and name, so that adding a backend, a slot or
 // a pool on a shared loop does not change what any other component draws:
 //
-//	sl.rng.Init(loop, "slot", sl.id)     // once, when the slot is made
-//	d := backoff.Delay(n, sl.rng.Rand()) // no allocation
+//	sl.rng.Init(loop, "slot", sl.id) // once, when the slot is made
+//	d -= time.Duration(sl.rng.Int64N(int64(d)/10 + 1))
 //
-// [Loop.NewStream] allocates one for a component that keeps a pointer.
+// A Stream is 16 bytes and its draws allocate nothing; [Stream.Rand] wraps
+// it for a policy that takes a *rand.Rand. A long-lived component that
+// hands one out often (the pool, to its picker) takes a *rand.Rand of its
+// own stream from [Loop.NewRand].
 package fsm

@@ -16,12 +16,12 @@ import (
 // integers of their typed constants; they become names only at the edge
 // ([Transition.String], JSON, logs). [Kind.Step] reads them back typed.
 type Transition struct {
-	At      time.Time
-	Machine *Machine // the machine's kind
-	ID      string   // the machine's stable identity within the pool
-	From    int8     // the state left
-	Event   int8     // the event fired
-	To      int8     // the state entered
+	At      time.Time // when, on the loop's clock
+	Machine *Machine  // the machine's kind
+	ID      string    // the machine's stable identity within the pool
+	From    int8      // the state left
+	Event   int8      // the event fired
+	To      int8      // the state entered
 	// Impossible is set when the declaration has no transition for (From,
 	// Event); To then equals From and the machine did not move.
 	Impossible bool
@@ -108,7 +108,7 @@ type Config struct {
 	// Clock is what the loop reads time and sets its one real timer
 	// through. Nil means the real clock.
 	Clock clock.Clock
-	// Seed seeds every random stream of the loop (see [Loop.NewStream]).
+	// Seed seeds every random stream of the loop (see [Stream]).
 	Seed uint64
 	// Logger receives the loop's logs (impossible transitions). Nil
 	// discards.

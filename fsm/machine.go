@@ -193,10 +193,10 @@ func (k *Kind[S, E]) Created(l *Loop, id string, st *State[S, E]) {
 // Step is a transition record of one kind, typed. For a creation record
 // (Created), From equals To and Event is not meaningful.
 type Step[S, E ~int8] struct {
-	From    S
-	Event   E
-	To      S
-	Created bool
+	From    S    // the state left
+	Event   E    // the event fired
+	To      S    // the state entered
+	Created bool // the record of a new machine, in state To
 }
 
 // Step returns t's states and event typed, and false when t is a record of

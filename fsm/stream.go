@@ -5,13 +5,13 @@ import "math/rand/v2"
 // Stream is the random stream of one component (the pool, a slot, a
 // resolver, a simulated client), derived from the loop's seed and the
 // component's name, so that adding a component does not change what any
-// other draws. Embed it in its component and set it up once with
-// [Stream.Init]; drawing then allocates nothing. A Stream must not be
-// copied after Init, and must be used only with the loop held.
+// other draws. It is 16 bytes: embed it in its component and set it up once
+// with [Stream.Init]; its own draws (IntN, Int64N, Float64) then allocate
+// nothing. A Stream must not be copied after Init, and must be used only
+// with the loop held.
 type Stream struct {
 	_   noCopy
 	pcg rand.PCG
-	r   rand.Rand
 }
 
 // Init seeds s from the loop's seed and the component's name: kind (such as
@@ -20,19 +20,30 @@ type Stream struct {
 // numbers.
 func (s *Stream) Init(l *Loop, kind, id string) {
 	s.pcg.Seed(streamSeed(l.seed, kind, id))
-	s.r = *rand.New(&s.pcg)
 }
 
-// Rand is the stream as a *rand.Rand, for the policies that take one. It
-// points into s: it is valid as long as s is.
-func (s *Stream) Rand() *rand.Rand { return &s.r }
+// IntN returns a uniform int in [0, n); it panics if n <= 0.
+func (s *Stream) IntN(n int) int { return rand.New(&s.pcg).IntN(n) }
 
-// NewStream returns a new stream seeded as by [Stream.Init], for
-// components that keep a pointer.
-func (l *Loop) NewStream(kind, id string) *Stream {
-	s := new(Stream)
-	s.Init(l, kind, id)
-	return s
+// Int64N returns a uniform int64 in [0, n); it panics if n <= 0.
+func (s *Stream) Int64N(n int64) int64 { return rand.New(&s.pcg).Int64N(n) }
+
+// Float64 returns a uniform float64 in [0, 1).
+func (s *Stream) Float64() float64 { return rand.New(&s.pcg).Float64() }
+
+// Rand returns a *rand.Rand drawing from s, for the policies that take one.
+// It allocates a small wrapper (16 bytes) on each call, so that a Stream
+// itself stays 16 bytes: call it where a draw is rare (a backoff), and use
+// [Loop.Rand] for a component that hands a *rand.Rand out often.
+func (s *Stream) Rand() *rand.Rand { return rand.New(&s.pcg) }
+
+// NewRand returns a *rand.Rand drawing from the stream named kind and id,
+// seeded as by [Stream.Init], for a long-lived component that hands a
+// *rand.Rand to a policy often (the pool's picker). It allocates; a
+// component that draws rarely, or many of which exist (slots), embeds a
+// [Stream] instead.
+func (l *Loop) NewRand(kind, id string) *rand.Rand {
+	return rand.New(rand.NewPCG(streamSeed(l.seed, kind, id)))
 }
 
 // streamSeed is the PCG seed of the stream named kind/id: the loop's seed,

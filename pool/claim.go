@@ -153,7 +153,7 @@ func (p *Pool[C]) callPicker() (i int) {
 			i = 0
 		}
 	}()
-	i = p.pol.Picker.Pick(p.cands, p.rng.Rand())
+	i = p.pol.Picker.Pick(p.cands, p.rng)
 	if i < 0 || i >= len(p.cands) {
 		p.policyError("pool: picker chose %d of %d candidates", i, len(p.cands))
 		i = 0

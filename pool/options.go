@@ -30,7 +30,7 @@ func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 // the picker), each slot set's (its place in the preference order), each
 // slot's (backoff, health-check and lifetime jitter) and the resolver's,
 // each derived from the seed and the component's name (see
-// [fsm.Loop.NewStream]). Default: 1.
+// [fsm.Stream]). Default: 1.
 func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
 
 // WithObserver registers an observer of every machine transition.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,7 @@ type Pool[C any] struct {
 
 	// Everything below is owned by the loop.
 	state       fsm.State[State, Event]
-	rng         fsm.Stream // decoherence, the picker
+	rng         *rand.Rand // decoherence, the picker
 	sets        map[backend.Name]*set[C]
 	order       []*set[C] // every set not stopped, in preference order
 	waiters     waiterList[C]
@@ -96,7 +97,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 		pl.idPrefix = o.name + "/"
 	}
 	pl.log = pl.loop.Logger().With("pool", o.name)
-	pl.rng.Init(pl.loop, "pool", o.name)
+	pl.rng = pl.loop.NewRand("pool", o.name)
 	for _, obs := range o.observers {
 		pl.loop.AddObserver(obs)
 	}
@@ -152,7 +153,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 			s = p.newSet(b)
 			p.sets[b.Name] = s
 			// A new backend enters the preference order at a random place.
-			i := s.rng.Rand().IntN(len(p.order) + 1)
+			i := s.rng.IntN(len(p.order) + 1)
 			p.order = slices.Insert(p.order, i, s)
 			continue
 		}
@@ -208,7 +209,7 @@ func (p *Pool[C]) rebalanceTick() {
 func (p *Pool[C]) decohereTick() {
 	if n := len(p.order); n > 1 {
 		last := p.order[n-1]
-		i := p.rng.Rand().IntN(n)
+		i := p.rng.IntN(n)
 		copy(p.order[i+1:], p.order[i:n-1])
 		p.order[i] = last
 	}

@@ -281,7 +281,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	sl.failures = 0
 	now := p.now()
 	if p.pol.MaxConnLifetime > 0 {
-		jitter := time.Duration(sl.rng.Rand().Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
+		jitter := time.Duration(sl.rng.Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
 		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
 	}
 	p.scheduleHealth(sl)
@@ -298,7 +298,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 	d := p.pol.HealthInterval
 	// Up to 10% earlier, so the checks of slots opened together spread out.
-	d -= time.Duration(sl.rng.Rand().Int64N(int64(d)/10 + 1))
+	d -= time.Duration(sl.rng.Int64N(int64(d)/10 + 1))
 	p.loop.After(&sl.health, d)
 }
 

@@ -128,7 +128,7 @@ func (r *dnsResolver) answer(ans []backend.Backend, err error) {
 
 // schedule sets the next query d from now, plus up to 10% jitter.
 func (r *dnsResolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * 0.1 * r.rng.Rand().Float64())
+	d += time.Duration(float64(d) * 0.1 * r.rng.Float64())
 	r.loop.After(&r.timer, d)
 }
 

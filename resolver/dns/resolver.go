@@ -245,7 +245,7 @@ func (r *Resolver) fire(ev resolver.Event) {
 
 // schedule arms the re-query timer d from now, plus jitter.
 func (r *Resolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * r.cfg.Jitter * r.rng.Rand().Float64())
+	d += time.Duration(float64(d) * r.cfg.Jitter * r.rng.Float64())
 	r.loop.After(&r.timer, d)
 }
 
