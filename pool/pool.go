@@ -98,6 +98,10 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	}
 	pl.log = pl.loop.Logger().With("pool", o.name)
 	pl.rng = pl.loop.NewRand("pool", o.name)
+	// A shared loop may be running other pools' events: hold it while
+	// registering with it.
+	pl.loop.Enter()
+	defer pl.loop.Leave()
 	for _, obs := range o.observers {
 		pl.loop.AddObserver(obs)
 	}
@@ -115,9 +119,6 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.rebalance.Init(pl.rebalanceTick)
 	pl.decohere.Init(pl.decohereTick)
 	pl.loop.OnIdle(pl.checkQuiet)
-
-	pl.loop.Enter()
-	defer pl.loop.Leave()
 	pl.loop.After(&pl.rebalance, p.RebalanceInterval)
 	pl.loop.After(&pl.decohere, p.DecoherenceInterval)
 	r.Start(host[C]{pl})
