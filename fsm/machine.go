@@ -183,9 +183,9 @@ func (k *Kind[S, E]) fireSlow(l *Loop, st *State[S, E], id string, ev E) bool {
 // Created reports to l's observers that a machine of this kind with
 // identity id was created, in state st. It is a record outside the
 // declared transitions, marked [Transition.Created]; nothing happens when
-// no observer is registered.
+// no observer is registered, or l is nil.
 func (k *Kind[S, E]) Created(l *Loop, id string, st *State[S, E]) {
-	if len(l.observers) > 0 {
+	if l != nil && len(l.observers) > 0 {
 		l.notify(Transition{At: l.clk.Now(), Machine: k.m, ID: id, From: int8(st.s), Event: none, To: int8(st.s), Created: true})
 	}
 }
@@ -208,11 +208,17 @@ func (k *Kind[S, E]) Step(t Transition) (Step[S, E], bool) {
 	return Step[S, E]{From: S(t.From), Event: E(t.Event), To: S(t.To), Created: t.Created}, true
 }
 
-// Name is the machine kind's name as it appears in traces ("slot", "pool").
-func (m *Machine) Name() string { return m.name }
+// Name is the machine kind's name as it appears in traces ("slot", "pool"),
+// or "" for a nil Machine (the zero Transition's).
+func (m *Machine) Name() string {
+	if m == nil {
+		return ""
+	}
+	return m.name
+}
 
 // String returns the kind's name.
-func (m *Machine) String() string { return m.name }
+func (m *Machine) String() string { return m.Name() }
 
 // States lists the state names, indexed by state value. Do not modify.
 func (m *Machine) States() []string { return m.states }
@@ -222,7 +228,7 @@ func (m *Machine) Events() []string { return m.events }
 
 // StateName returns the name of state s, or "state(N)" for an unknown value.
 func (m *Machine) StateName(s int) string {
-	if s >= 0 && s < len(m.states) {
+	if m != nil && s >= 0 && s < len(m.states) {
 		return m.states[s]
 	}
 	return fmt.Sprintf("state(%d)", s)
@@ -230,7 +236,7 @@ func (m *Machine) StateName(s int) string {
 
 // EventName returns the name of event e, or "event(N)" for an unknown value.
 func (m *Machine) EventName(e int) string {
-	if e >= 0 && e < len(m.events) {
+	if m != nil && e >= 0 && e < len(m.events) {
 		return m.events[e]
 	}
 	return fmt.Sprintf("event(%d)", e)

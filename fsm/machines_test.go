@@ -235,6 +235,9 @@ func TestTransitionText(t *testing.T) {
 	if _, ok := slotset.Kind.Step(got[1]); ok {
 		t.Error("a slot record read as a set record")
 	}
+	if s := (fsm.Transition{}).String(); s != "0001-01-01T00:00:00Z [] state(0) --event(0)--> state(0)" {
+		t.Errorf("zero record: %q", s)
+	}
 }
 
 func TestStateAndEventNamesAreStable(t *testing.T) {
