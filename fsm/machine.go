@@ -171,7 +171,7 @@ func (k *Kind[S, E]) Fire(l *Loop, st *State[S, E], id string, ev E) bool {
 }
 
 // fireSlow is Fire with observers to tell, on no loop, or refused. It is
-// kept out of line so that Fire stays small enough to inline.
+// kept out of line so that Fire's fast path stays a few instructions.
 //
 //go:noinline
 func (k *Kind[S, E]) fireSlow(l *Loop, st *State[S, E], id string, ev E) bool {

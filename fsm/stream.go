@@ -2,8 +2,8 @@ package fsm
 
 import "math/rand/v2"
 
-// Stream is the random stream of one component (the pool, a slot, a
-// resolver, a simulated client), derived from the loop's seed and the
+// Stream is the random stream of one component (a slot, a slot set, a
+// resolver), derived from the loop's seed and the
 // component's name, so that adding a component does not change what any
 // other draws. It is 16 bytes: embed it in its component and set it up once
 // with [Stream.Init]; its own draws (IntN, Int64N, Float64) then allocate
@@ -34,7 +34,7 @@ func (s *Stream) Float64() float64 { return rand.New(&s.pcg).Float64() }
 // Rand returns a *rand.Rand drawing from s, for the policies that take one.
 // It allocates a small wrapper (16 bytes) on each call, so that a Stream
 // itself stays 16 bytes: call it where a draw is rare (a backoff), and use
-// [Loop.Rand] for a component that hands a *rand.Rand out often.
+// [Loop.NewRand] for a component that hands a *rand.Rand out often.
 func (s *Stream) Rand() *rand.Rand { return rand.New(&s.pcg) }
 
 // NewRand returns a *rand.Rand drawing from the stream named kind and id,
