@@ -1,38 +1,84 @@
 package fsm
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/benbjohnson/clock"
 )
 
 // Transition is the record of one executed (or refused) transition: the Go
-// analogue of qorb's DTrace probes. Traces, logs and metrics all come from it.
+// analogue of qorb's DTrace probes. Traces, logs and metrics all come from
+// it. It carries the machine's kind and its states and event as the small
+// integers of their typed constants; they become names only at the edge
+// ([Transition.String], JSON, logs). [Kind.Step] reads them back typed.
 type Transition struct {
-	At      time.Time `json:"at"`
-	Machine string    `json:"machine"` // machine kind: "slot", "set", "resolver", "pool"
-	ID      string    `json:"id"`      // the machine's stable identity within the pool
-	From    string    `json:"from"`
-	Event   string    `json:"event"`
-	To      string    `json:"to"`
+	At      time.Time // when, on the loop's clock
+	Machine *Machine  // the machine's kind
+	ID      string    // the machine's stable identity within the pool
+	From    int8      // the state left
+	Event   int8      // the event fired
+	To      int8      // the state entered
 	// Impossible is set when the declaration has no transition for (From,
 	// Event); To then equals From and the machine did not move.
-	Impossible bool `json:"impossible,omitempty"`
+	Impossible bool
+	// Created is set on the record of a new machine (see [Kind.Created]):
+	// To is its first state, From equals To and Event is not meaningful.
+	// Its names print as "" and "create".
+	Created bool
 }
+
+// Kind returns the machine kind's name ("slot", "set", "resolver", "pool").
+func (t *Transition) Kind() string { return t.Machine.Name() }
+
+// FromName returns the name of the state left, or "" for a creation.
+func (t *Transition) FromName() string {
+	if t.Created {
+		return ""
+	}
+	return t.Machine.StateName(int(t.From))
+}
+
+// EventName returns the name of the event, or "create" for a creation.
+func (t *Transition) EventName() string {
+	if t.Created {
+		return "create"
+	}
+	return t.Machine.EventName(int(t.Event))
+}
+
+// ToName returns the name of the state entered.
+func (t *Transition) ToName() string { return t.Machine.StateName(int(t.To)) }
 
 // String formats the record as one trace line.
 func (t Transition) String() string {
-	s := fmt.Sprintf("%s %s[%s] %s --%s--> %s", t.At.UTC().Format(time.RFC3339Nano), t.Machine, t.ID, t.From, t.Event, t.To)
+	s := fmt.Sprintf("%s %s[%s] %s --%s--> %s", t.At.UTC().Format(time.RFC3339Nano), t.Kind(), t.ID, t.FromName(), t.EventName(), t.ToName())
 	if t.Impossible {
 		s += " (impossible)"
 	}
 	return s
+}
+
+// transitionJSON is the record's JSON form: names, not numbers.
+type transitionJSON struct {
+	At         time.Time `json:"at"`
+	Machine    string    `json:"machine"`
+	ID         string    `json:"id"`
+	From       string    `json:"from"`
+	Event      string    `json:"event"`
+	To         string    `json:"to"`
+	Impossible bool      `json:"impossible,omitempty"`
+}
+
+// MarshalJSON writes the record with names for its kind, states and event:
+// {"at","machine","id","from","event","to"}, and "impossible" when set.
+func (t Transition) MarshalJSON() ([]byte, error) {
+	return json.Marshal(transitionJSON{At: t.At, Machine: t.Kind(), ID: t.ID, From: t.FromName(),
+		Event: t.EventName(), To: t.ToName(), Impossible: t.Impossible})
 }
 
 // Observer receives every transition. Observe is called on the loop, with the
@@ -49,16 +95,34 @@ type ObserverFunc func(Transition)
 func (f ObserverFunc) Observe(t Transition) { f(t) }
 
 // ImpossibleError reports an event that has no transition from the current
-// state. It is a bug in the caller of [Loop.Fire].
+// state. It is a bug in the caller of [Kind.Fire].
 type ImpossibleError struct{ Transition }
 
 // Error describes the refused transition.
 func (e *ImpossibleError) Error() string {
-	return fmt.Sprintf("fsm: impossible transition: %s[%s] in %s has no event %s", e.Machine, e.ID, e.From, e.Event)
+	return fmt.Sprintf("fsm: impossible transition: %s[%s] in %s has no event %s", e.Kind(), e.ID, e.FromName(), e.EventName())
+}
+
+// Config configures a [Loop]. The zero value is a loop on the real clock,
+// seeded with 0, that discards its logs and is not strict.
+type Config struct {
+	// Clock is what the loop reads time and sets its one real timer
+	// through. Nil means the real clock.
+	Clock clock.Clock
+	// Seed seeds every random stream of the loop (see [Stream]).
+	Seed uint64
+	// Logger receives the loop's logs (impossible transitions). Nil
+	// discards.
+	Logger *slog.Logger
+	// Strict makes an impossible transition panic with an
+	// [*ImpossibleError] after it is reported. Tests and the simulator turn
+	// it on; otherwise it is reported to the observers and logged as an
+	// error, and the machine does not move.
+	Strict bool
 }
 
 // Loop is the one event loop of a pool: a lock-protected executor with a
-// timer heap, a clock, a seeded random source and the observers.
+// timer heap, a clock, seeded random streams and the observers.
 //
 // Concurrency contract: every method except [NewLoop], [Loop.Enter],
 // [Loop.Spawn]'s I/O function and [Loop.WaitIdle] must be called with the
@@ -67,9 +131,10 @@ func (e *ImpossibleError) Error() string {
 type Loop struct {
 	mu        sync.Mutex
 	clk       clock.Clock
-	rng       *rand.Rand
+	seed      uint64
 	logger    *slog.Logger
 	observers []Observer
+	slow      int8 // -1 with observers: Kind.Fire then takes its slow path
 	strict    bool
 
 	heap []*Timer
@@ -93,22 +158,14 @@ type Loop struct {
 	onIdleIDs   []uint64
 }
 
-// NewLoop returns a loop reading time from clk and drawing randomness from a
-// PCG source seeded with seed. A nil logger discards. Impossible transitions
-// panic when the binary is a test (testing.Testing), and are logged
-// otherwise.
-func NewLoop(clk clock.Clock, seed uint64, logger *slog.Logger) *Loop {
-	if clk == nil {
-		clk = clock.New()
+// NewLoop returns a loop configured by cfg.
+func NewLoop(cfg Config) *Loop {
+	l := &Loop{clk: cfg.Clock, seed: cfg.Seed, logger: cfg.Logger, strict: cfg.Strict}
+	if l.clk == nil {
+		l.clk = clock.New()
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	l := &Loop{
-		clk:    clk,
-		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		logger: logger,
-		strict: testing.Testing(),
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
 	}
 	l.idle.L = &l.mu
 	return l
@@ -142,9 +199,6 @@ func (l *Loop) Clock() clock.Clock { return l.clk }
 // Now reads the loop's clock.
 func (l *Loop) Now() time.Time { return l.clk.Now() }
 
-// Rand is the loop's one seeded random source. Use it only with the loop held.
-func (l *Loop) Rand() *rand.Rand { return l.rng }
-
 // Logger is the loop's logger.
 func (l *Loop) Logger() *slog.Logger { return l.logger }
 
@@ -158,10 +212,14 @@ func (l *Loop) AddObserver(o Observer) (remove func()) {
 	id := l.regSeq
 	l.observers = append(l.observers, o)
 	l.observerIDs = append(l.observerIDs, id)
+	l.slow = -1
 	return func() {
 		if i := slices.Index(l.observerIDs, id); i >= 0 {
 			l.observers = slices.Delete(l.observers, i, i+1)
 			l.observerIDs = slices.Delete(l.observerIDs, i, i+1)
+			if len(l.observers) == 0 {
+				l.slow = 0
+			}
 		}
 	}
 }
@@ -170,37 +228,34 @@ func (l *Loop) AddObserver(o Observer) (remove func()) {
 // skip building records nobody reads.
 func (l *Loop) Observed() bool { return len(l.observers) > 0 }
 
-// SetStrict chooses whether an impossible transition panics (true) or is
-// only logged and reported (false).
-func (l *Loop) SetStrict(strict bool) { l.strict = strict }
+// Strict reports whether an impossible transition panics (see
+// [Config.Strict]).
+func (l *Loop) Strict() bool { return l.strict }
 
-// Fire executes event ev on the machine of kind m whose state is *state and
-// whose identity is id, and reports the transition. It returns false, leaves
-// *state unchanged and reports an [ImpossibleError] (panicking in strict
-// mode) when the declaration has no such transition.
-func (l *Loop) Fire(m *Machine, id string, state *int8, ev int) bool {
-	from := int(*state)
-	to, ok := m.Next(from, ev)
+// fire is the slow path of [Kind.Fire]: a transition with observers to
+// tell, an impossible one, or one on no loop. It returns the state the
+// machine is in afterwards.
+func (l *Loop) fire(m *Machine, id string, from, ev int8) (int8, bool) {
+	to, ok := m.Next(int(from), int(ev))
 	if !ok {
-		t := Transition{At: l.clk.Now(), Machine: m.name, ID: id, From: m.StateName(from), Event: m.EventName(ev), To: m.StateName(from), Impossible: true}
-		l.notify(t)
+		t := Transition{Machine: m, ID: id, From: from, Event: ev, To: from, Impossible: true}
 		err := &ImpossibleError{t}
+		if l == nil {
+			panic(err)
+		}
+		err.At = l.clk.Now()
+		l.notify(err.Transition)
 		l.Log(nil, slog.LevelError, err.Error())
 		if l.strict {
 			panic(err)
 		}
-		return false
+		return from, false
 	}
-	*state = int8(to)
-	if len(l.observers) > 0 {
-		l.notify(Transition{At: l.clk.Now(), Machine: m.name, ID: id, From: m.states[from], Event: m.events[ev], To: m.states[to]})
+	if l != nil && len(l.observers) > 0 {
+		l.notify(Transition{At: l.clk.Now(), Machine: m, ID: id, From: from, Event: ev, To: int8(to)})
 	}
-	return true
+	return int8(to), true
 }
-
-// Report sends a record to the observers, for events outside the declared
-// machines (a slot being created).
-func (l *Loop) Report(t Transition) { l.notify(t) }
 
 func (l *Loop) notify(t Transition) {
 	for _, o := range l.observers {

@@ -1,12 +1,15 @@
 package fsm_test
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/benbjohnson/clock"
 	"pgregory.net/rapid"
 
 	"github.com/qorbgo/qorb/fsm"
@@ -24,10 +27,10 @@ var machines = []struct {
 	file string
 	page func() string
 }{
-	{slot.Machine, "slot.md", slot.Markdown},
-	{slotset.Machine, "set.md", slotset.Markdown},
-	{resolver.Machine, "resolver.md", resolver.Markdown},
-	{pool.Machine, "pool.md", pool.Markdown},
+	{slot.Kind.Machine(), "slot.md", slot.Markdown},
+	{slotset.Kind.Machine(), "set.md", slotset.Markdown},
+	{resolver.Kind.Machine(), "resolver.md", resolver.Markdown},
+	{pool.Kind.Machine(), "pool.md", pool.Markdown},
 }
 
 // TestTableAgreesWithLooplab checks, for random (state, event) pairs of
@@ -74,41 +77,92 @@ func TestTableAgreesWithLooplabExhaustively(t *testing.T) {
 	}
 }
 
-// TestEveryDeclaredTransition fires each declared transition on the loop
-// and checks the state it lands in and the record it reports.
+// TestEveryDeclaredTransition fires each declared transition of the slot
+// and pool kinds on the loop through their typed Kind, and checks the state
+// it lands in and the record it reports.
 func TestEveryDeclaredTransition(t *testing.T) {
-	for _, mc := range machines {
-		m := mc.m
-		for from := range m.States() {
-			for ev := range m.Events() {
-				to, ok := m.Next(from, ev)
-				if !ok {
-					continue
+	everyTransition(t, slot.Kind)
+	everyTransition(t, slotset.Kind)
+	everyTransition(t, resolver.Kind)
+	everyTransition(t, pool.Kind)
+}
+
+// state returns a machine of kind k in state s, reached by firing declared
+// events from the initial state on a loop nobody observes.
+func state[S, E ~int8](t *testing.T, k *fsm.Kind[S, E], s S) *fsm.State[S, E] {
+	t.Helper()
+	m := k.Machine()
+	// Breadth-first search for a path of events from the initial state.
+	prev := map[int][2]int{0: {-1, -1}}
+	queue := []int{0}
+	for len(queue) > 0 {
+		from := queue[0]
+		queue = queue[1:]
+		for ev := range m.Events() {
+			if to, ok := m.Next(from, ev); ok {
+				if _, seen := prev[to]; !seen {
+					prev[to] = [2]int{from, ev}
+					queue = append(queue, to)
 				}
-				var got []fsm.Transition
-				l := fsm.NewLoop(nil, 1, nil)
-				l.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) { got = append(got, tr) }))
-				state := int8(from)
-				l.Enter()
-				fired := l.Fire(m, "x", &state, ev)
-				l.Leave()
-				if !fired || int(state) != to || len(got) != 1 {
-					t.Fatalf("%s: %s --%s--> fired %v, state %s, %d records", m.Name(), m.StateName(from), m.EventName(ev), fired, m.StateName(int(state)), len(got))
-				}
-				r := got[0]
-				if r.Machine != m.Name() || r.ID != "x" || r.From != m.StateName(from) || r.Event != m.EventName(ev) || r.To != m.StateName(to) || r.Impossible {
-					t.Fatalf("record %+v", r)
-				}
+			}
+		}
+	}
+	if _, ok := prev[int(s)]; !ok {
+		t.Fatalf("%s: state %s is unreachable", m.Name(), k.StateName(s))
+	}
+	var path []E
+	for at := int(s); at != 0; at = prev[at][0] {
+		path = append([]E{E(prev[at][1])}, path...)
+	}
+	st := new(fsm.State[S, E])
+	l := fsm.NewLoop(fsm.Config{Strict: true})
+	for _, ev := range path {
+		k.Fire(l, st, "x", ev)
+	}
+	if st.Get() != s {
+		t.Fatalf("%s: reached %s, want %s", m.Name(), k.StateName(st.Get()), k.StateName(s))
+	}
+	return st
+}
+
+func everyTransition[S, E ~int8](t *testing.T, k *fsm.Kind[S, E]) {
+	m := k.Machine()
+	for from := range m.States() {
+		for ev := range m.Events() {
+			to, ok := k.Next(S(from), E(ev))
+			if !ok {
+				continue
+			}
+			var got []fsm.Transition
+			l := fsm.NewLoop(fsm.Config{Seed: 1, Strict: true})
+			l.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) { got = append(got, tr) }))
+			st := state(t, k, S(from))
+			l.Enter()
+			fired := k.Fire(l, st, "x", E(ev))
+			l.Leave()
+			if !fired || st.Get() != to || len(got) != 1 {
+				t.Fatalf("%s: %s --%s--> fired %v, state %s, %d records", m.Name(), m.StateName(from), m.EventName(ev), fired, k.StateName(st.Get()), len(got))
+			}
+			r := got[0]
+			step, ok := k.Step(r)
+			if !ok || r.Machine != m || r.ID != "x" || step.From != S(from) || step.Event != E(ev) || step.To != to || r.Impossible || r.Created {
+				t.Fatalf("record %+v", r)
+			}
+			if r.Kind() != m.Name() || r.FromName() != m.StateName(from) || r.EventName() != m.EventName(ev) || r.ToName() != m.StateName(int(to)) {
+				t.Fatalf("record names %s %s %s %s", r.Kind(), r.FromName(), r.EventName(), r.ToName())
 			}
 		}
 	}
 }
 
 func TestImpossibleTransitionIsReported(t *testing.T) {
-	l := fsm.NewLoop(nil, 1, nil)
+	strict := fsm.NewLoop(fsm.Config{Seed: 1, Strict: true})
+	lax := fsm.NewLoop(fsm.Config{Seed: 1})
 	var got []fsm.Transition
-	l.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) { got = append(got, tr) }))
-	state := int8(slot.Stopped)
+	obs := fsm.ObserverFunc(func(tr fsm.Transition) { got = append(got, tr) })
+	strict.AddObserver(obs)
+	lax.AddObserver(obs)
+	st := state(t, slot.Kind, slot.Stopped)
 	func() {
 		defer func() {
 			v := recover()
@@ -117,14 +171,72 @@ func TestImpossibleTransitionIsReported(t *testing.T) {
 				t.Fatalf("strict loop: recovered %v", v)
 			}
 		}()
-		l.Fire(slot.Machine, "s1", &state, int(slot.Claim))
+		slot.Kind.Fire(strict, st, "s1", slot.Claim)
 	}()
-	l.SetStrict(false)
-	if l.Fire(slot.Machine, "s1", &state, int(slot.Claim)) {
+	if lax.Strict() || !strict.Strict() {
+		t.Fatal("Strict does not report the configuration")
+	}
+	if slot.Kind.Fire(lax, st, "s1", slot.Claim) {
 		t.Fatal("impossible transition fired")
 	}
-	if slot.State(state) != slot.Stopped || len(got) != 2 || !got[1].Impossible || got[1].To != "stopped" {
-		t.Fatalf("state %v, records %+v", slot.State(state), got)
+	if st.Get() != slot.Stopped || len(got) != 2 || !got[1].Impossible || got[1].ToName() != "stopped" {
+		t.Fatalf("state %v, records %+v", st.Get(), got)
+	}
+	if step, ok := slot.Kind.Step(got[1]); !ok || step.From != slot.Stopped || step.Event != slot.Claim || step.To != slot.Stopped {
+		t.Fatalf("typed record %+v", step)
+	}
+	// Out-of-range events are impossible too, never a neighbour's row.
+	if slot.Kind.Fire(lax, st, "s1", slot.Event(slot.Stop+1)) || st.Get() != slot.Stopped {
+		t.Fatal("an undeclared event fired")
+	}
+}
+
+// TestFireWithoutLoop checks that a machine not yet on a loop moves without
+// reports, and that an impossible transition there panics.
+func TestFireWithoutLoop(t *testing.T) {
+	var st fsm.State[resolver.State, resolver.Event]
+	if !resolver.Kind.Fire(nil, &st, "r", resolver.Stop) || st.Get() != resolver.Stopped {
+		t.Fatalf("stop before start: %s", st.Get())
+	}
+	defer func() {
+		if _, ok := recover().(*fsm.ImpossibleError); !ok {
+			t.Fatal("impossible transition on no loop did not panic")
+		}
+	}()
+	resolver.Kind.Fire(nil, &st, "r", resolver.Query)
+}
+
+// TestTransitionText checks the edge where records become text: String,
+// JSON, and the creation record.
+func TestTransitionText(t *testing.T) {
+	l := fsm.NewLoop(fsm.Config{Clock: fixedClock(), Seed: 1})
+	var got []fsm.Transition
+	l.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) { got = append(got, tr) }))
+	var st fsm.State[slot.State, slot.Event]
+	slot.Kind.Created(l, "b/0", &st)
+	slot.Kind.Fire(l, &st, "b/0", slot.ConnectOK)
+	if len(got) != 2 {
+		t.Fatalf("%d records", len(got))
+	}
+	if s := got[0].String(); s != "2026-01-02T03:04:05Z slot[b/0]  --create--> connecting" {
+		t.Errorf("String: %q", s)
+	}
+	if step, ok := slot.Kind.Step(got[0]); !ok || !step.Created || step.To != slot.Connecting {
+		t.Errorf("creation record %+v", step)
+	}
+	j, err := json.Marshal(got[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"at":"2026-01-02T03:04:05Z","machine":"slot","id":"b/0","from":"connecting","event":"connect_ok","to":"connected"}`
+	if string(j) != want {
+		t.Errorf("JSON %s, want %s", j, want)
+	}
+	if _, ok := slotset.Kind.Step(got[1]); ok {
+		t.Error("a slot record read as a set record")
+	}
+	if s := (fsm.Transition{}).String(); s != "0001-01-01T00:00:00Z [] state(0) --event(0)--> state(0)" {
+		t.Errorf("zero record: %q", s)
 	}
 }
 
@@ -144,8 +256,8 @@ func TestStateAndEventNamesAreStable(t *testing.T) {
 			t.Errorf("got %q, want %q", got, w)
 		}
 	}
-	if len(slot.Machine.States()) != slot.NumStates {
-		t.Errorf("slot.NumStates %d, declared %d", slot.NumStates, len(slot.Machine.States()))
+	if len(slot.Kind.Machine().States()) != slot.NumStates {
+		t.Errorf("slot.NumStates %d, declared %d", slot.NumStates, len(slot.Kind.Machine().States()))
 	}
 }
 
@@ -190,9 +302,16 @@ func TestDeclareRejectsBadDeclarations(t *testing.T) {
 		for _, d := range tc.decl {
 			decl = append(decl, lfEvent{Name: d[0], Src: []string{d[1]}, Dst: d[2]})
 		}
-		_, err := fsm.Declare("m", tc.states, events, "a", decl)
+		_, err := fsm.Declare[int8, int8]("m", tc.states, events, decl)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// fixedClock is a mock clock set to 2026-01-02T03:04:05Z.
+func fixedClock() clock.Clock {
+	c := clock.NewMock()
+	c.Set(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	return c
 }

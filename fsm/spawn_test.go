@@ -9,7 +9,7 @@ import (
 // TestSpawnRunsCompletionWithTheLoopHeld checks that I/O runs off the loop
 // and its completion on it, and that WaitIdle waits for every job.
 func TestSpawnRunsCompletionWithTheLoopHeld(t *testing.T) {
-	l := fsm.NewLoop(nil, 1, nil)
+	l := fsm.NewLoop(fsm.Config{Seed: 1, Strict: true})
 	idle := 0
 	l.OnIdle(func() { idle++ })
 	const n = 50

@@ -17,7 +17,7 @@ import (
 func TestTimersFireInDeadlineThenSequenceOrder(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		clk := clock.NewMock()
-		l := fsm.NewLoop(clk, 1, nil)
+		l := fsm.NewLoop(fsm.Config{Clock: clk, Seed: 1, Strict: true})
 		l.Enter()
 		defer l.Leave()
 		l.Halt() // fire only through RunDue
@@ -66,7 +66,7 @@ func TestTimersFireInDeadlineThenSequenceOrder(t *testing.T) {
 
 func TestRunDueFiresOnlyWhatIsDue(t *testing.T) {
 	clk := clock.NewMock()
-	l := fsm.NewLoop(clk, 1, nil)
+	l := fsm.NewLoop(fsm.Config{Clock: clk, Seed: 1, Strict: true})
 	l.Enter()
 	defer l.Leave()
 	var a, b fsm.Timer

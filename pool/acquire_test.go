@@ -68,7 +68,7 @@ func connectedCounter(n int64) (fsm.Observer, <-chan struct{}) {
 	ch := make(chan struct{})
 	var count atomic.Int64
 	return fsm.ObserverFunc(func(tr fsm.Transition) {
-		if tr.Machine == slot.Machine.Name() && tr.Event == slot.ConnectOK.String() && count.Add(1) == n {
+		if st, ok := slot.Kind.Step(tr); ok && !st.Created && st.Event == slot.ConnectOK && count.Add(1) == n {
 			close(ch)
 		}
 	}), ch
@@ -146,7 +146,7 @@ func TestSlowAcquireHookDoesNotBlockOtherClaims(t *testing.T) {
 	p, err := pool.New(resolver.NewFixed(addrs...), backend.Connector[*hookConn](conn), pool.Policy{
 		MaxSlots: slots, SparesWanted: slots, MaxSlotsPerBackend: perBackend,
 		ClaimTimeout: 10 * time.Second, HealthTimeout: hookLimit,
-	}, pool.WithObserver(connected))
+	}, pool.WithObserver(connected), pool.WithStrict(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestAcquireHookFailureDiscardsConnection(t *testing.T) {
 			pol := tc.policy
 			pol.ClaimTimeout = 10 * time.Second
 			connected, allConnected := connectedCounter(int64(pol.MaxSlots))
-			p, err := pool.New(resolver.NewFixed(hookAddrs(1)...), backend.Connector[*hookConn](conn), pol, pool.WithObserver(connected))
+			p, err := pool.New(resolver.NewFixed(hookAddrs(1)...), backend.Connector[*hookConn](conn), pol, pool.WithObserver(connected), pool.WithStrict(true))
 			if err != nil {
 				t.Fatal(err)
 			}

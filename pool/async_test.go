@@ -12,6 +12,7 @@ import (
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/slot"
 )
 
 func TestClaimAsyncServesInOrderAndTimesOut(t *testing.T) {
@@ -57,10 +58,10 @@ func TestClaimAsyncServesInOrderAndTimesOut(t *testing.T) {
 
 func TestPoolsShareOneLoop(t *testing.T) {
 	clk := clock.NewMock()
-	l := fsm.NewLoop(clk, 3, nil)
+	l := fsm.NewLoop(fsm.Config{Clock: clk, Seed: 3, Strict: true})
 	var ids []string
 	l.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) {
-		if tr.Machine == "slot" && tr.Event == "connect_ok" {
+		if st, ok := slot.Kind.Step(tr); ok && st.Event == slot.ConnectOK {
 			ids = append(ids, tr.ID)
 		}
 	}))

@@ -24,7 +24,7 @@ func (benchConnector) Close(*benchConn) error { return nil }
 // newBenchPool returns a pool of n connections, all connected.
 func newBenchPool(b *testing.B, n int) *Pool[*benchConn] {
 	b.Helper()
-	p, err := New(resolverFor(1), backend.Connector[*benchConn](benchConnector{}), Policy{MaxSlots: n, MaxSlotsPerBackend: n, SparesWanted: n})
+	p, err := New(resolverFor(1), backend.Connector[*benchConn](benchConnector{}), Policy{MaxSlots: n, MaxSlotsPerBackend: n, SparesWanted: n}, WithStrict(true))
 	if err != nil {
 		b.Fatal(err)
 	}

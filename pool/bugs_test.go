@@ -345,7 +345,7 @@ func TestBugCloseErrorIsNotRandom(t *testing.T) {
 // Pools on a shared loop register with the loop held, and unregister at
 // Close: a closed pool's observer sees nothing of the others.
 func TestBugSharedLoopRegistrations(t *testing.T) {
-	loop := fsm.NewLoop(nil, 1, nil)
+	loop := fsm.NewLoop(fsm.Config{Seed: 1, Strict: true})
 	fa := newFakeConnector()
 	a, err := New(resolverFor(2), backend.Connector[*fakeConn](fa), Policy{}, withLoop(loop), WithName("a"))
 	if err != nil {
@@ -626,7 +626,7 @@ func TestBugLoggingOffTheLoop(t *testing.T) {
 func TestBugPanickingObserverLeavesThePoolWorking(t *testing.T) {
 	var panics atomic.Int64
 	obs := fsm.ObserverFunc(func(tr fsm.Transition) {
-		if tr.Event == "connect_ok" {
+		if tr.EventName() == "connect_ok" {
 			panics.Add(1)
 			panic("observer")
 		}

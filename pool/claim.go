@@ -106,7 +106,7 @@ func (p *Pool[C]) endClaim(h *Handle[C], op string) bool {
 		return false
 	}
 	sl.cur = nil
-	return sl.state == slot.Claimed
+	return sl.state.Get() == slot.Claimed
 }
 
 // heldFor is how long sl has been claimed, when a release tracer wants it.
@@ -162,7 +162,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 	p.cands = p.cands[:0]
 	p.candSets = p.candSets[:0]
 	for i, s := range p.order {
-		if s.state == slotset.Online && len(s.idle) > 0 {
+		if s.state.Get() == slotset.Online && len(s.idle) > 0 {
 			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
 			p.candSets = append(p.candSets, s)
 		}
@@ -186,7 +186,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 func (p *Pool[C]) pickLeastClaimed() *pslot[C] {
 	var best *set[C]
 	for _, s := range p.order {
-		if s.state == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
+		if s.state.Get() == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
 			best = s
 		}
 	}
@@ -203,7 +203,7 @@ func (p *Pool[C]) callPicker() (i int) {
 			i = 0
 		}
 	}()
-	i = p.pol.Picker.Pick(p.cands, p.loop.Rand())
+	i = p.pol.Picker.Pick(p.cands, p.rng)
 	if i < 0 || i >= len(p.cands) {
 		p.policyError("pool: picker chose %d of %d candidates", i, len(p.cands))
 		i = 0
@@ -327,7 +327,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 	p.freeWaiter(w)
 	if h != nil {
 		switch {
-		case h.sl.cur != h || h.sl.state != slot.Claimed:
+		case h.sl.cur != h || h.sl.state.Get() != slot.Claimed:
 			// A forced Close stopped the slot after the hand-off: the
 			// claimer never sees a stopped slot.
 			p.handBack(h)
@@ -388,7 +388,7 @@ func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, done fu
 // admit returns the error for a claim the pool refuses at once: closed,
 // or failed.
 func (p *Pool[C]) admit() error {
-	switch p.state {
+	switch p.state.Get() {
 	case Stopping, Stopped:
 		p.st.failed(ErrClosed)
 		return ErrClosed

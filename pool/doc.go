@@ -6,8 +6,11 @@
 // the backends that are online, checks idle connections, backs off from
 // failures, and serves claims first-in, first-out. Every slot, slot set,
 // resolver and the pool itself is a declared machine (see docs/), driven by
-// one event loop (package fsm) whose clock and random source come in through
-// [WithClock] and [WithSeed], so that a run can be repeated exactly.
+// one event loop (package fsm) whose clock and seed come in through
+// [WithClock] and [WithSeed], so that a run can be repeated exactly. The
+// pool, each slot set, each slot and the resolver draw from random streams
+// of their own, derived from the seed and their names, so that a new
+// backend or slot does not change what the others draw.
 //
 // # Concurrency
 //

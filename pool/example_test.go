@@ -47,7 +47,7 @@ func ExamplePool() {
 func ExampleWithObserver() {
 	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
 	print := fsm.ObserverFunc(func(t fsm.Transition) {
-		fmt.Printf("%s[%s] %s --%s--> %s\n", t.Machine, t.ID, t.From, t.Event, t.To)
+		fmt.Printf("%s[%s] %s --%s--> %s\n", t.Kind(), t.ID, t.FromName(), t.EventName(), t.ToName())
 	})
 	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 1, SparesWanted: 1},
 		pool.WithObserver(print), pool.WithName("db"))

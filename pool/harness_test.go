@@ -215,7 +215,7 @@ func startHarness(t reporter, pol Policy, nBackends int, wrap func(*fakeConnecto
 	if wrap != nil {
 		c = wrap(h.fake)
 	}
-	p, err := New(h.res, c, pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)))
+	p, err := New(h.res, c, pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)), WithStrict(true))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -348,7 +348,7 @@ func (h *harness) count(machine, event string) int {
 	defer h.mu.Unlock()
 	n := 0
 	for _, tr := range h.trace {
-		if tr.Machine == machine && tr.Event == event {
+		if tr.Kind() == machine && tr.EventName() == event {
 			n++
 		}
 	}
@@ -367,32 +367,32 @@ func (p *Pool[C]) checkInvariants() error {
 			if sl.pos != i || sl.set != s {
 				return fmt.Errorf("slot %s misplaced", sl.id)
 			}
-			if sl.state == slot.Stopped {
+			if sl.state.Get() == slot.Stopped {
 				return fmt.Errorf("stopped slot %s still in its set", sl.id)
 			}
-			if sl.state.HasConn() {
+			if sl.state.Get().HasConn() {
 				live++
 			}
-			if sl.state == slot.Claimed {
+			if sl.state.Get() == slot.Claimed {
 				cl++
 			}
 			if sl.stopWanted {
 				retiring++
 			}
-			if (sl.idlePos >= 0) != (sl.state == slot.Connected) {
-				return fmt.Errorf("slot %s idle index %d in state %s", sl.id, sl.idlePos, sl.state)
+			if (sl.idlePos >= 0) != (sl.state.Get() == slot.Connected) {
+				return fmt.Errorf("slot %s idle index %d in state %s", sl.id, sl.idlePos, sl.state.Get())
 			}
 		}
 		for i, sl := range s.idle {
-			if sl.idlePos != i || sl.state != slot.Connected {
-				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.state)
+			if sl.idlePos != i || sl.state.Get() != slot.Connected {
+				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.state.Get())
 			}
 		}
 		if live != s.live || cl != s.claimed || retiring != s.retiring {
 			return fmt.Errorf("backend %s counts live %d/%d claimed %d/%d retiring %d/%d", s.b.Name, live, s.live, cl, s.claimed, retiring, s.retiring)
 		}
-		if (s.state == slotset.Online) != (live > 0) && s.state != slotset.Draining && s.state != slotset.Stopped {
-			return fmt.Errorf("backend %s is %s with %d live slots", s.b.Name, s.state, live)
+		if (s.state.Get() == slotset.Online) != (live > 0) && s.state.Get() != slotset.Draining && s.state.Get() != slotset.Stopped {
+			return fmt.Errorf("backend %s is %s with %d live slots", s.b.Name, s.state.Get(), live)
 		}
 		total += len(s.slots)
 		claimed += cl
@@ -428,7 +428,7 @@ func runtimeGosched() { runtime.Gosched() }
 func startHarnessNoSettle(t *testing.T, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn]) *harness {
 	t.Helper()
 	h := &harness{t: t, clk: clock.NewMock(), res: resolver.NewFixed(addrs(nBackends)...), fake: newFakeConnector()}
-	p, err := New(h.res, wrap(h.fake), pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)))
+	p, err := New(h.res, wrap(h.fake), pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)), WithStrict(true))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

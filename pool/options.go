@@ -20,14 +20,18 @@ type options struct {
 	name      string
 	loop      *fsm.Loop
 	tracers   []Tracer
+	strict    bool
 }
 
 // WithClock makes the pool read time and set timers through c (for
 // example a clock.Mock in tests). Default: the real clock.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
-// WithSeed seeds the pool's one random source (jitter, decoherence,
-// policies). Default: 1.
+// WithSeed seeds the pool's random streams: the pool's own (decoherence,
+// the picker), each slot set's (its place in the preference order), each
+// slot's (backoff, health-check and lifetime jitter) and the resolver's,
+// each derived from the seed and the component's name (see
+// [fsm.Stream]). Default: 1.
 func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
 
 // WithObserver registers an observer of every machine transition.
@@ -47,3 +51,9 @@ func WithName(name string) Option { return func(o *options) { o.name = name } }
 // [ConnectTracer] and [CloseTracer]. New fails when it implements none.
 // Several tracers may be registered; each is called in turn.
 func WithTracer(t Tracer) Option { return func(o *options) { o.tracers = append(o.tracers, t) } }
+
+// WithStrict makes an impossible transition of any of the pool's machines
+// panic, after it is reported to the observers and logged; tests turn it on
+// (see [fsm.Config.Strict]). Default: off, the transition is reported and
+// logged and the machine does not move.
+func WithStrict(strict bool) Option { return func(o *options) { o.strict = strict } }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"sync/atomic"
@@ -38,7 +39,8 @@ type Pool[C any] struct {
 	closesRunning atomic.Int64
 
 	// Everything below is owned by the loop.
-	state       State
+	state       fsm.State[State, Event]
+	rng         *rand.Rand // decoherence, the picker
 	sets        map[backend.Name]*set[C]
 	order       []*set[C] // every set not stopped, in preference order
 	waiters     waiterList[C]
@@ -97,7 +99,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	}
 	pl.loop = o.loop
 	if pl.loop == nil {
-		pl.loop = fsm.NewLoop(o.clock, o.seed, o.logger)
+		pl.loop = fsm.NewLoop(fsm.Config{Clock: o.clock, Seed: o.seed, Logger: o.logger, Strict: o.strict})
 	} else {
 		pl.idPrefix = o.name + "/"
 	}
@@ -107,6 +109,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 			return nil, err
 		}
 	}
+	pl.rng = pl.loop.NewRand("pool", o.name)
 	if v, ok := c.(backend.Validator[C]); ok {
 		pl.validate = v.Validate
 		pl.recycle = v.Validate
@@ -154,8 +157,8 @@ type host[C any] struct{ p *Pool[C] }
 
 func (h host[C]) Loop() *fsm.Loop             { return h.p.loop }
 func (h host[C]) Update(bs []backend.Backend) { h.p.update(bs) }
-func (p *Pool[C]) fire(ev Event)              { p.loop.Fire(Machine, p.name, (*int8)(&p.state), int(ev)) }
-func (p *Pool[C]) closing() bool              { return p.state >= Stopping }
+func (p *Pool[C]) fire(ev Event)              { Kind.Fire(p.loop, &p.state, p.name, ev) }
+func (p *Pool[C]) closing() bool              { return p.state.Get() >= Stopping }
 func (p *Pool[C]) policyError(format string, a ...any) {
 	err := fmt.Errorf(format, a...)
 	p.st.policyErr = err
@@ -183,12 +186,12 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 			s = p.newSet(b)
 			p.sets[b.Name] = s
 			// A new backend enters the preference order at a random place.
-			i := p.loop.Rand().IntN(len(p.order) + 1)
+			i := s.rng.IntN(len(p.order) + 1)
 			p.order = slices.Insert(p.order, i, s)
 			continue
 		}
 		s.b.Addr = b.Addr
-		if s.state == slotset.Draining {
+		if s.state.Get() == slotset.Draining {
 			s.fire(slotset.Restore)
 			if s.live > 0 {
 				s.fire(slotset.Up)
@@ -196,7 +199,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 		}
 	}
 	for _, s := range slices.Clone(p.order) {
-		if !seen[s.b.Name] && s.state != slotset.Draining {
+		if !seen[s.b.Name] && s.state.Get() != slotset.Draining {
 			p.drain(s)
 		}
 	}
@@ -215,7 +218,7 @@ func (p *Pool[C]) drain(s *set[C]) {
 
 // maybeDrained stops a draining set once its last slot stopped.
 func (p *Pool[C]) maybeDrained(s *set[C]) {
-	if s.state != slotset.Draining || len(s.slots) > 0 || s.orphans > 0 {
+	if s.state.Get() != slotset.Draining || len(s.slots) > 0 || s.orphans > 0 {
 		return
 	}
 	s.fire(slotset.Drained)
@@ -239,7 +242,7 @@ func (p *Pool[C]) rebalanceTick() {
 func (p *Pool[C]) decohereTick() {
 	if n := len(p.order); n > 1 {
 		last := p.order[n-1]
-		i := p.loop.Rand().IntN(n)
+		i := p.rng.IntN(n)
 		copy(p.order[i+1:], p.order[i:n-1])
 		p.order[i] = last
 	}
@@ -259,10 +262,10 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 	p.info = p.info[:0]
 	p.rebSets = p.rebSets[:0]
 	for _, s := range p.order {
-		if s.state == slotset.Draining {
+		if s.state.Get() == slotset.Draining {
 			continue
 		}
-		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state == slotset.Online, Dead: s.dead, Failures: s.failures,
+		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state.Get() == slotset.Online, Dead: s.dead, Failures: s.failures,
 			Claimed: s.claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
 		p.rebSets = append(p.rebSets, s)
 	}
@@ -301,7 +304,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		}
 		n := 0
 		switch {
-		case s.state == slotset.Offline:
+		case s.state.Get() == slotset.Offline:
 			// No connection to tear down: keep only the probe.
 			n = surplus
 		case shrink:
@@ -335,7 +338,7 @@ func (p *Pool[C]) shrink(s *set[C], n int) {
 			if n == 0 {
 				return
 			}
-			if sl.state == st && !sl.stopWanted {
+			if sl.state.Get() == st && !sl.stopWanted {
 				p.retire(sl)
 				n--
 			}
@@ -353,20 +356,20 @@ func (p *Pool[C]) fill() {
 	// share gives its surplus back at the next periodic rebalance.
 	room := 0
 	for _, s := range p.order {
-		if s.state != slotset.Draining {
+		if s.state.Get() != slotset.Draining {
 			room += s.wanted - s.wantedNow()
 		}
 	}
 	for _, s := range p.order {
 		// A slot waiting to retire is kept rather than replaced.
-		for i := 0; s.state != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
+		for i := 0; s.state.Get() != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
 			if sl := s.slots[i]; sl.stopWanted {
 				sl.stopWanted = false
 				s.retiring--
 				room--
 			}
 		}
-		for (room > 0 || s.state == slotset.Offline) && s.state != slotset.Draining && s.wantedNow() < s.wanted &&
+		for (room > 0 || s.state.Get() == slotset.Offline) && s.state.Get() != slotset.Draining && s.wantedNow() < s.wanted &&
 			len(s.slots)+s.orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)
 			room--
@@ -384,15 +387,15 @@ func (p *Pool[C]) demand() int {
 
 // checkDead moves the pool to failed when every known backend is dead.
 func (p *Pool[C]) checkDead() {
-	if p.state != Starting && p.state != Running {
+	if p.state.Get() != Starting && p.state.Get() != Running {
 		return
 	}
 	n := 0
 	for _, s := range p.order {
-		if s.state == slotset.Draining {
+		if s.state.Get() == slotset.Draining {
 			continue
 		}
-		if !s.dead || s.state == slotset.Online {
+		if !s.dead || s.state.Get() == slotset.Online {
 			return
 		}
 		n++
@@ -409,10 +412,10 @@ func (p *Pool[C]) checkDead() {
 
 // setUp records that s came online.
 func (p *Pool[C]) setUp(s *set[C]) {
-	if s.state == slotset.Offline {
+	if s.state.Get() == slotset.Offline {
 		s.fire(slotset.Up)
 	}
-	if p.state == Starting || p.state == Failed {
+	if p.state.Get() == Starting || p.state.Get() == Failed {
 		p.fire(BackendUp)
 	}
 }
@@ -428,11 +431,11 @@ func (p *Pool[C]) Stats() Stats {
 func (p *Pool[C]) claimErr() error {
 	known, online := 0, 0
 	for _, s := range p.order {
-		if s.state == slotset.Draining {
+		if s.state.Get() == slotset.Draining {
 			continue
 		}
 		known++
-		if s.state == slotset.Online {
+		if s.state.Get() == slotset.Online {
 			online++
 		}
 	}
@@ -516,7 +519,7 @@ func (p *Pool[C]) beginClose() {
 	}
 	p.ioCancel()
 	for _, s := range slices.Clone(p.order) {
-		if s.state != slotset.Draining {
+		if s.state.Get() != slotset.Draining {
 			s.fire(slotset.Remove)
 		}
 		for _, sl := range slices.Clone(s.slots) {
@@ -533,11 +536,11 @@ func (p *Pool[C]) beginClose() {
 func (p *Pool[C]) endClose() (forced int) {
 	for _, s := range slices.Clone(p.order) {
 		for _, sl := range slices.Clone(s.slots) {
-			switch sl.state {
+			switch sl.state.Get() {
 			case slot.Claimed, slot.Connected:
 				// Closed off the loop, so that a connector whose Close
 				// blocks cannot hold Close up.
-				if sl.state == slot.Claimed {
+				if sl.state.Get() == slot.Claimed {
 					forced++
 				}
 				p.stopSlot(sl)
@@ -562,7 +565,7 @@ func (p *Pool[C]) endClose() (forced int) {
 
 // checkQuiet releases Close once nothing is left to wait for.
 func (p *Pool[C]) checkQuiet() {
-	if p.state == Stopping && p.nslots == 0 && p.loop.InFlight() == 0 {
+	if p.state.Get() == Stopping && p.nslots == 0 && p.loop.InFlight() == 0 {
 		select {
 		case <-p.quiet:
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
 )
 
@@ -291,13 +293,14 @@ func (h *harness) backoffDelaysSince(start int) []time.Duration {
 	var out []time.Duration
 	failedAt := map[string]time.Time{}
 	for _, tr := range h.trace[start:] {
-		if tr.Machine != "slot" {
+		st, ok := slot.Kind.Step(tr)
+		if !ok {
 			continue
 		}
-		if tr.To == "failed" {
+		if st.To == slot.Failed {
 			failedAt[tr.ID] = tr.At
 		}
-		if at, ok := failedAt[tr.ID]; ok && tr.Event == "backoff_elapsed" {
+		if at, ok := failedAt[tr.ID]; ok && st.Event == slot.BackoffElapsed {
 			out = append(out, tr.At.Sub(at))
 		}
 	}
@@ -358,7 +361,7 @@ func TestCloseWaitsForClaimedThenForces(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.p.Close(ctx) }()
 	h.waitUntil("stopping with only claimed slots left", func() bool {
-		return h.p.state == Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
+		return h.p.state.Get() == Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
 	})
 	if _, err := h.p.Claim(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("claim while closing: %v", err)
@@ -396,7 +399,7 @@ func TestCloseWithHangingConnector(t *testing.T) {
 	fake := newFakeConnector()
 	fake.hang[name(1)] = true
 	fake.hangHonours = false // ignores its context
-	p, err := New(resolverFor(1), backend.Connector[*fakeConn](fake), Policy{})
+	p, err := New(resolverFor(1), backend.Connector[*fakeConn](fake), Policy{}, WithStrict(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,4 +494,66 @@ func TestCancellingAClaimNeverCancelsAConnect(t *testing.T) {
 		t.Fatalf("after the connect completed: %+v", st.Slots)
 	}
 	h.claim().Release()
+}
+
+// TestSlotDrawsDoNotDependOnOtherBackends checks that each slot draws from
+// its own random stream: the backoff delays of a failing backend's slot are
+// the same whether or not another backend, with slots drawing jitter of
+// their own, is in the pool.
+func TestSlotDrawsDoNotDependOnOtherBackends(t *testing.T) {
+	pol := Policy{SparesWanted: 2, MaxSlots: 2, MaxSlotsPerBackend: 1, DeadAfter: 1000, HealthInterval: 100 * time.Millisecond,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, BackoffJitter: 10 * time.Millisecond}
+	delays := func(backends int) []time.Duration {
+		h := newHarness(t, pol, backends, func(f *fakeConnector) backend.Connector[*fakeConn] {
+			f.fail[name(1)] = errors.New("refused")
+			return f
+		})
+		h.advance(5 * time.Second)
+		if backends > 1 {
+			for _, b := range h.stats().Backends {
+				if b.Name == string(name(2)) && b.Slots.Connected+b.Slots.Checking == 0 {
+					t.Fatalf("%s has no connected slot drawing health-check jitter", b.Name)
+				}
+			}
+		}
+		return h.slotBackoffDelays(string(name(1)) + "/0")
+	}
+	alone, shared := delays(1), delays(2)
+	if len(alone) < 10 {
+		t.Fatalf("only %d retries", len(alone))
+	}
+	jittered := false
+	for i, d := range alone {
+		if d != min(pol.BackoffMin<<i, pol.BackoffMax) {
+			jittered = true
+		}
+	}
+	if !jittered {
+		t.Fatalf("no jitter drawn: %v", alone)
+	}
+	if n := min(len(alone), len(shared)); n < 10 || !slices.Equal(alone[:n], shared[:n]) {
+		t.Fatalf("backoff delays of %s/0 depend on the other backends:\nalone  %v\nshared %v", name(1), alone, shared)
+	}
+}
+
+// slotBackoffDelays returns, from the trace, the time slot id spent in
+// failed before each of its backoffs elapsed.
+func (h *harness) slotBackoffDelays(id string) []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []time.Duration
+	var failedAt time.Time
+	for _, tr := range h.trace {
+		st, ok := slot.Kind.Step(tr)
+		if !ok || tr.ID != id || st.Created {
+			continue
+		}
+		if st.To == slot.Failed {
+			failedAt = tr.At
+		}
+		if st.Event == slot.BackoffElapsed {
+			out = append(out, tr.At.Sub(failedAt))
+		}
+	}
+	return out
 }

@@ -33,7 +33,7 @@ func init() {
 }
 
 func (p *Pool[C]) inspectLocked() simhook.Pool {
-	return simhook.Pool{State: int8(p.state), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
+	return simhook.Pool{State: int8(p.state.Get()), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
 }
 
 func (p *Pool[C]) inspectSetLocked(name backend.Name) (simhook.Set, bool) {
@@ -52,11 +52,11 @@ func (p *Pool[C]) inspectSetsLocked(dst []simhook.Set) []simhook.Set {
 }
 
 func (s *set[C]) inspect() simhook.Set {
-	v := simhook.Set{Name: s.b.Name, State: s.state, Dead: s.dead, Wanted: s.wanted, Slots: len(s.slots),
+	v := simhook.Set{Name: s.b.Name, State: s.state.Get(), Dead: s.dead, Wanted: s.wanted, Slots: len(s.slots),
 		Live: s.live, Claimed: s.claimed, Retiring: s.retiring, Idle: len(s.idle)}
 	for _, sl := range s.slots {
-		if int(sl.state) < len(v.ByState) {
-			v.ByState[sl.state]++
+		if int(sl.state.Get()) < len(v.ByState) {
+			v.ByState[sl.state.Get()]++
 		}
 	}
 	return v

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"math/rand/v2"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -19,7 +20,8 @@ type set[C any] struct {
 	p        *Pool[C]
 	b        backend.Backend
 	id       string
-	state    slotset.State
+	state    fsm.State[slotset.State, slotset.Event]
+	rng      fsm.Stream  // its place in the preference order
 	slots    []*pslot[C] // not stopped
 	idle     []*pslot[C] // connected, LIFO
 	live     int         // slots holding a connection
@@ -35,11 +37,13 @@ type set[C any] struct {
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
-	return &set[C]{p: p, b: b, id: p.idPrefix + string(b.Name)}
+	s := &set[C]{p: p, b: b, id: p.idPrefix + string(b.Name)}
+	s.rng.Init(p.loop, "set", s.id)
+	return s
 }
 
 func (s *set[C]) fire(ev slotset.Event) {
-	s.p.loop.Fire(slotset.Machine, s.id, (*int8)(&s.state), int(ev))
+	slotset.Kind.Fire(s.p.loop, &s.state, s.id, ev)
 }
 
 // wantedNow is the number of slots that will remain: those not retiring.
@@ -51,7 +55,8 @@ type pslot[C any] struct {
 	set      *set[C]
 	b        backend.Backend
 	id       string
-	state    slot.State
+	state    fsm.State[slot.State, slot.Event]
+	rng      fsm.Stream // backoff, health-check and lifetime jitter
 	conn     C
 	cur      *Handle[C] // the claim holding the slot, or nil
 	io       fsm.Timer  // deadline of the I/O in flight, or the backoff
@@ -73,20 +78,19 @@ type pslot[C any] struct {
 }
 
 func (sl *pslot[C]) fire(ev slot.Event) bool {
-	return sl.p.loop.Fire(slot.Machine, sl.id, (*int8)(&sl.state), int(ev))
+	return slot.Kind.Fire(sl.p.loop, &sl.state, sl.id, ev)
 }
 
 // startSlot adds a slot to s and starts connecting.
 func (p *Pool[C]) startSlot(s *set[C]) {
 	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.id, s.nextID), pos: len(s.slots), idlePos: -1}
 	s.nextID++
+	sl.rng.Init(p.loop, "slot", sl.id)
 	sl.io.Init(func() { p.ioDue(sl) })
 	sl.health.Init(func() { p.healthDue(sl) })
 	s.slots = append(s.slots, sl)
 	p.nslots++
-	if p.loop.Observed() {
-		p.loop.Report(fsm.Transition{At: p.now(), Machine: slot.Machine.Name(), ID: sl.id, From: "", Event: "create", To: sl.state.String()})
-	}
+	slot.Kind.Created(p.loop, sl.id, &sl.state)
 	p.connect(sl)
 }
 
@@ -115,7 +119,7 @@ func (p *Pool[C]) abandon(sl *pslot[C]) {
 // pendingDone records that one of the slot's pending connections or I/O
 // finished.
 func (p *Pool[C]) pendingDone(sl *pslot[C]) {
-	if sl.state == slot.Stopped {
+	if sl.state.Get() == slot.Stopped {
 		sl.set.orphans--
 		p.orphans--
 		p.maybeDrained(sl.set)
@@ -124,7 +128,7 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 		return
 	}
 	sl.pending--
-	if sl.pending == 0 && sl.connectWant && sl.state == slot.Connecting {
+	if sl.pending == 0 && sl.connectWant && sl.state.Get() == slot.Connecting {
 		sl.connectWant = false
 		p.connect(sl)
 	}
@@ -248,7 +252,7 @@ func (p *Pool[C]) closeConn(b backend.Backend, c C, cause CloseCause) {
 func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	p.st.closes++
 	sl.pending++
-	if sl.state == slot.Stopped {
+	if sl.state.Get() == slot.Stopped {
 		sl.pending--
 		sl.set.orphans++
 		p.orphans++
@@ -287,7 +291,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	sl.failures = 0
 	now := p.now()
 	if p.pol.MaxConnLifetime > 0 {
-		jitter := time.Duration(p.loop.Rand().Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
+		jitter := time.Duration(sl.rng.Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
 		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
 	}
 	p.scheduleHealth(sl)
@@ -304,7 +308,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 	d := p.pol.HealthInterval
 	// Up to 10% earlier, so the checks of slots opened together spread out.
-	d -= time.Duration(p.loop.Rand().Int64N(int64(d)/10 + 1))
+	d -= time.Duration(sl.rng.Int64N(int64(d)/10 + 1))
 	p.loop.After(&sl.health, d)
 }
 
@@ -312,7 +316,7 @@ func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 // the head waiter, or waits idle.
 func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
 	switch {
-	case sl.state != slot.Connected:
+	case sl.state.Get() != slot.Connected:
 		return
 	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
@@ -352,7 +356,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.closeLater(sl, c, CloseExpired)
 	p.st.expired++
 	p.lostConn(sl.set) // may rebalance, and stop this very slot
-	if sl.state == slot.Connecting {
+	if sl.state.Get() == slot.Connecting {
 		p.connectWhenFree(sl)
 	}
 }
@@ -360,7 +364,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 // lostConn records that a slot of s no longer holds a connection.
 func (p *Pool[C]) lostConn(s *set[C]) {
 	s.live--
-	if s.live == 0 && s.state == slotset.Online {
+	if s.live == 0 && s.state.Get() == slotset.Online {
 		s.fire(slotset.Down)
 		p.probeDeadIfNoneOnline()
 		p.rebalanceNow(false)
@@ -372,17 +376,17 @@ func (p *Pool[C]) lostConn(s *set[C]) {
 // runs, and claims would otherwise fail fast until it ends.
 func (p *Pool[C]) probeDeadIfNoneOnline() {
 	for _, s := range p.order {
-		if s.state == slotset.Online {
+		if s.state.Get() == slotset.Online {
 			return
 		}
 	}
 	now := p.now()
 	for _, s := range p.order {
-		if !s.dead || s.state == slotset.Draining {
+		if !s.dead || s.state.Get() == slotset.Draining {
 			continue
 		}
 		for _, sl := range s.slots {
-			if sl.state == slot.Failed && !sl.stopWanted {
+			if sl.state.Get() == slot.Failed && !sl.stopWanted {
 				p.loop.At(&sl.io, now)
 			}
 		}
@@ -396,7 +400,7 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 // fail is slotFailed; closeConn is false when an I/O job in flight still
 // holds the connection and will close it itself.
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
-	hadConn := sl.state.HasConn()
+	hadConn := sl.state.Get().HasConn()
 	p.unidle(sl)
 	p.abandon(sl) // any completion still in flight is stale now
 	if !sl.fire(ev) {
@@ -440,23 +444,23 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		}
 	}
 	switch {
-	case sl.state == slot.Stopped:
+	case sl.state.Get() == slot.Stopped:
 	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
 	default:
 		p.loop.Cancel(&sl.health)
-		p.loop.After(&sl.io, p.backoff(sl.failures))
+		p.loop.After(&sl.io, p.backoff(sl.failures, sl.rng.Rand()))
 	}
 }
 
-func (p *Pool[C]) backoff(n int) (d time.Duration) {
+func (p *Pool[C]) backoff(n int, r *rand.Rand) (d time.Duration) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.policyError("pool: backoff panicked: %v", v)
 			d = p.pol.BackoffMax
 		}
 	}()
-	d = p.pol.Backoff.Delay(n, p.loop.Rand())
+	d = p.pol.Backoff.Delay(n, r)
 	if d < 0 {
 		p.policyError("pool: backoff returned a negative delay %v; using BackoffMin", d)
 		d = p.pol.BackoffMin
@@ -467,7 +471,7 @@ func (p *Pool[C]) backoff(n int) (d time.Duration) {
 
 // ioDue runs when a slot's I/O deadline or backoff ends.
 func (p *Pool[C]) ioDue(sl *pslot[C]) {
-	switch sl.state {
+	switch sl.state.Get() {
 	case slot.Failed:
 		if sl.fire(slot.BackoffElapsed) {
 			p.connectWhenFree(sl)
@@ -490,8 +494,8 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 // healthDue runs every health interval for each slot: an idle slot is
 // checked (or expired); a busy one is looked at again next interval.
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
-	if sl.state != slot.Connected {
-		if sl.state.HasConn() {
+	if sl.state.Get() != slot.Connected {
+		if sl.state.Get().HasConn() {
 			p.scheduleHealth(sl)
 		}
 		return
@@ -597,7 +601,7 @@ func (p *Pool[C]) stopCause(cause CloseCause) CloseCause {
 
 // stopSlot stops a slot and closes its connection, if it holds one.
 func (p *Pool[C]) stopSlot(sl *pslot[C]) {
-	if sl.state.HasConn() {
+	if sl.state.Get().HasConn() {
 		// Spawn the close first, so that Close sees it in flight.
 		p.closeLater(sl, sl.conn, p.stopCause(CloseRetired))
 	}
@@ -607,11 +611,11 @@ func (p *Pool[C]) stopSlot(sl *pslot[C]) {
 // stopSlotKeepConn stops a slot; its connection, if any, is the caller's
 // to close.
 func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
-	if sl.state == slot.Stopped {
+	if sl.state.Get() == slot.Stopped {
 		return
 	}
-	hadConn := sl.state.HasConn()
-	wasClaimed := sl.state == slot.Claimed
+	hadConn := sl.state.Get().HasConn()
+	wasClaimed := sl.state.Get() == slot.Claimed
 	if wasClaimed {
 		sl.set.claimed--
 		p.nclaimed--
@@ -663,7 +667,7 @@ func (p *Pool[C]) capacityFreed() {
 // retire stops a slot now if nothing holds its connection, and otherwise
 // once it comes back.
 func (p *Pool[C]) retire(sl *pslot[C]) {
-	switch sl.state {
+	switch sl.state.Get() {
 	case slot.Connecting, slot.Connected, slot.Failed:
 		p.stopSlot(sl)
 	case slot.Claimed, slot.Recycling, slot.Checking:

@@ -55,8 +55,10 @@ var (
 	}
 )
 
-// Machine is the pool machine's declaration, compiled.
-var Machine = fsm.MustDeclare("pool", stateNames, eventNames, "starting", lf.Events{
+// Kind is the pool machine's declaration, compiled and typed: a machine's
+// fsm.State[State, Event] changes only through Kind.Fire with one of its
+// [Event]s.
+var Kind = fsm.MustDeclare[State, Event]("pool", stateNames, eventNames, lf.Events{
 	{Name: "backend_up", Src: []string{"starting", "failed"}, Dst: "running"},
 	{Name: "all_dead", Src: []string{"starting", "running"}, Dst: "failed"},
 	{Name: "close", Src: []string{"starting", "running", "failed"}, Dst: "stopping"},
@@ -64,12 +66,12 @@ var Machine = fsm.MustDeclare("pool", stateNames, eventNames, "starting", lf.Eve
 })
 
 // String returns the state's trace name.
-func (s State) String() string { return Machine.StateName(int(s)) }
+func (s State) String() string { return Kind.StateName(s) }
 
 // String returns the event's trace name.
-func (e Event) String() string { return Machine.EventName(int(e)) }
+func (e Event) String() string { return Kind.EventName(e) }
 
 // Markdown renders docs/pool.md.
 func Markdown() string {
-	return Machine.Markdown("The pool as a whole. Claims fail fast while it is failed.", stateDocs, eventDocs)
+	return Kind.Machine().Markdown("The pool as a whole. Claims fail fast while it is failed.", stateDocs, eventDocs)
 }

@@ -164,7 +164,7 @@ func errString(err error) string {
 
 func (p *Pool[C]) stats() Stats {
 	st := Stats{
-		Name: p.name, State: p.state.String(), Waiters: p.waiters.n,
+		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
 		Connects: p.st.connects, Failures: p.st.failures, Checks: p.st.checks,
 		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
@@ -175,13 +175,13 @@ func (p *Pool[C]) stats() Stats {
 	}
 	now := p.now()
 	for _, s := range p.order {
-		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.state.String(), Dead: s.dead,
+		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.state.Get().String(), Dead: s.dead,
 			Wanted: s.wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
 			ConsecutiveFailures: s.failures, LastError: errString(s.lastErr)}
 		for _, sl := range s.slots {
-			bs.Slots.add(sl.state)
-			st.Slots.add(sl.state)
-			if sl.state == slot.Claimed {
+			bs.Slots.add(sl.state.Get())
+			st.Slots.add(sl.state.Get())
+			if sl.state.Get() == slot.Claimed {
 				st.OldestClaim = max(st.OldestClaim, now.Sub(sl.claimedAt))
 			}
 		}

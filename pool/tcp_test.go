@@ -190,7 +190,7 @@ type setWatch struct {
 }
 
 func (w *setWatch) Observe(tr fsm.Transition) {
-	if tr.Machine != slotset.Machine.Name() || tr.Event != slotset.Down.String() {
+	if st, ok := slotset.Kind.Step(tr); !ok || st.Created || st.Event != slotset.Down {
 		return
 	}
 	w.mu.Lock()
@@ -333,7 +333,7 @@ func TestTCPEchoServers(t *testing.T) {
 		// before the slot reconnects (see TestTCPCapHoldsWhileAConnectionCloses).
 		BackoffMin: 50 * time.Millisecond,
 		BackoffMax: 200 * time.Millisecond,
-	}, pool.WithObserver(&watch), pool.WithName("tcp"))
+	}, pool.WithObserver(&watch), pool.WithName("tcp"), pool.WithStrict(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,14 +503,14 @@ func TestTCPCapCountsOpeningConnections(t *testing.T) {
 	conn := gauged{inner, &client}
 	var created atomic.Int64
 	obs := fsm.ObserverFunc(func(tr fsm.Transition) {
-		if tr.Machine == slot.Machine.Name() && tr.Event == "create" {
+		if st, ok := slot.Kind.Step(tr); ok && st.Created {
 			created.Add(1)
 		}
 	})
 	p, err := pool.New(resolver.NewFixed(addrs...), conn, pool.Policy{
 		MaxSlots: maxSlots, MaxSlotsPerBackend: maxSlots, SparesWanted: 2 * maxSlots,
 		ClaimTimeout: 5 * time.Second, HealthTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second,
-	}, pool.WithObserver(obs))
+	}, pool.WithObserver(obs), pool.WithStrict(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,7 +631,7 @@ func TestTCPCapHoldsWhileAConnectionCloses(t *testing.T) {
 			conn := &closeGate{Connector: inner, gate: make(chan struct{}), waiting: make(chan struct{}, 8)}
 			connected := make(chan struct{}, 8)
 			obs := fsm.ObserverFunc(func(tr fsm.Transition) {
-				if tr.Machine == slot.Machine.Name() && tr.Event == slot.ConnectOK.String() {
+				if st, ok := slot.Kind.Step(tr); ok && !st.Created && st.Event == slot.ConnectOK {
 					connected <- struct{}{}
 				}
 			})
@@ -639,7 +639,7 @@ func TestTCPCapHoldsWhileAConnectionCloses(t *testing.T) {
 			r := resolver.NewFixed(a.addr)
 			p, err := pool.New(r, backend.Connector[net.Conn](conn), pool.Policy{
 				MaxSlots: 1, SparesWanted: 1, MaxConnLifetime: time.Minute,
-			}, pool.WithObserver(obs), pool.WithClock(mock))
+			}, pool.WithObserver(obs), pool.WithClock(mock), pool.WithStrict(true))
 			if err != nil {
 				t.Fatal(err)
 			}

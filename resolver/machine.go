@@ -48,8 +48,10 @@ var (
 	}
 )
 
-// Machine is the resolver machine's declaration, compiled.
-var Machine = fsm.MustDeclare("resolver", stateNames, eventNames, "resolving", lf.Events{
+// Kind is the resolver machine's declaration, compiled and typed: a machine's
+// fsm.State[State, Event] changes only through Kind.Fire with one of its
+// [Event]s.
+var Kind = fsm.MustDeclare[State, Event]("resolver", stateNames, eventNames, lf.Events{
 	{Name: "query", Src: []string{"resolved", "failed"}, Dst: "resolving"},
 	{Name: "answer", Src: []string{"resolving"}, Dst: "resolved"},
 	{Name: "error", Src: []string{"resolving"}, Dst: "failed"},
@@ -57,12 +59,12 @@ var Machine = fsm.MustDeclare("resolver", stateNames, eventNames, "resolving", l
 })
 
 // String returns the state's trace name.
-func (s State) String() string { return Machine.StateName(int(s)) }
+func (s State) String() string { return Kind.StateName(s) }
 
 // String returns the event's trace name.
-func (e Event) String() string { return Machine.EventName(int(e)) }
+func (e Event) String() string { return Kind.EventName(e) }
 
 // Markdown renders docs/resolver.md.
 func Markdown() string {
-	return Machine.Markdown("Every resolver (Fixed, DNS) runs this machine on the pool's loop and delivers full snapshots of the backend set.", stateDocs, eventDocs)
+	return Kind.Machine().Markdown("Every resolver (Fixed, DNS) runs this machine on the pool's loop and delivers full snapshots of the backend set.", stateDocs, eventDocs)
 }

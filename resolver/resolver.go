@@ -2,7 +2,7 @@
 //
 // A [Resolver] runs on the pool's loop and delivers full snapshots of the
 // backend set (level-triggered: each update is the whole set, never a
-// delta). Every resolver runs the declared resolver [Machine]. [Fixed] is a
+// delta). Every resolver runs the declared resolver machine, [Kind]. [Fixed] is a
 // resolver whose set the program replaces at run time; resolver/dns finds
 // backends through DNS SRV records.
 package resolver
@@ -59,7 +59,7 @@ type Fixed struct {
 	host Host
 
 	// With the loop held once started:
-	state      State
+	state      fsm.State[State, Event]
 	set        []backend.Backend
 	lastAnswer time.Time
 	answers    uint64
@@ -107,17 +107,17 @@ func (f *Fixed) ReplaceBackends(bs ...backend.Backend) {
 }
 
 func (f *Fixed) deliver(bs []backend.Backend) {
-	if f.state == Stopped {
+	if f.state.Get() == Stopped {
 		return
 	}
 	l := f.host.Loop()
-	if f.state != Resolving {
-		l.Fire(Machine, "fixed", (*int8)(&f.state), int(Query))
+	if f.state.Get() != Resolving {
+		Kind.Fire(l, &f.state, "fixed", Query)
 	}
 	f.set = bs
 	f.lastAnswer = l.Now()
 	f.answers++
-	l.Fire(Machine, "fixed", (*int8)(&f.state), int(Answer))
+	Kind.Fire(l, &f.state, "fixed", Answer)
 	f.host.Update(f.set)
 }
 
@@ -131,14 +131,17 @@ func (f *Fixed) Start(h Host) {
 
 // Stop implements [Resolver].
 func (f *Fixed) Stop() {
-	if f.state == Stopped || f.host == nil {
-		f.state = Stopped
+	if f.state.Get() == Stopped {
 		return
 	}
-	f.host.Loop().Fire(Machine, "fixed", (*int8)(&f.state), int(Stop))
+	var l *fsm.Loop // nil before Start: nobody to report to
+	if f.host != nil {
+		l = f.host.Loop()
+	}
+	Kind.Fire(l, &f.state, "fixed", Stop)
 }
 
 // Stats implements [Resolver].
 func (f *Fixed) Stats() Stats {
-	return Stats{State: f.state.String(), LastAnswer: f.lastAnswer, Backends: slices.Clone(f.set), Queries: f.answers}
+	return Stats{State: f.state.Get().String(), LastAnswer: f.lastAnswer, Backends: slices.Clone(f.set), Queries: f.answers}
 }

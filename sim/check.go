@@ -56,40 +56,6 @@ func (k *checker) init() {
 	k.sets = map[string]*shadowSet{}
 }
 
-func slotState(name string) (slot.State, bool) {
-	switch name {
-	case "connecting":
-		return slot.Connecting, true
-	case "connected":
-		return slot.Connected, true
-	case "claimed":
-		return slot.Claimed, true
-	case "recycling":
-		return slot.Recycling, true
-	case "checking":
-		return slot.Checking, true
-	case "failed":
-		return slot.Failed, true
-	case "stopped":
-		return slot.Stopped, true
-	}
-	return 0, false
-}
-
-func setState(name string) (slotset.State, bool) {
-	switch name {
-	case "offline":
-		return slotset.Offline, true
-	case "online":
-		return slotset.Online, true
-	case "draining":
-		return slotset.Draining, true
-	case "stopped":
-		return slotset.Stopped, true
-	}
-	return 0, false
-}
-
 // setFor returns the model of the set with the given ID ("pool/backend"),
 // creating it.
 func (k *checker) setFor(s *Sim, id string) *shadowSet {
@@ -130,41 +96,44 @@ func (k *checker) dirtyInst(inst *poolInst) {
 }
 
 // slot follows one slot transition.
-func (k *checker) slot(s *Sim, t *fsm.Transition) {
-	if t.Event == "create" {
-		j := strings.LastIndexByte(t.ID, '/')
+func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
+	if t.Created {
+		j := strings.LastIndexByte(id, '/')
 		if j < 0 {
-			s.violate("trace-id", "slot id %q has no set prefix", t.ID)
+			s.violate("trace-id", "slot id %q has no set prefix", id)
 			return
 		}
-		ss := k.setFor(s, t.ID[:j])
+		ss := k.setFor(s, id[:j])
 		if ss == nil {
 			return
 		}
-		if k.slots[t.ID] != nil {
-			s.violate("slot-state", "slot %s created twice", t.ID)
+		if k.slots[id] != nil {
+			s.violate("slot-state", "slot %s created twice", id)
 			return
 		}
-		k.slots[t.ID] = &shadowSlot{set: ss, state: slot.Connecting}
+		if t.To != slot.Connecting {
+			s.violate("slot-state", "slot %s created in %s", id, t.To)
+			return
+		}
+		k.slots[id] = &shadowSlot{set: ss, state: slot.Connecting}
 		ss.n[slot.Connecting]++
 		ss.total++
 		ss.inst.nslots++
 		k.dirtySet(s, ss)
 		return
 	}
-	sl := k.slots[t.ID]
+	sl := k.slots[id]
 	if sl == nil {
-		s.violate("slot-state", "transition of slot %s, which does not exist: %s --%s--> %s", t.ID, t.From, t.Event, t.To)
+		s.violate("slot-state", "transition of slot %s, which does not exist: %s --%s--> %s", id, t.From, t.Event, t.To)
 		return
 	}
-	from, ok1 := slotState(t.From)
-	to, ok2 := slotState(t.To)
-	if !ok1 || !ok2 {
-		s.violate("slot-state", "slot %s: unknown state in %s --%s--> %s", t.ID, t.From, t.Event, t.To)
+	from, to := t.From, t.To
+	if !validSlotState(from) || !validSlotState(to) {
+		s.violate("slot-state", "slot %s: unknown state in %s --%s--> %s", id, from, t.Event, to)
 		return
 	}
 	if from != sl.state {
-		s.violate("slot-state", "slot %s left %s, but it was %s", t.ID, from, sl.state)
+		s.violate("slot-state", "slot %s left %s, but it was %s", id, from, sl.state)
 		return
 	}
 	ss := sl.set
@@ -179,10 +148,10 @@ func (k *checker) slot(s *Sim, t *fsm.Transition) {
 		inst.nclaimed++
 	}
 	switch t.Event {
-	case "connect_ok", "check_ok", "recycle_ok":
+	case slot.ConnectOK, slot.CheckOK, slot.RecycleOK:
 		sl.failures = 0
-	case "backoff_elapsed":
-		k.backoff(s, t.ID, sl)
+	case slot.BackoffElapsed:
+		k.backoff(s, id, sl)
 	}
 	if to == slot.Failed {
 		sl.failures++
@@ -192,13 +161,15 @@ func (k *checker) slot(s *Sim, t *fsm.Transition) {
 		inst.scanIO = true // an I/O context may have been cancelled
 	}
 	if to == slot.Stopped {
-		delete(k.slots, t.ID)
+		delete(k.slots, id)
 		ss.n[slot.Stopped]--
 		ss.total--
 		inst.nslots--
 	}
 	k.dirtySet(s, ss)
 }
+
+func validSlotState(st slot.State) bool { return st >= 0 && st < slot.NumStates }
 
 // backoff checks the delay a slot waited after its last failure.
 func (k *checker) backoff(s *Sim, id string, sl *shadowSlot) {
@@ -233,14 +204,14 @@ func (k *checker) backoff(s *Sim, id string, sl *shadowSlot) {
 }
 
 // set follows one slot-set transition.
-func (k *checker) set(s *Sim, t *fsm.Transition) {
-	ss := k.setFor(s, t.ID)
+func (k *checker) set(s *Sim, id string, t fsm.Step[slotset.State, slotset.Event]) {
+	ss := k.setFor(s, id)
 	if ss == nil {
 		return
 	}
-	to, ok := setState(t.To)
-	if !ok {
-		s.violate("set-state", "set %s: unknown state %s", t.ID, t.To)
+	to := t.To
+	if to < 0 || to > slotset.Stopped {
+		s.violate("set-state", "set %s: unknown state %s", id, to)
 		return
 	}
 	if ss.state == slotset.Online && to != slotset.Online {
@@ -255,9 +226,9 @@ func (k *checker) set(s *Sim, t *fsm.Transition) {
 	ss.state = to
 	if to == slotset.Stopped {
 		if ss.total != 0 {
-			s.violate("set-state", "set %s stopped with %d slots", t.ID, ss.total)
+			s.violate("set-state", "set %s stopped with %d slots", id, ss.total)
 		}
-		delete(k.sets, t.ID)
+		delete(k.sets, id)
 	}
 	k.dirtySet(s, ss)
 }

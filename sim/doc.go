@@ -34,8 +34,9 @@
 //
 // No goroutine runs during a simulation, no decision depends on map
 // order, and every random draw comes from streams derived from the one
-// seed (the loop's own source for the pools, and one stream per backend,
-// client, DNS and fault schedule). The trace, one JSON line per machine
+// seed and a component's name: one per pool, slot set, slot and resolver
+// (through [fsm.Stream]), and one per backend, client, DNS and fault
+// schedule. The trace, one JSON line per machine
 // transition and per simulator event, is hashed with SHA-256; the same
 // scenario and seed give the same hash on every machine and GOMAXPROCS.
 //

@@ -23,8 +23,9 @@ type dnsResolver struct {
 
 	host   resolver.Host
 	loop   *fsm.Loop
-	state  resolver.State
+	state  fsm.State[resolver.State, resolver.Event]
 	timer  fsm.Timer
+	rng    fsm.Stream // re-query jitter
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -48,13 +49,14 @@ func (r *dnsResolver) Start(h resolver.Host) {
 	r.host = h
 	r.loop = h.Loop()
 	r.timer.Init(r.onTimer)
+	r.rng.Init(r.loop, "resolver", r.id)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.query()
 }
 
 // Stop implements resolver.Resolver.
 func (r *dnsResolver) Stop() {
-	if r.state == resolver.Stopped {
+	if r.state.Get() == resolver.Stopped {
 		return
 	}
 	r.fire(resolver.Stop)
@@ -64,7 +66,7 @@ func (r *dnsResolver) Stop() {
 
 // Stats implements resolver.Resolver.
 func (r *dnsResolver) Stats() resolver.Stats {
-	st := resolver.Stats{State: r.state.String(), LastAnswer: r.lastAnswer, Backends: slices.Clone(r.set),
+	st := resolver.Stats{State: r.state.Get().String(), LastAnswer: r.lastAnswer, Backends: slices.Clone(r.set),
 		Queries: r.queries, Errors: r.errs}
 	if r.lastErr != nil {
 		st.LastError = r.lastErr.Error()
@@ -73,7 +75,7 @@ func (r *dnsResolver) Stats() resolver.Stats {
 }
 
 func (r *dnsResolver) fire(ev resolver.Event) {
-	r.loop.Fire(resolver.Machine, r.id, (*int8)(&r.state), int(ev))
+	resolver.Kind.Fire(r.loop, &r.state, r.id, ev)
 }
 
 func (r *dnsResolver) onTimer() {
@@ -91,7 +93,7 @@ func (r *dnsResolver) query() {
 }
 
 func (r *dnsResolver) answer(ans []backend.Backend, err error) {
-	if r.state == resolver.Stopped {
+	if r.state.Get() == resolver.Stopped {
 		return
 	}
 	dns := &r.s.sc.DNS
@@ -126,7 +128,7 @@ func (r *dnsResolver) answer(ans []backend.Backend, err error) {
 
 // schedule sets the next query d from now, plus up to 10% jitter.
 func (r *dnsResolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * 0.1 * r.loop.Rand().Float64())
+	d += time.Duration(float64(d) * 0.1 * r.rng.Float64())
 	r.loop.After(&r.timer, d)
 }
 

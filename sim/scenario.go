@@ -526,7 +526,7 @@ func matches(patterns []string, name string, all bool) bool {
 // validatePolicy checks a policy the way pool.New does, by creating a
 // pool on a halted loop with no backends and closing it at once.
 func validatePolicy(p pool.Policy) (pool.Policy, error) {
-	l := fsm.NewLoop(&vclock{now: epoch}, 0, nil)
+	l := fsm.NewLoop(fsm.Config{Clock: &vclock{now: epoch}, Strict: true})
 	l.Halt()
 	pl, err := pool.New[struct{}](resolver.NewFixed(), nopConnector{}, p, simhook.WithLoop(l).(pool.Option))
 	if err != nil {

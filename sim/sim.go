@@ -12,6 +12,8 @@ import (
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
 )
 
 // Options adjust a run without changing its scenario.
@@ -172,9 +174,8 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 		tr:     newTracer(opt.Trace),
 	}
 	s.clk.now = epoch
-	s.loop = fsm.NewLoop(&s.clk, seed, nil)
+	s.loop = fsm.NewLoop(fsm.Config{Clock: &s.clk, Seed: seed, Strict: true})
 	s.loop.Halt() // the simulator advances time itself
-	s.loop.SetStrict(false)
 	s.loop.SetSpawner(s.spawn)
 	s.loop.AddObserver(observer{s})
 	s.loop.OnEventEnd(s.eventEnd)
@@ -415,15 +416,18 @@ func (s *Sim) observe(t *fsm.Transition) {
 	s.transitions++
 	s.tr.transition(s.now, t)
 	if t.Impossible {
-		s.violate("impossible-transition", "%s[%s] has no event %s in state %s", t.Machine, t.ID, t.Event, t.From)
+		s.violate("impossible-transition", "%s[%s] has no event %s in state %s", t.Kind(), t.ID, t.EventName(), t.FromName())
 		return
 	}
-	switch t.Machine {
-	case "slot":
-		s.chk.slot(s, t)
-	case "set":
-		s.chk.set(s, t)
-	case "pool":
+	if st, ok := slot.Kind.Step(*t); ok {
+		s.chk.slot(s, t.ID, st)
+		return
+	}
+	if st, ok := slotset.Kind.Step(*t); ok {
+		s.chk.set(s, t.ID, st)
+		return
+	}
+	if t.Machine == pool.Kind.Machine() {
 		if inst := s.insts[t.ID]; inst != nil {
 			inst.scanIO = true
 			s.chk.dirtyInst(inst)

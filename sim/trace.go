@@ -65,7 +65,7 @@ func (t *tracer) record(at int64, machine, id, from, event, to string, impossibl
 }
 
 func (t *tracer) transition(at int64, tr *fsm.Transition) {
-	t.record(at, tr.Machine, tr.ID, tr.From, tr.Event, tr.To, tr.Impossible)
+	t.record(at, tr.Kind(), tr.ID, tr.FromName(), tr.EventName(), tr.ToName(), tr.Impossible)
 }
 
 // last returns up to the last ringSize lines, oldest first, without their

@@ -84,8 +84,10 @@ var (
 	}
 )
 
-// Machine is the slot machine's declaration, compiled.
-var Machine = fsm.MustDeclare("slot", stateNames, eventNames, "connecting", lf.Events{
+// Kind is the slot machine's declaration, compiled and typed: a machine's
+// fsm.State[State, Event] changes only through Kind.Fire with one of its
+// [Event]s.
+var Kind = fsm.MustDeclare[State, Event]("slot", stateNames, eventNames, lf.Events{
 	{Name: "connect_ok", Src: []string{"connecting"}, Dst: "connected"},
 	{Name: "connect_err", Src: []string{"connecting"}, Dst: "failed"},
 	{Name: "claim", Src: []string{"connected"}, Dst: "claimed"},
@@ -103,10 +105,10 @@ var Machine = fsm.MustDeclare("slot", stateNames, eventNames, "connecting", lf.E
 })
 
 // String returns the state's trace name.
-func (s State) String() string { return Machine.StateName(int(s)) }
+func (s State) String() string { return Kind.StateName(s) }
 
 // String returns the event's trace name.
-func (e Event) String() string { return Machine.EventName(int(e)) }
+func (e Event) String() string { return Kind.EventName(e) }
 
 // NumStates is the number of slot states, for arrays indexed by State.
 const NumStates = 7
@@ -116,5 +118,5 @@ func (s State) HasConn() bool { return s >= Connected && s <= Checking }
 
 // Markdown renders docs/slot.md.
 func Markdown() string {
-	return Machine.Markdown("A slot holds at most one connection to one backend. The pool fires these events on its loop; the connect, check, recycle and close they call for run off the loop.", stateDocs, eventDocs)
+	return Kind.Machine().Markdown("A slot holds at most one connection to one backend. The pool fires these events on its loop; the connect, check, recycle and close they call for run off the loop.", stateDocs, eventDocs)
 }

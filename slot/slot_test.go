@@ -66,18 +66,17 @@ func model(s slot.State, e slot.Event) (slot.State, bool) {
 // connection exactly in the states that do, and that stopped is terminal.
 func TestSlotAgainstModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		l := fsm.NewLoop(nil, 1, nil)
-		l.SetStrict(false)
+		l := fsm.NewLoop(fsm.Config{Seed: 1})
 		l.Enter()
 		defer l.Leave()
-		real := int8(slot.Machine.Initial())
+		var real fsm.State[slot.State, slot.Event]
 		want := slot.Connecting
 		conns := 0 // connections the slot holds, by the model's bookkeeping
 		t.Repeat(map[string]func(*rapid.T){
 			"event": func(t *rapid.T) {
-				e := slot.Event(rapid.IntRange(0, len(slot.Machine.Events())-1).Draw(t, "event"))
+				e := slot.Event(rapid.IntRange(0, len(slot.Kind.Machine().Events())-1).Draw(t, "event"))
 				next, ok := model(want, e)
-				fired := l.Fire(slot.Machine, "s", &real, int(e))
+				fired := slot.Kind.Fire(l, &real, "s", e)
 				if fired != ok {
 					t.Fatalf("%s in %s: machine fired %v, model %v", e, want, fired, ok)
 				}
@@ -92,8 +91,8 @@ func TestSlotAgainstModel(t *testing.T) {
 				}
 			},
 			"": func(t *rapid.T) {
-				if slot.State(real) != want {
-					t.Fatalf("machine in %s, model in %s", slot.State(real), want)
+				if real.Get() != want {
+					t.Fatalf("machine in %s, model in %s", real.Get(), want)
 				}
 				if (conns == 1) != want.HasConn() || conns < 0 || conns > 1 {
 					t.Fatalf("%d connections in %s", conns, want)

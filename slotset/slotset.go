@@ -59,8 +59,10 @@ var (
 	}
 )
 
-// Machine is the slot-set machine's declaration, compiled.
-var Machine = fsm.MustDeclare("set", stateNames, eventNames, "offline", lf.Events{
+// Kind is the slot-set machine's declaration, compiled and typed: a machine's
+// fsm.State[State, Event] changes only through Kind.Fire with one of its
+// [Event]s.
+var Kind = fsm.MustDeclare[State, Event]("set", stateNames, eventNames, lf.Events{
 	{Name: "up", Src: []string{"offline"}, Dst: "online"},
 	{Name: "down", Src: []string{"online"}, Dst: "offline"},
 	{Name: "remove", Src: []string{"offline", "online"}, Dst: "draining"},
@@ -70,12 +72,12 @@ var Machine = fsm.MustDeclare("set", stateNames, eventNames, "offline", lf.Event
 })
 
 // String returns the state's trace name.
-func (s State) String() string { return Machine.StateName(int(s)) }
+func (s State) String() string { return Kind.StateName(s) }
 
 // String returns the event's trace name.
-func (e Event) String() string { return Machine.EventName(int(e)) }
+func (e Event) String() string { return Kind.EventName(e) }
 
 // Markdown renders docs/set.md.
 func Markdown() string {
-	return Machine.Markdown("One slot set per backend. A set is online while any of its slots holds a connection.", stateDocs, eventDocs)
+	return Kind.Machine().Markdown("One slot set per backend. A set is online while any of its slots holds a connection.", stateDocs, eventDocs)
 }

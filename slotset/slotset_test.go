@@ -34,14 +34,14 @@ func (r *refSet) state() slotset.State {
 // drained, stop) and checks it against the model after every step.
 func TestSetAgainstModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		l := fsm.NewLoop(nil, 1, nil)
+		l := fsm.NewLoop(fsm.Config{Seed: 1, Strict: true})
 		l.Enter()
 		defer l.Leave()
-		real := int8(slotset.Machine.Initial())
+		var real fsm.State[slotset.State, slotset.Event]
 		var ref refSet
 		fire := func(t *rapid.T, e slotset.Event) {
-			if !l.Fire(slotset.Machine, "b", &real, int(e)) {
-				t.Fatalf("%s refused in %s", e, slotset.State(real))
+			if !slotset.Kind.Fire(l, &real, "b", e) {
+				t.Fatalf("%s refused in %s", e, real.Get())
 			}
 		}
 		t.Repeat(map[string]func(*rapid.T){
@@ -105,14 +105,14 @@ func TestSetAgainstModel(t *testing.T) {
 				if !ref.stopped {
 					t.Skip("not stopped")
 				}
-				for e := range slotset.Machine.Events() {
-					if _, ok := slotset.Machine.Next(int(real), e); ok {
+				for e := range slotset.Kind.Machine().Events() {
+					if _, ok := slotset.Kind.Next(real.Get(), slotset.Event(e)); ok {
 						t.Fatalf("stopped set accepts %s", slotset.Event(e))
 					}
 				}
 			},
 			"": func(t *rapid.T) {
-				if got := slotset.State(real); got != ref.state() {
+				if got := real.Get(); got != ref.state() {
 					t.Fatalf("machine in %s, model in %s (%+v)", got, ref.state(), ref)
 				}
 			},

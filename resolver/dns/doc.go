@@ -18,7 +18,7 @@
 //
 // # How it runs
 //
-// The resolver runs the declared resolver machine ([resolver.Machine]:
+// The resolver runs the declared resolver machine ([resolver.Kind]:
 // resolving, resolved, failed, stopped) on the pool's loop. Every DNS
 // exchange runs off the loop through [fsm.Loop.Spawn] with a timeout
 // (Config.Timeout); its answer is checked and parsed there too, and comes

@@ -25,11 +25,11 @@ type testHost struct {
 
 func newHost(t *testing.T) *testHost {
 	h := &testHost{t: t, clk: clock.NewMock()}
-	h.loop = fsm.NewLoop(h.clk, 1, nil)
+	h.loop = fsm.NewLoop(fsm.Config{Clock: h.clk, Seed: 1, Strict: true})
 	h.loop.Enter()
 	h.loop.Halt()
 	h.loop.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) {
-		h.trace = append(h.trace, tr.From+" --"+tr.Event+"--> "+tr.To)
+		h.trace = append(h.trace, tr.FromName()+" --"+tr.EventName()+"--> "+tr.ToName())
 	}))
 	h.loop.Leave()
 	return h

@@ -13,6 +13,8 @@ import (
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/slotset"
 )
 
 // recordingConnector "connects" without any I/O (the addresses are never
@@ -85,13 +87,13 @@ func TestPoolOverDNS(t *testing.T) {
 		traceMu.Lock()
 		trace = append(trace, tr.String())
 		traceMu.Unlock()
-		if tr.Machine == "set" && tr.ID == "new.example.test.@192.0.2.7:5006" && tr.To == "online" {
+		if st, ok := slotset.Kind.Step(tr); ok && tr.ID == "new.example.test.@192.0.2.7:5006" && st.To == slotset.Online {
 			select {
 			case newOnline <- struct{}{}:
 			default:
 			}
 		}
-		if tr.Machine == "resolver" && tr.To == "resolved" {
+		if st, ok := resolver.Kind.Step(tr); ok && st.To == resolver.Resolved {
 			select {
 			case resolved <- struct{}{}:
 			default:
@@ -99,7 +101,7 @@ func TestPoolOverDNS(t *testing.T) {
 		}
 	})
 	conn := &recordingConnector{connects: map[backend.Name]int{}, closes: map[backend.Name]int{}}
-	p, err := pool.New(r, conn, pool.Policy{}, pool.WithClock(mock), pool.WithObserver(obs))
+	p, err := pool.New(r, conn, pool.Policy{}, pool.WithClock(mock), pool.WithObserver(obs), pool.WithStrict(true))
 	if err != nil {
 		t.Fatal(err)
 	}

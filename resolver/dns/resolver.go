@@ -22,7 +22,7 @@ import (
 var resolvConf = "/etc/resolv.conf"
 
 // Resolver finds the backends of a service through DNS. It implements
-// [resolver.Resolver] and runs the declared [resolver.Machine] on the
+// [resolver.Resolver] and runs the declared machine, [resolver.Kind], on the
 // pool's loop: resolving → resolved | failed, and a re-query timer back to
 // resolving, until stopped.
 //
@@ -46,8 +46,9 @@ type Resolver struct {
 	// With the loop held, once started.
 	host   resolver.Host
 	loop   *fsm.Loop
-	state  resolver.State
+	state  fsm.State[resolver.State, resolver.Event]
 	timer  fsm.Timer
+	rng    fsm.Stream      // re-query jitter
 	ctx    context.Context // cancelled by Stop: ends every exchange
 	cancel context.CancelFunc
 
@@ -182,12 +183,13 @@ func systemServers(path string) ([]netip.AddrPort, error) {
 
 // Start implements [resolver.Resolver]: it sends the first query at once.
 func (r *Resolver) Start(h resolver.Host) {
-	if r.loop != nil || r.state == resolver.Stopped {
+	if r.loop != nil || r.state.Get() == resolver.Stopped {
 		return
 	}
 	r.host = h
 	r.loop = h.Loop()
 	r.timer.Init(r.onTimer)
+	r.rng.Init(r.loop, "resolver", r.service)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.startRound()
 }
@@ -195,14 +197,14 @@ func (r *Resolver) Start(h resolver.Host) {
 // Stop implements [resolver.Resolver]: it cancels the re-query timer and
 // every exchange in flight. Answers that arrive later are dropped.
 func (r *Resolver) Stop() {
-	if r.state == resolver.Stopped {
+	if r.state.Get() == resolver.Stopped {
 		return
 	}
+	// Before Start, r.loop is nil: the machine stops with nobody to tell.
+	resolver.Kind.Fire(r.loop, &r.state, r.service, resolver.Stop)
 	if r.loop == nil {
-		r.state = resolver.Stopped
 		return
 	}
-	r.loop.Fire(resolver.Machine, r.service, (*int8)(&r.state), int(resolver.Stop))
 	r.loop.Cancel(&r.timer)
 	r.cancel()
 	r.rd = nil
@@ -216,7 +218,7 @@ func (r *Resolver) Stop() {
 // exchange), Errors those that failed.
 func (r *Resolver) Stats() resolver.Stats {
 	st := resolver.Stats{
-		State:      r.state.String(),
+		State:      r.state.Get().String(),
 		LastAnswer: r.lastAnswer,
 		Backends:   slices.Clone(r.set),
 		Queries:    r.queries,
@@ -230,20 +232,20 @@ func (r *Resolver) Stats() resolver.Stats {
 
 // onTimer is the re-query timer: a new round.
 func (r *Resolver) onTimer() {
-	if r.state == resolver.Stopped || r.rd != nil {
+	if r.state.Get() == resolver.Stopped || r.rd != nil {
 		return
 	}
-	r.loop.Fire(resolver.Machine, r.service, (*int8)(&r.state), int(resolver.Query))
+	resolver.Kind.Fire(r.loop, &r.state, r.service, resolver.Query)
 	r.startRound()
 }
 
 func (r *Resolver) fire(ev resolver.Event) {
-	r.loop.Fire(resolver.Machine, r.service, (*int8)(&r.state), int(ev))
+	resolver.Kind.Fire(r.loop, &r.state, r.service, ev)
 }
 
 // schedule arms the re-query timer d from now, plus jitter.
 func (r *Resolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * r.cfg.Jitter * r.loop.Rand().Float64())
+	d += time.Duration(float64(d) * r.cfg.Jitter * r.rng.Float64())
 	r.loop.After(&r.timer, d)
 }
 

@@ -186,7 +186,7 @@ func queryOnce(ctx context.Context, tr exchanger, network string, server netip.A
 // onReply runs with the loop held when an exchange completes.
 func (r *Resolver) onReply(x *exchange, a *answer, err error) {
 	r.inflight--
-	if r.state == resolver.Stopped {
+	if r.state.Get() == resolver.Stopped {
 		return // a late answer after Stop
 	}
 	defer r.pump()
