@@ -149,7 +149,7 @@ type Loop struct {
 	idle     sync.Cond
 	onIdle   []func()
 	check    func()
-	spawner  func(io func() func())
+	spawner  func(a Action, job func() func())
 	logs     []logRecord // written during the event, emitted by Leave
 
 	// Registration IDs, parallel to observers and onIdle, for removal.
@@ -274,19 +274,24 @@ func (l *Loop) observe(o Observer, t Transition) {
 	o.Observe(t)
 }
 
-// SetSpawner replaces how [Loop.Spawn] runs I/O. The default runs io on a new
-// goroutine and then its completion with the loop held. A simulator installs
-// one that runs both in virtual time. Call it before any Spawn.
-func (l *Loop) SetSpawner(s func(io func() func())) { l.spawner = s }
+// SetSpawner replaces the driver that runs spawned actions. The default
+// runs io on a new goroutine and then its completion with the loop held. A
+// simulator installs one that runs both in virtual time; a test can hold
+// the actions and complete them when its script says. The spawner is called
+// with the loop held; it must run the job's function (its I/O) at most once
+// and then run what that returns with the loop held. Call it before any
+// Spawn.
+func (l *Loop) SetSpawner(s func(a Action, job func() func())) { l.spawner = s }
 
-// Spawn runs io off the loop. io does the I/O (connect, check, close) without
-// touching machine state and returns the completion, which then runs with the
-// loop held, or nil. Spawn itself must be called with the loop held; the
-// number of spawned jobs not yet completed is [Loop.InFlight].
-func (l *Loop) Spawn(io func() func()) {
+// Spawn asks the driver to carry out action a: io does the I/O (connect,
+// check, close, query) off the loop, without touching machine state, and
+// returns the completion, which then runs with the loop held, or nil.
+// Spawn itself must be called with the loop held; the number of spawned
+// jobs not yet completed is [Loop.InFlight].
+func (l *Loop) Spawn(a Action, io func() func()) {
 	l.inflight++
 	if l.spawner != nil {
-		l.spawner(func() func() {
+		l.spawner(a, func() func() {
 			done := io()
 			return func() {
 				if done != nil {

@@ -16,7 +16,7 @@ func TestSpawnRunsCompletionWithTheLoopHeld(t *testing.T) {
 	done := 0
 	l.Enter()
 	for range n {
-		l.Spawn(func() func() {
+		l.Spawn(fsm.Action{Kind: fsm.Connect, ID: "test"}, func() func() {
 			// Off the loop: taking it here would deadlock if Spawn ran
 			// io with the loop held.
 			l.Enter()

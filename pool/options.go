@@ -45,7 +45,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithName names the pool in logs, traces and Stats. Default: "pool".
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
-
 // WithTracer registers a tracer of claims, releases, connects and closes:
 // a value implementing one or more of [ClaimTracer], [ReleaseTracer],
 // [ConnectTracer] and [CloseTracer]. New fails when it implements none.

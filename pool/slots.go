@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"math/rand/v2"
+	"reflect"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -144,7 +144,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	b := sl.b
 	sl.set.st.connects++
 	p.st.connects++
-	p.loop.Spawn(func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.id}, func() func() {
 		c, err := p.openConn(ctx, b)
 		return func() {
 			cancel()
@@ -258,7 +258,7 @@ func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 		p.orphans++
 	}
 	b := sl.b
-	p.loop.Spawn(func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.id}, func() func() {
 		p.closeConn(b, c, cause)
 		return func() { p.pendingDone(sl) }
 	})
@@ -525,9 +525,13 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 	sl.cancel = cancel
 	p.loop.After(&sl.io, p.pol.HealthTimeout)
 	c := sl.conn
-	j := &hookJob[C]{c: c, b: sl.b, pos: len(p.hooking)}
+	j := &hookJob[C]{c: c, b: sl.b, id: sl.id, pos: len(p.hooking)}
 	p.hooking = append(p.hooking, j)
-	p.loop.Spawn(func() func() {
+	kind := fsm.Check
+	if ok == slot.RecycleOK {
+		kind = fsm.Recycle
+	}
+	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.id}, func() func() {
 		err := p.call(op, ctx, c, f)
 		return func() {
 			cancel()
@@ -562,6 +566,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 type hookJob[C any] struct {
 	c      C
 	b      backend.Backend
+	id     string // the slot's
 	closed bool
 	pos    int // index in Pool.hooking
 }
@@ -584,7 +589,7 @@ func (p *Pool[C]) closeHooked() {
 		j.closed = true
 		p.st.closes++
 		c, b := j.c, j.b
-		p.loop.Spawn(func() func() {
+		p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: j.id}, func() func() {
 			p.closeConn(b, c, ClosePoolClosed)
 			return nil
 		})

@@ -86,7 +86,7 @@ func (r *dnsResolver) onTimer() {
 func (r *dnsResolver) query() {
 	r.queries++
 	ctx := r.ctx
-	r.loop.Spawn(func() func() {
+	r.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: r.id}, func() func() {
 		ans, err := r.s.dnsExchange(r.inst, ctx)
 		return func() { r.answer(ans, err) }
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
 )
 
 // stream returns the random stream of one component, derived from the
@@ -136,7 +137,7 @@ type ioJob struct {
 // spawn is the loop's spawner: it runs io inline (the simulated calls
 // return at once and record their virtual latency), then schedules the
 // completion.
-func (s *Sim) spawn(io func() func()) {
+func (s *Sim) spawn(_ fsm.Action, io func() func()) {
 	s.io = ioRecord{}
 	done := io()
 	r := s.io

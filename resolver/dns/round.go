@@ -13,6 +13,7 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/resolver"
 )
 
@@ -151,7 +152,7 @@ func (r *Resolver) spawn(x *exchange) {
 	lim := r.lim
 	lim.maxCNAME = r.cfg.MaxCNAME - l.hops
 	r.loop.Logger().Debug("dns: query", "service", r.service, "name", l.name, "type", mdns.Type(l.qtype).String(), "server", addr.String())
-	r.loop.Spawn(func() func() {
+	r.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: r.service}, func() func() {
 		a, err := query(ctx, tr, addr, q, timeout, lim)
 		return func() { r.onReply(x, a, err) }
 	})
