@@ -61,7 +61,7 @@ func ExampleWithObserver() {
 	h.Release()
 	p.Close(context.Background())
 	// Output:
-	// resolver[fixed] resolving --answer--> resolved
+	// resolver[db] resolving --answer--> resolved
 	// slot[127.0.0.1:5432/0]  --create--> connecting
 	// slot[127.0.0.1:5432/0] connecting --connect_ok--> connected
 	// set[127.0.0.1:5432] offline --up--> online
@@ -70,7 +70,7 @@ func ExampleWithObserver() {
 	// slot[127.0.0.1:5432/0] claimed --release--> recycling
 	// slot[127.0.0.1:5432/0] recycling --recycle_ok--> connected
 	// pool[db] running --close--> stopping
-	// resolver[fixed] resolved --stop--> stopped
+	// resolver[db] resolved --stop--> stopped
 	// set[127.0.0.1:5432] online --remove--> draining
 	// slot[127.0.0.1:5432/0] connected --stop--> stopped
 	// set[127.0.0.1:5432] draining --drained--> stopped

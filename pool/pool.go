@@ -41,6 +41,8 @@ type Pool[C any] struct {
 	// Everything below is owned by the loop.
 	state       fsm.State[State, Event]
 	rng         *rand.Rand // decoherence, the picker
+	host        *host[C]
+	resTr       resolver.Tracker // the resolver machine
 	sets        map[backend.Name]*set[C]
 	order       []*set[C] // every set not stopped, in preference order
 	waiters     waiterList[C]
@@ -134,7 +136,8 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.unregister = append(pl.unregister, pl.loop.OnIdle(pl.checkQuiet))
 	pl.loop.After(&pl.rebalance, p.RebalanceInterval)
 	pl.loop.After(&pl.decohere, p.DecoherenceInterval)
-	r.Start(host[C]{pl})
+	pl.host = &host[C]{p: pl, rng: pl.loop.NewRand("resolver", o.name)}
+	r.Start(pl.host)
 	return pl, nil
 }
 
@@ -152,13 +155,76 @@ func nilValue(x any) bool {
 	return false
 }
 
-// host is what the pool offers its resolver.
-type host[C any] struct{ p *Pool[C] }
+// host is what the pool offers its resolver: resolver.Host.
+type host[C any] struct {
+	p         *Pool[C]
+	rng       *rand.Rand
+	last      []backend.Backend // the last set applied
+	delivered bool
+}
 
-func (h host[C]) Loop() *fsm.Loop             { return h.p.loop }
-func (h host[C]) Update(bs []backend.Backend) { h.p.update(bs) }
-func (p *Pool[C]) fire(ev Event)              { Kind.Fire(p.loop, &p.state, p.name, ev) }
-func (p *Pool[C]) closing() bool              { return p.state.Get() >= Stopping }
+// Querying implements resolver.Host.
+func (h *host[C]) Querying() { h.p.resTr.Querying(h.p.loop, h.p.name) }
+
+// Update implements resolver.Host: an answer, applied when it differs from
+// the last one.
+func (h *host[C]) Update(bs []backend.Backend) {
+	p := h.p
+	p.resTr.Answered(p.loop, p.name)
+	if h.delivered && slices.Equal(bs, h.last) {
+		return
+	}
+	h.delivered = true
+	h.last = append(h.last[:0], bs...)
+	p.update(h.last)
+}
+
+// ReportError implements resolver.Host.
+func (h *host[C]) ReportError(err error) {
+	h.p.resTr.Failed(h.p.loop, h.p.name)
+	h.Log(slog.LevelDebug, "resolver error", "err", err)
+}
+
+// NewTimer implements resolver.Host.
+func (h *host[C]) NewTimer(f func()) resolver.Timer {
+	t := &hostTimer{l: h.p.loop}
+	t.t.Init(f)
+	return t
+}
+
+// Go implements resolver.Host.
+func (h *host[C]) Go(query func() func()) {
+	h.p.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: h.p.name}, query)
+}
+
+// Now implements resolver.Host.
+func (h *host[C]) Now() time.Time { return h.p.loop.Now() }
+
+// Rand implements resolver.Host.
+func (h *host[C]) Rand() *rand.Rand { return h.rng }
+
+// Log implements resolver.Host.
+func (h *host[C]) Log(level slog.Level, msg string, args ...any) {
+	h.p.loop.Log(h.p.log, level, msg, args...)
+}
+
+// Do implements resolver.Host.
+func (h *host[C]) Do(f func()) {
+	h.p.loop.Enter()
+	defer h.p.loop.Leave()
+	f()
+}
+
+// hostTimer is a resolver's timer on the loop.
+type hostTimer struct {
+	l *fsm.Loop
+	t fsm.Timer
+}
+
+func (t *hostTimer) Reset(d time.Duration) { t.l.After(&t.t, d) }
+func (t *hostTimer) Stop()                 { t.l.Cancel(&t.t) }
+func (p *Pool[C]) fire(ev Event)           { Kind.Fire(p.loop, &p.state, p.name, ev) }
+func (p *Pool[C]) closing() bool           { return p.state.Get() >= Stopping }
 func (p *Pool[C]) policyError(format string, a ...any) {
 	err := fmt.Errorf(format, a...)
 	p.st.policyErr = err
@@ -512,6 +578,7 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 func (p *Pool[C]) beginClose() {
 	p.fire(CloseCalled)
 	p.res.Stop()
+	p.resTr.Stop(p.loop, p.name)
 	p.loop.Cancel(&p.rebalance)
 	p.loop.Cancel(&p.decohere)
 	for w := p.waiters.head; w != nil; w = p.waiters.head {

@@ -171,7 +171,7 @@ func (p *Pool[C]) stats() Stats {
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
 		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},
-		Resolver: p.res.Stats(),
+		Resolver: p.resolverStats(),
 	}
 	now := p.now()
 	for _, s := range p.order {
@@ -196,5 +196,13 @@ func (p *Pool[C]) stats() Stats {
 		}
 		return 0
 	})
+	return st
+}
+
+// resolverStats is the resolver's Stats with the state of the machine the
+// pool runs for it.
+func (p *Pool[C]) resolverStats() resolver.Stats {
+	st := p.res.Stats()
+	st.State = p.resTr.State().String()
 	return st
 }

@@ -43,7 +43,7 @@ var (
 	eventDocs = []string{
 		"a query starts: re-query timer, retry, or a change",
 		"a good answer arrived",
-		"the query failed or its answer was bad",
+		"the query failed or its answer was bad (also just after a partial answer whose set was kept)",
 		"the pool closes",
 	}
 )
@@ -54,7 +54,7 @@ var (
 var Kind = fsm.MustDeclare[State, Event]("resolver", stateNames, eventNames, lf.Events{
 	{Name: "query", Src: []string{"resolved", "failed"}, Dst: "resolving"},
 	{Name: "answer", Src: []string{"resolving"}, Dst: "resolved"},
-	{Name: "error", Src: []string{"resolving"}, Dst: "failed"},
+	{Name: "error", Src: []string{"resolving", "resolved"}, Dst: "failed"},
 	{Name: "stop", Src: []string{"resolving", "resolved", "failed"}, Dst: "stopped"},
 })
 
@@ -66,5 +66,5 @@ func (e Event) String() string { return Kind.EventName(e) }
 
 // Markdown renders docs/resolver.md.
 func Markdown() string {
-	return Kind.Machine().Markdown("Every resolver (Fixed, DNS) runs this machine on the pool's loop and delivers full snapshots of the backend set.", stateDocs, eventDocs)
+	return Kind.Machine().Markdown("The pool runs this machine for its resolver (Fixed, DNS, or a custom one) from what the resolver reports through its host: a query started, an answer with the full backend set, an error.", stateDocs, eventDocs)
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
-	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/resolver"
 )
 
@@ -21,13 +20,11 @@ type dnsResolver struct {
 	inst *poolInst
 	id   string
 
-	host   resolver.Host
-	loop   *fsm.Loop
-	state  fsm.State[resolver.State, resolver.Event]
-	timer  fsm.Timer
-	rng    fsm.Stream // re-query jitter
-	ctx    context.Context
-	cancel context.CancelFunc
+	host    resolver.Host
+	timer   resolver.Timer
+	stopped bool
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	set        []backend.Backend
 	delivered  bool
@@ -47,26 +44,24 @@ func newDNSResolver(s *Sim, inst *poolInst) *dnsResolver {
 // Start implements resolver.Resolver: the first query starts at once.
 func (r *dnsResolver) Start(h resolver.Host) {
 	r.host = h
-	r.loop = h.Loop()
-	r.timer.Init(r.onTimer)
-	r.rng.Init(r.loop, "resolver", r.id)
+	r.timer = h.NewTimer(r.onTimer)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.query()
 }
 
 // Stop implements resolver.Resolver.
 func (r *dnsResolver) Stop() {
-	if r.state.Get() == resolver.Stopped {
+	if r.stopped {
 		return
 	}
-	r.fire(resolver.Stop)
-	r.loop.Cancel(&r.timer)
+	r.stopped = true
+	r.timer.Stop()
 	r.cancel()
 }
 
 // Stats implements resolver.Resolver.
 func (r *dnsResolver) Stats() resolver.Stats {
-	st := resolver.Stats{State: r.state.Get().String(), LastAnswer: r.lastAnswer, Backends: slices.Clone(r.set),
+	st := resolver.Stats{LastAnswer: r.lastAnswer, Backends: slices.Clone(r.set),
 		Queries: r.queries, Errors: r.errs}
 	if r.lastErr != nil {
 		st.LastError = r.lastErr.Error()
@@ -74,26 +69,22 @@ func (r *dnsResolver) Stats() resolver.Stats {
 	return st
 }
 
-func (r *dnsResolver) fire(ev resolver.Event) {
-	resolver.Kind.Fire(r.loop, &r.state, r.id, ev)
-}
-
 func (r *dnsResolver) onTimer() {
-	r.fire(resolver.Query)
+	r.host.Querying()
 	r.query()
 }
 
 func (r *dnsResolver) query() {
 	r.queries++
 	ctx := r.ctx
-	r.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: r.id}, func() func() {
+	r.host.Go(func() func() {
 		ans, err := r.s.dnsExchange(r.inst, ctx)
 		return func() { r.answer(ans, err) }
 	})
 }
 
 func (r *dnsResolver) answer(ans []backend.Backend, err error) {
-	if r.state.Get() == resolver.Stopped {
+	if r.stopped {
 		return
 	}
 	dns := &r.s.sc.DNS
@@ -101,7 +92,7 @@ func (r *dnsResolver) answer(ans []backend.Backend, err error) {
 		r.errs++
 		r.failures++
 		r.lastErr = err
-		r.fire(resolver.Error)
+		r.host.ReportError(err)
 		d := dns.RetryMin.D()
 		for i := 1; i < r.failures && d < dns.RetryMax.D(); i++ {
 			d *= 2
@@ -111,14 +102,13 @@ func (r *dnsResolver) answer(ans []backend.Backend, err error) {
 	}
 	r.failures = 0
 	r.lastErr = nil
-	r.lastAnswer = r.loop.Now()
-	r.fire(resolver.Answer)
+	r.lastAnswer = r.host.Now()
 	if !r.delivered || !slices.Equal(ans, r.set) {
 		r.set = ans
 		r.delivered = true
 		r.inst.setListed(ans)
-		r.host.Update(ans)
 	}
+	r.host.Update(ans)
 	if len(ans) == 0 {
 		r.schedule(time.Second)
 		return
@@ -128,8 +118,8 @@ func (r *dnsResolver) answer(ans []backend.Backend, err error) {
 
 // schedule sets the next query d from now, plus up to 10% jitter.
 func (r *dnsResolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * 0.1 * r.rng.Float64())
-	r.loop.After(&r.timer, d)
+	d += time.Duration(float64(d) * 0.1 * r.host.Rand().Float64())
+	r.timer.Reset(d)
 }
 
 // dnsExchange is one query to the simulated DNS service, run inside a

@@ -18,12 +18,14 @@
 //
 // # How it runs
 //
-// The resolver runs the declared resolver machine ([resolver.Kind]:
-// resolving, resolved, failed, stopped) on the pool's loop. Every DNS
-// exchange runs off the loop through [fsm.Loop.Spawn] with a timeout
-// (Config.Timeout); its answer is checked and parsed there too, and comes
-// back to the loop as a completion. The re-query timer is an [fsm.Timer] on
-// the loop's clock, and its jitter comes from the loop's seeded source.
+// The resolver talks to the pool only through its [resolver.Host]: it
+// reports each query, each good answer (the full set) and each failure, and
+// the pool runs the declared resolver machine ([resolver.Kind]: resolving,
+// resolved, failed, stopped) from those reports. Every DNS exchange runs
+// off the pool's core through Host.Go with a timeout (Config.Timeout); its
+// answer is checked and parsed there too, and comes back to the core as a
+// completion. The re-query timer is a Host timer on the pool's clock, and
+// its jitter comes from the resolver's own random stream (Host.Rand).
 // Several servers are asked the same question at once (Config.Parallel),
 // with at most Config.MaxInflight exchanges in flight; the first good
 // answer wins and the others are cancelled. Servers that failed last come

@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -15,17 +17,22 @@ import (
 
 // testHost is a resolver.Host on a loop with a mock clock whose real timer
 // is halted: timers fire only when a test advances the clock and runs them.
+// It runs the resolver machine as a pool does, and records its trace.
 type testHost struct {
 	t       *testing.T
 	clk     *clock.Mock
 	loop    *fsm.Loop
+	rng     *rand.Rand
+	machine resolver.Tracker
 	updates [][]backend.Backend
+	errs    []error
 	trace   []string // "from --event--> to"
 }
 
 func newHost(t *testing.T) *testHost {
 	h := &testHost{t: t, clk: clock.NewMock()}
 	h.loop = fsm.NewLoop(fsm.Config{Clock: h.clk, Seed: 1, Strict: true})
+	h.rng = h.loop.NewRand("resolver", "test")
 	h.loop.Enter()
 	h.loop.Halt()
 	h.loop.AddObserver(fsm.ObserverFunc(func(tr fsm.Transition) {
@@ -35,9 +42,54 @@ func newHost(t *testing.T) *testHost {
 	return h
 }
 
-func (h *testHost) Loop() *fsm.Loop { return h.loop }
+const hostID = "test"
 
-func (h *testHost) Update(bs []backend.Backend) { h.updates = append(h.updates, slices.Clone(bs)) }
+func (h *testHost) Querying() { h.machine.Querying(h.loop, hostID) }
+
+// Update records the sets that differ from the last, as a pool applies
+// only those.
+func (h *testHost) Update(bs []backend.Backend) {
+	h.machine.Answered(h.loop, hostID)
+	if n := len(h.updates); n == 0 || !slices.Equal(h.updates[n-1], bs) {
+		h.updates = append(h.updates, slices.Clone(bs))
+	}
+}
+
+func (h *testHost) ReportError(err error) {
+	h.machine.Failed(h.loop, hostID)
+	h.errs = append(h.errs, err)
+}
+
+func (h *testHost) NewTimer(f func()) resolver.Timer {
+	t := &loopTimer{l: h.loop}
+	t.t.Init(f)
+	return t
+}
+
+func (h *testHost) Go(q func() func()) {
+	h.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: hostID}, q)
+}
+
+func (h *testHost) Now() time.Time   { return h.loop.Now() }
+func (h *testHost) Rand() *rand.Rand { return h.rng }
+func (h *testHost) Log(level slog.Level, msg string, args ...any) {
+	h.loop.Log(nil, level, msg, args...)
+}
+func (h *testHost) Do(f func()) { h.locked(f) }
+
+// stopped stops r and its machine, as a pool does.
+func (h *testHost) stopResolver(r *Resolver) {
+	r.Stop()
+	h.machine.Stop(h.loop, hostID)
+}
+
+type loopTimer struct {
+	l *fsm.Loop
+	t fsm.Timer
+}
+
+func (t *loopTimer) Reset(d time.Duration) { t.l.After(&t.t, d) }
+func (t *loopTimer) Stop()                 { t.l.Cancel(&t.t) }
 
 // locked runs f with the loop held.
 func (h *testHost) locked(f func()) {
@@ -54,7 +106,7 @@ func (h *testHost) start(r *Resolver) {
 
 // stop stops r.
 func (h *testHost) stop(r *Resolver) {
-	h.locked(r.Stop)
+	h.locked(func() { h.stopResolver(r) })
 	h.loop.WaitIdle()
 }
 
@@ -93,7 +145,10 @@ func (h *testHost) requery() { h.advance(h.nextIn()) }
 // stats reads r's Stats with the loop held.
 func (h *testHost) stats(r *Resolver) resolver.Stats {
 	var st resolver.Stats
-	h.locked(func() { st = r.Stats() })
+	h.locked(func() {
+		st = r.Stats()
+		st.State = h.machine.State().String()
+	})
 	return st
 }
 

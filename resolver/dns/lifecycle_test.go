@@ -22,7 +22,7 @@ func TestStopCancelsQueriesAndDropsLateAnswers(t *testing.T) {
 	r.tr = f
 	h.locked(func() { r.Start(h) })
 	<-f.started // the query is in flight, held
-	h.locked(r.Stop)
+	h.locked(func() { h.stopResolver(r) })
 	start := time.Now()
 	h.loop.WaitIdle() // Stop cancelled the query: it ends now, not in a minute
 	if d := time.Since(start); d > 5*time.Second {
@@ -60,7 +60,7 @@ func TestLateAnswerAfterStopIsDropped(t *testing.T) {
 	r.tr = f
 	h.locked(func() { r.Start(h) })
 	<-started
-	h.locked(r.Stop)
+	h.locked(func() { h.stopResolver(r) })
 	close(release)
 	h.loop.WaitIdle()
 	if len(h.updates) != 0 || h.pending() {
@@ -88,7 +88,7 @@ func TestStopWhileWaiting(t *testing.T) {
 	}
 	// Stop before Start.
 	r2 := newResolver(t, "_one._tcp.example.test.", Config{}, z)
-	h.locked(r2.Stop)
+	h.locked(func() { h.stopResolver(r2) })
 	h.locked(func() { r2.Start(h) })
 	h.loop.WaitIdle()
 	if z.count("") != 1 || len(h.updates) != 1 {

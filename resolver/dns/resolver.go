@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -13,7 +14,6 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/qorbgo/qorb/backend"
-	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/resolver"
 )
 
@@ -22,19 +22,18 @@ import (
 var resolvConf = "/etc/resolv.conf"
 
 // Resolver finds the backends of a service through DNS. It implements
-// [resolver.Resolver] and runs the declared machine, [resolver.Kind], on the
-// pool's loop: resolving → resolved | failed, and a re-query timer back to
-// resolving, until stopped.
+// [resolver.Resolver]: each round of queries ends in an answer (the full
+// set) or an error reported to the pool's [resolver.Host], and a re-query
+// timer starts the next round, until stopped.
 //
 // Concurrency contract: as for every [resolver.Resolver], Start, Stop and
-// Stats are called with the pool's loop held. DNS exchanges run off the
-// loop through [fsm.Loop.Spawn], each bounded by Config.Timeout; their
-// answers come back as completions that run with the loop held. After Stop
-// every exchange in flight is cancelled, its late answer is dropped, and no
-// Update, transition or timer follows.
+// Stats are called on the pool's core. DNS exchanges run off the core
+// through Host.Go, each bounded by Config.Timeout; their answers come back
+// as completions on the core. After Stop every exchange in flight is
+// cancelled, its late answer is dropped, and the host hears nothing more.
 type Resolver struct {
 	// Fixed by New.
-	service string // as given; the machine's id in traces
+	service string // as given
 	name    string // the name asked: the SRV name, or the host in plain mode
 	plain   bool
 	port    uint16 // plain mode: the backends' port
@@ -43,14 +42,13 @@ type Resolver struct {
 	servers []*server
 	tr      exchanger
 
-	// With the loop held, once started.
-	host   resolver.Host
-	loop   *fsm.Loop
-	state  fsm.State[resolver.State, resolver.Event]
-	timer  fsm.Timer
-	rng    fsm.Stream      // re-query jitter
-	ctx    context.Context // cancelled by Stop: ends every exchange
-	cancel context.CancelFunc
+	// On the pool's core, once started.
+	host    resolver.Host
+	timer   resolver.Timer
+	started bool
+	stopped bool
+	ctx     context.Context // cancelled by Stop: ends every exchange
+	cancel  context.CancelFunc
 
 	rd       *round      // the round in progress, or nil
 	inflight int         // exchanges spawned and not completed
@@ -183,13 +181,12 @@ func systemServers(path string) ([]netip.AddrPort, error) {
 
 // Start implements [resolver.Resolver]: it sends the first query at once.
 func (r *Resolver) Start(h resolver.Host) {
-	if r.loop != nil || r.state.Get() == resolver.Stopped {
+	if r.started || r.stopped {
 		return
 	}
+	r.started = true
 	r.host = h
-	r.loop = h.Loop()
-	r.timer.Init(r.onTimer)
-	r.rng.Init(r.loop, "resolver", r.service)
+	r.timer = h.NewTimer(r.onTimer)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.startRound()
 }
@@ -197,15 +194,14 @@ func (r *Resolver) Start(h resolver.Host) {
 // Stop implements [resolver.Resolver]: it cancels the re-query timer and
 // every exchange in flight. Answers that arrive later are dropped.
 func (r *Resolver) Stop() {
-	if r.state.Get() == resolver.Stopped {
+	if r.stopped {
 		return
 	}
-	// Before Start, r.loop is nil: the machine stops with nobody to tell.
-	resolver.Kind.Fire(r.loop, &r.state, r.service, resolver.Stop)
-	if r.loop == nil {
+	r.stopped = true
+	if !r.started {
 		return
 	}
-	r.loop.Cancel(&r.timer)
+	r.timer.Stop()
 	r.cancel()
 	r.rd = nil
 	r.queue = nil
@@ -218,7 +214,6 @@ func (r *Resolver) Stop() {
 // exchange), Errors those that failed.
 func (r *Resolver) Stats() resolver.Stats {
 	st := resolver.Stats{
-		State:      r.state.Get().String(),
 		LastAnswer: r.lastAnswer,
 		Backends:   slices.Clone(r.set),
 		Queries:    r.queries,
@@ -232,21 +227,17 @@ func (r *Resolver) Stats() resolver.Stats {
 
 // onTimer is the re-query timer: a new round.
 func (r *Resolver) onTimer() {
-	if r.state.Get() == resolver.Stopped || r.rd != nil {
+	if r.stopped || r.rd != nil {
 		return
 	}
-	resolver.Kind.Fire(r.loop, &r.state, r.service, resolver.Query)
+	r.host.Querying()
 	r.startRound()
-}
-
-func (r *Resolver) fire(ev resolver.Event) {
-	resolver.Kind.Fire(r.loop, &r.state, r.service, ev)
 }
 
 // schedule arms the re-query timer d from now, plus jitter.
 func (r *Resolver) schedule(d time.Duration) {
-	d += time.Duration(float64(d) * r.cfg.Jitter * r.rng.Float64())
-	r.loop.After(&r.timer, d)
+	d += time.Duration(float64(d) * r.cfg.Jitter * r.host.Rand().Float64())
+	r.timer.Reset(d)
 }
 
 // ttlInterval is the re-query interval for a TTL in seconds, clamped to
@@ -264,14 +255,13 @@ func doubling(base, limit time.Duration, n int) time.Duration {
 	return min(d, limit)
 }
 
-// deliver hands the set to the pool when it differs from the last one (or
-// is the first).
+// deliver hands a good answer's set to the pool, and logs it when it differs
+// from the last one (or is the first).
 func (r *Resolver) deliver(set []backend.Backend) {
-	if r.delivered && slices.Equal(set, r.set) {
-		return
+	if !r.delivered || !slices.Equal(set, r.set) {
+		r.set = set
+		r.delivered = true
+		r.host.Log(slog.LevelInfo, "dns: backend set changed", "service", r.service, "backends", len(set))
 	}
-	r.set = set
-	r.delivered = true
-	r.loop.Logger().Info("dns: backend set changed", "service", r.service, "backends", len(set))
 	r.host.Update(set)
 }

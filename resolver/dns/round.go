@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
 	"slices"
@@ -13,8 +14,6 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/qorbgo/qorb/backend"
-	"github.com/qorbgo/qorb/fsm"
-	"github.com/qorbgo/qorb/resolver"
 )
 
 // A round is one resolution of the service: the SRV lookup, then the
@@ -151,8 +150,8 @@ func (r *Resolver) spawn(x *exchange) {
 	ctx, tr, addr, timeout := l.ctx, r.tr, x.s.addr, r.cfg.Timeout
 	lim := r.lim
 	lim.maxCNAME = r.cfg.MaxCNAME - l.hops
-	r.loop.Logger().Debug("dns: query", "service", r.service, "name", l.name, "type", mdns.Type(l.qtype).String(), "server", addr.String())
-	r.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: r.service}, func() func() {
+	r.host.Log(slog.LevelDebug, "dns: query", "service", r.service, "name", l.name, "type", mdns.Type(l.qtype).String(), "server", addr.String())
+	r.host.Go(func() func() {
 		a, err := query(ctx, tr, addr, q, timeout, lim)
 		return func() { r.onReply(x, a, err) }
 	})
@@ -187,7 +186,7 @@ func queryOnce(ctx context.Context, tr exchanger, network string, server netip.A
 // onReply runs with the loop held when an exchange completes.
 func (r *Resolver) onReply(x *exchange, a *answer, err error) {
 	r.inflight--
-	if r.state.Get() == resolver.Stopped {
+	if r.stopped {
 		return // a late answer after Stop
 	}
 	defer r.pump()
@@ -202,7 +201,7 @@ func (r *Resolver) onReply(x *exchange, a *answer, err error) {
 		r.lastErr = err
 		x.s.fails++
 		l.errs = append(l.errs, err)
-		r.loop.Logger().Debug("dns: query failed", "service", r.service, "err", err)
+		r.host.Log(slog.LevelDebug, "dns: query failed", "service", r.service, "err", err)
 		if l.next < len(l.order) {
 			r.send(l)
 		} else if l.inflight == 0 {
@@ -279,17 +278,16 @@ func (r *Resolver) lookupFailed(l *lookup) {
 // set and the next query's time.
 func (r *Resolver) finishRound(rd *round) {
 	r.rd = nil
-	log := r.loop.Logger()
 	if rd.srvErr != nil {
 		r.failures++
 		r.lastErr = rd.srvErr
-		r.fire(resolver.Error)
+		r.host.ReportError(rd.srvErr)
 		d := doubling(r.cfg.BackoffMin, r.cfg.BackoffMax, r.failures)
-		log.Warn("dns: resolution failed; keeping the last set", "service", r.service, "retry", d, "err", rd.srvErr)
+		r.host.Log(slog.LevelWarn, "dns: resolution failed; keeping the last set", "service", r.service, "retry", d, "err", rd.srvErr)
 		r.schedule(d)
 		return
 	}
-	r.lastAnswer = r.loop.Now()
+	r.lastAnswer = r.host.Now()
 	set := r.buildSet(rd)
 	var partial error
 	if len(rd.errs) > 0 {
@@ -310,14 +308,13 @@ func (r *Resolver) finishRound(rd *round) {
 		d := doubling(r.cfg.EmptyRetry, r.cfg.MaxInterval, r.empties)
 		if r.cfg.TrustNegative && partial == nil {
 			r.failures = 0
-			r.fire(resolver.Answer)
 			r.deliver(set)
 		} else {
-			r.fire(resolver.Error)
 			if r.cfg.TrustNegative {
 				r.deliver(set)
 			}
-			log.Warn("dns: empty answer", "service", r.service, "retry", d, "err", err)
+			r.host.ReportError(err)
+			r.host.Log(slog.LevelWarn, "dns: empty answer", "service", r.service, "retry", d, "err", err)
 		}
 		r.schedule(d)
 		return
@@ -325,15 +322,14 @@ func (r *Resolver) finishRound(rd *round) {
 	r.empties = 0
 	if partial != nil {
 		r.failures++
-		r.fire(resolver.Error)
 		r.deliver(set)
+		r.host.ReportError(partial)
 		d := doubling(r.cfg.BackoffMin, r.cfg.BackoffMax, r.failures)
-		log.Warn("dns: partial answer", "service", r.service, "retry", d, "err", partial)
+		r.host.Log(slog.LevelWarn, "dns: partial answer", "service", r.service, "retry", d, "err", partial)
 		r.schedule(d)
 		return
 	}
 	r.failures = 0
-	r.fire(resolver.Answer)
 	r.deliver(set)
 	r.schedule(r.ttlInterval(rd.ttl))
 }
