@@ -155,7 +155,9 @@ func (c *Collector) Watch(p Source) error {
 }
 
 // Forget removes the pool named name from the pools collected, with its
-// histograms and timeouts, and reports whether it was watched.
+// histograms and timeouts, and reports whether it was watched. Call it
+// once the pool is closed: the tracer part would record again for a pool
+// of that name that goes on running.
 func (c *Collector) Forget(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
