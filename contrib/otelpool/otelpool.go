@@ -107,6 +107,10 @@ type Metrics struct {
 type poolAttrs struct {
 	name string
 	opt  metric.MeasurementOption // db.client.connection.pool.name
+	// rec and add hold opt, made once: passing them spread costs no
+	// allocation per measurement.
+	rec []metric.RecordOption
+	add []metric.AddOption
 	// claimTimeout is the pool's Policy.ClaimTimeout while the pool is
 	// observed, else zero.
 	claimTimeout atomic.Int64
@@ -196,7 +200,8 @@ func (m *Metrics) attrsFor(name string) *poolAttrs {
 	m.mu.Lock()
 	a, ok := m.pools[name]
 	if !ok {
-		a = &poolAttrs{name: name, opt: metric.WithAttributeSet(attribute.NewSet(semconv.DBClientConnectionPoolName(name)))}
+		opt := metric.WithAttributeSet(attribute.NewSet(semconv.DBClientConnectionPoolName(name)))
+		a = &poolAttrs{name: name, opt: opt, rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
 		m.pools[name] = a
 	}
 	m.mu.Unlock()
@@ -215,11 +220,11 @@ func (m *Metrics) TraceClaimStart(ctx context.Context, _ pool.ClaimStartData) co
 func (m *Metrics) TraceClaimEnd(ctx context.Context, d pool.ClaimEndData) {
 	a := m.attrsFor(d.Pool)
 	if d.Err == nil {
-		m.waitTime.Record(ctx, d.Wait.Seconds(), a.opt)
+		m.waitTime.Record(ctx, d.Wait.Seconds(), a.rec...)
 		return
 	}
 	if timedOut(d.Err, d.Wait, time.Duration(a.claimTimeout.Load())) {
-		m.timeouts.Add(ctx, 1, a.opt)
+		m.timeouts.Add(ctx, 1, a.add...)
 	}
 }
 
@@ -227,7 +232,7 @@ func (m *Metrics) TraceClaimEnd(ctx context.Context, d pool.ClaimEndData) {
 // its connection goes to db.client.connection.use_time, for Release and
 // Discard alike.
 func (m *Metrics) TraceRelease(d pool.ReleaseData) {
-	m.useTime.Record(context.Background(), d.Held.Seconds(), m.attrsFor(d.Pool).opt)
+	m.useTime.Record(context.Background(), d.Held.Seconds(), m.attrsFor(d.Pool).rec...)
 }
 
 // TraceConnectStart implements [pool.ConnectTracer]; it returns ctx.
@@ -243,7 +248,7 @@ func (m *Metrics) TraceConnectEnd(ctx context.Context, d pool.ConnectEndData) {
 	if d.Err != nil {
 		return
 	}
-	m.createTime.Record(ctx, d.Duration.Seconds(), m.attrsFor(d.Pool).opt)
+	m.createTime.Record(ctx, d.Duration.Seconds(), m.attrsFor(d.Pool).rec...)
 }
 
 // Registration is the observation of one pool, made by [Metrics.Observe].
