@@ -3,6 +3,7 @@ package otelpool_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,34 @@ func TestTracerConcurrent(t *testing.T) {
 		if got := c.int64Value(t, "db.client.connection.timeouts", poolAttrOf(pl)); got != perPool {
 			t.Errorf("timeouts of pool %s = %d, want %d", pl, got, perPool)
 		}
+	}
+}
+
+// TestBuckets: the histograms have the default bucket boundaries, or
+// those given with WithBuckets.
+func TestBuckets(t *testing.T) {
+	for _, tc := range []struct {
+		opts []otelpool.Option
+		want []float64
+	}{
+		{nil, []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60}},
+		{[]otelpool.Option{otelpool.WithBuckets(0.1, 1)}, []float64{0.1, 1}},
+	} {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		m, err := otelpool.New(append(tc.opts, otelpool.WithMeterProvider(mp))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.TraceClaimEnd(context.Background(), pool.ClaimEndData{Pool: "orders", Wait: 50 * time.Millisecond})
+		m.TraceRelease(pool.ReleaseData{Pool: "orders", Held: 2 * time.Second})
+		m.TraceConnectEnd(context.Background(), pool.ConnectEndData{Pool: "orders", Duration: time.Second})
+		c := collect(t, reader)
+		for _, name := range []string{"db.client.connection.wait_time", "db.client.connection.use_time", "db.client.connection.create_time"} {
+			if got := c.histogram(t, name).Bounds; !slices.Equal(got, tc.want) {
+				t.Errorf("%s bounds %v, want %v", name, got, tc.want)
+			}
+		}
+		_ = mp.Shutdown(context.Background())
 	}
 }

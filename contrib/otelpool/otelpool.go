@@ -98,9 +98,12 @@ type Metrics struct {
 	backendDead                          metric.Int64ObservableGauge
 	observables                          []metric.Observable
 
-	last  atomic.Pointer[poolAttrs] // the pool name seen last
+	// pools maps pool names to their attributes. It is copied on write
+	// (a new name, under mu), so that the trace methods read it without a
+	// lock.
+	pools atomic.Pointer[map[string]*poolAttrs]
+	last  atomic.Pointer[poolAttrs] // the pool name looked up last
 	mu    sync.Mutex
-	pools map[string]*poolAttrs // by pool name
 }
 
 // poolAttrs is what the trace methods need of one pool name.
@@ -128,7 +131,8 @@ func New(opts ...Option) (*Metrics, error) {
 	if c.provider == nil {
 		c.provider = otel.GetMeterProvider()
 	}
-	m := &Metrics{meter: c.provider.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)), pools: map[string]*poolAttrs{}}
+	m := &Metrics{meter: c.provider.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))}
+	m.pools.Store(&map[string]*poolAttrs{})
 	var errs []error
 	check := func(err error) {
 		if err != nil {
@@ -197,15 +201,24 @@ func (m *Metrics) attrsFor(name string) *poolAttrs {
 	if a := m.last.Load(); a != nil && a.name == name {
 		return a
 	}
-	m.mu.Lock()
-	a, ok := m.pools[name]
-	if !ok {
-		opt := metric.WithAttributeSet(attribute.NewSet(semconv.DBClientConnectionPoolName(name)))
-		a = &poolAttrs{name: name, opt: opt, rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
-		m.pools[name] = a
+	if a, ok := (*m.pools.Load())[name]; ok {
+		m.last.Store(a)
+		return a
 	}
-	m.mu.Unlock()
-	m.last.Store(a)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pools := *m.pools.Load()
+	if a, ok := pools[name]; ok {
+		return a
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(semconv.DBClientConnectionPoolName(name)))
+	a := &poolAttrs{name: name, opt: opt, rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
+	next := make(map[string]*poolAttrs, len(pools)+1)
+	for k, v := range pools {
+		next[k] = v
+	}
+	next[name] = a
+	m.pools.Store(&next)
 	return a
 }
 

@@ -83,10 +83,12 @@ type Collector struct {
 	backendSlots, backendClaims, backendConnects       *prometheus.Desc
 	backendFailures, backendDead                       *prometheus.Desc
 
-	last    atomic.Pointer[poolTrace] // the pool name seen last
+	// traces maps pool names to their trace children. It is copied on
+	// write (under mu), so that the trace methods read it without a lock.
+	traces  atomic.Pointer[map[string]*poolTrace]
+	last    atomic.Pointer[poolTrace] // the pool name looked up last
 	mu      sync.Mutex
-	traces  map[string]*poolTrace // by pool name
-	watched map[string]Source     // by pool name
+	watched map[string]Source // by pool name
 }
 
 // poolTrace is what the trace methods need of one pool name.
@@ -112,7 +114,7 @@ func New(opts ...Option) *Collector {
 	desc := func(n, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name(n), help, append([]string{"pool"}, labels...), nil)
 	}
-	return &Collector{
+	c := &Collector{
 		createTime: hist("connection_create_seconds", "Time to open a connection (connect and first check), of successful connects."),
 		waitTime:   hist("connection_wait_seconds", "Time from the start of a claim to its connection, of served claims."),
 		useTime:    hist("connection_use_seconds", "Time a claim held its connection, until Release or Discard."),
@@ -133,9 +135,10 @@ func New(opts ...Option) *Collector {
 		backendFailures: desc("backend_failures_total", "Failed connects, health checks and recycles, and discarded connections, of one backend.", "backend"),
 		backendDead:     desc("backend_dead", "1 when the backend is dead (Policy.DeadAfter failures in a row), else 0.", "backend"),
 
-		traces:  map[string]*poolTrace{},
 		watched: map[string]Source{},
 	}
+	c.traces.Store(&map[string]*poolTrace{})
+	return c
 }
 
 // Watch adds p to the pools collected at each scrape, and lets the tracer
@@ -165,7 +168,14 @@ func (c *Collector) Forget(name string) bool {
 		return false
 	}
 	delete(c.watched, name)
-	delete(c.traces, name)
+	traces := *c.traces.Load()
+	next := make(map[string]*poolTrace, len(traces))
+	for k, v := range traces {
+		if k != name {
+			next[k] = v
+		}
+	}
+	c.traces.Store(&next)
 	c.last.Store(nil)
 	for _, v := range []interface{ DeleteLabelValues(...string) bool }{c.createTime, c.waitTime, c.useTime, c.timeouts} {
 		v.DeleteLabelValues(name)
@@ -178,15 +188,24 @@ func (c *Collector) traceFor(name string) *poolTrace {
 	if t := c.last.Load(); t != nil && t.name == name {
 		return t
 	}
-	c.mu.Lock()
-	t, ok := c.traces[name]
-	if !ok {
-		t = &poolTrace{name: name, createTime: c.createTime.WithLabelValues(name), wait: c.waitTime.WithLabelValues(name),
-			use: c.useTime.WithLabelValues(name), timeouts: c.timeouts.WithLabelValues(name)}
-		c.traces[name] = t
+	if t, ok := (*c.traces.Load())[name]; ok {
+		c.last.Store(t)
+		return t
 	}
-	c.mu.Unlock()
-	c.last.Store(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	traces := *c.traces.Load()
+	if t, ok := traces[name]; ok {
+		return t
+	}
+	t := &poolTrace{name: name, createTime: c.createTime.WithLabelValues(name), wait: c.waitTime.WithLabelValues(name),
+		use: c.useTime.WithLabelValues(name), timeouts: c.timeouts.WithLabelValues(name)}
+	next := make(map[string]*poolTrace, len(traces)+1)
+	for k, v := range traces {
+		next[k] = v
+	}
+	next[name] = t
+	c.traces.Store(&next)
 	return t
 }
 
