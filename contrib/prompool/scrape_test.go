@@ -2,6 +2,7 @@ package prompool_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -221,5 +222,50 @@ func TestTracerConcurrent(t *testing.T) {
 		if got := sample(t, byName, "qorb_pool_timeouts_total", "pool", pl).GetCounter().GetValue(); got != perPool {
 			t.Errorf("timeouts of pool %s = %v, want %d", pl, got, perPool)
 		}
+	}
+}
+
+// TestTimeoutsNoBackendsOnline: with its only backend failing, a claim
+// that waits out the claim timeout counts as a timeout; once the backend
+// is dead, claims fail at once with the same error and do not.
+func TestTimeoutsNoBackendsOnline(t *testing.T) {
+	c := prompool.New()
+	e := newEnvWith(t, c, pool.Policy{MaxSlots: 2, ClaimTimeout: time.Second, DeadAfter: 3, BackoffMin: time.Hour, BackoffMax: time.Hour}, bad)
+	if err := c.Watch(e.p); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	ch := e.claimAsync(1)
+	e.advance(time.Second)
+	if r := <-ch; !errors.Is(r.err, pool.ErrNoBackendsOnline) {
+		t.Fatalf("claim: %v, want ErrNoBackendsOnline", r.err)
+	}
+	timeouts := func() float64 {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]*dto.MetricFamily{}
+		for _, mf := range mfs {
+			byName[mf.GetName()] = mf
+		}
+		return sample(t, byName, "qorb_pool_timeouts_total", "pool", "orders").GetCounter().GetValue()
+	}
+	if got := timeouts(); got != 1 {
+		t.Errorf("timeouts after a claim timed out = %v, want 1", got)
+	}
+	// Two more hourly backoffs make three failures in a row: the backend
+	// is dead and the pool failed; claims fail at once.
+	e.advance(2*time.Hour + time.Minute)
+	if st := e.p.Stats(); st.State != "failed" {
+		t.Fatalf("pool %s, want failed", st.State)
+	}
+	if _, err := e.p.Claim(context.Background()); !errors.Is(err, pool.ErrNoBackendsOnline) {
+		t.Fatalf("claim on a failed pool: %v", err)
+	}
+	if got := timeouts(); got != 1 {
+		t.Errorf("timeouts after a claim failed fast = %v, want 1", got)
 	}
 }
