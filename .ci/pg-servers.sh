@@ -95,7 +95,6 @@ unix_socket_directories = '$dir'
 max_connections = 50
 shared_buffers = 16MB
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 CONF
