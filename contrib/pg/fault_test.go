@@ -7,10 +7,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qorbgo/qorb/contrib/pg"
+	"github.com/qorbgo/qorb/pool"
 )
 
-// recoveryBound is how soon a restarted server must have its share of the
-// pool's connections back: the longest backoff (the server's slots may
+// recoveryBound is how soon a restarted server must hold its share of the
+// pool's connections again: the longest backoff (the server's slots may
 // have backed off to BackoffMax), its jitter, two rebalances, and a second
 // for connecting and checking on a busy machine.
 var recoveryBound = fastPolicy.BackoffMax + fastPolicy.BackoffJitter + 2*fastPolicy.RebalanceInterval + time.Second
@@ -18,6 +19,11 @@ var recoveryBound = fastPolicy.BackoffMax + fastPolicy.BackoffJitter + 2*fastPol
 // share is how many slots a server has when the pool's slots are spread
 // evenly over every server.
 func share(s *servers) int { return fastPolicy.MaxSlots / len(s.addrs) }
+
+// holding counts the slots of a backend that hold a connection.
+func holding(b pool.BackendStats) int {
+	return b.Slots.Connected + b.Slots.Claimed + b.Slots.Recycling + b.Slots.Checking
+}
 
 // faultPool returns a pool through DNS whose connections report failed
 // statements to tr, and waits until every server serves claims.
@@ -49,13 +55,12 @@ func killAndRestart(t *testing.T, s *servers, p *pg.Pool, l *load, tr *errorTrac
 	failedBefore := l.stmtFailed.Load()
 	traced := tr.counts()
 
-	s.kill(t, i)
 	killed := time.Now()
+	s.kill(t, i)
 	// The load runs on the other servers until the pool has dropped every
 	// connection of the killed one.
 	waitFor(t, 10*time.Second, "the killed server's connections dropped", func() bool {
-		b := backendStats(t, s, p.Stats(), i)
-		return b.Slots.Connected+b.Slots.Claimed+b.Slots.Recycling+b.Slots.Checking == 0
+		return holding(backendStats(t, s, p.Stats(), i)) == 0
 	})
 	dropped := time.Since(killed)
 	// It stays down until the pool holds it dead and its probe slot has
@@ -80,11 +85,11 @@ func killAndRestart(t *testing.T, s *servers, p *pg.Pool, l *load, tr *errorTrac
 	claimsAt := backendStats(t, s, p.Stats(), i).Claims
 	recovery = waitFor(t, 2*recoveryBound, "the restarted server serves its share", func() bool {
 		b := backendStats(t, s, p.Stats(), i)
-		return b.State == "online" && b.Slots.Total >= share(s)-1 && b.Claims > claimsAt
+		return b.State == "online" && holding(b) >= share(s) && b.Claims > claimsAt
 	})
 	failed = l.stmtFailed.Load() - failedBefore
 
-	t.Logf("server %d (%v): %d connections before the kill; %d failed statements; connections dropped %v after the kill; "+
+	t.Logf("server %d (%v): %d connections before the kill; %d failed statements; connections dropped %v after the kill began; "+
 		"down %v; spread back %v after the restart (bound %v)",
 		i, s.addrs[i], conns, failed, dropped.Round(time.Millisecond), down.Round(time.Millisecond),
 		recovery.Round(time.Millisecond), recoveryBound)
