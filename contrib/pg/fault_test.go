@@ -160,13 +160,17 @@ func TestRollingRestart(t *testing.T) {
 	checkRows(t, s, "qorb_roll", l)
 }
 
-// checkRows checks that every acknowledged insert is on the servers, and
-// no more rows than those plus the ones whose operation failed.
+// checkRows checks that every acknowledged insert is on the servers, no
+// more rows than those plus the ones whose operation failed, and none of
+// the transactions left open.
 func checkRows(t *testing.T, s *servers, table string, l *load) {
 	t.Helper()
 	got := s.sum(t, "select count(*) from "+table)
 	lo, hi := l.inserted.Load(), l.inserted.Load()+l.maybe.Load()
 	if got < lo || got > hi {
 		t.Errorf("%d rows on the servers; want between %d (acknowledged) and %d (and those of failed operations)", got, lo, hi)
+	}
+	if got := s.sum(t, "select count(*) from "+table+" where worker < 0"); got != 0 {
+		t.Errorf("%d rows of transactions left open at release were committed", got)
 	}
 }

@@ -77,6 +77,8 @@ func (l *load) firstErrors() []error {
 	return append([]error(nil), l.errs...)
 }
 
+var errClaimedInTx = errors.New("claimed a connection inside a transaction")
+
 // claimError reports whether err is a failed claim: one of the pool's
 // errors. (Each operation has a context far longer than the policy's
 // claim timeout, so a claim that waits too long fails with a pool error,
@@ -111,15 +113,18 @@ func (l *load) one(ctx context.Context, p *pg.Pool, table string, w, i int) {
 		b.Queue("select 1")
 		err = p.SendBatch(ctx, b).Close()
 	case 5:
+		// A claimer that leaves its transaction open: the pool must roll
+		// it back (the row never appears) before anyone else claims the
+		// connection, and no claimer may find one in a transaction.
 		err = p.ClaimFunc(ctx, func(c *pgx.Conn) error {
-			var one int
-			if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+			if s := c.PgConn().TxStatus(); s != 'I' {
+				return fmt.Errorf("%w: status %q", errClaimedInTx, s)
+			}
+			if _, err := c.Exec(ctx, "begin"); err != nil {
 				return err
 			}
-			if one != 1 {
-				return fmt.Errorf("select 1 gave %d", one)
-			}
-			return nil
+			_, err := c.Exec(ctx, "insert into "+table+" (worker) values ($1)", -(w + 1))
+			return err
 		})
 	}
 	switch {

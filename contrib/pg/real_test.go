@@ -91,6 +91,9 @@ func TestLoad(t *testing.T) {
 	if got := s.sum(t, "select count(*) from qorb_load"); got != l.inserted.Load() {
 		t.Errorf("%d rows on the servers, %d inserts acknowledged", got, l.inserted.Load())
 	}
+	if got := s.sum(t, "select count(*) from qorb_load where worker < 0"); got != 0 {
+		t.Errorf("%d rows of transactions left open at release were committed", got)
+	}
 
 	st := p.Stats()
 	noClaimErrors(t, st)
