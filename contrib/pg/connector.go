@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -102,7 +103,7 @@ func checkParsed(cc *pgx.ConnConfig) (err error) {
 	probe.Tracer = nil
 	probe.Host, probe.Fallbacks = "probe", nil
 	probe.LookupFunc = func(context.Context, string) ([]string, error) { return nil, errProbe }
-	probe.DialFunc = nil
+	probe.DialFunc = func(context.Context, string, string) (net.Conn, error) { return nil, errProbe }
 	probe.AfterConnect, probe.ValidateConnect = nil, nil
 	defer func() {
 		if r := recover(); r != nil {

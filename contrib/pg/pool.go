@@ -206,6 +206,19 @@ func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return &poolBatchResults{br: br, h: h}
 }
 
+// CopyFrom claims a connection, copies the rows of src into table's
+// columns on it with PostgreSQL's COPY protocol (pgx.Conn.CopyFrom) and
+// releases it. It returns the number of rows copied.
+func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	h, err := p.p.Claim(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := h.Conn().CopyFrom(ctx, table, columns, src)
+	Release(h, err)
+	return n, err
+}
+
 // Ping claims a connection, pings the server on it and releases it.
 func (p *Pool) Ping(ctx context.Context) error {
 	return p.ClaimFunc(ctx, func(c *pgx.Conn) error { return c.Ping(ctx) })

@@ -409,3 +409,64 @@ func TestClose(t *testing.T) {
 	t.Logf("close: %d sessions before, none %v after Close returned", open, took.Round(time.Millisecond))
 	held.Release() // after Close forced it shut: does nothing
 }
+
+// CopyFrom and SendBatch give their connection back: with a pool of one
+// connection, the next statement would otherwise wait out the claim
+// timeout. A batch that begins a transaction holds it until the
+// transaction ends.
+func TestCopyFromAndBatch(t *testing.T) {
+	s := needServers(t)
+	newTable(t, s, "qorb_copy")
+	p := fixedPool(t, s, pg.Config{ConnString: connString("qorb-copy")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // below the claim timeout
+	defer cancel()
+	count := func() int {
+		t.Helper()
+		var n int
+		if err := p.QueryRow(ctx, "select count(*) from qorb_copy").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	n, err := p.CopyFrom(ctx, pgx.Identifier{"qorb_copy"}, []string{"worker"},
+		pgx.CopyFromSlice(100, func(i int) ([]any, error) { return []any{i}, nil }))
+	if err != nil || n != 100 {
+		t.Fatalf("CopyFrom: %d rows, %v", n, err)
+	}
+	if got := count(); got != 100 {
+		t.Fatalf("%d rows after copying 100", got)
+	}
+
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue("insert into qorb_copy (worker) values (1000)")
+	br := p.SendBatch(ctx, b)
+	tx := br.Tx()
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != 101 {
+		t.Fatalf("%d rows after a batch's transaction committed one more, want 101", got)
+	}
+
+	b = &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue("insert into qorb_copy (worker) values (1001)")
+	b.Queue("select 1/0")
+	br = p.SendBatch(ctx, b)
+	tx = br.Tx()
+	var pgErr *pgconn.PgError
+	if err := br.Close(); !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+		t.Fatalf("batch with 1/0: %v, want a PgError 22012", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != 101 {
+		t.Fatalf("%d rows after a failed batch's transaction rolled back, want 101", got)
+	}
+}

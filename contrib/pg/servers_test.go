@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,13 @@ func needServers(t *testing.T) *servers {
 	}
 	s.pgctl = os.Getenv("QORB_PG_CTL")
 	if s.pgctl == "" {
+		// The newest installed version, as .ci/pg-servers.sh picks it.
 		found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-		slices.Sort(found) // "9" sorts after "16"; the newest of one digit count is enough here
+		version := func(path string) int {
+			v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+			return v
+		}
+		slices.SortFunc(found, func(a, b string) int { return version(a) - version(b) })
 		if len(found) == 0 {
 			t.Fatal("no pg_ctl: set QORB_PG_CTL (printed by .ci/pg-servers.sh start)")
 		}
