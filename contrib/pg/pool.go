@@ -100,7 +100,8 @@ func broken(c *pgx.Conn, err error) bool {
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-var errPanicked = errors.New("pg: ClaimFunc: the function panicked")
+// errPanicked is the discard reason of a connection whose user panicked.
+var errPanicked = errors.New("pg: panic while the connection was claimed")
 
 // ClaimFunc claims a connection, calls f with it, and releases it with
 // [Release] and f's error (pgxpool's AcquireFunc). It returns the claim's
