@@ -470,3 +470,30 @@ func TestCopyFromAndBatch(t *testing.T) {
 		t.Fatalf("%d rows after a failed batch's transaction rolled back, want 101", got)
 	}
 }
+
+// A panic in ClaimFunc's function goes on to the caller, and the
+// connection, in an unknown state, is discarded.
+func TestClaimFuncPanic(t *testing.T) {
+	s := needServers(t)
+	p := fixedPool(t, s, pg.Config{ConnString: connString("qorb-panic")})
+	ctx := context.Background()
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want the function's panic", r)
+			}
+		}()
+		_ = p.ClaimFunc(ctx, func(c *pgx.Conn) error {
+			if _, err := c.Exec(ctx, "begin"); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if st := p.Stats(); st.Discards != 1 {
+		t.Errorf("%d discards after a panic, want 1", st.Discards)
+	}
+	if err := p.Ping(ctx); err != nil {
+		t.Errorf("Ping after the discard: %v", err)
+	}
+}
