@@ -149,6 +149,22 @@ func pid(t *testing.T, c *pgx.Conn) int32 {
 	return id
 }
 
+// terminate ends the session of server process id on the first server
+// (pg_terminate_backend) and waits until it is gone.
+func terminate(t *testing.T, s *servers, id int32) {
+	t.Helper()
+	admin := s.admin(t, 0)
+	var ok bool
+	if err := admin.QueryRow(context.Background(), "select pg_terminate_backend($1)", id).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_terminate_backend(%d): %v %v", id, ok, err)
+	}
+	waitFor(t, 5*time.Second, "the terminated session gone", func() bool {
+		var n int
+		err := admin.QueryRow(context.Background(), "select count(*) from pg_stat_activity where pid = $1", id).Scan(&n)
+		return err == nil && n == 0
+	})
+}
+
 // claim claims a connection and checks that it is idle, not in a
 // transaction.
 func claim(t *testing.T, p *pg.Pool) *pg.Handle {
@@ -245,10 +261,7 @@ func TestReleasedInTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The server ends the session; the client does not know yet.
-		var ok bool
-		if err := s.admin(t, 0).QueryRow(ctx, "select pg_terminate_backend($1)", first).Scan(&ok); err != nil || !ok {
-			t.Fatalf("pg_terminate_backend(%d): %v %v", first, ok, err)
-		}
+		terminate(t, s, first)
 		pg.Release(h, nil)
 
 		h = claim(t, p)
@@ -357,10 +370,7 @@ func TestErrors(t *testing.T) {
 
 	// The server ends the session: the next statement fails at the
 	// connection level and the connection is discarded.
-	var ok bool
-	if err := s.admin(t, 0).QueryRow(ctx, "select pg_terminate_backend($1)", first).Scan(&ok); err != nil || !ok {
-		t.Fatalf("pg_terminate_backend(%d): %v %v", first, ok, err)
-	}
+	terminate(t, s, first)
 	if _, err := p.Exec(ctx, "select 1"); err == nil {
 		t.Fatal("a statement on a terminated session succeeded")
 	}
