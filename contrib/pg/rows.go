@@ -1,6 +1,8 @@
 package pg
 
 import (
+	"errors"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -66,6 +68,9 @@ func (r *poolRows) Values() ([]any, error) {
 	}
 	return v, err
 }
+
+// errRowScanned is returned by a second Scan of Pool.QueryRow's row.
+var errRowScanned = errors.New("pg: row already scanned")
 
 // poolRow is the row of Pool.QueryRow: its connection goes back to the
 // pool when it is scanned.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver/dns"
 )
@@ -260,14 +259,4 @@ func backendStats(t *testing.T, s *servers, st pool.Stats, i int) pool.BackendSt
 		}
 	}
 	return pool.BackendStats{}
-}
-
-// names returns the backend names of a resolver's set.
-func names(bs []backend.Backend) []string {
-	var out []string
-	for _, b := range bs {
-		out = append(out, string(b.Name))
-	}
-	slices.Sort(out)
-	return out
 }

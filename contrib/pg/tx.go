@@ -8,8 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-var errRowScanned = errors.New("pg: row already scanned")
-
 // poolTx is a transaction of Pool.Begin: its connection goes back to the
 // pool on Commit or Rollback, whichever comes first. Everything else is
 // pgx's transaction.
