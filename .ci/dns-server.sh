@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A real DNS server for resolver/dns's TestRealServer: NSD (Debian's nsd
 # package), authoritative for qorb.test. on 127.0.0.1 at a high port,
-# serving testdata/zones/qorb.test.zone.
+# serving testdata/zones/qorb.test.zone; and for qorbpg.test., the SRV
+# records of the PostgreSQL servers of .ci/pg-servers.sh
+# (testdata/zones/qorbpg.test.zone), a zone of its own so that reloading
+# qorb.test. leaves it alone.
 #
 #   .ci/dns-server.sh install        apt-get install nsd (without starting the system service)
 #   .ci/dns-server.sh start          start it; prints QORB_DNS_SERVER=127.0.0.1:PORT
@@ -12,12 +15,16 @@
 #
 # QORB_DNS_PORT (default 15353) chooses the port, QORB_DNS_DIR (default
 # /tmp/qorb-nsd) where its configuration, zone, socket and logs live.
+# QORB_PG_PORTS (default 15432,15433,15434), as given to .ci/pg-servers.sh,
+# sets the ports of qorbpg.test.'s SRV records.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${QORB_DNS_DIR:-/tmp/qorb-nsd}
 PORT=${QORB_DNS_PORT:-15353}
 ZONE=qorb.test
+PGZONE=qorbpg.test
+PG_PORTS=${QORB_PG_PORTS:-15432,15433,15434}
 CONF=$DIR/nsd.conf
 
 die() { echo "dns-server.sh: $*" >&2; exit 1; }
@@ -56,6 +63,27 @@ wait_loaded() {
 	die "NSD did not load $ZONE within 10s"
 }
 
+# pg_zone prints qorbpg.test.'s zone with the ports of QORB_PG_PORTS.
+pg_zone() {
+	local p1 p2 p3 rest
+	IFS=, read -r p1 p2 p3 rest <<<"$PG_PORTS"
+	[[ -z $rest && $p1 =~ ^[0-9]+$ && $p2 =~ ^[0-9]+$ && $p3 =~ ^[0-9]+$ ]] ||
+		die "QORB_PG_PORTS=$PG_PORTS: want three ports, comma-separated"
+	sed -e "s/ 15432 / $p1 /" -e "s/ 15433 / $p2 /" -e "s/ 15434 / $p3 /" "$ROOT/testdata/zones/$PGZONE.zone"
+}
+
+# wait_pg_zone waits until NSD has read qorbpg.test.
+wait_pg_zone() {
+	for _ in $(seq 100); do
+		if grep -q "zone $PGZONE read with success" "$DIR/nsd.log" 2>/dev/null; then
+			return
+		fi
+		sleep 0.1
+	done
+	tail -20 "$DIR/nsd.log" >&2 || true
+	die "NSD did not load $PGZONE within 10s"
+}
+
 start() {
 	command -v nsd >/dev/null || die "nsd is not installed: run $0 install"
 	if [ -f "$DIR/nsd.pid" ] && kill -0 "$(cat "$DIR/nsd.pid")" 2>/dev/null; then
@@ -63,6 +91,7 @@ start() {
 	fi
 	mkdir -p "$DIR"
 	cp "$ROOT/testdata/zones/qorb.test.zone" "$DIR/$ZONE.zone"
+	pg_zone >"$DIR/$PGZONE.zone"
 	cat >"$CONF" <<CONF
 server:
 	ip-address: 127.0.0.1@$PORT
@@ -86,10 +115,14 @@ remote-control:
 zone:
 	name: $ZONE
 	zonefile: "$DIR/$ZONE.zone"
+zone:
+	name: $PGZONE
+	zonefile: "$DIR/$PGZONE.zone"
 CONF
 	nsd-checkconf "$CONF" || die "bad configuration $CONF"
 	nsd -c "$CONF" || { tail -20 "$DIR/nsd.log" >&2 || true; die "nsd did not start"; }
 	wait_loaded 0
+	wait_pg_zone
 	echo "QORB_DNS_SERVER=127.0.0.1:$PORT"
 }
 

@@ -1,0 +1,130 @@
+package pg_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/contrib/pg"
+	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/resolver/dns"
+)
+
+// A pool over the PostgreSQL servers that DNS lists for a service (here the
+// servers of .ci/pg-servers.sh, whose SRV records .ci/dns-server.sh
+// serves). It needs those servers, so it is compiled but not run.
+func Example() {
+	r, err := dns.New("_postgresql._tcp.qorbpg.test.", []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15353")}, dns.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p, err := pg.New(r, pg.Config{ConnString: "user=postgres dbname=postgres sslmode=disable application_name=example"},
+		pool.Policy{MaxSlots: 12})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+
+	// One statement: the connection goes back when Exec returns.
+	if _, err := p.Exec(ctx, "create temporary table if not exists t (n int)"); err != nil {
+		fmt.Println(err)
+	}
+
+	// A row: the connection goes back when it is scanned.
+	var port int
+	if err := p.QueryRow(ctx, "select inet_server_port()").Scan(&port); err != nil {
+		fmt.Println(err)
+	}
+
+	// A transaction: the connection goes back on Commit or Rollback.
+	err = pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "select pg_advisory_xact_lock(1)")
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		fmt.Println("the server said:", pgErr.Code, pgErr.Message)
+	}
+	fmt.Println(p.Stats().Claims, "claims")
+}
+
+// ClaimFunc runs a function with a connection; the connection goes back
+// when it returns, and is discarded when its error says the connection is
+// broken. It needs a server, so it is compiled but not run.
+func ExamplePool_ClaimFunc() {
+	p, err := pg.New(resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:15432")),
+		pg.Config{ConnString: "user=postgres dbname=postgres sslmode=disable"}, pool.Policy{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	err = p.ClaimFunc(ctx, func(c *pgx.Conn) error {
+		// Session state stays with the connection: set it and use it
+		// within the claim.
+		if _, err := c.Exec(ctx, "set statement_timeout = '1s'"); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, "select pg_sleep(0.1)")
+		return err
+	})
+	fmt.Println(err)
+}
+
+// A bad configuration is an error from New, before any connection.
+func ExampleNew_badConfig() {
+	_, err := pg.New(resolver.NewFixed(), pg.Config{ConnString: "port=notaport"}, pool.Policy{})
+	fmt.Println(errors.Is(err, pg.ErrConfig))
+	// Output:
+	// true
+}
+
+// When no server answers, a claim fails with the pool's error, which wraps
+// pgx's connect error. The example runs without PostgreSQL: it points the
+// pool at a loopback port where nothing listens.
+func ExamplePool_Exec_noServer() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close() // nothing listens there now
+
+	p, err := pg.New(resolver.NewFixed(addr), pg.Config{ConnString: "user=app sslmode=disable"},
+		pool.Policy{DeadAfter: 1, ClaimTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close(context.Background())
+
+	_, err = p.Exec(context.Background(), "select 1")
+	var connectErr *pgconn.ConnectError
+	fmt.Println("no backend online:", errors.Is(err, pool.ErrNoBackendsOnline))
+	fmt.Println("pgx's connect error:", errors.As(err, &connectErr))
+	// Output:
+	// no backend online: true
+	// pgx's connect error: true
+}
+
+// SRVTarget names the SRV target of a backend found by resolver/dns, for
+// verifying each server's TLS certificate by its own name.
+func ExampleSRVTarget() {
+	b := backend.Backend{Name: "db-1.example.com.@10.0.0.7:5432"}
+	fmt.Println(pg.SRVTarget(b))
+	// Output:
+	// db-1.example.com
+}
