@@ -295,6 +295,9 @@ func TestWidth(t *testing.T) {
 	if l := line(t, scr, "be-a-very-long-back… offline "); !strings.HasSuffix(l, " dead: connect…") {
 		t.Errorf("dead row in 80 columns: %q", l)
 	}
+	if l := line(t, scr, "last error: "); l != "last error: connection refused and more text to make it long enough to overflow…" {
+		t.Errorf("pool's last error: %q", l)
+	}
 	if l := line(t, scr, "claim errors: "); !strings.HasPrefix(l, "claim errors: no_backends 1 · no_backends_online 22 · all_claims_used 333 · c") {
 		t.Errorf("claim errors: %q", l)
 	}

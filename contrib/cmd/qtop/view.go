@@ -56,7 +56,7 @@ func (m model) View() string {
 	add(m.tabs())
 	p := m.last[m.cur]
 	prev, hasPrev := m.prev[m.cur]
-	for _, l := range poolHeader(p, prev, hasPrev) {
+	for _, l := range poolHeader(p, prev, hasPrev, w) {
 		add(l)
 	}
 	add("")
@@ -103,8 +103,8 @@ func (m model) tabs() string {
 
 // poolHeader renders the pool's lines: state and slots; claims/s, waiters
 // and wait percentiles; claim errors by kind; connection counters and the
-// resolver; the last error.
-func poolHeader(p, prev statshttp.Pool, hasPrev bool) []string {
+// resolver; the last errors, shortened to width w.
+func poolHeader(p, prev statshttp.Pool, hasPrev bool, w int) []string {
 	state := p.State
 	switch state {
 	case "running":
@@ -151,10 +151,10 @@ func poolHeader(p, prev statshttp.Pool, hasPrev bool) []string {
 		p.Resolver.State, len(p.Resolver.Backends), p.Resolver.Queries, p.Resolver.Errors)
 	lines := []string{l1, l2, l3, l4, l5}
 	if p.LastError != "" {
-		lines = append(lines, "last error: "+p.LastError)
+		lines = append(lines, "last error: "+shortError(p.LastError, w-len("last error: ")))
 	}
 	if p.Resolver.LastError != "" {
-		lines = append(lines, "resolver error: "+p.Resolver.LastError)
+		lines = append(lines, "resolver error: "+shortError(p.Resolver.LastError, w-len("resolver error: ")))
 	}
 	return lines
 }
