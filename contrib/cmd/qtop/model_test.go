@@ -260,11 +260,16 @@ func TestRefresh(t *testing.T) {
 func TestFetchErrorKeepsData(t *testing.T) {
 	m := feed(t, newTestModel(), twoSnapshots()[0], fetchErrMsg{errors.New(`Get "http://127.0.0.1:7070/pools": connection refused`), t0})
 	scr := screen(m)
-	if !strings.Contains(scr, `Get "http://127.0.0.1:7070/pools": connection refused`) ||
+	if l := line(t, scr, "! "); !strings.HasSuffix(l, `: Get "http://127.0.0.1:7070/pools": connection refused`) ||
 		!strings.Contains(scr, "showing the last snapshot read") {
 		t.Errorf("no error shown:\n%s", scr)
 	}
 	line(t, scr, "be-a")
+	// A long error is shortened to the width from its start.
+	long := fetchErrMsg{errors.New(`Get "http://127.0.0.1:7070/pools": dial tcp 127.0.0.1:7070: connect: connection refused`), t0}
+	if l := line(t, screen(feed(t, m, long)), "! "); !strings.HasSuffix(l, ": dial tcp 127.0.0.1:7070: connect: connection refused") {
+		t.Errorf("long error: %q", l)
+	}
 	m = feed(t, m, twoSnapshots()[1])
 	if strings.Contains(screen(m), "connection refused") {
 		t.Errorf("the error stays after a good read:\n%s", screen(m))
@@ -292,9 +297,11 @@ func TestWidth(t *testing.T) {
 			t.Errorf("%d columns: %q", w, l)
 		}
 	}
-	if l := line(t, scr, "be-a-very-long-back… offline "); !strings.HasSuffix(l, " dead: connect…") {
+	// In 80 columns the error does not fit after the row: it goes below.
+	if l := line(t, scr, "be-a-very-long-back… offline "); l != "be-a-very-long-back… offline        -    0    0   0    0    1   1" {
 		t.Errorf("dead row in 80 columns: %q", l)
 	}
+	line(t, scr, "  └ dead: dial tcp 127.0.0.1:45733: connect: connection refused")
 	if l := line(t, scr, "last error: "); l != "last error: connection refused and more text to make it long enough to overflow…" {
 		t.Errorf("pool's last error: %q", l)
 	}
@@ -303,8 +310,11 @@ func TestWidth(t *testing.T) {
 	}
 	// Wider, the error's end shows.
 	scr = screen(feed(t, m, tea.WindowSizeMsg{Width: 100, Height: 24}))
-	if l := line(t, scr, "be-a-very-long-back…"); !strings.HasSuffix(l, " dead: connect: connection refused") {
+	if l := line(t, scr, "be-a-very-long-back…"); !strings.HasSuffix(l, "   1 dead: connect: connection refused") {
 		t.Errorf("dead row in 100 columns: %q", l)
+	}
+	if strings.Contains(scr, "└") {
+		t.Errorf("an error line below a row, in 100 columns:\n%s", scr)
 	}
 }
 
@@ -312,7 +322,11 @@ func TestWidth(t *testing.T) {
 func TestManyBackends(t *testing.T) {
 	var bs []statshttp.Backend
 	for i := range 40 {
-		bs = append(bs, be("be-"+string(rune('A'+i)), "online", 0, 0, 0, 1))
+		b := be("be-"+string(rune('A'+i)), "online", 0, 0, 0, 1)
+		if i%2 == 1 { // a long error: the row takes two lines
+			b.LastError = strings.Repeat("too long to fit after the row ", 3)
+		}
+		bs = append(bs, b)
 	}
 	m := feed(t, newTestModel(), tea.WindowSizeMsg{Width: 80, Height: 24}, pools(0, snap("db", 0, 0, nil, bs...)))
 	scr := screen(m)

@@ -38,7 +38,8 @@ func (m model) View() string {
 	}
 	add(titleStyle.Render(title) + faintStyle.Render(fmt.Sprintf("  every %v", m.interval)))
 	if m.err != nil {
-		add(badStyle.Render(fmt.Sprintf("! %s: %v", m.errAt.Local().Format("15:04:05"), m.err)))
+		prefix := "! " + m.errAt.Local().Format("15:04:05") + ": "
+		add(badStyle.Render(prefix + shortError(m.err.Error(), w-len(prefix))))
 		if m.fetches > 0 {
 			add(badStyle.Render("  (showing the last snapshot read)"))
 		}
@@ -63,16 +64,18 @@ func (m model) View() string {
 	add(headStyle.Render(fmt.Sprintf("%-*s", w, columnsHead)))
 	rows := m.sortedBackends(p, prev, hasPrev)
 	room := max(m.height-len(lines)-2, 1) // keep the keys' line on screen
-	hidden := 0
-	if len(rows) > room {
-		hidden = len(rows) - room + 1
-		rows = rows[:room-1]
+	var table []string
+	for i, b := range rows {
+		r := b.render(w)
+		if len(table)+len(r) > room || (i < len(rows)-1 && len(table)+len(r) == room) {
+			// Keep a line to say how many rows are hidden.
+			table = append(table, fmt.Sprintf("… %d more backends (sorted by %s)", len(rows)-i, m.sortBy))
+			break
+		}
+		table = append(table, r...)
 	}
-	for _, b := range rows {
-		add(b.render(w))
-	}
-	if hidden > 0 {
-		add(fmt.Sprintf("… %d more backends (sorted by %s)", hidden, m.sortBy))
+	for _, l := range table {
+		add(l)
 	}
 	add("")
 	order := m.sortBy.String()
@@ -229,29 +232,35 @@ func rateOrMinus(r row) float64 {
 	return r.rate
 }
 
-// render formats the row in the columns of columnsHead; the last error
-// takes what is left of the width.
-func (r row) render(w int) string {
+// render formats the row in the columns of columnsHead. The last error
+// takes what is left of the width when it fits there whole (after
+// dropping leading "context: " parts); otherwise it goes on a line of its
+// own below the row.
+func (r row) render(w int) []string {
 	b := r.b
 	name := b.Name
 	if ansi.StringWidth(name) > nameWidth {
 		name = ansi.Truncate(name, nameWidth, "…")
 	}
 	s := b.Slots
-	line := fmt.Sprintf("%-*s %-8s %7s %4d %4d %3d %4d %4d %3d ",
+	line := fmt.Sprintf("%-*s %-8s %7s %4d %4d %3d %4d %4d %3d",
 		nameWidth, name, b.State, formatRate(r.rate, r.rateOK), s.Connecting, s.Connected, s.Checking, s.Claimed, s.Failed, s.Total)
 	errText := b.LastError
 	if b.Dead {
 		errText = "dead: " + errText
 	}
 	if errText == "" {
-		return line
+		return []string{line}
 	}
-	errText = shortError(errText, max(w-ansi.StringWidth(line), 1))
+	style := faintStyle
 	if b.State != "online" || b.Dead {
-		return badStyle.Render(line + errText)
+		style = badStyle
 	}
-	return line + faintStyle.Render(errText)
+	rest := w - ansi.StringWidth(line) - 1
+	if short := shortError(errText, rest); !strings.HasSuffix(short, "…") && rest > 0 {
+		return []string{line + " " + style.Render(short)}
+	}
+	return []string{line, style.Render("  └ " + shortError(errText, w-4))}
 }
 
 // shortError fits an error's text in width columns: it drops leading
