@@ -12,6 +12,11 @@ import (
 	"github.com/qorbgo/qorb/statshttp"
 )
 
+const (
+	minWidth  = 40 // narrower windows are drawn 40 columns wide
+	nameWidth = 20 // the BACKEND column; longer names are cut
+)
+
 var (
 	titleStyle  = lipgloss.NewStyle().Bold(true)
 	headStyle   = lipgloss.NewStyle().Reverse(true)
@@ -19,8 +24,6 @@ var (
 	badStyle    = lipgloss.NewStyle().Foreground(lipgloss.Color("1")).Bold(true) // red
 	goodStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))            // green
 	faintStyle  = lipgloss.NewStyle().Faint(true)
-	minWidth    = 40
-	nameWidth   = 20
 	columnsHead = fmt.Sprintf("%-*s %-8s %7s %4s %4s %3s %4s %4s %3s %s",
 		nameWidth, "BACKEND", "STATE", "CLAIM/S", "CONN", "IDLE", "CHK", "CLMD", "FAIL", "TOT", "LAST ERROR")
 )
