@@ -27,7 +27,7 @@
 //	data: {...the same JSON as the route's answer, on one line...}
 //
 // A stream ends when the client goes away, when [Handler.Close] is called,
-// or when a write to a client that does not read takes longer than
+// after Config.MaxStream (an hour by default), or when a write to a client that does not read takes longer than
 // Config.WriteTimeout; it ends with an "error" event when its pool is
 // removed. Nothing is left running after it ends.
 //

@@ -36,6 +36,10 @@ type Config struct {
 	// seconds. It is set on the connection through http.ResponseController
 	// and ignored by a ResponseWriter that cannot set deadlines.
 	WriteTimeout time.Duration
+	// MaxStream bounds how long one stream lasts: it ends by itself after
+	// that, and the client opens a new one (a browser's EventSource does so
+	// on its own). Zero means one hour.
+	MaxStream time.Duration
 	// Now is the clock that stamps the snapshots (the At fields). Nil means
 	// time.Now. It is the handler's clock, not the pool's.
 	Now func() time.Time
@@ -50,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxStream <= 0 {
+		c.MaxStream = time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now

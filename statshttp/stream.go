@@ -11,8 +11,9 @@ import (
 
 // stream sends what get returns as server-sent events, one at once and one
 // every interval, until the client goes away (the request's context ends),
-// the handler is closed, a write fails or takes longer than the write
-// timeout, or get fails (an "error" event, then the end).
+// the handler is closed, MaxStream has passed, a write fails or takes
+// longer than the write timeout, or get fails (an "error" event, then the
+// end).
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, interval time.Duration, get func() (any, error)) {
 	h.mu.Lock()
 	if h.closed {
@@ -32,6 +33,8 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, interval time.D
 
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	end := time.NewTimer(h.cfg.MaxStream)
+	defer end.Stop()
 	for id := uint64(1); ; id++ {
 		v, err := get()
 		if err != nil {
@@ -45,6 +48,8 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, interval time.D
 		case <-r.Context().Done():
 			return
 		case <-h.done:
+			return
+		case <-end.C:
 			return
 		case <-tick.C:
 		}

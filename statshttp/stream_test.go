@@ -64,7 +64,7 @@ func TestStream(t *testing.T) {
 
 	var last Pool
 	claimed := false
-	for i := 1; ; i++ {
+	for i := 1; i <= 10_000; i++ {
 		ev, err := readEvent(r)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
@@ -96,6 +96,9 @@ func TestStream(t *testing.T) {
 		}
 		// The loop ends when the claim shows or the context's deadline
 		// ends the read.
+		if i == 10_000 {
+			t.Fatalf("the claim does not show after %d events", i)
+		}
 	}
 
 	cancel() // the client goes away
@@ -190,5 +193,31 @@ func TestStreamClientGone(t *testing.T) {
 		t.Fatalf("first event: %+v %v", ev, err)
 	}
 	cancel()
+	streamsEnd(t, h)
+}
+
+// TestStreamMaxStream: a stream ends by itself after Config.MaxStream.
+func TestStreamMaxStream(t *testing.T) {
+	h := New(Config{MinInterval: time.Millisecond, MaxStream: 50 * time.Millisecond})
+	if err := h.Add("db", memPool(t, "db", netip.MustParseAddrPort("127.0.0.1:5432"))); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, h)
+
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	r := openStream(t, ctx, srv.Client(), srv.URL+"/pools?stream=1&interval=5ms", "")
+	n := 0
+	for ; n <= 10_000; n++ {
+		if _, err := readEvent(r); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("after %d events: %v", n, err)
+		}
+	}
+	if took := time.Since(start); n < 2 || took < 50*time.Millisecond {
+		t.Errorf("the stream ended after %d events and %v, want at least 50ms", n, took)
+	}
 	streamsEnd(t, h)
 }
