@@ -26,10 +26,11 @@
 //	event: stats
 //	data: {...the same JSON as the route's answer, on one line...}
 //
-// A stream ends when the client goes away, when [Handler.Close] is called,
-// after Config.MaxStream (an hour by default), or when a write to a client that does not read takes longer than
-// Config.WriteTimeout; it ends with an "error" event when its pool is
-// removed. Nothing is left running after it ends.
+// A stream ends when the client goes away, when [Handler.Close] is
+// called, after Config.MaxStream (an hour by default), or when a write to
+// a client that does not read takes longer than Config.WriteTimeout; it
+// ends with an "error" event when its pool is removed. Nothing is left
+// running after it ends.
 //
 // The JSON view types ([Pool], [Backend], [Histogram], ...) mirror
 // pool.Stats field by field, with durations as strings a person reads
