@@ -2,7 +2,7 @@
 // a small workload, kills the busiest server part-way, and prints per-backend
 // stats as it goes:
 //
-//	go run ./examples/echo [-duration 3s] [-workers 8]
+//	go run ./examples/echo [-duration 3s] [-workers 8] [-stats-addr 127.0.0.1:7070]
 //
 // Workers claim a connection, echo a message through it and release it;
 // on an I/O error they discard the handle and claim again. The connector
@@ -13,6 +13,11 @@
 // the pool, checks that every server saw all its connections closed, and
 // exits 0; it exits 1 when a claim failed while servers were up or a
 // connection was left open.
+//
+// With -stats-addr it also serves the pool's stats over HTTP (package
+// statshttp) on that address while it runs, and prints the URL; watch it
+// with qtop (contrib/cmd/qtop). Port 0 picks a free port. The endpoint is
+// off by default.
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -34,6 +40,7 @@ import (
 	"github.com/qorbgo/qorb/internal/echotest"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
+	"github.com/qorbgo/qorb/statshttp"
 )
 
 func main() {
@@ -41,18 +48,33 @@ func main() {
 	workers := flag.Int("workers", 8, "goroutines claiming, echoing and releasing")
 	maxSlots := flag.Int("max-slots", 6, "Policy.MaxSlots: connections across all backends")
 	interval := flag.Duration("interval", 500*time.Millisecond, "how often to print stats")
+	statsAddr := flag.String("stats-addr", "", "serve the pool's stats over HTTP on this address (host:port, port 0 for any); off when empty")
 	flag.Parse()
 	if *duration <= 0 || *workers <= 0 || *maxSlots <= 0 || *interval <= 0 {
 		fmt.Fprintln(os.Stderr, "echo: -duration, -workers, -max-slots and -interval must be positive")
 		os.Exit(2)
 	}
-	if err := run(os.Stdout, *duration, *workers, *maxSlots, *interval); err != nil {
+	cfg := config{duration: *duration, workers: *workers, maxSlots: *maxSlots, interval: *interval, statsAddr: *statsAddr}
+	if err := run(os.Stdout, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "echo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, duration time.Duration, workers, maxSlots int, interval time.Duration) error {
+// config is the program's flags.
+type config struct {
+	duration  time.Duration // how long the workload runs
+	workers   int           // goroutines claiming, echoing and releasing
+	maxSlots  int           // Policy.MaxSlots
+	interval  time.Duration // how often to print stats
+	statsAddr string        // where to serve the stats endpoint; "" for nowhere
+	// statsReady, when set, is called with the endpoint's URL once it
+	// serves (for tests).
+	statsReady func(url string)
+}
+
+func run(out io.Writer, cfg config) error {
+	duration, workers, maxSlots, interval := cfg.duration, cfg.workers, cfg.maxSlots, cfg.interval
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
@@ -96,6 +118,14 @@ func run(out io.Writer, duration time.Duration, workers, maxSlots int, interval 
 			_ = p.Close(context.Background())
 		}
 	}()
+
+	if cfg.statsAddr != "" {
+		stopStats, err := serveStats(out, cfg.statsAddr, p, cfg.statsReady)
+		if err != nil {
+			return err
+		}
+		defer stopStats()
+	}
 
 	// The workload: every worker claims, echoes and releases until the
 	// duration ends, at most maxIterations times.
@@ -156,6 +186,37 @@ loop:
 		problems = append(problems, fmt.Errorf("%d claims failed while servers were up (last: %v)", n, st.lastClaimErr.Load()))
 	}
 	return errors.Join(problems...)
+}
+
+// serveStats serves p's stats on addr until the returned function is
+// called.
+func serveStats(out io.Writer, addr string, p *pool.Pool[net.Conn], ready func(string)) (stop func(), err error) {
+	h := statshttp.New(statshttp.Config{})
+	if err := h.Add("echo", p); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("stats endpoint: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(out, "stats on %s/ (watch: cd contrib && go run ./cmd/qtop %s)\n\n", url, url)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // returns when Shutdown closes the listener
+	}()
+	if ready != nil {
+		ready(url)
+	}
+	return func() {
+		h.Close() // ends the streams, so that Shutdown need not wait for them
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // loadStats counts the workers' results.
