@@ -30,8 +30,9 @@ var (
 // claimError is a claim failure of one kind with the last backend error
 // as its cause.
 type claimError struct {
-	kind  error
-	cause error
+	kind    error
+	cause   error
+	timeout bool // the claim's deadline passed
 }
 
 func (e *claimError) Error() string {
@@ -47,6 +48,12 @@ func (e *claimError) Unwrap() []error {
 		return []error{e.kind}
 	}
 	return []error{e.kind, e.cause}
+}
+
+// timedOut reports whether err says that a claim's deadline passed.
+func timedOut(err error) bool {
+	var ce *claimError
+	return errors.As(err, &ce) && ce.timeout
 }
 
 // withCause returns kind alone when cause is nil.

@@ -486,6 +486,11 @@ func (p *Pool[C]) setUp(s *set[C]) {
 	}
 }
 
+// EffectivePolicy returns the policy the pool runs with: the one given to
+// New with every zero field replaced by its default and the documented
+// caps applied. It is safe to call at any time; the policy never changes.
+func (p *Pool[C]) EffectivePolicy() Policy { return p.pol }
+
 // Stats returns a snapshot of the pool.
 func (p *Pool[C]) Stats() Stats {
 	p.loop.Enter()
@@ -493,8 +498,10 @@ func (p *Pool[C]) Stats() Stats {
 	return p.stats()
 }
 
-// claimErr chooses the error for a claim whose deadline passed.
+// claimErr chooses the error for a claim whose deadline passed, and marks
+// it as a timeout (see ClaimEndData.TimedOut).
 func (p *Pool[C]) claimErr() error {
+	err := &claimError{kind: ErrAllClaimsUsed, timeout: true}
 	known, online := 0, 0
 	for _, s := range p.order {
 		if s.state.Get() == slotset.Draining {
@@ -507,12 +514,11 @@ func (p *Pool[C]) claimErr() error {
 	}
 	switch {
 	case known == 0:
-		return ErrNoBackends
+		err.kind = ErrNoBackends
 	case online == 0:
-		return withCause(ErrNoBackendsOnline, p.lastErr)
-	default:
-		return ErrAllClaimsUsed
+		err.kind, err.cause = ErrNoBackendsOnline, p.lastErr
 	}
+	return err
 }
 
 // Close stops the resolver, fails waiting claims with ErrClosed, closes

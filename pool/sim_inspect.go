@@ -61,8 +61,3 @@ func (s *set[C]) inspect() simhook.Set {
 	}
 	return v
 }
-
-// EffectivePolicy returns the policy the pool runs with: the one given to
-// New with every zero field replaced by its default and the documented
-// caps applied. It is safe to call at any time; the policy never changes.
-func (p *Pool[C]) EffectivePolicy() Policy { return p.pol }

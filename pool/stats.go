@@ -12,7 +12,9 @@ import (
 
 // Stats is a snapshot of a pool, serialisable to JSON.
 type Stats struct {
-	Name    string     `json:"name"`
+	Name string `json:"name"`
+	// At is when the snapshot was taken, on the pool's clock.
+	At      time.Time  `json:"at"`
 	State   string     `json:"state"`
 	Slots   SlotCounts `json:"slots"`
 	Waiters int        `json:"waiters"`
@@ -23,7 +25,7 @@ type Stats struct {
 	Claims      uint64      `json:"claims"`
 	ClaimErrors ClaimErrors `json:"claim_errors"`
 	Waits       Histogram   `json:"waits"`
-	Connects    uint64      `json:"connects"`
+	Connects    uint64      `json:"connects"` // connects started, whatever their outcome
 	Failures    uint64      `json:"failures"` // failed connects, checks, recycles, discards
 	Checks      uint64      `json:"checks"`
 	Recycles    uint64      `json:"recycles"`
@@ -82,6 +84,10 @@ type ClaimErrors struct {
 	AllClaimsUsed    uint64 `json:"all_claims_used"`
 	Closed           uint64 `json:"closed"`
 	Context          uint64 `json:"context"` // the claimer's context ended
+	// Timeouts counts the claims whose deadline (Policy.ClaimTimeout)
+	// passed, whatever their kind above: ErrNoBackends and ErrAllClaimsUsed
+	// always are, ErrNoBackendsOnline is when it did not fail fast.
+	Timeouts uint64 `json:"timeouts"`
 }
 
 // BackendStats describes one backend's slot set.
@@ -134,6 +140,9 @@ type setCounters struct {
 }
 
 func (c *counters) failed(err error) {
+	if timedOut(err) {
+		c.claimErrors.Timeouts++
+	}
 	switch {
 	case errors.Is(err, ErrClosed):
 		c.claimErrors.Closed++
@@ -174,6 +183,7 @@ func (p *Pool[C]) stats() Stats {
 		Resolver: p.resolverStats(),
 	}
 	now := p.now()
+	st.At = now
 	for _, s := range p.order {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.state.Get().String(), Dead: s.dead,
 			Wanted: s.wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,

@@ -62,6 +62,10 @@ type ClaimEndData struct {
 	Backend backend.Backend // the claimed connection's backend; zero when Err is set
 	Wait    time.Duration   // from Claim's start to its return, on the pool's clock
 	Err     error           // why the claim failed, or nil
+	// TimedOut is set when the claim failed because its deadline
+	// (Policy.ClaimTimeout) passed, not because it failed fast or its
+	// context ended.
+	TimedOut bool
 }
 
 // ReleaseData describes a claim given back with Release or Discard.
@@ -171,7 +175,7 @@ func (p *Pool[C]) traceClaimStart(ctx context.Context) []context.Context {
 }
 
 func (p *Pool[C]) traceClaimEnd(ctxs []context.Context, start time.Time, h *Handle[C], err error) {
-	d := ClaimEndData{Pool: p.name, Wait: p.loop.Clock().Since(start), Err: err}
+	d := ClaimEndData{Pool: p.name, Wait: p.loop.Clock().Since(start), Err: err, TimedOut: timedOut(err)}
 	if h != nil && err == nil {
 		d.Backend = h.sl.b
 	}

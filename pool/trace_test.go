@@ -135,3 +135,49 @@ func TestCloseCauseNames(t *testing.T) {
 		}
 	}
 }
+
+// timeouts records ClaimEndData.TimedOut.
+type timeouts struct {
+	mu  sync.Mutex
+	got []bool
+}
+
+func (t *timeouts) TraceClaimStart(ctx context.Context, _ ClaimStartData) context.Context { return ctx }
+func (t *timeouts) TraceClaimEnd(_ context.Context, d ClaimEndData) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.got = append(t.got, d.TimedOut)
+}
+
+// A claim whose deadline passes is a timeout, in the tracer and in Stats;
+// one that fails fast, or whose context ends, is not.
+func TestClaimTimeoutsAreToldApart(t *testing.T) {
+	tr := &timeouts{}
+	h := &harness{t: t, clk: clock.NewMock(), res: resolverFor(1), fake: newFakeConnector()}
+	h.fake.fail[name(1)] = errors.New("refused")
+	p, err := New(h.res, backend.Connector[*fakeConn](h.fake), Policy{MaxSlots: 1, SparesWanted: 1, ClaimTimeout: time.Second, DeadAfter: 100},
+		WithClock(h.clk), WithTracer(tr), WithStrict(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	t.Cleanup(h.close)
+	h.settle()
+	if err := h.claimAfter(time.Second); !errors.Is(err, ErrNoBackendsOnline) || !errors.Is(err, h.fake.fail[name(1)]) {
+		t.Fatalf("claim: %v", err)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.Claim(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("claim: %v", err)
+	}
+	st := p.Stats()
+	if st.ClaimErrors.Timeouts != 1 || st.ClaimErrors.NoBackendsOnline != 1 || st.ClaimErrors.Context != 1 {
+		t.Fatalf("claim errors %+v", st.ClaimErrors)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !slices.Equal(tr.got, []bool{true, false}) {
+		t.Fatalf("timed out: %v, want [true false]", tr.got)
+	}
+}
