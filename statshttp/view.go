@@ -1,6 +1,7 @@
 package statshttp
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -76,8 +77,9 @@ type Pool struct {
 	// PoolName is the pool's own name (pool.WithName); it may differ
 	// from Name.
 	PoolName string `json:"pool_name"`
-	// At is when the snapshot was taken: read from the handler's clock
-	// ([Config.Now]) right after the pool's Stats method returned.
+	// At is when the snapshot was taken, on the pool's own clock
+	// (pool.Stats.At); for a source that does not set it, the handler's
+	// clock ([Config.Now]) right after its Stats method returned.
 	At time.Time `json:"at"`
 	// State is the pool machine's state: starting, running, failed (every
 	// backend dead, claims fail fast), stopping or stopped.
@@ -112,6 +114,10 @@ type Pool struct {
 	Expired uint64 `json:"expired"`
 	// Closes counts connections closed.
 	Closes uint64 `json:"closes"`
+	// ClosesRunning counts connector Close calls started and not returned.
+	ClosesRunning int `json:"closes_running"`
+	// Misuse counts calls on handles whose claim had already ended.
+	Misuse uint64 `json:"misuse"`
 	// BackoffMin is the shortest backoff delay taken ("0s" when none was).
 	BackoffMin Duration `json:"backoff_min"`
 	// BackoffMax is the longest backoff delay taken ("0s" when none was).
@@ -163,6 +169,9 @@ type ClaimErrors struct {
 	Closed uint64 `json:"closed"`
 	// Context counts claims whose own context ended first.
 	Context uint64 `json:"context"`
+	// Timeouts counts the claims whose deadline passed, whatever their
+	// kind above.
+	Timeouts uint64 `json:"timeouts"`
 }
 
 // Histogram counts durations in fixed buckets: Counts[i] counts values up
@@ -232,15 +241,15 @@ type ResolvedBackend struct {
 }
 
 // FromStats returns the view of st for a pool served under name, stamped
-// with at.
+// with st.At, or with at when st.At is zero.
 func FromStats(name string, at time.Time, st pool.Stats) Pool {
 	p := Pool{
-		Name: name, PoolName: st.Name, At: at, State: st.State,
+		Name: name, PoolName: st.Name, At: cmp.Or(st.At, at), State: st.State,
 		Slots: slots(st.Slots), Waiters: st.Waiters, OldestClaim: Duration(st.OldestClaim),
 		Claims: st.Claims, ClaimErrors: ClaimErrors(st.ClaimErrors),
 		Waits:    Histogram{Bounds: make([]Duration, len(st.Waits.Bounds)), Counts: append([]uint64{}, st.Waits.Counts...)},
 		Connects: st.Connects, Failures: st.Failures, Checks: st.Checks, Recycles: st.Recycles,
-		Discards: st.Discards, Expired: st.Expired, Closes: st.Closes,
+		Discards: st.Discards, Expired: st.Expired, Closes: st.Closes, ClosesRunning: st.ClosesRunning, Misuse: st.Misuse,
 		BackoffMin: Duration(st.BackoffMin), BackoffMax: Duration(st.BackoffMax),
 		LastError: st.LastError, PolicyError: st.PolicyError,
 		Backends: make([]Backend, 0, len(st.Backends)),
