@@ -122,7 +122,7 @@ func TestTracerConcurrent(t *testing.T) {
 				m.TraceRelease(pool.ReleaseData{Pool: name, Backend: b, Held: 2 * time.Millisecond})
 				ctx = m.TraceConnectStart(context.Background(), pool.ConnectStartData{Pool: name, Backend: b})
 				m.TraceConnectEnd(ctx, pool.ConnectEndData{Pool: name, Backend: b, Duration: 3 * time.Millisecond})
-				m.TraceClaimEnd(context.Background(), pool.ClaimEndData{Pool: name, Wait: time.Second, Err: pool.ErrAllClaimsUsed})
+				m.TraceClaimEnd(context.Background(), pool.ClaimEndData{Pool: name, Wait: time.Second, Err: pool.ErrAllClaimsUsed, TimedOut: true})
 			}
 		}()
 	}

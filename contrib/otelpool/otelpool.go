@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -112,12 +111,9 @@ type poolAttrs struct {
 	opt  metric.MeasurementOption // db.client.connection.pool.name
 	// rec and add hold opt, made once: passing them spread costs no
 	// allocation per measurement.
-	rec []metric.RecordOption
-	add []metric.AddOption
-	// claimTimeout is the pool's Policy.ClaimTimeout while the pool is
-	// observed, else zero.
-	claimTimeout atomic.Int64
-	observed     bool // guarded by Metrics.mu
+	rec      []metric.RecordOption
+	add      []metric.AddOption
+	observed bool // guarded by Metrics.mu
 }
 
 // New makes the instruments. The pools they describe are added with
@@ -236,7 +232,8 @@ func (m *Metrics) TraceClaimEnd(ctx context.Context, d pool.ClaimEndData) {
 		m.waitTime.Record(ctx, d.Wait.Seconds(), a.rec...)
 		return
 	}
-	if timedOut(d.Err, d.Wait, time.Duration(a.claimTimeout.Load())) {
+	// The pool's own timeouts, and the caller's own deadline.
+	if d.TimedOut || errors.Is(d.Err, context.DeadlineExceeded) {
 		m.timeouts.Add(ctx, 1, a.add...)
 	}
 }
@@ -282,7 +279,6 @@ func (r *Registration) Unregister() error {
 		r.err = r.reg.Unregister()
 		r.m.mu.Lock()
 		r.a.observed = false
-		r.a.claimTimeout.Store(0)
 		r.m.mu.Unlock()
 	})
 	return r.err
@@ -331,7 +327,6 @@ func (m *Metrics) Observe(p Source) (*Registration, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("otelpool: %w", err)
 	}
-	a.claimTimeout.Store(int64(o.pol.ClaimTimeout))
 	return &Registration{m: m, a: a, reg: reg}, nil
 }
 

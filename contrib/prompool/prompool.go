@@ -23,11 +23,11 @@ package prompool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -95,7 +95,6 @@ type poolTrace struct {
 	name                  string
 	createTime, wait, use prometheus.Observer
 	timeouts              prometheus.Counter
-	claimTimeout          atomic.Int64 // Policy.ClaimTimeout while watched, else zero
 }
 
 // New returns a Collector. Pools are added with [Collector.Watch]; the
@@ -140,19 +139,17 @@ func New(opts ...Option) *Collector {
 	return c
 }
 
-// Watch adds p to the pools collected at each scrape, and lets the tracer
-// tell p's timeouts (it needs p's ClaimTimeout). Pools watched by one
-// Collector must have different names.
+// Watch adds p to the pools collected at each scrape. Pools watched by
+// one Collector must have different names.
 func (c *Collector) Watch(p Source) error {
 	name := p.Stats().Name
-	tr := c.traceFor(name)
+	c.traceFor(name)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.watched[name]; ok {
 		return fmt.Errorf("prompool: a pool named %q is already watched", name)
 	}
 	c.watched[name] = p
-	tr.claimTimeout.Store(int64(p.EffectivePolicy().ClaimTimeout))
 	return nil
 }
 
@@ -222,7 +219,8 @@ func (c *Collector) TraceClaimEnd(_ context.Context, d pool.ClaimEndData) {
 		t.wait.Observe(d.Wait.Seconds())
 		return
 	}
-	if timedOut(d.Err, d.Wait, time.Duration(t.claimTimeout.Load())) {
+	// The pool's own timeouts, and the caller's own deadline.
+	if d.TimedOut || errors.Is(d.Err, context.DeadlineExceeded) {
 		t.timeouts.Inc()
 	}
 }

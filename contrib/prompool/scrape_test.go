@@ -194,7 +194,7 @@ func TestTracerConcurrent(t *testing.T) {
 				c.TraceRelease(pool.ReleaseData{Pool: name, Backend: b, Held: 2 * time.Millisecond})
 				ctx = c.TraceConnectStart(context.Background(), pool.ConnectStartData{Pool: name, Backend: b})
 				c.TraceConnectEnd(ctx, pool.ConnectEndData{Pool: name, Backend: b, Duration: 3 * time.Millisecond})
-				c.TraceClaimEnd(context.Background(), pool.ClaimEndData{Pool: name, Wait: time.Second, Err: pool.ErrAllClaimsUsed})
+				c.TraceClaimEnd(context.Background(), pool.ClaimEndData{Pool: name, Wait: time.Second, Err: pool.ErrAllClaimsUsed, TimedOut: true})
 			}
 		}()
 	}
