@@ -650,3 +650,44 @@ func TestBugPanickingObserverLeavesThePoolWorking(t *testing.T) {
 		t.Fatal("the observer never ran")
 	}
 }
+
+// A backend whose address changes under the same name is dialled at its
+// new address, and its connections to the old one are replaced.
+func TestBackendAddressChangeIsFollowed(t *testing.T) {
+	h := &harness{t: t, clk: clock.NewMock(), fake: newFakeConnector()}
+	h.res = resolver.NewFixedBackends(backend.Backend{Name: "db", Addr: addr(1)})
+	p, err := New(h.res, backend.Connector[*fakeConn](h.fake), Policy{MaxSlots: 3, SparesWanted: 3},
+		WithClock(h.clk), WithStrict(true), WithObserver(fsm.ObserverFunc(h.observe)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	t.Cleanup(h.close)
+	h.settle()
+	held := h.claim()
+	if held.Backend().Addr != addr(1) {
+		t.Fatalf("claimed %v", held.Backend())
+	}
+	h.res.ReplaceBackends(backend.Backend{Name: "db", Addr: addr(2)})
+	h.settle()
+	held.Release() // its slot reconnects at the new address now
+	h.settle()
+	h.fake.mu.Lock()
+	for c := range h.fake.open {
+		if c.b.Addr != addr(2) {
+			t.Errorf("connection %d still open to %v", c.id, c.b.Addr)
+		}
+	}
+	n := len(h.fake.open)
+	h.fake.mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d connections open, want 3", n)
+	}
+	for range 3 {
+		hd := h.claim()
+		if hd.Backend().Addr != addr(2) || hd.Backend().Name != "db" {
+			t.Fatalf("claimed %s at %v", hd.Backend().Name, hd.Backend().Addr)
+		}
+		defer hd.Release()
+	}
+}

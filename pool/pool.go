@@ -256,7 +256,15 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 			p.order = slices.Insert(p.order, i, s)
 			continue
 		}
-		s.b.Addr = b.Addr
+		if s.b.Addr != b.Addr {
+			// The same backend at a new address: its slots reconnect
+			// there, the idle ones now, the others when they come back
+			// (idleSlot).
+			s.b.Addr = b.Addr
+			for _, sl := range slices.Clone(s.idle) {
+				p.expire(sl)
+			}
+		}
 		if s.state.Get() == slotset.Draining {
 			s.fire(slotset.Restore)
 			if s.live > 0 {

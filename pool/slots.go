@@ -141,6 +141,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	ctx, cancel := context.WithCancel(p.ioCtx)
 	sl.cancel = cancel
 	p.loop.After(&sl.io, p.pol.ConnectTimeout)
+	sl.b = sl.set.b // its backend's address now
 	b := sl.b
 	sl.set.st.connects++
 	p.st.connects++
@@ -321,7 +322,8 @@ func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
 	case sl.stopWanted || p.closing():
 		p.stopSlot(sl)
 		return
-	case !sl.expireAt.IsZero() && !now.IsZero() && !now.Before(sl.expireAt):
+	case !sl.expireAt.IsZero() && !now.IsZero() && !now.Before(sl.expireAt),
+		sl.b.Addr != sl.set.b.Addr: // its backend moved: reconnect there
 		p.expire(sl)
 		return
 	}
