@@ -6,6 +6,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"runtime"
@@ -689,5 +690,20 @@ func TestBackendAddressChangeIsFollowed(t *testing.T) {
 			t.Fatalf("claimed %s at %v", hd.Backend().Name, hd.Backend().Addr)
 		}
 		defer hd.Release()
+	}
+}
+
+// Release or Discard of the nil handle a failed Claim returns panics with
+// a message that says so, not with a nil dereference.
+func TestNilHandleSaysWhy(t *testing.T) {
+	for _, op := range []func(h *Handle[*fakeConn]){func(h *Handle[*fakeConn]) { h.Release() }, func(h *Handle[*fakeConn]) { h.Discard(nil) }} {
+		func() {
+			defer func() {
+				if v := recover(); v == nil || !strings.Contains(fmt.Sprint(v), "nil Handle") {
+					t.Fatalf("recovered %v", v)
+				}
+			}()
+			op(nil)
+		}()
 	}
 }

@@ -34,13 +34,22 @@ func (h *Handle[C]) Conn() C {
 // Backend returns the backend the connection goes to.
 func (h *Handle[C]) Backend() backend.Backend { return h.sl.b }
 
+// pool returns the handle's pool, and panics with a clear message for a
+// nil or zero handle (the result of a failed Claim, say).
+func (h *Handle[C]) pool(op string) *Pool[C] {
+	if h == nil || h.sl == nil {
+		panic("pool: " + op + " of a nil Handle: Claim returned an error")
+	}
+	return h.sl.p
+}
+
 // Release gives the connection back to the pool: the recycle hook runs
 // (OnRecycle, else Validate, if the connector has either), then the
 // connection serves the next claim. After Close forced the connection shut,
 // Release does nothing. A second Release, or a Release after Discard, does
 // nothing and is counted as misuse.
 func (h *Handle[C]) Release() {
-	p := h.sl.p
+	p := h.pool("Release")
 	p.loop.Enter()
 	ok, held := p.release(h)
 	p.loop.Leave()
@@ -79,8 +88,8 @@ func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
 // Discard does nothing. Discard after the claim ended does nothing and is
 // counted as misuse.
 func (h *Handle[C]) Discard(err error) {
+	p := h.pool("Discard")
 	sl := h.sl
-	p := sl.p
 	p.loop.Enter()
 	if !p.endClaim(h, "Discard") {
 		p.loop.Leave()
