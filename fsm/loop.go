@@ -151,6 +151,7 @@ type Loop struct {
 	check    func()
 	spawner  func(a Action, job func() func())
 	logs     []logRecord // written during the event, emitted by Leave
+	deferred []func()    // follow-up work, run at the end of the event
 
 	// Registration IDs, parallel to observers and onIdle, for removal.
 	regSeq      uint64
@@ -178,6 +179,9 @@ func (l *Loop) Enter() { l.mu.Lock() }
 // Leave rearms the real timer if the earliest deadline moved, and releases
 // the loop.
 func (l *Loop) Leave() {
+	if len(l.deferred) > 0 {
+		l.runDeferred()
+	}
 	if l.check != nil {
 		l.check()
 	}
@@ -191,6 +195,23 @@ func (l *Loop) Leave() {
 	logs := l.takeLogs()
 	l.mu.Unlock()
 	emit(logs)
+}
+
+// Defer queues f to run at the end of the current event, with the loop
+// held: after the event's handler has returned, before the invariant check
+// and before the loop is left (at Leave, or after the timer that fired).
+// Functions queued while deferred ones run, run too, in the order queued.
+// Components queue their follow-up work here instead of calling each
+// other's handlers from inside a handler.
+func (l *Loop) Defer(f func()) { l.deferred = append(l.deferred, f) }
+
+func (l *Loop) runDeferred() {
+	for i := 0; i < len(l.deferred); i++ {
+		f := l.deferred[i]
+		l.deferred[i] = nil
+		f()
+	}
+	l.deferred = l.deferred[:0]
 }
 
 // Clock is the loop's clock.

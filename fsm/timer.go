@@ -76,6 +76,9 @@ func (l *Loop) RunDue() int {
 		t := heap.Pop((*timerHeap)(&l.heap)).(*Timer)
 		n++
 		t.fire()
+		if len(l.deferred) > 0 {
+			l.runDeferred()
+		}
 		if l.check != nil {
 			l.check()
 		}

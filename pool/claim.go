@@ -419,7 +419,7 @@ func (p *Pool[C]) takeIdle() *Handle[C] {
 	h := p.claimSlot(sl)
 	p.st.waits.observe(0)
 	if d := p.demand(); p.nslots < d && d != p.lastDemand {
-		p.rebalanceNow(false)
+		p.follow(followRebalance)
 	}
 	return h
 }
@@ -434,7 +434,7 @@ func (p *Pool[C]) enqueue(w *waiter[C], front bool, timeout time.Duration) {
 	}
 	p.loop.After(&w.timer, timeout)
 	if p.nslots < p.demand() {
-		p.rebalanceNow(false)
+		p.follow(followRebalance)
 	}
 }
 

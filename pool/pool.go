@@ -39,35 +39,38 @@ type Pool[C any] struct {
 	closesRunning atomic.Int64
 
 	// Everything below is owned by the loop.
-	state       fsm.State[State, Event]
-	rng         *rand.Rand // decoherence, the picker
-	host        *host[C]
-	resTr       resolver.Tracker // the resolver machine
-	sets        map[backend.Name]*set[C]
-	order       []*set[C] // every set not stopped, in preference order
-	waiters     waiterList[C]
-	freeW       []*waiter[C]
-	nslots      int // slots not stopped
-	nclaimed    int
-	lastErr     error
-	ioCtx       context.Context
-	ioCancel    context.CancelFunc
-	rebalance   fsm.Timer
-	decohere    fsm.Timer
-	quiet       chan struct{} // closed when stopping and nothing is left
-	done        chan struct{} // closed when stopped
-	cands       []Candidate
-	candSets    []*set[C] // scratch of pick
-	rebSets     []*set[C] // scratch of rebalanceNow
-	info        []SetInfo
-	want        []int
-	lastDemand  int           // demand at the last rebalance
-	rebalancing bool          // inside rebalanceNow
-	handles     []Handle[C]   // unused handles of the current block
-	hooking     []*hookJob[C] // checks and recycle hooks in flight
-	unregister  []func()      // undo what New registered on the loop
-	orphans     int           // connections and connects of stopped slots not yet finished
-	st          counters
+	state        fsm.State[State, Event]
+	rng          *rand.Rand // decoherence, the picker
+	host         *host[C]
+	resTr        resolver.Tracker // the resolver machine
+	sets         map[backend.Name]*set[C]
+	order        []*set[C] // every set not stopped, in preference order
+	waiters      waiterList[C]
+	freeW        []*waiter[C]
+	nslots       int // slots not stopped
+	nclaimed     int
+	lastErr      error
+	ioCtx        context.Context
+	ioCancel     context.CancelFunc
+	rebalance    fsm.Timer
+	decohere     fsm.Timer
+	quiet        chan struct{} // closed when stopping and nothing is left
+	done         chan struct{} // closed when stopped
+	cands        []Candidate
+	candSets     []*set[C] // scratch of pick
+	rebSets      []*set[C] // scratch of rebalanceNow
+	info         []SetInfo
+	want         []int
+	lastDemand   int           // demand at the last rebalance
+	rebalancing  bool          // inside rebalanceNow
+	handles      []Handle[C]   // unused handles of the current block
+	hooking      []*hookJob[C] // checks and recycle hooks in flight
+	unregister   []func()      // undo what New registered on the loop
+	fu           followUp      // follow-up work asked for in this event
+	following    bool          // afterEvent is running
+	afterEventFn func()        // p.afterEvent, made once
+	orphans      int           // connections and connects of stopped slots not yet finished
+	st           counters
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -123,6 +126,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 		pl.onAcquire = h.OnAcquire
 	}
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
+	pl.afterEventFn = pl.afterEvent
 	pl.rebalance.Init(pl.rebalanceTick)
 	pl.decohere.Init(pl.decohereTick)
 
@@ -277,8 +281,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 			p.drain(s)
 		}
 	}
-	p.rebalanceNow(false)
-	p.checkDead()
+	p.follow(followRebalance | followDead)
 }
 
 // drain starts draining a set the resolver no longer lists.
@@ -287,7 +290,7 @@ func (p *Pool[C]) drain(s *set[C]) {
 	for _, sl := range slices.Clone(s.slots) {
 		p.retire(sl)
 	}
-	p.maybeDrained(s)
+	p.follow(followDrain)
 }
 
 // maybeDrained stops a draining set once its last slot stopped.

@@ -122,7 +122,7 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 	if sl.state.Get() == slot.Stopped {
 		sl.set.orphans--
 		p.orphans--
-		p.maybeDrained(sl.set)
+		p.follow(followDrain)
 		p.checkQuiet()
 		p.capacityFreed()
 		return
@@ -302,7 +302,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	}
 	p.idleSlot(sl, now)
 	if up {
-		p.rebalanceNow(false)
+		p.follow(followRebalance)
 	}
 }
 
@@ -369,7 +369,7 @@ func (p *Pool[C]) lostConn(s *set[C]) {
 	if s.live == 0 && s.state.Get() == slotset.Online {
 		s.fire(slotset.Down)
 		p.probeDeadIfNoneOnline()
-		p.rebalanceNow(false)
+		p.follow(followRebalance)
 	}
 }
 
@@ -437,12 +437,12 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		p.lostConn(s) // may rebalance, and stop this very slot
 	}
 	if newlyDead {
-		p.checkDead()
+		p.follow(followDead)
 		if len(p.order) > p.pol.MaxSlots {
 			// Fewer slots than backends: the dead backend's probe moves
 			// to a backend tried less, so that every backend is tried
 			// and, with all of them down, the pool fails fast.
-			p.rebalanceNow(false)
+			p.follow(followRebalance)
 		}
 	}
 	switch {
@@ -656,7 +656,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	if hadConn {
 		p.lostConn(s)
 	}
-	p.maybeDrained(s)
+	p.follow(followDrain)
 	p.checkQuiet()
 	p.capacityFreed()
 }
@@ -665,10 +665,10 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 // slot it held, so the rebalancer is asked again.
 func (p *Pool[C]) capacityFreed() {
 	if p.waiters.n > 0 {
-		p.rebalanceNow(false)
+		p.follow(followRebalance)
 		return
 	}
-	p.fill()
+	p.follow(followFill)
 }
 
 // retire stops a slot now if nothing holds its connection, and otherwise
