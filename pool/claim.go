@@ -171,7 +171,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 	p.cands = p.cands[:0]
 	p.candSets = p.candSets[:0]
 	for i, s := range p.order {
-		if s.state.Get() == slotset.Online && len(s.idle) > 0 {
+		if s.State() == slotset.Online && len(s.idle) > 0 {
 			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
 			p.candSets = append(p.candSets, s)
 		}
@@ -195,7 +195,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 func (p *Pool[C]) pickLeastClaimed() *pslot[C] {
 	var best *set[C]
 	for _, s := range p.order {
-		if s.state.Get() == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
+		if s.State() == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
 			best = s
 		}
 	}

@@ -388,11 +388,11 @@ func (p *Pool[C]) checkInvariants() error {
 				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.state.Get())
 			}
 		}
-		if live != s.live || cl != s.claimed || retiring != s.retiring {
-			return fmt.Errorf("backend %s counts live %d/%d claimed %d/%d retiring %d/%d", s.b.Name, live, s.live, cl, s.claimed, retiring, s.retiring)
+		if live != s.Live() || cl != s.claimed || retiring != s.retiring {
+			return fmt.Errorf("backend %s counts live %d/%d claimed %d/%d retiring %d/%d", s.b.Name, live, s.Live(), cl, s.claimed, retiring, s.retiring)
 		}
-		if (s.state.Get() == slotset.Online) != (live > 0) && s.state.Get() != slotset.Draining && s.state.Get() != slotset.Stopped {
-			return fmt.Errorf("backend %s is %s with %d live slots", s.b.Name, s.state.Get(), live)
+		if (s.State() == slotset.Online) != (live > 0) && s.State() != slotset.Draining && s.State() != slotset.Stopped {
+			return fmt.Errorf("backend %s is %s with %d live slots", s.b.Name, s.State(), live)
 		}
 		total += len(s.slots)
 		claimed += cl

@@ -113,7 +113,7 @@ func TestPanickingConnectorIsAnError(t *testing.T) {
 	}
 	var pe *PanicError
 	h.p.loop.Enter()
-	err := h.p.sets[name(1)].lastErr
+	err := h.p.sets[name(1)].LastErr()
 	h.p.loop.Leave()
 	if !errors.As(err, &pe) || pe.Op != "connect" {
 		t.Fatalf("last error %v is not a connect PanicError", err)

@@ -269,15 +269,10 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 				p.expire(sl)
 			}
 		}
-		if s.state.Get() == slotset.Draining {
-			s.fire(slotset.Restore)
-			if s.live > 0 {
-				s.fire(slotset.Up)
-			}
-		}
+		s.Restore(p.loop)
 	}
 	for _, s := range slices.Clone(p.order) {
-		if !seen[s.b.Name] && s.state.Get() != slotset.Draining {
+		if !seen[s.b.Name] && s.State() != slotset.Draining {
 			p.drain(s)
 		}
 	}
@@ -286,7 +281,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 
 // drain starts draining a set the resolver no longer lists.
 func (p *Pool[C]) drain(s *set[C]) {
-	s.fire(slotset.Remove)
+	s.Remove(p.loop)
 	for _, sl := range slices.Clone(s.slots) {
 		p.retire(sl)
 	}
@@ -295,11 +290,9 @@ func (p *Pool[C]) drain(s *set[C]) {
 
 // maybeDrained stops a draining set once its last slot stopped.
 func (p *Pool[C]) maybeDrained(s *set[C]) {
-	if s.state.Get() != slotset.Draining || len(s.slots) > 0 || s.orphans > 0 {
-		return
+	if s.Drain(p.loop, len(s.slots), s.orphans) {
+		p.forget(s)
 	}
-	s.fire(slotset.Drained)
-	p.forget(s)
 }
 
 func (p *Pool[C]) forget(s *set[C]) {
@@ -339,10 +332,10 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 	p.info = p.info[:0]
 	p.rebSets = p.rebSets[:0]
 	for _, s := range p.order {
-		if s.state.Get() == slotset.Draining {
+		if s.State() == slotset.Draining {
 			continue
 		}
-		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.state.Get() == slotset.Online, Dead: s.dead, Failures: s.failures,
+		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.State() == slotset.Online, Dead: s.Dead(), Failures: s.Failures(),
 			Claimed: s.claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
 		p.rebSets = append(p.rebSets, s)
 	}
@@ -381,7 +374,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		}
 		n := 0
 		switch {
-		case s.state.Get() == slotset.Offline:
+		case s.State() == slotset.Offline:
 			// No connection to tear down: keep only the probe.
 			n = surplus
 		case shrink:
@@ -433,20 +426,20 @@ func (p *Pool[C]) fill() {
 	// share gives its surplus back at the next periodic rebalance.
 	room := 0
 	for _, s := range p.order {
-		if s.state.Get() != slotset.Draining {
+		if s.State() != slotset.Draining {
 			room += s.wanted - s.wantedNow()
 		}
 	}
 	for _, s := range p.order {
 		// A slot waiting to retire is kept rather than replaced.
-		for i := 0; s.state.Get() != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
+		for i := 0; s.State() != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
 			if sl := s.slots[i]; sl.stopWanted {
 				sl.stopWanted = false
 				s.retiring--
 				room--
 			}
 		}
-		for (room > 0 || s.state.Get() == slotset.Offline) && s.state.Get() != slotset.Draining && s.wantedNow() < s.wanted &&
+		for (room > 0 || s.State() == slotset.Offline) && s.State() != slotset.Draining && s.wantedNow() < s.wanted &&
 			len(s.slots)+s.orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)
 			room--
@@ -469,10 +462,10 @@ func (p *Pool[C]) checkDead() {
 	}
 	n := 0
 	for _, s := range p.order {
-		if s.state.Get() == slotset.Draining {
+		if s.State() == slotset.Draining {
 			continue
 		}
-		if !s.dead || s.state.Get() == slotset.Online {
+		if !s.Dead() || s.State() == slotset.Online {
 			return
 		}
 		n++
@@ -489,9 +482,6 @@ func (p *Pool[C]) checkDead() {
 
 // setUp records that s came online.
 func (p *Pool[C]) setUp(s *set[C]) {
-	if s.state.Get() == slotset.Offline {
-		s.fire(slotset.Up)
-	}
 	if p.state.Get() == Starting || p.state.Get() == Failed {
 		p.fire(BackendUp)
 	}
@@ -515,11 +505,11 @@ func (p *Pool[C]) claimErr() error {
 	err := &claimError{kind: ErrAllClaimsUsed, timeout: true}
 	known, online := 0, 0
 	for _, s := range p.order {
-		if s.state.Get() == slotset.Draining {
+		if s.State() == slotset.Draining {
 			continue
 		}
 		known++
-		if s.state.Get() == slotset.Online {
+		if s.State() == slotset.Online {
 			online++
 		}
 	}
@@ -603,9 +593,7 @@ func (p *Pool[C]) beginClose() {
 	}
 	p.ioCancel()
 	for _, s := range slices.Clone(p.order) {
-		if s.state.Get() != slotset.Draining {
-			s.fire(slotset.Remove)
-		}
+		s.Remove(p.loop)
 		for _, sl := range slices.Clone(s.slots) {
 			p.retire(sl)
 		}

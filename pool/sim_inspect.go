@@ -52,8 +52,8 @@ func (p *Pool[C]) inspectSetsLocked(dst []simhook.Set) []simhook.Set {
 }
 
 func (s *set[C]) inspect() simhook.Set {
-	v := simhook.Set{Name: s.b.Name, State: s.state.Get(), Dead: s.dead, Wanted: s.wanted, Slots: len(s.slots),
-		Live: s.live, Claimed: s.claimed, Retiring: s.retiring, Idle: len(s.idle)}
+	v := simhook.Set{Name: s.b.Name, State: s.State(), Dead: s.Dead(), Wanted: s.wanted, Slots: len(s.slots),
+		Live: s.Live(), Claimed: s.claimed, Retiring: s.retiring, Idle: len(s.idle)}
 	for _, sl := range s.slots {
 		if int(sl.state.Get()) < len(v.ByState) {
 			v.ByState[sl.state.Get()]++

@@ -17,33 +17,26 @@ import (
 
 // set is one backend's slot set.
 type set[C any] struct {
-	p        *Pool[C]
-	b        backend.Backend
-	id       string
-	state    fsm.State[slotset.State, slotset.Event]
-	rng      fsm.Stream  // its place in the preference order
-	slots    []*pslot[C] // not stopped
-	idle     []*pslot[C] // connected, LIFO
-	live     int         // slots holding a connection
-	claimed  int
-	retiring int // slots with stopWanted
-	orphans  int // connections and connects of stopped slots not yet finished
-	wanted   int
-	failures int // consecutive, across the set's slots
-	dead     bool
-	lastErr  error
-	nextID   int
-	st       setCounters
+	p           *Pool[C]
+	b           backend.Backend
+	id          string
+	slotset.Set             // the machine, live connections, failures, drain
+	rng         fsm.Stream  // its place in the preference order
+	slots       []*pslot[C] // not stopped
+	idle        []*pslot[C] // connected, LIFO
+	claimed     int
+	retiring    int // slots with stopWanted
+	orphans     int // connections and connects of stopped slots not yet finished
+	wanted      int
+	nextID      int
+	st          setCounters
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
-	s := &set[C]{p: p, b: b, id: p.idPrefix + string(b.Name)}
+	id := p.idPrefix + string(b.Name)
+	s := &set[C]{Set: slotset.New(id), p: p, b: b, id: id}
 	s.rng.Init(p.loop, "set", s.id)
 	return s
-}
-
-func (s *set[C]) fire(ev slotset.Event) {
-	slotset.Kind.Fire(s.p.loop, &s.state, s.id, ev)
 }
 
 // wantedNow is the number of slots that will remain: those not retiring.
@@ -286,9 +279,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	sl.conn = c
 	sl.fire(slot.ConnectOK)
 	s := sl.set
-	s.live++
-	s.failures = 0
-	s.dead = false
+	first := s.Connected(p.loop)
 	sl.failures = 0
 	now := p.now()
 	if p.pol.MaxConnLifetime > 0 {
@@ -296,7 +287,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
 	}
 	p.scheduleHealth(sl)
-	up := s.live == 1
+	up := first
 	if up {
 		p.setUp(s)
 	}
@@ -365,9 +356,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 
 // lostConn records that a slot of s no longer holds a connection.
 func (p *Pool[C]) lostConn(s *set[C]) {
-	s.live--
-	if s.live == 0 && s.state.Get() == slotset.Online {
-		s.fire(slotset.Down)
+	if s.Lost(p.loop) {
 		p.probeDeadIfNoneOnline()
 		p.follow(followRebalance)
 	}
@@ -378,13 +367,13 @@ func (p *Pool[C]) lostConn(s *set[C]) {
 // runs, and claims would otherwise fail fast until it ends.
 func (p *Pool[C]) probeDeadIfNoneOnline() {
 	for _, s := range p.order {
-		if s.state.Get() == slotset.Online {
+		if s.State() == slotset.Online {
 			return
 		}
 	}
 	now := p.now()
 	for _, s := range p.order {
-		if !s.dead || s.state.Get() == slotset.Draining {
+		if !s.Dead() || s.State() == slotset.Draining {
 			continue
 		}
 		for _, sl := range s.slots {
@@ -422,16 +411,13 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		}
 	}
 	sl.failures++
-	s.failures++
-	s.lastErr = err
+	newlyDead := s.Failed(err, p.pol.DeadAfter)
 	s.st.failures++
 	p.lastErr = err
 	p.st.failures++
 	p.loop.Log(p.log, slog.LevelDebug, "slot failed", "slot", sl.id, "err", err)
-	newlyDead := !s.dead && s.failures >= p.pol.DeadAfter
 	if newlyDead {
-		s.dead = true
-		p.loop.Log(p.log, slog.LevelWarn, "backend dead", "backend", s.b.Name, "failures", s.failures, "err", err)
+		p.loop.Log(p.log, slog.LevelWarn, "backend dead", "backend", s.b.Name, "failures", s.Failures(), "err", err)
 	}
 	if hadConn {
 		p.lostConn(s) // may rebalance, and stop this very slot
@@ -554,7 +540,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 				return
 			}
 			sl.failures = 0
-			sl.set.failures = 0
+			sl.set.Checked()
 			if sl.fire(ok) {
 				p.idleSlot(sl, p.now())
 			}

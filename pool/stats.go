@@ -185,9 +185,9 @@ func (p *Pool[C]) stats() Stats {
 	now := p.now()
 	st.At = now
 	for _, s := range p.order {
-		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.state.Get().String(), Dead: s.dead,
+		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
-			ConsecutiveFailures: s.failures, LastError: errString(s.lastErr)}
+			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr())}
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.state.Get())
 			st.Slots.add(sl.state.Get())

@@ -1,5 +1,7 @@
-// Package slotset declares the slot-set machine: all the slots of one
-// backend, and whether that backend can serve claims. See docs/set.md.
+// Package slotset is the slot-set machine: all the slots of one backend,
+// and whether that backend can serve claims. Kind is its declaration (see
+// docs/set.md); [Set] holds its behaviour: online while a slot holds a
+// connection, failure accounting and dead detection, drain.
 //
 // A set is online while at least one of its slots holds a connection, and
 // offline otherwise. After Policy.DeadAfter consecutive failures a backend is
