@@ -68,7 +68,7 @@ func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
 	held := p.heldFor(sl)
 	sl.fire(slot.Release)
 	p.unclaim(sl)
-	if p.recycle != nil && !sl.stopWanted && !p.closing() {
+	if p.recycle != nil && !sl.Retiring() && !p.closing() {
 		p.st.recycles++
 		p.runHook(sl, "recycle", p.recycle, slot.RecycleOK, slot.RecycleErr)
 		return true, held
@@ -115,7 +115,7 @@ func (p *Pool[C]) endClaim(h *Handle[C], op string) bool {
 		return false
 	}
 	sl.cur = nil
-	return sl.state.Get() == slot.Claimed
+	return sl.State() == slot.Claimed
 }
 
 // heldFor is how long sl has been claimed, when a release tracer wants it.
@@ -336,7 +336,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 	p.freeWaiter(w)
 	if h != nil {
 		switch {
-		case h.sl.cur != h || h.sl.state.Get() != slot.Claimed:
+		case h.sl.cur != h || h.sl.State() != slot.Claimed:
 			// A forced Close stopped the slot after the hand-off: the
 			// claimer never sees a stopped slot.
 			p.handBack(h)

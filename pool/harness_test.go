@@ -367,25 +367,25 @@ func (p *Pool[C]) checkInvariants() error {
 			if sl.pos != i || sl.set != s {
 				return fmt.Errorf("slot %s misplaced", sl.id)
 			}
-			if sl.state.Get() == slot.Stopped {
+			if sl.State() == slot.Stopped {
 				return fmt.Errorf("stopped slot %s still in its set", sl.id)
 			}
-			if sl.state.Get().HasConn() {
+			if sl.State().HasConn() {
 				live++
 			}
-			if sl.state.Get() == slot.Claimed {
+			if sl.State() == slot.Claimed {
 				cl++
 			}
-			if sl.stopWanted {
+			if sl.Retiring() {
 				retiring++
 			}
-			if (sl.idlePos >= 0) != (sl.state.Get() == slot.Connected) {
-				return fmt.Errorf("slot %s idle index %d in state %s", sl.id, sl.idlePos, sl.state.Get())
+			if (sl.idlePos >= 0) != (sl.State() == slot.Connected) {
+				return fmt.Errorf("slot %s idle index %d in state %s", sl.id, sl.idlePos, sl.State())
 			}
 		}
 		for i, sl := range s.idle {
-			if sl.idlePos != i || sl.state.Get() != slot.Connected {
-				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.state.Get())
+			if sl.idlePos != i || sl.State() != slot.Connected {
+				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.State())
 			}
 		}
 		if live != s.Live() || cl != s.claimed || retiring != s.retiring {

@@ -408,7 +408,7 @@ func (p *Pool[C]) shrink(s *set[C], n int) {
 			if n == 0 {
 				return
 			}
-			if sl.state.Get() == st && !sl.stopWanted {
+			if sl.State() == st && !sl.Retiring() {
 				p.retire(sl)
 				n--
 			}
@@ -433,8 +433,7 @@ func (p *Pool[C]) fill() {
 	for _, s := range p.order {
 		// A slot waiting to retire is kept rather than replaced.
 		for i := 0; s.State() != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
-			if sl := s.slots[i]; sl.stopWanted {
-				sl.stopWanted = false
+			if sl := s.slots[i]; sl.Keep() {
 				s.retiring--
 				room--
 			}
@@ -608,11 +607,11 @@ func (p *Pool[C]) beginClose() {
 func (p *Pool[C]) endClose() (forced int) {
 	for _, s := range slices.Clone(p.order) {
 		for _, sl := range slices.Clone(s.slots) {
-			switch sl.state.Get() {
+			switch sl.State() {
 			case slot.Claimed, slot.Connected:
 				// Closed off the loop, so that a connector whose Close
 				// blocks cannot hold Close up.
-				if sl.state.Get() == slot.Claimed {
+				if sl.State() == slot.Claimed {
 					forced++
 				}
 				p.stopSlot(sl)

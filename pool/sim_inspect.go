@@ -55,8 +55,8 @@ func (s *set[C]) inspect() simhook.Set {
 	v := simhook.Set{Name: s.b.Name, State: s.State(), Dead: s.Dead(), Wanted: s.wanted, Slots: len(s.slots),
 		Live: s.Live(), Claimed: s.claimed, Retiring: s.retiring, Idle: len(s.idle)}
 	for _, sl := range s.slots {
-		if int(sl.state.Get()) < len(v.ByState) {
-			v.ByState[sl.state.Get()]++
+		if int(sl.State()) < len(v.ByState) {
+			v.ByState[sl.State()]++
 		}
 	}
 	return v

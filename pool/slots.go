@@ -44,75 +44,64 @@ func (s *set[C]) wantedNow() int { return len(s.slots) - s.retiring }
 
 // pslot is one slot: a commitment to hold one connection.
 type pslot[C any] struct {
-	p        *Pool[C]
-	set      *set[C]
-	b        backend.Backend
-	id       string
-	state    fsm.State[slot.State, slot.Event]
-	rng      fsm.Stream // backoff, health-check and lifetime jitter
-	conn     C
-	cur      *Handle[C] // the claim holding the slot, or nil
-	io       fsm.Timer  // deadline of the I/O in flight, or the backoff
-	health   fsm.Timer  // next health check
-	gen      uint64     // bumped for each I/O; a completion with an older gen is stale
-	cancel   context.CancelFunc
-	pos      int // index in set.slots
-	idlePos  int // index in set.idle, or -1
-	failures int // consecutive failures of this slot (backoff exponent)
-	// pending counts this slot's earlier connections still closing and
-	// abandoned I/O still running. The slot opens no new connection until
-	// it is zero, so that it never stands for two connections at once.
-	pending     int
-	connectWant bool // connecting, waiting for pending to reach zero
-	stopWanted  bool
-	expireAt    time.Time // lifetime end, zero without a limit
-	idleSince   time.Time
-	claimedAt   time.Time
+	p         *Pool[C]
+	set       *set[C]
+	slot.Slot // the machine, failures, I/O generation, pending, retiring
+	b         backend.Backend
+	id        string
+	rng       fsm.Stream // backoff, health-check and lifetime jitter
+	conn      C
+	cur       *Handle[C] // the claim holding the slot, or nil
+	io        fsm.Timer  // deadline of the I/O in flight, or the backoff
+	health    fsm.Timer  // next health check
+	cancel    context.CancelFunc
+	pos       int       // index in set.slots
+	idlePos   int       // index in set.idle, or -1
+	expireAt  time.Time // lifetime end, zero without a limit
+	idleSince time.Time
+	claimedAt time.Time
 }
 
-func (sl *pslot[C]) fire(ev slot.Event) bool {
-	return slot.Kind.Fire(sl.p.loop, &sl.state, sl.id, ev)
-}
+func (sl *pslot[C]) fire(ev slot.Event) bool { return sl.Fire(sl.p.loop, ev) }
 
 // startSlot adds a slot to s and starts connecting.
 func (p *Pool[C]) startSlot(s *set[C]) {
-	sl := &pslot[C]{p: p, set: s, b: s.b, id: fmt.Sprintf("%s/%d", s.id, s.nextID), pos: len(s.slots), idlePos: -1}
+	id := fmt.Sprintf("%s/%d", s.id, s.nextID)
+	sl := &pslot[C]{Slot: slot.New(id), p: p, set: s, b: s.b, id: id, pos: len(s.slots), idlePos: -1}
 	s.nextID++
 	sl.rng.Init(p.loop, "slot", sl.id)
 	sl.io.Init(func() { p.ioDue(sl) })
 	sl.health.Init(func() { p.healthDue(sl) })
 	s.slots = append(s.slots, sl)
 	p.nslots++
-	slot.Kind.Created(p.loop, sl.id, &sl.state)
+	sl.Created(p.loop)
 	p.connect(sl)
 }
 
 // connectWhenFree starts the connect of a slot in connecting, or, while
 // the slot's earlier connection is still closing, once it has closed.
 func (p *Pool[C]) connectWhenFree(sl *pslot[C]) {
-	if sl.pending > 0 {
-		sl.connectWant = true
-		return
+	if sl.ConnectWhenFree() {
+		p.connect(sl)
 	}
-	p.connect(sl)
 }
 
 // abandon makes the I/O in flight on a slot stale. It stays counted
 // against the slot (or, once the slot stops, its backend) until its
 // completion runs.
 func (p *Pool[C]) abandon(sl *pslot[C]) {
-	if sl.cancel != nil {
+	inFlight := sl.cancel != nil
+	if inFlight {
 		sl.cancel()
 		sl.cancel = nil
-		sl.pending++
 	}
-	sl.gen++
+	sl.Abandon(inFlight)
 }
 
 // pendingDone records that one of the slot's pending connections or I/O
 // finished.
 func (p *Pool[C]) pendingDone(sl *pslot[C]) {
-	if sl.state.Get() == slot.Stopped {
+	if sl.State() == slot.Stopped {
 		sl.set.orphans--
 		p.orphans--
 		p.follow(followDrain)
@@ -120,17 +109,14 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 		p.capacityFreed()
 		return
 	}
-	sl.pending--
-	if sl.pending == 0 && sl.connectWant && sl.state.Get() == slot.Connecting {
-		sl.connectWant = false
+	if sl.PendingDone() {
 		p.connect(sl)
 	}
 }
 
 // connect starts the connect (and first check) of a slot in connecting.
 func (p *Pool[C]) connect(sl *pslot[C]) {
-	sl.gen++
-	gen := sl.gen
+	gen := sl.StartIO()
 	ctx, cancel := context.WithCancel(p.ioCtx)
 	sl.cancel = cancel
 	p.loop.After(&sl.io, p.pol.ConnectTimeout)
@@ -245,11 +231,11 @@ func (p *Pool[C]) closeConn(b backend.Backend, c C, cause CloseCause) {
 // returns, c still counts against sl (or, once sl stops, its backend).
 func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	p.st.closes++
-	sl.pending++
-	if sl.state.Get() == slot.Stopped {
-		sl.pending--
+	if sl.State() == slot.Stopped {
 		sl.set.orphans++
 		p.orphans++
+	} else {
+		sl.Closing()
 	}
 	b := sl.b
 	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.id}, func() func() {
@@ -259,7 +245,7 @@ func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 }
 
 func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
-	if sl.gen != gen {
+	if !sl.Current(gen) {
 		// Stale: the connect timed out or the slot stopped meanwhile.
 		if err == nil {
 			p.closeLater(sl, c, CloseStale)
@@ -280,7 +266,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	sl.fire(slot.ConnectOK)
 	s := sl.set
 	first := s.Connected(p.loop)
-	sl.failures = 0
+	sl.Succeeded()
 	now := p.now()
 	if p.pol.MaxConnLifetime > 0 {
 		jitter := time.Duration(sl.rng.Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
@@ -308,9 +294,9 @@ func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
 // the head waiter, or waits idle.
 func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
 	switch {
-	case sl.state.Get() != slot.Connected:
+	case sl.State() != slot.Connected:
 		return
-	case sl.stopWanted || p.closing():
+	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 		return
 	case !sl.expireAt.IsZero() && !now.IsZero() && !now.Before(sl.expireAt),
@@ -349,7 +335,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.closeLater(sl, c, CloseExpired)
 	p.st.expired++
 	p.lostConn(sl.set) // may rebalance, and stop this very slot
-	if sl.state.Get() == slot.Connecting {
+	if sl.State() == slot.Connecting {
 		p.connectWhenFree(sl)
 	}
 }
@@ -377,7 +363,7 @@ func (p *Pool[C]) probeDeadIfNoneOnline() {
 			continue
 		}
 		for _, sl := range s.slots {
-			if sl.state.Get() == slot.Failed && !sl.stopWanted {
+			if sl.State() == slot.Failed && !sl.Retiring() {
 				p.loop.At(&sl.io, now)
 			}
 		}
@@ -391,7 +377,7 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 // fail is slotFailed; closeConn is false when an I/O job in flight still
 // holds the connection and will close it itself.
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
-	hadConn := sl.state.Get().HasConn()
+	hadConn := sl.State().HasConn()
 	p.unidle(sl)
 	p.abandon(sl) // any completion still in flight is stale now
 	if !sl.fire(ev) {
@@ -410,7 +396,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 			p.closeLater(sl, c, cause)
 		}
 	}
-	sl.failures++
+	sl.Failed()
 	newlyDead := s.Failed(err, p.pol.DeadAfter)
 	s.st.failures++
 	p.lastErr = err
@@ -432,12 +418,12 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		}
 	}
 	switch {
-	case sl.state.Get() == slot.Stopped:
-	case sl.stopWanted || p.closing():
+	case sl.State() == slot.Stopped:
+	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 	default:
 		p.loop.Cancel(&sl.health)
-		p.loop.After(&sl.io, p.backoff(sl.failures, sl.rng.Rand()))
+		p.loop.After(&sl.io, p.backoff(sl.Failures(), sl.rng.Rand()))
 	}
 }
 
@@ -459,7 +445,7 @@ func (p *Pool[C]) backoff(n int, r *rand.Rand) (d time.Duration) {
 
 // ioDue runs when a slot's I/O deadline or backoff ends.
 func (p *Pool[C]) ioDue(sl *pslot[C]) {
-	switch sl.state.Get() {
+	switch sl.State() {
 	case slot.Failed:
 		if sl.fire(slot.BackoffElapsed) {
 			p.connectWhenFree(sl)
@@ -482,8 +468,8 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 // healthDue runs every health interval for each slot: an idle slot is
 // checked (or expired); a busy one is looked at again next interval.
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
-	if sl.state.Get() != slot.Connected {
-		if sl.state.Get().HasConn() {
+	if sl.State() != slot.Connected {
+		if sl.State().HasConn() {
 			p.scheduleHealth(sl)
 		}
 		return
@@ -507,8 +493,7 @@ func (p *Pool[C]) healthDue(sl *pslot[C]) {
 // runHook runs a check or the recycle hook on the slot's connection off the
 // loop, bounded by HealthTimeout on the loop's clock.
 func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) error, ok, bad slot.Event) {
-	sl.gen++
-	gen := sl.gen
+	gen := sl.StartIO()
 	ctx, cancel := context.WithCancel(p.ioCtx)
 	sl.cancel = cancel
 	p.loop.After(&sl.io, p.pol.HealthTimeout)
@@ -524,7 +509,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 		return func() {
 			cancel()
 			p.hookDone(j)
-			if sl.gen != gen {
+			if !sl.Current(gen) {
 				// The slot gave up on this connection (timeout, or the
 				// pool closed): close it, unless Close already did.
 				if !j.closed {
@@ -539,7 +524,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 				p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.b.Name, err))
 				return
 			}
-			sl.failures = 0
+			sl.Succeeded()
 			sl.set.Checked()
 			if sl.fire(ok) {
 				p.idleSlot(sl, p.now())
@@ -594,7 +579,7 @@ func (p *Pool[C]) stopCause(cause CloseCause) CloseCause {
 
 // stopSlot stops a slot and closes its connection, if it holds one.
 func (p *Pool[C]) stopSlot(sl *pslot[C]) {
-	if sl.state.Get().HasConn() {
+	if sl.State().HasConn() {
 		// Spawn the close first, so that Close sees it in flight.
 		p.closeLater(sl, sl.conn, p.stopCause(CloseRetired))
 	}
@@ -604,11 +589,11 @@ func (p *Pool[C]) stopSlot(sl *pslot[C]) {
 // stopSlotKeepConn stops a slot; its connection, if any, is the caller's
 // to close.
 func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
-	if sl.state.Get() == slot.Stopped {
+	if sl.State() == slot.Stopped {
 		return
 	}
-	hadConn := sl.state.Get().HasConn()
-	wasClaimed := sl.state.Get() == slot.Claimed
+	hadConn := sl.State().HasConn()
+	wasClaimed := sl.State() == slot.Claimed
 	if wasClaimed {
 		sl.set.claimed--
 		p.nclaimed--
@@ -619,19 +604,17 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	p.loop.Cancel(&sl.health)
 	sl.fire(slot.Stop)
 	// What the slot still has pending now counts against its backend.
-	sl.set.orphans += sl.pending
-	p.orphans += sl.pending
-	sl.pending = 0
-	sl.connectWant = false
+	n := sl.TakePending()
+	sl.set.orphans += n
+	p.orphans += n
 	if !wasClaimed {
 		// A claimer may still read the connection through its handle.
 		var zero C
 		sl.conn = zero
 	}
 	s := sl.set
-	if sl.stopWanted {
+	if sl.Keep() {
 		s.retiring--
-		sl.stopWanted = false
 	}
 	last := s.slots[len(s.slots)-1]
 	s.slots[sl.pos] = last
@@ -660,13 +643,10 @@ func (p *Pool[C]) capacityFreed() {
 // retire stops a slot now if nothing holds its connection, and otherwise
 // once it comes back.
 func (p *Pool[C]) retire(sl *pslot[C]) {
-	switch sl.state.Get() {
-	case slot.Connecting, slot.Connected, slot.Failed:
+	switch now, marked := sl.Retire(); {
+	case now:
 		p.stopSlot(sl)
-	case slot.Claimed, slot.Recycling, slot.Checking:
-		if !sl.stopWanted {
-			sl.stopWanted = true
-			sl.set.retiring++
-		}
+	case marked:
+		sl.set.retiring++
 	}
 }

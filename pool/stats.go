@@ -189,9 +189,9 @@ func (p *Pool[C]) stats() Stats {
 			Wanted: s.wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
 			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr())}
 		for _, sl := range s.slots {
-			bs.Slots.add(sl.state.Get())
-			st.Slots.add(sl.state.Get())
-			if sl.state.Get() == slot.Claimed {
+			bs.Slots.add(sl.State())
+			st.Slots.add(sl.State())
+			if sl.State() == slot.Claimed {
 				st.OldestClaim = max(st.OldestClaim, now.Sub(sl.claimedAt))
 			}
 		}
