@@ -338,10 +338,20 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 // ("action: connect a/0"), then what claims and closes did ("c1: claimed
 // a/0", "c1: queued", "k: closed"). A line "+D" gives the virtual time,
 // from the start of the script, whenever it moved since the last line.
-func (h *ddHarness) run(d *datadriven.TestData) string {
+func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 	var out strings.Builder
+	defer func() {
+		switch e := recover().(type) {
+		case nil:
+		case ddScriptError:
+			h.t.Errorf("%s: %s", d.Pos, string(e))
+			output = out.String() + "script error: " + string(e) + "\n"
+		default:
+			panic(e)
+		}
+	}()
 	if d.Cmd != "new" && h.p == nil {
-		d.Fatalf(h.t, "no pool yet: start with new")
+		h.scriptError("no pool yet: start with new")
 	}
 	switch d.Cmd {
 	case "new":
@@ -366,7 +376,7 @@ func (h *ddHarness) run(d *datadriven.TestData) string {
 		c := h.claimer(name)
 		if c == nil || c.hook == nil {
 			h.mu.Unlock()
-			d.Fatalf(h.t, "%s is not in its acquire hook", name)
+			h.scriptError("%s is not in its acquire hook", name)
 		}
 		ch := c.hook
 		c.hook = nil
@@ -382,7 +392,7 @@ func (h *ddHarness) run(d *datadriven.TestData) string {
 		c := h.claimer(name)
 		h.mu.Unlock()
 		if c == nil || c.h == nil {
-			d.Fatalf(h.t, "%s holds no handle", name)
+			h.scriptError("%s holds no handle", name)
 		}
 		if d.Cmd == "release" {
 			c.h.Release()
@@ -403,16 +413,16 @@ func (h *ddHarness) run(d *datadriven.TestData) string {
 		}
 		h.mu.Unlock()
 		if cancel == nil {
-			d.Fatalf(h.t, "no claim or close named %s", name)
+			h.scriptError("no claim or close named %s", name)
 		}
 		cancel()
 	case "tick":
 		if len(d.CmdArgs) != 1 {
-			d.Fatalf(h.t, "tick D")
+			h.scriptError("tick D")
 		}
 		dur, err := time.ParseDuration(d.CmdArgs[0].Key)
 		if err != nil {
-			d.Fatalf(h.t, "tick: %v", err)
+			h.scriptError("tick: %v", err)
 		}
 		h.tick(dur, &out)
 	case "resolver-update":
@@ -434,16 +444,24 @@ func (h *ddHarness) run(d *datadriven.TestData) string {
 		h.timers(&out)
 		return out.String()
 	default:
-		d.Fatalf(h.t, "unknown command %s", d.Cmd)
+		h.scriptError("unknown command %s", d.Cmd)
 	}
 	h.settle()
 	h.flush(&out)
 	return out.String()
 }
 
+// ddScriptError is a mistake in a script: the command stops, the test
+// fails, and the output (written by -rewrite) says what was wrong.
+type ddScriptError string
+
+func (h *ddHarness) scriptError(format string, args ...any) {
+	panic(ddScriptError(fmt.Sprintf(format, args...)))
+}
+
 func (h *ddHarness) oneName(d *datadriven.TestData) string {
 	if len(d.CmdArgs) == 0 || len(d.CmdArgs[0].Vals) != 0 {
-		d.Fatalf(h.t, "%s: which one?", d.Cmd)
+		h.scriptError("%s: which one?", d.Cmd)
 	}
 	return d.CmdArgs[0].Key
 }
@@ -468,7 +486,7 @@ func (h *ddHarness) backend(name string) backend.Backend {
 
 func (h *ddHarness) newPool(d *datadriven.TestData) {
 	if h.p != nil {
-		d.Fatalf(h.t, "one pool per script")
+		h.scriptError("one pool per script")
 	}
 	var pol Policy
 	var validate, recycle, acquire bool
@@ -479,7 +497,7 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 	dur := func(a datadriven.CmdArg) time.Duration {
 		v, err := time.ParseDuration(a.SingleVal(h.t))
 		if err != nil {
-			d.Fatalf(h.t, "%s: %v", a.Key, err)
+			h.scriptError("%s: %v", a.Key, err)
 		}
 		return v
 	}
@@ -537,14 +555,14 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 					case "recycle":
 						recycle = true
 					default:
-						d.Fatalf(h.t, "unknown hook %s", hook)
+						h.scriptError("unknown hook %s", hook)
 					}
 				}
 			}
 		case "seed":
 			seed = uint64(num(a))
 		default:
-			d.Fatalf(h.t, "new: unknown argument %s", a.Key)
+			h.scriptError("new: unknown argument %s", a.Key)
 		}
 	}
 	h.clk = clock.NewMock()
@@ -554,7 +572,7 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 	p, err := New(ddResolver{h.res, h}, h.connector(validate, recycle, acquire), pol,
 		WithClock(h.clk), WithSeed(seed), WithStrict(true), WithObserver(fsm.ObserverFunc(h.observe)))
 	if err != nil {
-		d.Fatalf(h.t, "new: %v", err)
+		h.scriptError("new: %v", err)
 	}
 	h.p = p
 	p.loop.Enter()
@@ -582,7 +600,7 @@ func (h *ddHarness) complete(d *datadriven.TestData) {
 		}
 	}
 	if len(ids) == 0 {
-		d.Fatalf(h.t, "%s: which slot?", d.Cmd)
+		h.scriptError("%s: which slot?", d.Cmd)
 	}
 	var jobs []*ddJob
 	h.mu.Lock()
@@ -598,7 +616,7 @@ func (h *ddHarness) complete(d *datadriven.TestData) {
 			i := slices.IndexFunc(h.held, func(j *ddJob) bool { return j.a.Kind == kind && j.a.ID == id && !taken[j] })
 			if i < 0 {
 				h.mu.Unlock()
-				d.Fatalf(h.t, "no held %s %s", kind, id)
+				h.scriptError("no held %s %s", kind, id)
 			}
 			taken[h.held[i]] = true
 			jobs = append(jobs, h.held[i])
@@ -639,7 +657,7 @@ func (h *ddHarness) claim(d *datadriven.TestData) {
 		var v string
 		d.ScanArgs(h.t, "ctx", &v)
 		if v != "cancelled" {
-			d.Fatalf(h.t, "ctx=cancelled is the only context")
+			h.scriptError("ctx=cancelled is the only context")
 		}
 		cancel()
 	}
@@ -647,7 +665,7 @@ func (h *ddHarness) claim(d *datadriven.TestData) {
 	h.mu.Lock()
 	if h.claimer(name) != nil {
 		h.mu.Unlock()
-		d.Fatalf(h.t, "claim %s exists", name)
+		h.scriptError("claim %s exists", name)
 	}
 	h.claimers = append(h.claimers, c)
 	h.mu.Unlock()
