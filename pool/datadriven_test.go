@@ -67,8 +67,12 @@ type ddHarness struct {
 	closers  []*ddCloser
 	open     map[*ddConn]bool // connections opened and not yet closed
 	nconns   int
-	doubles  int      // connections closed twice
-	outcome  struct { // what the I/O of the job being run returns
+	doubles  int // connections closed twice
+	// closeReturned is set once a Close returned; late lists the connector
+	// calls (but Close) made after that.
+	closeReturned bool
+	late          []string
+	outcome       struct { // what the I/O of the job being run returns
 		connErr, checkErr error
 		slot              string
 	}
@@ -115,132 +119,6 @@ type ddCloser struct {
 }
 
 type ddClaimerKey struct{}
-
-// ddConn is a connection of the scripted connector.
-type ddConn struct {
-	id   int
-	slot string // the slot whose connect opened it
-}
-
-// ddConnector opens and closes connections as the running job's outcome
-// says. Its variants below add the optional hooks.
-type ddConnector struct{ h *ddHarness }
-
-func (c ddConnector) Connect(ctx context.Context, b backend.Backend) (*ddConn, error) {
-	h := c.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.outcome.connErr != nil {
-		return nil, h.outcome.connErr
-	}
-	h.nconns++
-	conn := &ddConn{id: h.nconns, slot: h.outcome.slot}
-	h.open[conn] = true
-	return conn, nil
-}
-
-func (c ddConnector) Close(conn *ddConn) error {
-	h := c.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.open[conn] {
-		h.doubles++
-	}
-	delete(h.open, conn)
-	return nil
-}
-
-type ddValidate struct{ h *ddHarness }
-
-func (v ddValidate) Validate(context.Context, *ddConn) error {
-	v.h.mu.Lock()
-	defer v.h.mu.Unlock()
-	return v.h.outcome.checkErr
-}
-
-type ddRecycle struct{ h *ddHarness }
-
-func (r ddRecycle) OnRecycle(context.Context, *ddConn) error {
-	r.h.mu.Lock()
-	defer r.h.mu.Unlock()
-	return r.h.outcome.checkErr
-}
-
-// ddAcquire's hook blocks until a command (acquire-ok, acquire-err) says
-// how it ends. It ignores its context: the script decides.
-type ddAcquire struct{ h *ddHarness }
-
-func (a ddAcquire) OnAcquire(ctx context.Context, conn *ddConn) error {
-	h := a.h
-	name, _ := ctx.Value(ddClaimerKey{}).(string)
-	ch := make(chan error)
-	h.mu.Lock()
-	cl := h.claimer(name)
-	if cl == nil {
-		h.mu.Unlock()
-		return fmt.Errorf("acquire hook: no claimer %q", name)
-	}
-	cl.hook, cl.hookOn = ch, conn.slot
-	h.mu.Unlock()
-	return <-ch
-}
-
-type (
-	ddConnV struct {
-		ddConnector
-		ddValidate
-	}
-	ddConnR struct {
-		ddConnector
-		ddRecycle
-	}
-	ddConnA struct {
-		ddConnector
-		ddAcquire
-	}
-	ddConnVR struct {
-		ddConnector
-		ddValidate
-		ddRecycle
-	}
-	ddConnVA struct {
-		ddConnector
-		ddValidate
-		ddAcquire
-	}
-	ddConnRA struct {
-		ddConnector
-		ddRecycle
-		ddAcquire
-	}
-	ddConnVRA struct {
-		ddConnector
-		ddValidate
-		ddRecycle
-		ddAcquire
-	}
-)
-
-func (h *ddHarness) connector(validate, recycle, acquire bool) backend.Connector[*ddConn] {
-	c, v, r, a := ddConnector{h}, ddValidate{h}, ddRecycle{h}, ddAcquire{h}
-	switch {
-	case validate && recycle && acquire:
-		return ddConnVRA{c, v, r, a}
-	case validate && recycle:
-		return ddConnVR{c, v, r}
-	case validate && acquire:
-		return ddConnVA{c, v, a}
-	case recycle && acquire:
-		return ddConnRA{c, r, a}
-	case validate:
-		return ddConnV{c, v}
-	case recycle:
-		return ddConnR{c, r}
-	case acquire:
-		return ddConnA{c, a}
-	}
-	return c
-}
 
 // ddResolver is a Fixed resolver that, when the pool starts it (with the
 // loop held, before any action is spawned), installs the harness on the
@@ -319,7 +197,8 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 //	check-ok S..., check-err S... [err=E]
 //	recycle-ok S..., recycle-err S... [err=E]
 //	close-done S...           run the held check, recycle or close
-//	    (S may be "all": every held job of that kind, in spawn order)
+//	    (S may be "all": every job of that kind held when the command
+//	    starts, in spawn order)
 //	actions                   list the held actions
 //	claim C [ctx=cancelled]   start a claim named C
 //	acquire-ok C, acquire-err C [err=E]
@@ -335,9 +214,11 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 //
 // Output: each transition ("slot a/0: connecting --connect_ok--> connected";
 // a slot entering failed shows the backoff it then waits), each action
-// ("action: connect a/0"), then what claims and closes did ("c1: claimed
-// a/0", "c1: queued", "k: closed"). A line "+D" gives the virtual time,
-// from the start of the script, whenever it moved since the last line.
+// ("action: connect a/0"), in the order they happen; then what claims and
+// closes did, in the order they were started ("c1: queued", "c1: acquire
+// hook on a/0", "c1: claimed a/0", "c1: error: ...", "k: closed"). A line
+// "+D" gives the virtual time, from the start of the script, whenever it
+// moved since the last line printed.
 func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 	var out strings.Builder
 	defer func() {
@@ -698,6 +579,7 @@ func (h *ddHarness) close(d *datadriven.TestData) {
 		err := h.p.Close(ctx)
 		h.mu.Lock()
 		k.done, k.err = true, err
+		h.closeReturned = true
 		h.mu.Unlock()
 	}()
 }
@@ -975,6 +857,9 @@ func (h *ddHarness) finish() {
 	go func() {
 		defer close(closed)
 		_ = h.p.Close(ctx)
+		h.mu.Lock()
+		h.closeReturned = true
+		h.mu.Unlock()
 	}()
 	// Run every held job, those that Close spawns included, until Close
 	// has returned and nothing is held.
@@ -1002,5 +887,8 @@ func (h *ddHarness) finish() {
 	defer h.mu.Unlock()
 	if len(h.open) > 0 || h.doubles > 0 {
 		h.t.Errorf("after Close: %d connections open, %d closed twice", len(h.open), h.doubles)
+	}
+	if len(h.late) > 0 {
+		h.t.Errorf("connector called after Close returned: %v", h.late)
 	}
 }
