@@ -208,7 +208,7 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 //	tick D                    advance the clock by D, firing timers at their
 //	                          deadlines in the loop's order
 //	resolver-update B...      the resolver now lists backends B...
-//	close K [ctx=cancelled]   start Close, named K
+//	close [K] [ctx=cancelled] start Close, named K (default "close")
 //	stats                     a summary of Stats
 //	timers                    the pending deadlines of the pool's timers
 //
@@ -535,11 +535,7 @@ func (h *ddHarness) claim(d *datadriven.TestData) {
 	name := h.oneName(d)
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ddClaimerKey{}, name))
 	if d.HasArg("ctx") {
-		var v string
-		d.ScanArgs(h.t, "ctx", &v)
-		if v != "cancelled" {
-			h.scriptError("ctx=cancelled is the only context")
-		}
+		h.cancelledArg(d)
 		cancel()
 	}
 	c := &ddClaimer{name: name, ctx: ctx, cancel: cancel}
@@ -560,10 +556,23 @@ func (h *ddHarness) claim(d *datadriven.TestData) {
 	}()
 }
 
+// cancelledArg checks the one context argument there is: ctx=cancelled.
+func (h *ddHarness) cancelledArg(d *datadriven.TestData) {
+	var v string
+	d.ScanArgs(h.t, "ctx", &v)
+	if v != "cancelled" {
+		h.scriptError("ctx=cancelled is the only context")
+	}
+}
+
 func (h *ddHarness) close(d *datadriven.TestData) {
-	name := h.oneName(d)
+	name := "close"
+	if len(d.CmdArgs) > 0 && len(d.CmdArgs[0].Vals) == 0 {
+		name = d.CmdArgs[0].Key
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if d.HasArg("ctx") {
+		h.cancelledArg(d)
 		cancel()
 	}
 	h.p.loop.Enter()
