@@ -862,22 +862,20 @@ func (h *ddHarness) finish() {
 	h.wg.Wait()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		_ = h.p.Close(ctx)
-		h.mu.Lock()
-		h.closeReturned = true
-		h.mu.Unlock()
-	}()
-	// Run every held job, those that Close spawns included, until Close
-	// has returned and nothing is held.
+	// With its context done, Close returns without waiting for the jobs
+	// held; run them afterwards, those they lead to included.
+	_ = h.p.Close(ctx)
+	h.mu.Lock()
+	h.closeReturned = true
+	h.mu.Unlock()
 	for {
-		returned := isClosed(closed)
 		h.mu.Lock()
 		held := h.held
 		h.held = nil
 		h.mu.Unlock()
+		if len(held) == 0 {
+			break
+		}
 		for _, j := range held {
 			h.mu.Lock()
 			h.outcome.connErr, h.outcome.checkErr, h.outcome.slot = nil, nil, j.a.ID
@@ -887,10 +885,6 @@ func (h *ddHarness) finish() {
 			done()
 			h.p.loop.Leave()
 		}
-		if len(held) == 0 && returned {
-			break
-		}
-		runtime.Gosched()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
