@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/benbjohnson/clock v1.3.5
+	github.com/cockroachdb/datadriven v1.0.3
 	github.com/jackc/puddle/v2 v2.2.3
 	github.com/looplab/fsm v1.0.3
 	github.com/miekg/dns v1.1.73
@@ -12,6 +13,7 @@ require (
 )
 
 require (
+	github.com/pmezard/go-difflib v1.0.0 // indirect
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
