@@ -454,9 +454,11 @@ func (p *Pool[C]) demand() int {
 	return min(p.nclaimed+p.waiters.n+p.pol.SparesWanted, p.pol.MaxSlots)
 }
 
-// checkDead moves the pool to failed when every known backend is dead.
+// checkDead moves the pool to failed when every known backend is dead,
+// and back to running when a failed pool knows one that is not.
 func (p *Pool[C]) checkDead() {
-	if p.state.Get() != Starting && p.state.Get() != Running {
+	st := p.state.Get()
+	if st != Starting && st != Running && st != Failed {
 		return
 	}
 	n := 0
@@ -465,11 +467,20 @@ func (p *Pool[C]) checkDead() {
 			continue
 		}
 		if !s.Dead() || s.State() == slotset.Online {
-			return
+			n = -1
+			break
 		}
 		n++
 	}
-	if n == 0 {
+	if n <= 0 {
+		// A backend is alive or untried, or none is listed: a failed pool
+		// lets claims wait again.
+		if st == Failed {
+			p.fire(Revive)
+		}
+		return
+	}
+	if st == Failed {
 		return
 	}
 	p.fire(AllDead)

@@ -344,7 +344,8 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 func (p *Pool[C]) lostConn(s *set[C]) {
 	if s.Lost(p.loop) {
 		p.probeDeadIfNoneOnline()
-		p.follow(followRebalance)
+		// A dead backend may have lost the last connection of the pool.
+		p.follow(followRebalance | followDead)
 	}
 }
 

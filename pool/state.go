@@ -35,11 +35,14 @@ const (
 	CloseCalled
 	// Closed: every slot stopped, or Close's context ended.
 	Closed
+	// Revive: a failed pool knows a backend that is not dead (a new one
+	// the resolver listed, or none at all): claims wait again.
+	Revive
 )
 
 var (
 	stateNames = []string{"starting", "running", "failed", "stopping", "stopped"}
-	eventNames = []string{"backend_up", "all_dead", "close", "closed"}
+	eventNames = []string{"backend_up", "all_dead", "close", "closed", "revive"}
 	stateDocs  = []string{
 		"no backend has come online yet; claims wait",
 		"claims are served",
@@ -52,6 +55,7 @@ var (
 		"every known backend is dead",
 		"Close was called",
 		"every slot stopped, or Close's context ended",
+		"the resolver lists a backend that is not dead, or none at all: claims wait again",
 	}
 )
 
@@ -63,6 +67,7 @@ var Kind = fsm.MustDeclare[State, Event]("pool", stateNames, eventNames, lf.Even
 	{Name: "all_dead", Src: []string{"starting", "running"}, Dst: "failed"},
 	{Name: "close", Src: []string{"starting", "running", "failed"}, Dst: "stopping"},
 	{Name: "closed", Src: []string{"stopping"}, Dst: "stopped"},
+	{Name: "revive", Src: []string{"failed"}, Dst: "running"},
 })
 
 // String returns the state's trace name.
