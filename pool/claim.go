@@ -66,14 +66,15 @@ func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
 		return false, 0
 	}
 	held := p.heldFor(sl)
-	sl.fire(slot.Release)
-	p.unclaim(sl)
 	if p.recycle != nil && !sl.Retiring() && !p.closing() {
+		sl.fire(slot.Release)
+		p.unclaim(sl)
 		p.st.recycles++
 		p.runHook(sl, "recycle", p.recycle, slot.RecycleOK, slot.RecycleErr)
 		return true, held
 	}
-	sl.fire(slot.RecycleOK)
+	sl.fire(slot.Return)
+	p.unclaim(sl)
 	var now time.Time
 	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
 		now = p.now()

@@ -67,8 +67,7 @@ func ExampleWithObserver() {
 	// set[127.0.0.1:5432] offline --up--> online
 	// pool[db] starting --backend_up--> running
 	// slot[127.0.0.1:5432/0] connected --claim--> claimed
-	// slot[127.0.0.1:5432/0] claimed --release--> recycling
-	// slot[127.0.0.1:5432/0] recycling --recycle_ok--> connected
+	// slot[127.0.0.1:5432/0] claimed --return--> connected
 	// pool[db] running --close--> stopping
 	// resolver[db] resolved --stop--> stopped
 	// set[127.0.0.1:5432] online --remove--> draining

@@ -400,10 +400,10 @@ func (p *Pool[C]) callRebalancer() {
 	p.pol.Rebalancer.Rebalance(in, p.want)
 }
 
-// shrink retires up to n slots of s, cheapest first: failed, connecting,
+// shrink retires up to n slots of s, cheapest first: failed, waiting, connecting,
 // idle, then busy ones at their next idle moment.
 func (p *Pool[C]) shrink(s *set[C], n int) {
-	for _, st := range []slot.State{slot.Failed, slot.Connecting, slot.Connected, slot.Checking, slot.Recycling, slot.Claimed} {
+	for _, st := range []slot.State{slot.Failed, slot.Waiting, slot.Connecting, slot.Connected, slot.Checking, slot.Recycling, slot.Claimed} {
 		for _, sl := range slices.Clone(s.slots) {
 			if n == 0 {
 				return

@@ -81,7 +81,7 @@ func (p *Pool[C]) startSlot(s *set[C]) {
 // connectWhenFree starts the connect of a slot in connecting, or, while
 // the slot's earlier connection is still closing, once it has closed.
 func (p *Pool[C]) connectWhenFree(sl *pslot[C]) {
-	if sl.ConnectWhenFree() {
+	if sl.ConnectWhenFree(p.loop) {
 		p.connect(sl)
 	}
 }
@@ -109,7 +109,7 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 		p.capacityFreed()
 		return
 	}
-	if sl.PendingDone() {
+	if sl.PendingDone(p.loop) {
 		p.connect(sl)
 	}
 }

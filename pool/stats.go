@@ -50,7 +50,7 @@ type Stats struct {
 
 // SlotCounts counts slots by state.
 type SlotCounts struct {
-	Connecting int `json:"connecting"`
+	Connecting int `json:"connecting"` // connects in flight, and slots waiting to connect
 	Connected  int `json:"connected"`
 	Claimed    int `json:"claimed"`
 	Recycling  int `json:"recycling"`
@@ -61,7 +61,7 @@ type SlotCounts struct {
 
 func (c *SlotCounts) add(s slot.State) {
 	switch s {
-	case slot.Connecting:
+	case slot.Connecting, slot.Waiting:
 		c.Connecting++
 	case slot.Connected:
 		c.Connected++

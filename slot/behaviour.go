@@ -25,9 +25,10 @@ type Slot struct {
 	// pending counts the slot's earlier connections still closing and its
 	// abandoned I/O still running. The slot opens no new connection until
 	// it is zero, so that it never stands for two connections at once.
-	// connectWant is set while the slot is connecting but waits for that.
-	// They are data, not states: a slot in any state may have earlier
-	// connections closing, and only connecting waits for them.
+	// connectWant is set while the slot waits for that (Waiting). They
+	// are data, not states: a slot in any state may have earlier
+	// connections closing; only a slot about to connect waits for them,
+	// and that is the declared state Waiting.
 	pending     int
 	connectWant bool
 	// stopWanted marks a claimed, recycling or checking slot to stop when
@@ -83,22 +84,24 @@ func (s *Slot) Abandon(inFlight bool) {
 func (s *Slot) Closing() { s.pending++ }
 
 // ConnectWhenFree reports whether a slot in connecting may connect now;
-// otherwise it connects when PendingDone says so.
-func (s *Slot) ConnectWhenFree() (now bool) {
+// otherwise it waits (Waiting) until PendingDone says so.
+func (s *Slot) ConnectWhenFree(l *fsm.Loop) (now bool) {
 	if s.pending > 0 {
 		s.connectWant = true
+		s.Fire(l, Wait)
 		return false
 	}
 	return true
 }
 
 // PendingDone records that one earlier connection closed or one abandoned
-// I/O ended. It reports whether the slot may now make the connect it was
-// waiting to make.
-func (s *Slot) PendingDone() (connect bool) {
+// I/O ended. It reports whether the slot, waiting, may now make its
+// connect: it is connecting again.
+func (s *Slot) PendingDone(l *fsm.Loop) (connect bool) {
 	s.pending--
-	if s.pending == 0 && s.connectWant && s.state.Get() == Connecting {
+	if s.pending == 0 && s.connectWant && s.state.Get() == Waiting {
 		s.connectWant = false
+		s.Fire(l, Ready)
 		return true
 	}
 	return false
@@ -122,7 +125,7 @@ func (s *Slot) Retiring() bool { return s.stopWanted }
 // stopped).
 func (s *Slot) Retire() (now, marked bool) {
 	switch s.state.Get() {
-	case Connecting, Connected, Failed:
+	case Connecting, Connected, Failed, Waiting:
 		return true, false
 	case Claimed, Recycling, Checking:
 		if !s.stopWanted {

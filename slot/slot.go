@@ -31,6 +31,10 @@ const (
 	Failed
 	// Stopped: the slot is gone. Terminal.
 	Stopped
+	// Waiting: the slot is to connect again, and waits for its earlier
+	// connection to finish closing (or its abandoned I/O to end), so that
+	// it never stands for two connections at once.
+	Waiting
 )
 
 // Event is something that happens to a slot.
@@ -51,12 +55,15 @@ const (
 	BackoffElapsed              // the backoff delay ended; connect again
 	Expire                      // the connection reached its lifetime or idle limit
 	Stop                        // the slot is no longer wanted, or the pool closes
+	Return                      // the claimer gives it back, with no recycle hook to run
+	Wait                        // the connect must wait for an earlier connection to close
+	Ready                       // the earlier connection closed: connect now
 )
 
 var (
-	stateNames = []string{"connecting", "connected", "claimed", "recycling", "checking", "failed", "stopped"}
+	stateNames = []string{"connecting", "connected", "claimed", "recycling", "checking", "failed", "stopped", "waiting"}
 	eventNames = []string{"connect_ok", "connect_err", "claim", "release", "recycle_ok", "recycle_err", "giveback",
-		"discard", "check_due", "check_ok", "check_err", "backoff_elapsed", "expire", "stop"}
+		"discard", "check_due", "check_ok", "check_err", "backoff_elapsed", "expire", "stop", "return", "wait", "ready"}
 	stateDocs = []string{
 		"a connect (and, with a Validator, a first check) is in flight",
 		"idle and healthy; can be claimed",
@@ -65,6 +72,7 @@ var (
 		"the periodic health check runs on the idle connection",
 		"no connection; backing off before the next connect",
 		"gone (terminal)",
+		"to connect again once its earlier connection has closed",
 	}
 	eventDocs = []string{
 		"the connect (and first check) succeeded",
@@ -81,6 +89,9 @@ var (
 		"the backoff delay ended",
 		"the connection reached its lifetime or idle limit: reconnect",
 		"the slot is no longer wanted, or the pool closes",
+		"the claimer releases it and there is no recycle hook to run",
+		"its earlier connection is still closing: the connect waits",
+		"the earlier connection closed: connect",
 	}
 )
 
@@ -101,7 +112,10 @@ var Kind = fsm.MustDeclare[State, Event]("slot", stateNames, eventNames, lf.Even
 	{Name: "check_err", Src: []string{"checking"}, Dst: "failed"},
 	{Name: "backoff_elapsed", Src: []string{"failed"}, Dst: "connecting"},
 	{Name: "expire", Src: []string{"connected"}, Dst: "connecting"},
-	{Name: "stop", Src: []string{"connecting", "connected", "claimed", "recycling", "checking", "failed"}, Dst: "stopped"},
+	{Name: "stop", Src: []string{"connecting", "connected", "claimed", "recycling", "checking", "failed", "waiting"}, Dst: "stopped"},
+	{Name: "return", Src: []string{"claimed"}, Dst: "connected"},
+	{Name: "wait", Src: []string{"connecting"}, Dst: "waiting"},
+	{Name: "ready", Src: []string{"waiting"}, Dst: "connecting"},
 })
 
 // String returns the state's trace name.
@@ -111,7 +125,7 @@ func (s State) String() string { return Kind.StateName(s) }
 func (e Event) String() string { return Kind.EventName(e) }
 
 // NumStates is the number of slot states, for arrays indexed by State.
-const NumStates = 7
+const NumStates = 8
 
 // HasConn reports whether a slot in state s holds an open connection.
 func (s State) HasConn() bool { return s >= Connected && s <= Checking }

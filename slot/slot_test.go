@@ -31,11 +31,21 @@ func model(s slot.State, e slot.Event) (slot.State, bool) {
 			return s, false
 		}
 		return map[slot.Event]slot.State{slot.Claim: slot.Claimed, slot.CheckDue: slot.Checking, slot.Expire: slot.Connecting}[e], true
-	case slot.Release, slot.Giveback, slot.Discard:
+	case slot.Release, slot.Return, slot.Giveback, slot.Discard:
 		if s != slot.Claimed {
 			return s, false
 		}
-		return map[slot.Event]slot.State{slot.Release: slot.Recycling, slot.Giveback: slot.Connected, slot.Discard: slot.Failed}[e], true
+		return map[slot.Event]slot.State{slot.Release: slot.Recycling, slot.Return: slot.Connected, slot.Giveback: slot.Connected, slot.Discard: slot.Failed}[e], true
+	case slot.Wait:
+		if s != slot.Connecting {
+			return s, false
+		}
+		return slot.Waiting, true
+	case slot.Ready:
+		if s != slot.Waiting {
+			return s, false
+		}
+		return slot.Connecting, true
 	case slot.RecycleOK, slot.RecycleErr:
 		if s != slot.Recycling {
 			return s, false
