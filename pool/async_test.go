@@ -1,9 +1,11 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,3 +95,69 @@ func TestPoolsShareOneLoop(t *testing.T) {
 
 // withLoop is internal/simhook.WithLoop, for the tests of this package.
 func withLoop(l *fsm.Loop) Option { return func(o *options) { o.loop = l } }
+
+// acquireCounting adds an AcquireHook that fails the first fails calls.
+type acquireCounting struct {
+	*fakeConnector
+	mu    sync.Mutex
+	calls int
+	fails int
+}
+
+func (c *acquireCounting) OnAcquire(context.Context, *fakeConn) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if c.calls <= c.fails {
+		return errors.New("session reset failed")
+	}
+	return nil
+}
+
+// The simulator's claims run the acquire hook as the core's action: a
+// failed hook discards the connection and the claim waits again at the
+// head of the queue, within its deadline.
+func TestClaimAsyncRunsTheAcquireHook(t *testing.T) {
+	var hook *acquireCounting
+	h := newHarness(t, Policy{MaxSlots: 1, SparesWanted: 1, ClaimTimeout: time.Minute, BackoffMin: time.Second, BackoffMax: time.Second},
+		1, func(f *fakeConnector) backend.Connector[*fakeConn] {
+			hook = &acquireCounting{fakeConnector: f, fails: 1}
+			return hook
+		})
+	var got *Handle[*fakeConn]
+	var gotErr error
+	answered := 0
+	h.p.claimAsync(nil, 0, func(hd any, err error) {
+		answered++
+		got, _ = hd.(*Handle[*fakeConn])
+		gotErr = err
+	})
+	h.settle() // the hook ran and failed: the connection was discarded
+	if answered != 0 {
+		t.Fatalf("answered before the hook passed: %v, %v", got, gotErr)
+	}
+	if st := h.stats(); st.Discards != 1 || st.Waiters != 1 {
+		t.Fatalf("after the failed hook: discards %d, waiters %d", st.Discards, st.Waiters)
+	}
+	h.advance(2 * time.Second) // the slot reconnects; the hook passes
+	if answered != 1 || got == nil || gotErr != nil {
+		t.Fatalf("answered %d times: %v, %v", answered, got, gotErr)
+	}
+	got.Release()
+
+	// A hook that always fails: the claim ends at its deadline.
+	hook.mu.Lock()
+	hook.fails = 1 << 30
+	hook.mu.Unlock()
+	answered = 0
+	h.p.claimAsync(nil, 5*time.Second, func(hd any, err error) { answered++; gotErr = err })
+	for i := 0; answered == 0 && i < 100; i++ {
+		h.advance(time.Second)
+	}
+	if answered != 1 || !errors.Is(gotErr, ErrAllClaimsUsed) && !errors.Is(gotErr, ErrNoBackendsOnline) {
+		t.Fatalf("answered %d times, error %v", answered, gotErr)
+	}
+	if st := h.stats(); st.ClaimErrors.Timeouts != 1 {
+		t.Fatalf("claim errors %+v", st.ClaimErrors)
+	}
+}

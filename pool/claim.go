@@ -275,46 +275,15 @@ func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
 // acquire hook failed), it first discards bad with badErr, and the claimer
 // keeps its place at the head of the queue.
 func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeout time.Duration) (*Handle[C], error) {
-	front := bad != nil
-	if !front {
-		if err := ctx.Err(); err != nil {
-			p.loop.Enter()
-			p.st.failed(err)
-			p.loop.Leave()
-			return nil, err
-		}
-	}
 	p.loop.Enter()
-	if front {
-		if p.endClaim(bad, "acquire hook") {
-			p.discard(bad.sl, badErr)
-		}
-		var err error
-		switch {
-		case ctx.Err() != nil:
-			err = ctx.Err()
-		case timeout <= 0:
-			err = p.claimErr()
-		}
-		if err != nil {
-			p.st.failed(err)
-			p.loop.Leave()
-			return nil, err
-		}
+	if bad != nil {
+		p.hookFailed(bad, badErr)
 	}
-	if err := p.admit(); err != nil {
-		p.loop.Leave()
-		return nil, err
-	}
-	if p.waiters.head == nil || front {
-		if h := p.takeIdle(); h != nil {
-			p.loop.Leave()
-			return h, nil
-		}
-	}
-	w := p.newWaiter(ctx)
-	p.enqueue(w, front, timeout)
+	h, w, err := p.request(ctx, bad != nil, timeout)
 	p.loop.Leave()
+	if w == nil {
+		return h, err
+	}
 
 	select {
 	case <-w.ready:
@@ -333,7 +302,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 		<-w.ready // already sent, with the loop held
 	}
 	p.loop.Enter()
-	h, err := w.h, w.err
+	h, err = w.h, w.err
 	p.freeWaiter(w)
 	if h != nil {
 		switch {
@@ -355,9 +324,51 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 	return h, err
 }
 
-// claimAsync is Claim for the simulator (internal/simhook.ClaimAsync):
-// it never blocks, and done is called exactly once with the loop held.
-// The acquire hook does not run.
+// request is the core of a claim, with the loop held, shared by Claim and
+// the simulator's claims: the claim fails at once (closed, failed, its
+// context done, or its time already out), or takes an idle connection
+// (skipping the queue only when nobody waits, or when front: a claimer
+// whose acquire hook failed keeps its place at the head), or waits in the
+// queue with its deadline, returned as the waiter.
+func (p *Pool[C]) request(ctx context.Context, front bool, timeout time.Duration) (*Handle[C], *waiter[C], error) {
+	var err error
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case front && timeout <= 0:
+		err = p.claimErr()
+	}
+	if err != nil {
+		p.st.failed(err)
+		return nil, nil, err
+	}
+	if err := p.admit(); err != nil {
+		return nil, nil, err
+	}
+	if p.waiters.head == nil || front {
+		if h := p.takeIdle(); h != nil {
+			return h, nil, nil
+		}
+	}
+	w := p.newWaiter(ctx)
+	p.enqueue(w, front, timeout)
+	return nil, w, nil
+}
+
+// hookFailed ends a claim whose acquire hook failed, with the loop held:
+// the connection is discarded and its backend charged the failure.
+func (p *Pool[C]) hookFailed(h *Handle[C], err error) {
+	if p.endClaim(h, "acquire hook") {
+		p.discard(h.sl, err)
+	}
+}
+
+// claimAsync is Claim for the simulator (internal/simhook.ClaimAsync): it
+// never blocks, and done is called exactly once with the loop held. It
+// runs the same core (request, hookFailed); the acquire hook, when the
+// connector has one, runs as an action (fsm.Acquire) of the driver,
+// bounded by Policy.HealthTimeout on the loop's clock, and when it fails
+// the claimer waits again at the head of the queue, within its deadline.
 func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, done func(any, error)) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -365,34 +376,72 @@ func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, done fu
 	if timeout <= 0 {
 		timeout = p.pol.ClaimTimeout
 	}
+	c := &asyncClaim[C]{p: p, ctx: ctx, done: done}
 	p.loop.Enter()
 	defer p.loop.Leave()
-	err := p.admit()
-	if err == nil {
-		err = ctx.Err()
-		if err != nil {
-			p.st.failed(err)
-		}
-	}
-	if err != nil {
-		done(nil, err)
+	c.deadline = p.now().Add(timeout)
+	c.request(false, timeout)
+}
+
+// asyncClaim is one claim of claimAsync, through its acquire-hook retries.
+type asyncClaim[C any] struct {
+	p        *Pool[C]
+	ctx      context.Context
+	deadline time.Time
+	done     func(any, error)
+}
+
+func (c *asyncClaim[C]) request(front bool, timeout time.Duration) {
+	h, w, err := c.p.request(c.ctx, front, timeout)
+	if w != nil {
+		w.done = c.handed
 		return
 	}
-	if p.waiters.head == nil {
-		if h := p.takeIdle(); h != nil {
-			done(h, nil)
+	c.handed(h, err)
+}
+
+// handed runs, with the loop held, when the claim is served or fails.
+func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
+	p := c.p
+	switch {
+	case h == nil:
+		c.done(nil, err)
+		return
+	case p.onAcquire == nil:
+		c.done(h, nil)
+		return
+	}
+	conn := h.sl.conn
+	ctx, cancel := context.WithCancel(c.ctx)
+	t := new(fsm.Timer)
+	t.Init(cancel)
+	p.loop.After(t, p.pol.HealthTimeout)
+	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.id, Ctx: ctx}, func() func() {
+		herr := p.call("acquire hook", ctx, conn, p.onAcquire)
+		return func() {
+			p.loop.Cancel(t)
+			cancel()
+			c.hooked(h, herr)
+		}
+	})
+}
+
+// hooked runs, with the loop held, when the acquire hook returned.
+func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
+	p := c.p
+	if herr == nil {
+		if h.sl.cur == h && h.sl.State() == slot.Claimed {
+			c.done(h, nil)
 			return
 		}
+		// A forced Close stopped the slot meanwhile.
+		p.handBack(h)
+		p.st.failed(ErrClosed)
+		c.done(nil, ErrClosed)
+		return
 	}
-	w := p.newWaiter(ctx)
-	w.done = func(h *Handle[C], err error) {
-		if h == nil {
-			done(nil, err)
-			return
-		}
-		done(h, err)
-	}
-	p.enqueue(w, false, timeout)
+	p.hookFailed(h, fmt.Errorf("acquire hook: %w", herr))
+	c.request(true, c.deadline.Sub(p.now()))
 }
 
 // admit returns the error for a claim the pool refuses at once: closed,

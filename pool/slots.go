@@ -124,7 +124,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	b := sl.b
 	sl.set.st.connects++
 	p.st.connects++
-	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.id}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.id, Ctx: ctx}, func() func() {
 		c, err := p.openConn(ctx, b)
 		return func() {
 			cancel()
@@ -505,7 +505,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 	if ok == slot.RecycleOK {
 		kind = fsm.Recycle
 	}
-	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.id}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.id, Ctx: ctx}, func() func() {
 		err := p.call(op, ctx, c, f)
 		return func() {
 			cancel()
