@@ -67,6 +67,8 @@ type Pool[C any] struct {
 	hooking     []*hookJob[C] // checks and recycle hooks in flight
 	unregister  []func()      // undo what New registered on the loop
 	orphans     int           // connections and connects of stopped slots not yet finished
+	queries     int           // resolver queries in flight
+	onQuiet     func()        // called once when quiet is closed (closeAsync)
 	st          counters
 }
 
@@ -194,7 +196,18 @@ func (h *host[C]) NewTimer(f func()) resolver.Timer {
 
 // Go implements resolver.Host.
 func (h *host[C]) Go(query func() func()) {
-	h.p.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: h.p.name}, query)
+	p := h.p
+	p.queries++
+	p.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: p.name}, func() func() {
+		done := query()
+		return func() {
+			p.queries--
+			if done != nil {
+				done()
+			}
+			p.checkQuiet()
+		}
+	})
 }
 
 // Now implements resolver.Host.
@@ -638,11 +651,15 @@ func (p *Pool[C]) endClose() (forced int) {
 
 // checkQuiet releases Close once nothing is left to wait for.
 func (p *Pool[C]) checkQuiet() {
-	if p.state.Get() == Stopping && p.nslots == 0 && p.loop.InFlight() == 0 {
+	if p.state.Get() == Stopping && p.nslots == 0 && p.ioDone() {
 		select {
 		case <-p.quiet:
 		default:
 			close(p.quiet)
+			if f := p.onQuiet; f != nil {
+				p.onQuiet = nil
+				f()
+			}
 		}
 	}
 }
