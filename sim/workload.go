@@ -71,7 +71,7 @@ func (c *client) run(s *Sim) {
 	if c.inst != nil {
 		s.issueClaim(c)
 	} else {
-		c.res.dropped++ // the client is down (restarting)
+		c.res.dropped++ // the client is down (restarting or closed)
 	}
 	c.scheduleArrival(s)
 }
@@ -119,6 +119,9 @@ func (cl *claim) onDone(hd any, err error) {
 	case s.now > cl.deadline:
 		s.violate("waiter-deadline", "%s: claim that arrived at %v served at %v, after its deadline %v",
 			inst.name, time.Duration(cl.arrival), time.Duration(s.now), time.Duration(cl.deadline))
+	case inst.closing:
+		s.violate("served-after-close", "%s: claim that arrived at %v served at %v, after the pool's Close began",
+			inst.name, time.Duration(cl.arrival), time.Duration(s.now))
 	case cl.arrival < inst.lastServed:
 		s.violate("fifo", "%s: claim that arrived at %v served after one that arrived at %v",
 			inst.name, time.Duration(cl.arrival), time.Duration(inst.lastServed))
