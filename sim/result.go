@@ -168,7 +168,7 @@ type ClientResult struct {
 	// (claims closed by a restart or the end not included).
 	FailWaits Waits  `json:"fail_waits"`
 	Discards  uint64 `json:"discards"` // connections the claimers discarded
-	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting or closed
+	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting or closed for a while
 	Restarts  uint64 `json:"restarts"` // restart faults applied
 	Closes    uint64 `json:"closes"`   // close faults applied
 	// Cut counts the claims whose connection a Close closed while they

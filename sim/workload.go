@@ -54,7 +54,7 @@ func (c *client) timeout() time.Duration {
 
 // scheduleArrival schedules the client's next claim (Poisson arrivals).
 func (c *client) scheduleArrival(s *Sim) {
-	if c.rate <= 0 || c.pending || s.ending {
+	if c.rate <= 0 || c.pending || s.ending || c.gone {
 		return
 	}
 	d := int64(c.rng.ExpFloat64() / c.rate * 1e9)
@@ -65,13 +65,13 @@ func (c *client) scheduleArrival(s *Sim) {
 // run is a claim arrival.
 func (c *client) run(s *Sim) {
 	c.pending = false
-	if s.ending {
+	if s.ending || c.gone {
 		return
 	}
 	if c.inst != nil {
 		s.issueClaim(c)
 	} else {
-		c.res.dropped++ // the client is down (restarting or closed)
+		c.res.dropped++ // the client is down (restarting, or closed with down)
 	}
 	c.scheduleArrival(s)
 }
