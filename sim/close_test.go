@@ -291,3 +291,17 @@ clients = ["c"]
 		t.Fatalf("close %+v took %v; want it quiet within the longest hold", cl, cl.Returned-cl.Began)
 	}
 }
+
+// TestCloseAtTheEndOfTheRun: a close still waiting for its claims when
+// the workload ends returns, quiet, when the last is released, although
+// the pools are closed at that same instant.
+func TestCloseAtTheEndOfTheRun(t *testing.T) {
+	sc := busy(t, "10s", "[[faults]]\nat = \"55s\"\nkind = \"close\"\nclients = [\"c\"]\n")
+	r, _ := runTraced(t, sc)
+	if len(r.Closes) != 1 {
+		t.Fatalf("closes %+v", r.Closes)
+	}
+	if cl := r.Closes[0]; cl.Forced || cl.Claimed == 0 || cl.Returned <= 60*time.Second || cl.Returned > 65*time.Second {
+		t.Errorf("close %+v: want it quiet after the last claim released, 60s to 65s", cl)
+	}
+}

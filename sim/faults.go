@@ -241,6 +241,7 @@ type closeState struct {
 	began        int64
 	claimed      int        // claimed connections when Close began
 	end          func() int // the second half of Close
+	quiet        bool       // the pool said it is quiet
 	done         bool       // Close returned
 	returned     int64      // when
 	forced       bool       // by the drain deadline or the end of the run
@@ -266,6 +267,7 @@ func (s *Sim) closeClient(fs *faultState, c *client) {
 	inst.closing = true
 	s.tr.record(s.now, "client", c.name, "", "close", fmt.Sprintf("%s, %d claimed, drain %v", inst.name, cs.claimed, f.Drain), false)
 	cs.end = simhook.CloseAsync(inst.p, func() {
+		cs.quiet = true
 		s.q.push(s.now, handlerFunc(func(s *Sim) { s.endClose(cs, false) }))
 	})
 	if cs.end == nil {

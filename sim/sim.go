@@ -385,8 +385,8 @@ func (s *Sim) endWorkload() {
 }
 
 // closeAll closes every pool: first those of graceful closes still
-// waiting (forced), in the order they began, then the others in client
-// order.
+// waiting (forced, unless the pool is quiet already), in the order they
+// began, then the others in client order.
 func (s *Sim) closeAll() {
 	if s.closed {
 		return
@@ -394,7 +394,7 @@ func (s *Sim) closeAll() {
 	s.closed = true
 	s.settled = s.now
 	for _, cs := range s.closes {
-		s.endClose(cs, true)
+		s.endClose(cs, !cs.quiet)
 	}
 	for _, c := range s.clients {
 		if c.inst != nil {
