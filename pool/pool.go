@@ -68,7 +68,7 @@ type Pool[C any] struct {
 	unregister  []func()      // undo what New registered on the loop
 	orphans     int           // connections and connects of stopped slots not yet finished
 	queries     int           // resolver queries in flight
-	onQuiet     func()        // called once when quiet is closed (closeAsync)
+	onQuiet     func()        // closeAsync's: called once when the pool is quiet (ioDone)
 	st          counters
 }
 
@@ -651,16 +651,19 @@ func (p *Pool[C]) endClose() (forced int) {
 
 // checkQuiet releases Close once nothing is left to wait for.
 func (p *Pool[C]) checkQuiet() {
-	if p.state.Get() == Stopping && p.nslots == 0 && p.ioDone() {
+	if p.state.Get() != Stopping || p.nslots != 0 {
+		return
+	}
+	if p.loop.InFlight() == 0 {
 		select {
 		case <-p.quiet:
 		default:
 			close(p.quiet)
-			if f := p.onQuiet; f != nil {
-				p.onQuiet = nil
-				f()
-			}
 		}
+	}
+	if f := p.onQuiet; f != nil && p.ioDone() {
+		p.onQuiet = nil
+		f()
 	}
 }
 

@@ -92,11 +92,12 @@ func (p *Pool[C]) closeAsync(quiet func()) (end func() int) {
 	}
 }
 
-// ioDone reports whether none of the pool's I/O is in flight. On a loop
-// of its own that is the loop's count. On a shared loop (the simulator's
-// fleet) the loop's count includes every other pool's I/O, so the pool
-// counts its own: the connects, checks and closes of its stopped slots
-// and its resolver's queries. Both are only asked once no slot is left.
+// ioDone reports, once no slot is left, whether none of the pool's I/O
+// is in flight: closeAsync's quiet. On a loop of its own that is the
+// loop's count. On a shared loop (the simulator's fleet) the loop's count
+// includes every other pool's I/O, so the pool counts its own: the
+// connects, checks and closes of its stopped slots and its resolver's
+// queries. (The blocking Close keeps waiting for the loop's count.)
 func (p *Pool[C]) ioDone() bool {
 	if p.idPrefix == "" {
 		return p.loop.InFlight() == 0
