@@ -70,6 +70,8 @@ type Pool[C any] struct {
 	following    bool          // afterEvent is running
 	afterEventFn func()        // p.afterEvent, made once
 	orphans      int           // connections and connects of stopped slots not yet finished
+	queries      int           // resolver queries in flight
+	onQuiet      func()        // closeAsync's: called once when the pool is quiet (ioDone)
 	st           counters
 }
 
@@ -198,7 +200,18 @@ func (h *host[C]) NewTimer(f func()) resolver.Timer {
 
 // Go implements resolver.Host.
 func (h *host[C]) Go(query func() func()) {
-	h.p.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: h.p.name}, query)
+	p := h.p
+	p.queries++
+	p.loop.Spawn(fsm.Action{Kind: fsm.Query, ID: p.name}, func() func() {
+		done := query()
+		return func() {
+			p.queries--
+			if done != nil {
+				done()
+			}
+			p.checkQuiet()
+		}
+	})
 }
 
 // Now implements resolver.Host.
@@ -647,12 +660,19 @@ func (p *Pool[C]) endClose() (forced int) {
 
 // checkQuiet releases Close once nothing is left to wait for.
 func (p *Pool[C]) checkQuiet() {
-	if p.state.Get() == Stopping && p.nslots == 0 && p.loop.InFlight() == 0 {
+	if p.state.Get() != Stopping || p.nslots != 0 {
+		return
+	}
+	if p.loop.InFlight() == 0 {
 		select {
 		case <-p.quiet:
 		default:
 			close(p.quiet)
 		}
+	}
+	if f := p.onQuiet; f != nil && p.ioDone() {
+		p.onQuiet = nil
+		f()
 	}
 }
 

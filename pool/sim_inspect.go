@@ -18,6 +18,7 @@ type simPool interface {
 	inspectSetLocked(name backend.Name) (simhook.Set, bool)
 	inspectSetsLocked(dst []simhook.Set) []simhook.Set
 	claimAsync(ctx context.Context, timeout time.Duration, done func(any, error))
+	closeAsync(quiet func()) (end func() int)
 }
 
 func init() {
@@ -25,6 +26,7 @@ func init() {
 	simhook.ClaimAsync = func(p any, ctx context.Context, timeout time.Duration, done func(any, error)) {
 		p.(simPool).claimAsync(ctx, timeout, done)
 	}
+	simhook.CloseAsync = func(p any, quiet func()) (end func() (forced int)) { return p.(simPool).closeAsync(quiet) }
 	simhook.Inspect = func(p any) simhook.Pool { return p.(simPool).inspectLocked() }
 	simhook.InspectSet = func(p any, name backend.Name) (simhook.Set, bool) {
 		return p.(simPool).inspectSetLocked(name)
@@ -60,4 +62,45 @@ func (s *set[C]) inspect() simhook.Set {
 		}
 	}
 	return v
+}
+
+// closeAsync is Close in two halves for a caller that must not block: it
+// runs beginClose now, calls quiet (with the loop held) once the pool is
+// quiet, and returns the second half, which does what Close does once it
+// stops waiting. It returns nil when the pool is already closing.
+func (p *Pool[C]) closeAsync(quiet func()) (end func() int) {
+	p.loop.Enter()
+	if p.closing() {
+		p.loop.Leave()
+		return nil
+	}
+	p.onQuiet = quiet
+	p.beginClose()
+	p.loop.Leave()
+	ended := false
+	return func() int {
+		if ended {
+			panic("pool: the end of an asynchronous close called twice")
+		}
+		ended = true
+		p.loop.Enter()
+		p.onQuiet = nil
+		forced := p.endClose()
+		p.loop.Leave()
+		close(p.done)
+		return forced
+	}
+}
+
+// ioDone reports, once no slot is left, whether none of the pool's I/O
+// is in flight: closeAsync's quiet. On a loop of its own that is the
+// loop's count. On a shared loop (the simulator's fleet) the loop's count
+// includes every other pool's I/O, so the pool counts its own: the
+// connects, checks and closes of its stopped slots and its resolver's
+// queries. (The blocking Close keeps waiting for the loop's count.)
+func (p *Pool[C]) ioDone() bool {
+	if p.idPrefix == "" {
+		return p.loop.InFlight() == 0
+	}
+	return p.orphans == 0 && p.queries == 0 && len(p.hooking) == 0
 }

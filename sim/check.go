@@ -298,7 +298,7 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 // at least min(SparesWanted, MaxSlots) connections, less those probes,
 // capped by what the healthy backends can hold.
 func (s *Sim) recovered(c *client) bool {
-	if !c.started {
+	if !c.started || c.gone {
 		return true
 	}
 	inst := c.inst

@@ -49,7 +49,10 @@
 // sets online exactly when they hold a connection, and backoff delays
 // within the policy's bounds. Each hand-out is checked: no connection to
 // two claimers, none closed, none from a backend the client's resolver no
-// longer lists, none after the claim's deadline, first-in first-out. The
+// longer lists, none after the claim's deadline, none after the pool's
+// Close began, first-in first-out. No claimer's connection is closed
+// under it except by a Close whose context ended or whose drain deadline
+// passed (a close fault closes pools gracefully: see [FaultClose]). The
 // connector refuses calls after Close returned and double closes; at the
 // end every connection must be closed, no timer left and no I/O in
 // flight. The first violation stops the run with the trace before it.

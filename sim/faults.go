@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/qorbgo/qorb/internal/simhook"
 )
 
 // faultState is one scheduled fault and what became of it.
@@ -11,6 +13,8 @@ type faultState struct {
 	i           int
 	f           Fault
 	recoveredAt int64 // first time every client was back to target after the fault's end; -1 before
+	end         int64 // when a close fault ended; -1 before (and for other kinds)
+	pending     int   // clients of a close fault not back yet
 }
 
 // describe says what the fault does, for summaries and traces.
@@ -31,6 +35,12 @@ func (f Fault) describe() string {
 	}
 	if f.For > 0 {
 		fmt.Fprintf(&b, " for %v", f.For)
+	}
+	if f.Kind == FaultClose {
+		fmt.Fprintf(&b, " drain %v", f.Drain)
+		if f.Down > 0 {
+			fmt.Fprintf(&b, " down %v", f.Down)
+		}
 	}
 	return b.String()
 }
@@ -113,6 +123,21 @@ func (s *Sim) faultStart(fs *faultState) {
 					c.scheduleArrival(s)
 				}
 			}
+		}
+	case FaultClose:
+		for _, c := range s.clients {
+			if !matches(f.Clients, c.name, true) {
+				continue
+			}
+			at := s.now
+			if f.Spread > 0 {
+				at += s.faultRng.Int64N(int64(f.Spread) + 1)
+			}
+			fs.pending++
+			s.q.push(at, handlerFunc(func(s *Sim) { s.closeClient(fs, c) }))
+		}
+		if fs.pending == 0 {
+			s.closeFaultOver(fs)
 		}
 	}
 }
@@ -206,4 +231,107 @@ func (s *Sim) evalRecovery() {
 		}
 		s.pendingRec = s.pendingRec[:0]
 	}
+}
+
+// closeState is one graceful close of a client's pool (a close fault).
+type closeState struct {
+	fs           *faultState
+	c            *client
+	inst         *poolInst
+	began        int64
+	claimed      int        // claimed connections when Close began
+	end          func() int // the second half of Close
+	quiet        bool       // the pool said it is quiet
+	done         bool       // Close returned
+	returned     int64      // when
+	forced       bool       // by the drain deadline or the end of the run
+	forcedClaims int        // claimed connections Close closed under their claimers
+}
+
+// closeClient begins the graceful close of c's pool: the client stops
+// issuing claims, and the pool's Close runs its first half now. The
+// second half runs once the pool is quiet, or at the drain deadline.
+func (s *Sim) closeClient(fs *faultState, c *client) {
+	inst := c.inst
+	if s.closed || inst == nil {
+		s.closeClientBack(fs) // down or restarting already
+		return
+	}
+	f := fs.f
+	s.addStats(inst)
+	cs := &closeState{fs: fs, c: c, inst: inst, began: s.now, claimed: inst.nclaimed}
+	s.closes = append(s.closes, cs)
+	c.inst = nil
+	c.gone = f.Down == 0
+	c.res.closes++
+	inst.closing = true
+	s.tr.record(s.now, "client", c.name, "", "close", fmt.Sprintf("%s, %d claimed, drain %v", inst.name, cs.claimed, f.Drain), false)
+	cs.end = simhook.CloseAsync(inst.p, func() {
+		cs.quiet = true
+		s.q.push(s.now, handlerFunc(func(s *Sim) { s.endClose(cs, false) }))
+	})
+	if cs.end == nil {
+		s.violate("close", "%s: Close began on a pool already closing", inst.name)
+		return
+	}
+	s.q.push(s.now+int64(f.Drain), handlerFunc(func(s *Sim) { s.endClose(cs, true) }))
+	s.markRecovery(c)
+}
+
+// endClose runs the second half of a graceful close: when the pool is
+// quiet, or, forced, when the drain deadline passed (or the run ends),
+// closing the connections still claimed. It checks that the pool closed
+// exactly the claimed connections it says it forced, and left none open.
+func (s *Sim) endClose(cs *closeState, forced bool) {
+	if cs.done || cs.end == nil {
+		return
+	}
+	cs.done = true
+	inst, c := cs.inst, cs.c
+	inst.forcing = forced
+	cut := inst.cut
+	cs.forcedClaims = cs.end()
+	cs.returned, cs.forced = s.now, forced
+	inst.finished = true
+	s.markRecovery(c)
+	what := "quiet"
+	if forced {
+		what = fmt.Sprintf("forced, %d claimed cut", cs.forcedClaims)
+	}
+	s.tr.record(s.now, "client", c.name, "", "closed", fmt.Sprintf("%s, %s after %v", inst.name, what, time.Duration(s.now-cs.began)), false)
+	switch {
+	case inst.open != 0:
+		s.violate("conn-leak", "%s: %d connections still open after Close returned", inst.name, inst.open)
+	case cs.forcedClaims != inst.cut-cut:
+		s.violate("close-forced", "%s: Close says it closed %d claimed connections; %d claimers lost theirs", inst.name, cs.forcedClaims, inst.cut-cut)
+	}
+	down := cs.fs.f.Down.D()
+	if down == 0 || s.closed || s.ending {
+		s.closeClientBack(cs.fs)
+		return
+	}
+	s.q.push(s.now+int64(down), handlerFunc(func(s *Sim) {
+		if !s.closed && !s.ending && c.inst == nil {
+			c.gone = false
+			s.tr.record(s.now, "client", c.name, "", "start", "", false)
+			s.startPool(c)
+		}
+		s.closeClientBack(cs.fs)
+	}))
+}
+
+// closeClientBack records that one client of a close fault is done with
+// it: its Close returned and, with down, it started a new pool.
+func (s *Sim) closeClientBack(fs *faultState) {
+	fs.pending--
+	if fs.pending == 0 {
+		s.closeFaultOver(fs)
+	}
+}
+
+// closeFaultOver ends a close fault and starts measuring the recovery.
+func (s *Sim) closeFaultOver(fs *faultState) {
+	fs.end = s.now
+	s.faultRecord(fs, "end")
+	s.faultOver(fs)
 }

@@ -106,6 +106,8 @@ type clientAcc struct {
 	discards  uint64
 	dropped   uint64
 	restarts  uint64
+	closes    uint64
+	cut       uint64
 	connects  uint64
 	failures  uint64
 	checks    uint64
@@ -123,7 +125,7 @@ type Errors struct {
 	NoBackends       uint64 `json:"no_backends"`        // pool.ErrNoBackends
 	NoBackendsOnline uint64 `json:"no_backends_online"` // pool.ErrNoBackendsOnline
 	AllClaimsUsed    uint64 `json:"all_claims_used"`    // pool.ErrAllClaimsUsed
-	Closed           uint64 `json:"closed"`             // cut short by a restart or the end of the run
+	Closed           uint64 `json:"closed"`             // cut short by a restart, a close or the end of the run
 	Other            uint64 `json:"other"`              // any other error
 }
 
@@ -166,11 +168,16 @@ type ClientResult struct {
 	// (claims closed by a restart or the end not included).
 	FailWaits Waits  `json:"fail_waits"`
 	Discards  uint64 `json:"discards"` // connections the claimers discarded
-	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting
+	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting or closed for a while
 	Restarts  uint64 `json:"restarts"` // restart faults applied
-	Connects  uint64 `json:"connects"` // connects the pools started (pool Stats)
-	Failures  uint64 `json:"failures"` // failed connects, checks, recycles and discards
-	Checks    uint64 `json:"checks"`   // health checks (pool Stats)
+	Closes    uint64 `json:"closes"`   // close faults applied
+	// Cut counts the claims whose connection a Close closed while they
+	// held it (a restart, a close forced at its drain deadline, the end of
+	// the run).
+	Cut      uint64 `json:"cut"`
+	Connects uint64 `json:"connects"` // connects the pools started (pool Stats)
+	Failures uint64 `json:"failures"` // failed connects, checks, recycles and discards
+	Checks   uint64 `json:"checks"`   // health checks (pool Stats)
 	// PeakConns is the most connections, open or opening, the client held
 	// at once (for the fleet: the sum of the clients' peaks).
 	PeakConns int `json:"peak_conns"`
@@ -194,6 +201,24 @@ type FaultResult struct {
 	// Recovery is the time from End until every client was back to its
 	// target; -1 when that never happened before the run ended.
 	Recovery time.Duration `json:"recovery"`
+}
+
+// CloseResult is one graceful close of a client's pool: a close fault.
+type CloseResult struct {
+	Fault  int    `json:"fault"`  // the close fault's place in the scenario's faults
+	Client string `json:"client"` // the client
+	Pool   string `json:"pool"`   // its pool's name
+	// Began is when Close was called; Returned when it returned, or -1
+	// when the run stopped first (at a violation).
+	Began    time.Duration `json:"began"`
+	Returned time.Duration `json:"returned"`
+	// Claimed is the number of claimed connections when Close began.
+	Claimed int `json:"claimed"`
+	// Forced is set when the drain deadline (or the end of the run) came
+	// before the pool was quiet; ForcedClaims is the number of claimed
+	// connections Close then closed under their claimers.
+	Forced       bool `json:"forced"`
+	ForcedClaims int  `json:"forced_claims"`
 }
 
 // Expectation is one stated expectation and whether the run met it.
@@ -220,6 +245,7 @@ type Result struct {
 	Clients     []ClientResult  `json:"clients"`             // in scenario order
 	Backends    []BackendResult `json:"backends"`            // in scenario order
 	Faults      []FaultResult   `json:"faults"`              // in scenario order
+	Closes      []CloseResult   `json:"closes,omitempty"`    // graceful closes, in the order they began
 	Expect      []Expectation   `json:"expect"`              // the scenario's expectations, checked
 	Violation   *Violation      `json:"violation,omitempty"` // the first broken invariant, if any
 
@@ -270,10 +296,21 @@ func (s *Sim) result(wall time.Duration) *Result {
 	}
 	for _, fs := range s.faults {
 		fr := FaultResult{Index: fs.i, What: fs.f.describe(), At: fs.f.At.D(), End: fs.f.End(), Recovery: -1}
+		if fs.end >= 0 {
+			fr.End = time.Duration(fs.end)
+		}
 		if fs.recoveredAt >= 0 {
-			fr.Recovery = time.Duration(fs.recoveredAt) - fs.f.End()
+			fr.Recovery = time.Duration(fs.recoveredAt) - fr.End
 		}
 		r.Faults = append(r.Faults, fr)
+	}
+	for _, cs := range s.closes {
+		cr := CloseResult{Fault: cs.fs.i, Client: cs.c.name, Pool: cs.inst.name, Began: time.Duration(cs.began), Returned: -1,
+			Claimed: cs.claimed, Forced: cs.forced, ForcedClaims: cs.forcedClaims}
+		if cs.done {
+			cr.Returned = time.Duration(cs.returned)
+		}
+		r.Closes = append(r.Closes, cr)
 	}
 	r.Expect = s.expectations(r)
 	return r
@@ -289,6 +326,8 @@ func (a *clientAcc) merge(o *clientAcc) {
 	a.discards += o.discards
 	a.dropped += o.dropped
 	a.restarts += o.restarts
+	a.closes += o.closes
+	a.cut += o.cut
 	a.connects += o.connects
 	a.failures += o.failures
 	a.checks += o.checks
@@ -297,7 +336,7 @@ func (a *clientAcc) merge(o *clientAcc) {
 
 func (a *clientAcc) result(name string) ClientResult {
 	r := ClientResult{Name: name, Claims: a.ok, Discards: a.discards, Dropped: a.dropped, Restarts: a.restarts,
-		Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
+		Closes: a.closes, Cut: a.cut, Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
 		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Other: a.errs[errOther]}
 	r.Waits = a.waits.summary()
@@ -359,6 +398,34 @@ func (s *Sim) expectations(r *Result) []Expectation {
 		}
 		add("max_connects", n <= uint64(e.MaxConnects), fmt.Sprint(n), fmt.Sprintf("≤ %d", e.MaxConnects))
 	}
+	if e.MaxCutClaims != nil {
+		add("max_cut_claims", r.Fleet.Cut <= uint64(*e.MaxCutClaims), fmt.Sprint(r.Fleet.Cut), fmt.Sprintf("≤ %d", *e.MaxCutClaims))
+	}
+	if e.MaxForcedCloses != nil {
+		n := 0
+		for _, c := range r.Closes {
+			if c.Forced || c.Returned < 0 {
+				n++
+			}
+		}
+		add("max_forced_closes", n <= *e.MaxForcedCloses, fmt.Sprint(n), fmt.Sprintf("≤ %d", *e.MaxForcedCloses))
+	}
+	if e.MaxCloseTime > 0 {
+		var longest time.Duration
+		ok := len(r.Closes) > 0
+		for _, c := range r.Closes {
+			if c.Returned < 0 {
+				ok = false
+				continue
+			}
+			longest = max(longest, c.Returned-c.Began)
+		}
+		got := longest.String()
+		if len(r.Closes) == 0 {
+			got = "no close"
+		}
+		add("max_close_time", ok && longest <= e.MaxCloseTime.D(), got, "≤ "+e.MaxCloseTime.String())
+	}
 	return out
 }
 
@@ -396,8 +463,14 @@ func (r *Result) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "; failed after p50 %v max %v", c.FailWaits.P50, c.FailWaits.Max)
 		}
 		fmt.Fprintf(w, "; connects %d, failures %d, discards %d, peak conns %d", c.Connects, c.Failures, c.Discards, c.PeakConns)
-		if c.Restarts > 0 {
+		switch {
+		case c.Closes > 0:
+			fmt.Fprintf(w, ", restarts %d, closes %d (dropped %d)", c.Restarts, c.Closes, c.Dropped)
+		case c.Restarts > 0:
 			fmt.Fprintf(w, ", restarts %d (dropped %d)", c.Restarts, c.Dropped)
+		}
+		if c.Cut > 0 {
+			fmt.Fprintf(w, ", cut %d", c.Cut)
 		}
 		fmt.Fprintln(w)
 	}
@@ -429,6 +502,23 @@ func (r *Result) WriteSummary(w io.Writer) {
 				rec = fmt.Sprintf("recovered %v after its end", f.Recovery.Round(time.Millisecond))
 			}
 			fmt.Fprintf(w, "  %d. at %v: %s — ends %v, %s\n", f.Index, f.At, f.What, f.End, rec)
+		}
+	}
+	if len(r.Closes) > 0 {
+		fmt.Fprintln(w, "closes:")
+		for i, c := range r.Closes {
+			if i == 20 {
+				fmt.Fprintf(w, "  (%d more)\n", len(r.Closes)-20)
+				break
+			}
+			how := "never returned"
+			if c.Returned >= 0 {
+				how = fmt.Sprintf("returned after %v, quiet", (c.Returned - c.Began).Round(time.Microsecond))
+				if c.Forced {
+					how = fmt.Sprintf("returned after %v, forced: %d claimed cut", (c.Returned - c.Began).Round(time.Microsecond), c.ForcedClaims)
+				}
+			}
+			fmt.Fprintf(w, "  %-14s at %v with %d claimed (fault %d): %s\n", c.Pool, c.Began, c.Claimed, c.Fault, how)
 		}
 	}
 	if len(r.Expect) > 0 {

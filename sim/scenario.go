@@ -211,10 +211,19 @@ const (
 	FaultRestart = "restart"
 	// FaultLoad multiplies the claim rate of Clients by Factor.
 	FaultLoad = "load"
+	// FaultClose shuts Clients down gracefully, spread at random over
+	// Spread: each client stops issuing claims and its pool's Close runs
+	// as a service's shutdown calls it: waiting claims fail with
+	// ErrClosed, idle connections close, claims in flight finish their
+	// hold and release, and Close returns once the last connection is
+	// closed, or forces what is left after Drain. With Down, the client
+	// starts a new pool Down after its Close returned; without it, the
+	// client stays down to the end.
+	FaultClose = "close"
 )
 
 var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail,
-	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad}
+	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad, FaultClose}
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
 // patterns (path.Match: "db-*"); an empty Clients means every client.
@@ -223,30 +232,37 @@ type Fault struct {
 	For      Duration `toml:"for"`      // how long it lasts; 0: to the end (or instant)
 	Kind     string   `toml:"kind"`     // one of the Fault… constants
 	Backends []string `toml:"backends"` // the backends it hits, names or globs
-	Clients  []string `toml:"clients"`  // the clients of restart and load; empty: all
+	Clients  []string `toml:"clients"`  // the clients of restart, load and close; empty: all
 	// Factor is the latency multiplier of slow, and the rate multiplier
 	// of load.
 	Factor float64 `toml:"factor"`
 	// With lists the new backends of replace, one for each of Backends.
 	With []string `toml:"with"`
 	// Drain is how long replace keeps old backends running after
-	// removing them from DNS. Default 30s.
+	// removing them from DNS, and how long close waits for the claims in
+	// flight before it closes their connections under them. Default 30s.
 	Drain Duration `toml:"drain"`
-	// Spread spreads the restarts of restart over this window. Default 0:
-	// all at once.
+	// Spread spreads the restarts of restart, and the closes of close,
+	// over this window. Default 0: all at once.
 	Spread Duration `toml:"spread"`
-	// Down is how long a restarted client stays down. Default 1s.
+	// Down is how long a restarted client stays down (default 1s); for
+	// close, how long after its Close returned the client starts a new
+	// pool (default 0: it stays down).
 	Down Duration `toml:"down"`
 }
 
 // End is when the fault stops acting: At+For, or At for a fault without
-// a duration (and At+Drain for replace, At+Spread+Down for restart).
+// a duration (and At+Drain for replace, At+Spread+Down for restart). For
+// close it is the latest end, At+Spread+Drain+Down: a run records when
+// the last of its clients is back (or its Close returned, without Down).
 func (f Fault) End() time.Duration {
 	switch f.Kind {
 	case FaultReplace:
 		return f.At.D() + f.Drain.D()
 	case FaultRestart:
 		return f.At.D() + f.Spread.D() + f.Down.D()
+	case FaultClose:
+		return f.At.D() + f.Spread.D() + f.Drain.D() + f.Down.D()
 	}
 	return f.At.D() + f.For.D()
 }
@@ -275,6 +291,16 @@ type Expect struct {
 	MinClaims int `toml:"min_claims"`
 	// MaxConnects bounds the connects attempted by all clients together.
 	MaxConnects int `toml:"max_connects"`
+	// MaxCutClaims bounds the claims whose connection a pool's Close
+	// closed while they held it (a close forced at its drain deadline, a
+	// restart, the end of the run).
+	MaxCutClaims *int `toml:"max_cut_claims"`
+	// MaxForcedCloses bounds the closes (close faults) that reached their
+	// drain deadline, or the end of the run, before the pool was quiet.
+	MaxForcedCloses *int `toml:"max_forced_closes"`
+	// MaxCloseTime bounds how long each close (close fault) took, from
+	// the call of Close to its return.
+	MaxCloseTime Duration `toml:"max_close_time"`
 }
 
 // Load reads and checks a scenario file.
@@ -430,7 +456,8 @@ func (sc *Scenario) check() error {
 		if f.At > sc.Duration {
 			bad(p+".at", "%v is after the end of the run (%v)", f.At, sc.Duration)
 		}
-		needBackends := f.Kind != FaultDNSOutage && f.Kind != FaultRestart && f.Kind != FaultLoad
+		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose
+		needBackends := f.Kind != FaultDNSOutage && !takesClients
 		if needBackends && len(f.Backends) == 0 {
 			bad(p+".backends", "a %s fault needs backends", f.Kind)
 		}
@@ -442,7 +469,7 @@ func (sc *Scenario) check() error {
 				bad(fmt.Sprintf("%s.backends[%d]", p, j), "%q matches no backend", pat)
 			}
 		}
-		if (f.Kind == FaultRestart || f.Kind == FaultLoad) == false && len(f.Clients) > 0 {
+		if !takesClients && len(f.Clients) > 0 {
 			bad(p+".clients", "a %s fault takes no clients", f.Kind)
 		}
 		for j, pat := range f.Clients {
@@ -474,11 +501,17 @@ func (sc *Scenario) check() error {
 		if f.For > 0 && (f.Kind == FaultStart || f.Kind == FaultDNSAdd || f.Kind == FaultDNSRemove || f.Kind == FaultReplace || f.Kind == FaultRestart) {
 			bad(p+".for", "a %s fault has no duration", f.Kind)
 		}
-		if f.Kind != FaultRestart && (f.Spread > 0 || f.Down > 0) {
-			bad(p+".spread", "only restart faults take spread and down")
+		if f.For > 0 && f.Kind == FaultClose {
+			bad(p+".for", "a close fault has no duration: down starts a new pool after Close returned")
 		}
-		if f.Kind != FaultReplace && f.Drain > 0 {
-			bad(p+".drain", "only replace faults take drain")
+		if f.Kind != FaultRestart && f.Kind != FaultClose && f.Spread > 0 {
+			bad(p+".spread", "only restart and close faults take spread")
+		}
+		if f.Kind != FaultRestart && f.Kind != FaultClose && f.Down > 0 {
+			bad(p+".down", "only restart and close faults take down")
+		}
+		if f.Kind != FaultReplace && f.Kind != FaultClose && f.Drain > 0 {
+			bad(p+".drain", "only replace and close faults take drain")
 		}
 	}
 	if r := sc.Expect.MaxErrorRatio; r != nil && (*r < 0 || *r > 1) {
@@ -486,6 +519,12 @@ func (sc *Scenario) check() error {
 	}
 	if n := sc.Expect.MaxClaimErrors; n != nil && *n < 0 {
 		bad("expect.max_claim_errors", "must not be negative")
+	}
+	if n := sc.Expect.MaxCutClaims; n != nil && *n < 0 {
+		bad("expect.max_cut_claims", "must not be negative")
+	}
+	if n := sc.Expect.MaxForcedCloses; n != nil && *n < 0 {
+		bad("expect.max_forced_closes", "must not be negative")
 	}
 	return errors.Join(errs...)
 }
@@ -576,7 +615,7 @@ func (sc *Scenario) withDefaults() *Scenario {
 	c.Faults = slices.Clone(sc.Faults)
 	for i := range c.Faults {
 		f := &c.Faults[i]
-		if f.Kind == FaultReplace && f.Drain == 0 {
+		if (f.Kind == FaultReplace || f.Kind == FaultClose) && f.Drain == 0 {
 			f.Drain = Duration(30 * time.Second)
 		}
 		if f.Kind == FaultRestart && f.Down == 0 {

@@ -82,6 +82,7 @@ type Sim struct {
 	transitions uint64
 	settled     int64 // when the last pool closed or the last I/O completed
 	faults      []*faultState
+	closes      []*closeState // graceful closes (close faults), in the order they began
 	pendingRec  []*faultState
 	recDirty    []*client
 	unrecovered int
@@ -105,6 +106,7 @@ type client struct {
 	gen      int
 	started  bool
 	pending  bool // an arrival is scheduled
+	gone     bool // shut down for good by a close fault
 
 	recovered bool
 	recQueued bool
@@ -121,9 +123,13 @@ type poolInst struct {
 	res      *dnsResolver
 	pol      pool.Policy
 	finished bool // Close returned
-	listed   []bool
-	pending  []*ioJob
-	scanIO   bool
+	// closing is set when Close began; forcing while a Close may close
+	// claimed connections (an ended context, a drain deadline passed).
+	closing, forcing bool
+	cut              int // connections closed while a claimer held them
+	listed           []bool
+	pending          []*ioJob
+	scanIO           bool
 
 	open       int     // connections established and not closed
 	conns      int     // connections opening or open
@@ -208,13 +214,15 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 		}
 	}
 	for i, f := range sc.Faults {
-		fs := &faultState{i: i, f: f, recoveredAt: -1}
+		fs := &faultState{i: i, f: f, recoveredAt: -1, end: -1}
 		s.faults = append(s.faults, fs)
 		s.q.push(int64(f.At), handlerFunc(func(s *Sim) { s.faultStart(fs) }))
 		if f.For > 0 {
 			s.q.push(int64(f.At+f.For), handlerFunc(func(s *Sim) { s.faultEnd(fs) }))
 		}
-		s.q.push(int64(f.End()), handlerFunc(func(s *Sim) { s.faultOver(fs) }))
+		if f.Kind != FaultClose { // a close ends when its clients are back
+			s.q.push(int64(f.End()), handlerFunc(func(s *Sim) { s.faultOver(fs) }))
+		}
 	}
 	s.q.push(s.end, handlerFunc(func(s *Sim) { s.endWorkload() }))
 	s.series.init(s, opt.Samples)
@@ -337,13 +345,10 @@ func (s *Sim) startPool(c *client) {
 // connections are closed too) and checks that it left no connection open.
 func (s *Sim) closeInst(inst *poolInst) {
 	c := inst.c
-	st := inst.p.Stats()
-	c.res.addStats(&st)
-	if st.PolicyError != "" {
-		s.violate("policy-error", "%s: the pool reported a policy error: %s", inst.name, st.PolicyError)
-	}
+	s.addStats(inst)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	inst.closing, inst.forcing = true, true
 	_ = inst.p.Close(ctx)
 	inst.finished = true
 	if c.inst == inst {
@@ -352,6 +357,15 @@ func (s *Sim) closeInst(inst *poolInst) {
 	s.markRecovery(c)
 	if inst.open != 0 {
 		s.violate("conn-leak", "%s: %d connections still open after Close returned", inst.name, inst.open)
+	}
+}
+
+// addStats adds the pool's counters to its client's, before its Close.
+func (s *Sim) addStats(inst *poolInst) {
+	st := inst.p.Stats()
+	inst.c.res.addStats(&st)
+	if st.PolicyError != "" {
+		s.violate("policy-error", "%s: the pool reported a policy error: %s", inst.name, st.PolicyError)
 	}
 }
 
@@ -370,13 +384,18 @@ func (s *Sim) endWorkload() {
 	s.q.push(s.now+int64(bound+time.Second), handlerFunc(func(s *Sim) { s.closeAll() }))
 }
 
-// closeAll closes every pool, in client order.
+// closeAll closes every pool: first those of graceful closes still
+// waiting (forced, unless the pool is quiet already), in the order they
+// began, then the others in client order.
 func (s *Sim) closeAll() {
 	if s.closed {
 		return
 	}
 	s.closed = true
 	s.settled = s.now
+	for _, cs := range s.closes {
+		s.endClose(cs, !cs.quiet)
+	}
 	for _, c := range s.clients {
 		if c.inst != nil {
 			s.closeInst(c.inst)

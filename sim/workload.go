@@ -54,7 +54,7 @@ func (c *client) timeout() time.Duration {
 
 // scheduleArrival schedules the client's next claim (Poisson arrivals).
 func (c *client) scheduleArrival(s *Sim) {
-	if c.rate <= 0 || c.pending || s.ending {
+	if c.rate <= 0 || c.pending || s.ending || c.gone {
 		return
 	}
 	d := int64(c.rng.ExpFloat64() / c.rate * 1e9)
@@ -65,13 +65,13 @@ func (c *client) scheduleArrival(s *Sim) {
 // run is a claim arrival.
 func (c *client) run(s *Sim) {
 	c.pending = false
-	if s.ending {
+	if s.ending || c.gone {
 		return
 	}
 	if c.inst != nil {
 		s.issueClaim(c)
 	} else {
-		c.res.dropped++ // the client is down (restarting)
+		c.res.dropped++ // the client is down (restarting, or closed with down)
 	}
 	c.scheduleArrival(s)
 }
@@ -119,6 +119,9 @@ func (cl *claim) onDone(hd any, err error) {
 	case s.now > cl.deadline:
 		s.violate("waiter-deadline", "%s: claim that arrived at %v served at %v, after its deadline %v",
 			inst.name, time.Duration(cl.arrival), time.Duration(s.now), time.Duration(cl.deadline))
+	case inst.closing:
+		s.violate("served-after-close", "%s: claim that arrived at %v served at %v, after the pool's Close began",
+			inst.name, time.Duration(cl.arrival), time.Duration(s.now))
 	case cl.arrival < inst.lastServed:
 		s.violate("fifo", "%s: claim that arrived at %v served after one that arrived at %v",
 			inst.name, time.Duration(cl.arrival), time.Duration(inst.lastServed))

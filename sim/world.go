@@ -290,8 +290,14 @@ func (c *connector) Close(cn *conn) error {
 	case connOpen:
 		cn.b.held--
 		cn.inst.open--
-		if cn.held != nil {
-			cn.held.forced = true
+		if cl := cn.held; cl != nil {
+			cl.forced = true
+			cn.inst.cut++
+			cl.c.res.cut++
+			if !cn.inst.forcing {
+				s.violate("claim-cut", "%s: connection %d to %s closed while the claim that arrived at %v held it",
+					c.inst.name, cn.id, cn.b.name, time.Duration(cl.arrival))
+			}
 		}
 	}
 	if cn.state != connAborted {

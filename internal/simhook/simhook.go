@@ -32,6 +32,21 @@ var (
 	// timeout replaces Policy.ClaimTimeout when positive. ctx may be nil.
 	ClaimAsync func(p any, ctx context.Context, timeout time.Duration, done func(h any, err error))
 
+	// CloseAsync is Close for a caller that must not block: it must be
+	// called without the loop held, and runs the first half of Close at
+	// once (the resolver stops, waiting claims fail with ErrClosed, idle
+	// connections close, claimed ones are left to finish). quiet is called
+	// once, with the loop held, when nothing is left to wait for (no slot,
+	// none of the pool's I/O in flight): from CloseAsync itself when that is
+	// so at once, or later from the event that made it so; it must not
+	// call the pool. end is the second half, to be called exactly once and
+	// without the loop held, after quiet or when the caller stops waiting
+	// (a Close whose context ended): it closes what is left, claimed
+	// connections included, and returns how many claimed connections it
+	// closed. Then the pool is closed as after Close returned: a later
+	// Close returns nil. end is nil when the pool was already closing.
+	CloseAsync func(p any, quiet func()) (end func() (forced int))
+
 	// Inspect returns a pool's totals. The loop must be held.
 	Inspect func(p any) Pool
 	// InspectSet returns the view of the named backend's set, and false

@@ -113,17 +113,18 @@ type Client struct {
 }
 
 // Fault is one drawn fault: Kind (a sim fault kind) on backend number
-// Backend (1-based; unused by dns_outage, restart and load) at At, for For.
+// Backend (1-based; unused by dns_outage, restart, load and close) at At,
+// for For.
 type Fault struct {
 	Kind    string        // a sim fault kind, or Delist
 	Backend int           // 1-based
 	At      time.Duration // when it starts
-	For     time.Duration // how long it lasts (restart: how long the client is down)
+	For     time.Duration // how long it lasts (restart and close: how long the client is down)
 }
 
 // faultKinds are drawn in this order; shrinking moves toward the first.
 var faultKinds = []string{sim.FaultCrash, sim.FaultHang, sim.FaultPartition, sim.FaultCheckFail, sim.FaultSlow,
-	sim.FaultDNSOutage, Delist, sim.FaultRestart, sim.FaultLoad}
+	sim.FaultDNSOutage, Delist, sim.FaultRestart, sim.FaultLoad, sim.FaultClose}
 
 // Delist is a drawn fault kind of the harness's own: the backend leaves
 // DNS at At and comes back For later (a dns_remove and a dns_add).
@@ -180,7 +181,7 @@ func (s Schedule) Scenario(name string, p pool.Policy, d, recoverWithin time.Dur
 	for _, f := range s.Faults {
 		sf := sim.Fault{At: sim.Duration(f.At), Kind: f.Kind}
 		switch f.Kind {
-		case sim.FaultRestart:
+		case sim.FaultRestart, sim.FaultClose:
 			sf.Down = sim.Duration(f.For)
 		case sim.FaultDNSOutage:
 			sf.For = sim.Duration(f.For)
