@@ -111,6 +111,12 @@ type ClientSpec struct {
 	// connections, a first check of each new one, and a check of each
 	// released one. Default true.
 	Validate *bool `toml:"validate"`
+	// AcquireHook gives the connector an AcquireHook (a session reset
+	// before each hand-out) that takes the backend's check latency and
+	// fails on a connection the backend lost: a failed hook discards the
+	// connection and the claimer waits again at the head of the queue.
+	// Default false.
+	AcquireHook bool `toml:"acquire_hook"`
 	// Policy is the pool's policy; zero fields take the pool's defaults.
 	Policy PolicySpec `toml:"policy"`
 	// Workload is the claims the client makes.

@@ -65,6 +65,7 @@ type Sim struct {
 	insts    map[string]*poolInst
 
 	io        ioRecord
+	running   *ioJob // the I/O against a backend whose function runs now, or nil
 	nextConn  uint64
 	dnsOutage int
 	dnsRng    *rand.Rand
@@ -326,9 +327,15 @@ func (s *Sim) startPool(c *client) {
 	inst := &poolInst{s: s, c: c, name: name, listed: make([]bool, len(s.backends)), perBackend: make([]int32, len(s.backends)), lastServed: math.MinInt64}
 	s.insts[name] = inst
 	inst.res = newDNSResolver(s, inst)
-	var cn backend.Connector[*conn] = &connector{s: s, inst: inst}
-	if c.validate {
-		cn = validating{&connector{s: s, inst: inst}}
+	base := &connector{s: s, inst: inst}
+	var cn backend.Connector[*conn] = base
+	switch {
+	case c.validate && c.spec.AcquireHook:
+		cn = validatingAcquiring{validating{base}}
+	case c.validate:
+		cn = validating{base}
+	case c.spec.AcquireHook:
+		cn = acquiring{base}
 	}
 	p, err := pool.New(inst.res, cn, c.policy, simhook.WithLoop(s.loop).(pool.Option), pool.WithName(name))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -132,12 +133,24 @@ type ioJob struct {
 	conn     *conn
 	pos      int // index in inst.pending, or -1
 	finished bool
+
+	// An I/O against a backend (connect, check, recycle, acquire) runs
+	// when it completes, so that its outcome is decided by the backend as
+	// it is then: io is the pool's I/O function, kind and b what it is.
+	io      func() func()
+	kind    fsm.ActionKind
+	b       *simBackend
+	inc     uint32 // the backend's incarnation when the I/O started
+	hanging bool   // waits for its context to end
 }
 
 // spawn is the loop's spawner: it runs io inline (the simulated calls
 // return at once and record their virtual latency), then schedules the
 // completion.
-func (s *Sim) spawn(_ fsm.Action, io func() func()) {
+func (s *Sim) spawn(a fsm.Action, io func() func()) {
+	if s.spawnAtBackend(a, io) {
+		return
+	}
 	s.io = ioRecord{}
 	done := io()
 	r := s.io
@@ -163,6 +176,11 @@ func (j *ioJob) run(s *Sim) {
 	if j.finished {
 		return
 	}
+	if j.io != nil && j.ctx.Err() == nil && s.hangs(j.kind, j.b) {
+		// The backend hangs now: the I/O waits for its context to end.
+		j.hanging = true
+		return
+	}
 	j.finished = true
 	if s.closed {
 		s.settled = s.now
@@ -176,10 +194,24 @@ func (j *ioJob) run(s *Sim) {
 		j.inst.pending = p[:len(p)-1]
 		j.pos = -1
 	}
+	if j.io != nil {
+		if j.kind == fsm.Connect {
+			j.inst.countConn(j.b, -1) // no longer opening: open, or not at all
+		}
+		s.loop.Enter()
+		s.running = j
+		done := j.io()
+		s.running = nil
+		if done != nil {
+			done()
+		}
+		s.loop.Leave()
+		return
+	}
 	if c := j.conn; c != nil && c.state == connPending {
 		if j.ctx.Err() != nil {
 			c.state = connAborted
-			c.inst.countConn(c, -1)
+			c.inst.countConn(c.b, -1)
 			if c.inc == c.b.inc {
 				c.b.server--
 			}
@@ -226,8 +258,10 @@ func (c *connector) call(op string) {
 	c.s.io.inst = c.inst
 }
 
-// Connect opens a simulated connection; the latency, the failure or the
-// hang it meets is recorded for the spawner.
+// Connect opens a simulated connection. It runs when the connect
+// completes (see spawnAtBackend), so the backend as it is then decides:
+// refused when down, at its connection cap or by its error rate, the
+// context's error when the pool gave up first.
 func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, error) {
 	s := c.s
 	c.call("Connect")
@@ -236,23 +270,17 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 		s.violate("unknown-backend", "%s: connect to %s, which the simulation does not know", c.inst.name, bk.Name)
 		return nil, errRefused
 	}
-	s.io.ctx = ctx
-	b.connects++
-	c.inst.connects++
-	lat := b.latency(b.spec.ConnectLatency)
-	if b.up && b.spec.AcceptRate > 0 {
-		start := max(s.now, b.nextAccept)
-		b.nextAccept = start + int64(float64(time.Second)/b.spec.AcceptRate)
-		lat += start - s.now
-	}
-	s.io.lat += lat
 	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err() // it honours its context
+	case s.running != nil && s.running.inc != b.inc:
+		b.refused++
+		return nil, errReset // the process it was talking to went down meanwhile
 	case !b.up:
 		b.refused++
 		return nil, errRefused
 	case b.hang > 0 || b.partition > 0:
-		s.io.hang = true
-		return nil, errNoAnswer
+		return nil, errNoAnswer // the spawner waits for the context first
 	case b.spec.MaxConns > 0 && b.server >= b.spec.MaxConns:
 		b.refused++
 		return nil, errTooMany
@@ -261,10 +289,13 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 		return nil, errFlaky
 	}
 	s.nextConn++
-	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst}
+	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst, state: connOpen}
 	b.server++
-	s.io.conn = cn
-	c.inst.countConn(cn, 1)
+	b.held++
+	b.opened++
+	b.peak = max(b.peak, b.held)
+	c.inst.open++
+	c.inst.countConn(cn.b, 1)
 	return cn, nil
 }
 
@@ -304,15 +335,16 @@ func (c *connector) Close(cn *conn) error {
 		if cn.inc == cn.b.inc && cn.b.up {
 			cn.b.server--
 		}
-		cn.inst.countConn(cn, -1)
+		cn.inst.countConn(cn.b, -1)
 	}
 	cn.state = connClosed
 	return nil
 }
 
-// Validate checks a simulated connection: it fails on a connection the
-// backend lost, hangs on a partitioned backend, and fails while a
-// check_fail fault is in force.
+// Validate checks a simulated connection when the check completes: it
+// fails on a connection the backend lost and while a check_fail fault is
+// in force (a partitioned backend makes the check hang: the spawner waits
+// for its context).
 func (v validating) Validate(ctx context.Context, cn *conn) error {
 	s := v.s
 	v.call("Validate")
@@ -320,13 +352,12 @@ func (v validating) Validate(ctx context.Context, cn *conn) error {
 		s.violate("validate-closed", "%s: Validate of a closed connection", v.inst.name)
 		return errReset
 	}
-	s.io.ctx = ctx
 	b := cn.b
-	s.io.lat += b.latency(b.spec.CheckLatency)
 	v.inst.checks++
 	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
 	case b.partition > 0:
-		s.io.hang = true
 		return errNoAnswer
 	case cn.inc != b.inc || !b.up:
 		return errReset
@@ -334,6 +365,101 @@ func (v validating) Validate(ctx context.Context, cn *conn) error {
 		return errCheck
 	}
 	return nil
+}
+
+// acquiring and validatingAcquiring add an AcquireHook (a session reset)
+// to a connector: it takes the backend's check latency and fails on a
+// connection the backend lost.
+type (
+	acquiring           struct{ *connector }
+	validatingAcquiring struct{ validating }
+)
+
+// OnAcquire runs when the hook completes.
+func (a acquiring) OnAcquire(ctx context.Context, cn *conn) error { return onAcquire(ctx, cn) }
+
+// OnAcquire runs when the hook completes.
+func (a validatingAcquiring) OnAcquire(ctx context.Context, cn *conn) error {
+	return onAcquire(ctx, cn)
+}
+
+func onAcquire(ctx context.Context, cn *conn) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !cn.alive():
+		return errReset
+	}
+	return nil
+}
+
+// spawnAtBackend schedules an I/O against a backend (a connect, check,
+// recycle hook or acquire hook): it takes its latency now, from the
+// backend as it is now (and its accept queue for a connect), and runs the
+// pool's I/O function when it completes, so that a backend that crashes
+// during a connect makes that connect fail. An I/O that meets a hung or
+// partitioned backend, now or when it would complete, waits for its
+// context to end. It reports false for other actions.
+func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
+	switch a.Kind {
+	case fsm.Connect, fsm.Check, fsm.Recycle, fsm.Acquire:
+	default:
+		return false
+	}
+	inst, b := s.actionTarget(a.ID)
+	if inst == nil || b == nil || a.Ctx == nil {
+		s.violate("action", "an action the simulation cannot place: %v", a)
+		return true
+	}
+	var lat int64
+	switch a.Kind {
+	case fsm.Connect:
+		b.connects++
+		inst.connects++
+		lat = b.latency(b.spec.ConnectLatency)
+		if b.up && b.spec.AcceptRate > 0 {
+			start := max(s.now, b.nextAccept)
+			b.nextAccept = start + int64(float64(time.Second)/b.spec.AcceptRate)
+			lat += start - s.now
+		}
+		if inst.c.validate {
+			lat += b.latency(b.spec.CheckLatency) // the first check
+		}
+		inst.countConn(b, 1) // opening
+	default:
+		lat = b.latency(b.spec.CheckLatency)
+	}
+	j := &ioJob{io: io, ctx: a.Ctx, inst: inst, kind: a.Kind, b: b, inc: b.inc, pos: len(inst.pending)}
+	inst.pending = append(inst.pending, j)
+	if a.Ctx.Err() != nil {
+		inst.scanIO = true
+	}
+	if s.hangs(a.Kind, b) {
+		j.hanging = true
+		return true
+	}
+	s.q.push(s.now+lat, j)
+	return true
+}
+
+// hangs reports whether an I/O of kind against b gets no answer: a
+// connect to a hung or partitioned backend, anything else to a
+// partitioned one.
+func (s *Sim) hangs(kind fsm.ActionKind, b *simBackend) bool {
+	if kind == fsm.Connect {
+		return b.up && (b.hang > 0 || b.partition > 0)
+	}
+	return b.partition > 0
+}
+
+// actionTarget returns the pool and the backend of a slot's action, from
+// the slot's ID: "pool/backend/n".
+func (s *Sim) actionTarget(id string) (*poolInst, *simBackend) {
+	i, j := strings.IndexByte(id, '/'), strings.LastIndexByte(id, '/')
+	if i < 0 || j <= i {
+		return nil, nil
+	}
+	return s.insts[id[:i]], s.byName[backend.Name(id[i+1:j])]
 }
 
 // addr returns the simulated address of the i-th backend.
@@ -348,9 +474,9 @@ func backendName(n string) backend.Name { return backend.Name(n) }
 // countConn adds d to the connections (opening or open) the pool holds,
 // and checks the hard caps: MaxSlots in all, MaxSlotsPerBackend to one
 // backend.
-func (inst *poolInst) countConn(cn *conn, d int) {
+func (inst *poolInst) countConn(b *simBackend, d int) {
 	inst.conns += d
-	inst.perBackend[cn.b.idx] += int32(d)
+	inst.perBackend[b.idx] += int32(d)
 	if d < 0 {
 		return
 	}
@@ -359,7 +485,7 @@ func (inst *poolInst) countConn(cn *conn, d int) {
 	if inst.conns > inst.pol.MaxSlots {
 		s.violate("conn-cap", "%s holds %d connections, open or opening; MaxSlots is %d", inst.name, inst.conns, inst.pol.MaxSlots)
 	}
-	if n := int(inst.perBackend[cn.b.idx]); n > inst.pol.MaxSlotsPerBackend {
-		s.violate("conn-cap", "%s holds %d connections to %s, open or opening; MaxSlotsPerBackend is %d", inst.name, n, cn.b.name, inst.pol.MaxSlotsPerBackend)
+	if n := int(inst.perBackend[b.idx]); n > inst.pol.MaxSlotsPerBackend {
+		s.violate("conn-cap", "%s holds %d connections to %s, open or opening; MaxSlotsPerBackend is %d", inst.name, n, b.name, inst.pol.MaxSlotsPerBackend)
 	}
 }
