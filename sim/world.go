@@ -79,10 +79,8 @@ func (b *simBackend) latency(d Dist) int64 {
 type connState uint8
 
 const (
-	connPending connState = iota // Connect returned it; the connect has not completed yet
-	connOpen                     // established
-	connAborted                  // the connect's context ended first: never established
-	connClosed                   // closed by the pool
+	connOpen   connState = iota // established
+	connClosed                  // closed by the pool
 )
 
 // conn is one simulated connection: the C of the simulated pools.
@@ -118,10 +116,8 @@ var (
 // connection it returned.
 type ioRecord struct {
 	lat  int64
-	hang bool
 	ctx  context.Context
 	inst *poolInst
-	conn *conn
 }
 
 // ioJob is one spawned I/O in flight: its completion runs at the time the
@@ -130,7 +126,6 @@ type ioJob struct {
 	done     func()
 	ctx      context.Context
 	inst     *poolInst
-	conn     *conn
 	pos      int // index in inst.pending, or -1
 	finished bool
 
@@ -144,9 +139,10 @@ type ioJob struct {
 	hanging bool   // waits for its context to end
 }
 
-// spawn is the loop's spawner: it runs io inline (the simulated calls
-// return at once and record their virtual latency), then schedules the
-// completion.
+// spawn is the loop's spawner. An I/O against a backend runs when it
+// completes (spawnAtBackend); any other (a close, a DNS query) runs
+// inline, its simulated calls returning at once and recording their
+// virtual latency, and its completion is scheduled.
 func (s *Sim) spawn(a fsm.Action, io func() func()) {
 	if s.spawnAtBackend(a, io) {
 		return
@@ -155,7 +151,7 @@ func (s *Sim) spawn(a fsm.Action, io func() func()) {
 	done := io()
 	r := s.io
 	s.io = ioRecord{}
-	j := &ioJob{done: done, ctx: r.ctx, inst: r.inst, conn: r.conn, pos: -1}
+	j := &ioJob{done: done, ctx: r.ctx, inst: r.inst, pos: -1}
 	if j.ctx != nil && j.inst != nil {
 		j.pos = len(j.inst.pending)
 		j.inst.pending = append(j.inst.pending, j)
@@ -163,15 +159,11 @@ func (s *Sim) spawn(a fsm.Action, io func() func()) {
 			j.inst.scanIO = true
 		}
 	}
-	if r.hang {
-		return // completes when its context is cancelled
-	}
 	s.q.push(s.now+r.lat, j)
 }
 
-// run completes the job: the connection it opened is established (or
-// aborted, when its context ended first), and the pool's completion runs
-// with the loop held.
+// run completes the job: an I/O against a backend runs now, then the
+// pool's completion runs, with the loop held.
 func (j *ioJob) run(s *Sim) {
 	if j.finished {
 		return
@@ -207,21 +199,6 @@ func (j *ioJob) run(s *Sim) {
 		}
 		s.loop.Leave()
 		return
-	}
-	if c := j.conn; c != nil && c.state == connPending {
-		if j.ctx.Err() != nil {
-			c.state = connAborted
-			c.inst.countConn(c.b, -1)
-			if c.inc == c.b.inc {
-				c.b.server--
-			}
-		} else {
-			c.state = connOpen
-			c.b.held++
-			c.b.opened++
-			c.b.peak = max(c.b.peak, c.b.held)
-			c.inst.open++
-		}
 	}
 	s.loop.Enter()
 	if j.done != nil {
@@ -299,17 +276,12 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 	return cn, nil
 }
 
-// Close closes a simulated connection. Closing one twice is a violation.
-// After the pool's Close returned, the pool may only close connections
-// that were still arriving (their connect was aborted): it closes them as
-// they arrive.
+// Close closes a simulated connection. Closing one twice is a violation,
+// and so is any call after the pool's Close returned: a connect that
+// completes after it meets its cancelled context and opens nothing.
 func (c *connector) Close(cn *conn) error {
 	s := c.s
-	if cn == nil || cn.state == connOpen {
-		c.call("Close")
-	} else {
-		s.io.inst = c.inst
-	}
+	c.call("Close")
 	if cn == nil {
 		s.violate("close-nil", "%s: Close of a nil connection", c.inst.name)
 		return nil
@@ -331,12 +303,10 @@ func (c *connector) Close(cn *conn) error {
 			}
 		}
 	}
-	if cn.state != connAborted {
-		if cn.inc == cn.b.inc && cn.b.up {
-			cn.b.server--
-		}
-		cn.inst.countConn(cn.b, -1)
+	if cn.inc == cn.b.inc && cn.b.up {
+		cn.b.server--
 	}
+	cn.inst.countConn(cn.b, -1)
 	cn.state = connClosed
 	return nil
 }
@@ -348,7 +318,7 @@ func (c *connector) Close(cn *conn) error {
 func (v validating) Validate(ctx context.Context, cn *conn) error {
 	s := v.s
 	v.call("Validate")
-	if cn == nil || cn.state == connClosed || cn.state == connAborted {
+	if cn == nil || cn.state == connClosed {
 		s.violate("validate-closed", "%s: Validate of a closed connection", v.inst.name)
 		return errReset
 	}
