@@ -33,17 +33,17 @@ func newReader(t *testing.T) (*sdkmetric.ManualReader, *otelpool.Metrics) {
 func TestTimeoutsNoBackendsOnline(t *testing.T) {
 	reader, m := newReader(t)
 	e := newEnvWith(t, m, pool.Policy{MaxSlots: 2, ClaimTimeout: time.Second, DeadAfter: 3, BackoffMin: time.Hour, BackoffMax: time.Hour}, bad)
-	reg, err := m.Observe(e.p)
+	reg, err := m.Observe(e.P)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Unregister()
-	e.settle()
+	e.Settle()
 
-	ch := e.claimAsync(1)
-	e.advance(time.Second)
-	if r := <-ch; !errors.Is(r.err, pool.ErrNoBackendsOnline) {
-		t.Fatalf("claim: %v, want ErrNoBackendsOnline", r.err)
+	ch := e.ClaimAsync(1)
+	e.Advance(time.Second)
+	if r := <-ch; !errors.Is(r.Err, pool.ErrNoBackendsOnline) {
+		t.Fatalf("claim: %v, want ErrNoBackendsOnline", r.Err)
 	}
 	c := collect(t, reader)
 	if got := c.int64Value(t, "db.client.connection.timeouts", poolAttr); got != 1 {
@@ -52,19 +52,19 @@ func TestTimeoutsNoBackendsOnline(t *testing.T) {
 
 	// Backoffs of an hour: two more hours give the backend its third
 	// failure in a row, and it is dead; the pool is failed.
-	e.advance(2*time.Hour + time.Minute)
-	st := e.p.Stats()
+	e.Advance(2*time.Hour + time.Minute)
+	st := e.P.Stats()
 	if st.State != "failed" {
 		t.Fatalf("pool %s, want failed; backends %+v", st.State, st.Backends)
 	}
-	if _, err := e.p.Claim(context.Background()); !errors.Is(err, pool.ErrNoBackendsOnline) {
+	if _, err := e.P.Claim(context.Background()); !errors.Is(err, pool.ErrNoBackendsOnline) {
 		t.Fatalf("claim on a failed pool: %v", err)
 	}
 	c = collect(t, reader)
 	if got := c.int64Value(t, "db.client.connection.timeouts", poolAttr); got != 1 {
 		t.Errorf("timeouts after a claim failed fast = %d, want 1", got)
 	}
-	if got, want := c.int64Value(t, "qorb.pool.claim.errors", poolAttr, otelpool.ClaimErrorKey.String("no_backends_online")), int64(e.p.Stats().ClaimErrors.NoBackendsOnline); got != 2 || got != want {
+	if got, want := c.int64Value(t, "qorb.pool.claim.errors", poolAttr, otelpool.ClaimErrorKey.String("no_backends_online")), int64(e.P.Stats().ClaimErrors.NoBackendsOnline); got != 2 || got != want {
 		t.Errorf("no_backends_online claim errors = %d, pool counted %d, want 2", got, want)
 	}
 }
@@ -75,11 +75,11 @@ func TestTimeoutsNoBackendsOnline(t *testing.T) {
 func TestObserveOnce(t *testing.T) {
 	reader, m := newReader(t)
 	e := newEnv(t, m)
-	reg, err := m.Observe(e.p)
+	reg, err := m.Observe(e.P)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Observe(e.p); err == nil {
+	if _, err := m.Observe(e.P); err == nil {
 		t.Fatal("a second Observe of the same pool succeeded")
 	}
 	if c := collect(t, reader); c.points("db.client.connection.count") != 2 {
@@ -94,7 +94,7 @@ func TestObserveOnce(t *testing.T) {
 	if c := collect(t, reader); len(c) != 0 {
 		t.Fatalf("after Unregister, %d instruments reported", len(c))
 	}
-	reg, err = m.Observe(e.p)
+	reg, err = m.Observe(e.P)
 	if err != nil {
 		t.Fatalf("Observe after Unregister: %v", err)
 	}

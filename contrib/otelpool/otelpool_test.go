@@ -295,7 +295,7 @@ func TestInstruments(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, m)
-	reg, err := m.Observe(e.p)
+	reg, err := m.Observe(e.P)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,46 +303,46 @@ func TestInstruments(t *testing.T) {
 
 	// The good backend's first connect takes 250ms; the failing backend
 	// fails and, after one failure, is dead.
-	e.connectHeld(1, 250*time.Millisecond)
+	e.ConnectHeld(1, 250*time.Millisecond)
 	c := collect(t, reader)
-	st := e.p.Stats()
+	st := e.P.Stats()
 	checkPool(t, c, st, 1, 0, 0)
 	checkBackends(t, c, st)
 	checkHistogram(t, c, "db.client.connection.create_time", 1, 0.25)
 
 	// One claim served at once; a second waits 100ms for a new connection.
-	h1 := e.claim()
-	e.conn.hold()
-	ch2 := e.claimAsync(1)
+	h1 := e.Claim()
+	e.Conn.Hold()
+	ch2 := e.ClaimAsync(1)
 	c = collect(t, reader)
-	st = e.p.Stats()
+	st = e.P.Stats()
 	checkPool(t, c, st, 0, 1, 1)
 	checkBackends(t, c, st)
-	e.connectHeld(1, 100*time.Millisecond)
+	e.ConnectHeld(1, 100*time.Millisecond)
 	r2 := <-ch2
-	if r2.err != nil {
-		t.Fatal(r2.err)
+	if r2.Err != nil {
+		t.Fatal(r2.Err)
 	}
 	h1.Release() // held 100ms
 
 	// The pool is full (two slots of the good backend, the dead one's
 	// probe): a third claim is served at once, a fourth times out.
-	h3 := e.claim()
-	ch4 := e.claimAsync(1)
+	h3 := e.Claim()
+	ch4 := e.ClaimAsync(1)
 	c = collect(t, reader)
-	st = e.p.Stats()
+	st = e.P.Stats()
 	checkPool(t, c, st, 0, 2, 1)
 	checkBackends(t, c, st)
-	e.advance(testPolicy.ClaimTimeout)
-	if r4 := <-ch4; !errors.Is(r4.err, pool.ErrAllClaimsUsed) {
-		t.Fatalf("fourth claim: %v, want ErrAllClaimsUsed", r4.err)
+	e.Advance(testPolicy.ClaimTimeout)
+	if r4 := <-ch4; !errors.Is(r4.Err, pool.ErrAllClaimsUsed) {
+		t.Fatalf("fourth claim: %v, want ErrAllClaimsUsed", r4.Err)
 	}
-	r2.h.Release()                        // held 1s
+	r2.H.Release()                        // held 1s
 	h3.Discard(errors.New("broken pipe")) // held 1s
 
 	c = collect(t, reader)
 	checkInstruments(t, c)
-	st = e.p.Stats()
+	st = e.P.Stats()
 	checkPool(t, c, st, 1, 0, 0)
 	checkBackends(t, c, st)
 	checkHistogram(t, c, "db.client.connection.create_time", 2, 0.35)

@@ -28,23 +28,23 @@ func run(t *testing.T, tr pool.Tracer, watch func(*env)) *env {
 	t.Helper()
 	e := newEnv(t, tr)
 	watch(e)
-	e.connectHeld(1, 250*time.Millisecond)
-	h1 := e.claim()
-	e.conn.hold()
-	ch2 := e.claimAsync(1)
-	e.connectHeld(1, 100*time.Millisecond)
+	e.ConnectHeld(1, 250*time.Millisecond)
+	h1 := e.Claim()
+	e.Conn.Hold()
+	ch2 := e.ClaimAsync(1)
+	e.ConnectHeld(1, 100*time.Millisecond)
 	r2 := <-ch2
-	if r2.err != nil {
-		t.Fatal(r2.err)
+	if r2.Err != nil {
+		t.Fatal(r2.Err)
 	}
 	h1.Release()
-	h3 := e.claim()
-	ch4 := e.claimAsync(1)
-	e.advance(testPolicy.ClaimTimeout)
-	if r4 := <-ch4; !errors.Is(r4.err, pool.ErrAllClaimsUsed) {
-		t.Fatalf("claim 4: %v, want ErrAllClaimsUsed", r4.err)
+	h3 := e.Claim()
+	ch4 := e.ClaimAsync(1)
+	e.Advance(testPolicy.ClaimTimeout)
+	if r4 := <-ch4; !errors.Is(r4.Err, pool.ErrAllClaimsUsed) {
+		t.Fatalf("claim 4: %v, want ErrAllClaimsUsed", r4.Err)
 	}
-	r2.h.Release()
+	r2.H.Release()
 	h3.Release()
 	return e
 }
@@ -141,7 +141,7 @@ qorb_pool_timeouts_total{pool="orders"} 1
 func TestCollect(t *testing.T) {
 	c := prompool.New(prompool.WithBuckets(0.1, 1))
 	run(t, c, func(e *env) {
-		if err := c.Watch(e.p); err != nil {
+		if err := c.Watch(e.P); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -160,7 +160,7 @@ func TestLint(t *testing.T) {
 	for prefix, opts := range map[string][]prompool.Option{"qorb_pool_": nil, "app_db_pool_": {prompool.WithPrefix("app_db_pool")}} {
 		c := prompool.New(opts...)
 		run(t, c, func(e *env) {
-			if err := c.Watch(e.p); err != nil {
+			if err := c.Watch(e.P); err != nil {
 				t.Fatal(err)
 			}
 		})

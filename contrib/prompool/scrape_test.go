@@ -77,7 +77,7 @@ func sample(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels 
 func TestScrape(t *testing.T) {
 	c := prompool.New()
 	run(t, c, func(e *env) {
-		if err := c.Watch(e.p); err != nil {
+		if err := c.Watch(e.P); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -147,14 +147,14 @@ func TestScrape(t *testing.T) {
 func TestWatchForget(t *testing.T) {
 	c := prompool.New()
 	e := newEnv(t, c)
-	if err := c.Watch(e.p); err != nil {
+	if err := c.Watch(e.P); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Watch(e.p); err == nil {
+	if err := c.Watch(e.P); err == nil {
 		t.Fatal("a second Watch of the same pool succeeded")
 	}
-	e.connectHeld(1, 0)
-	h := e.claim()
+	e.ConnectHeld(1, 0)
+	h := e.Claim()
 	h.Release()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
@@ -171,7 +171,7 @@ func TestWatchForget(t *testing.T) {
 	if mfs, err = reg.Gather(); err != nil || len(mfs) != 0 {
 		t.Fatalf("after Forget: %d families (%v), want none", len(mfs), err)
 	}
-	if err := c.Watch(e.p); err != nil {
+	if err := c.Watch(e.P); err != nil {
 		t.Fatalf("Watch after Forget: %v", err)
 	}
 }
@@ -231,14 +231,14 @@ func TestTracerConcurrent(t *testing.T) {
 func TestTimeoutsNoBackendsOnline(t *testing.T) {
 	c := prompool.New()
 	e := newEnvWith(t, c, pool.Policy{MaxSlots: 2, ClaimTimeout: time.Second, DeadAfter: 3, BackoffMin: time.Hour, BackoffMax: time.Hour}, bad)
-	if err := c.Watch(e.p); err != nil {
+	if err := c.Watch(e.P); err != nil {
 		t.Fatal(err)
 	}
-	e.settle()
-	ch := e.claimAsync(1)
-	e.advance(time.Second)
-	if r := <-ch; !errors.Is(r.err, pool.ErrNoBackendsOnline) {
-		t.Fatalf("claim: %v, want ErrNoBackendsOnline", r.err)
+	e.Settle()
+	ch := e.ClaimAsync(1)
+	e.Advance(time.Second)
+	if r := <-ch; !errors.Is(r.Err, pool.ErrNoBackendsOnline) {
+		t.Fatalf("claim: %v, want ErrNoBackendsOnline", r.Err)
 	}
 	timeouts := func() float64 {
 		reg := prometheus.NewRegistry()
@@ -258,11 +258,11 @@ func TestTimeoutsNoBackendsOnline(t *testing.T) {
 	}
 	// Two more hourly backoffs make three failures in a row: the backend
 	// is dead and the pool failed; claims fail at once.
-	e.advance(2*time.Hour + time.Minute)
-	if st := e.p.Stats(); st.State != "failed" {
+	e.Advance(2*time.Hour + time.Minute)
+	if st := e.P.Stats(); st.State != "failed" {
 		t.Fatalf("pool %s, want failed", st.State)
 	}
-	if _, err := e.p.Claim(context.Background()); !errors.Is(err, pool.ErrNoBackendsOnline) {
+	if _, err := e.P.Claim(context.Background()); !errors.Is(err, pool.ErrNoBackendsOnline) {
 		t.Fatalf("claim on a failed pool: %v", err)
 	}
 	if got := timeouts(); got != 1 {
