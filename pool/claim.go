@@ -138,7 +138,7 @@ func (p *Pool[C]) discard(sl *pslot[C], err error) {
 }
 
 func (p *Pool[C]) unclaim(sl *pslot[C]) {
-	sl.set.claimed--
+	sl.set.Claimed--
 	p.nclaimed--
 }
 
@@ -147,7 +147,7 @@ func (p *Pool[C]) unclaim(sl *pslot[C]) {
 func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	p.unidle(sl)
 	sl.fire(slot.Claim)
-	sl.set.claimed++
+	sl.set.Claimed++
 	sl.set.st.claims++
 	p.nclaimed++
 	p.st.claims++
@@ -173,7 +173,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 	p.candSets = p.candSets[:0]
 	for i, s := range p.order {
 		if s.State() == slotset.Online && len(s.idle) > 0 {
-			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
+			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.Claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
 			p.candSets = append(p.candSets, s)
 		}
 	}
@@ -196,7 +196,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 func (p *Pool[C]) pickLeastClaimed() *pslot[C] {
 	var best *set[C]
 	for _, s := range p.order {
-		if s.State() == slotset.Online && len(s.idle) > 0 && (best == nil || s.claimed < best.claimed) {
+		if s.State() == slotset.Online && len(s.idle) > 0 && (best == nil || s.Claimed < best.Claimed) {
 			best = s
 		}
 	}

@@ -388,8 +388,8 @@ func (p *Pool[C]) checkInvariants() error {
 				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.State())
 			}
 		}
-		if live != s.Live() || cl != s.claimed || retiring != s.retiring {
-			return fmt.Errorf("backend %s counts live %d/%d claimed %d/%d retiring %d/%d", s.b.Name, live, s.Live(), cl, s.claimed, retiring, s.retiring)
+		if live != s.Live() || cl != s.Claimed || retiring != s.Retiring {
+			return fmt.Errorf("backend %s counts live %d/%d claimed %d/%d retiring %d/%d", s.b.Name, live, s.Live(), cl, s.Claimed, retiring, s.Retiring)
 		}
 		if (s.State() == slotset.Online) != (live > 0) && s.State() != slotset.Draining && s.State() != slotset.Stopped {
 			return fmt.Errorf("backend %s is %s with %d live slots", s.b.Name, s.State(), live)
@@ -399,10 +399,10 @@ func (p *Pool[C]) checkInvariants() error {
 	}
 	orphans := 0
 	for _, s := range p.order {
-		if len(s.slots)+s.orphans > p.pol.MaxSlotsPerBackend {
-			return fmt.Errorf("backend %s: %d slots and %d orphans, cap %d", s.b.Name, len(s.slots), s.orphans, p.pol.MaxSlotsPerBackend)
+		if len(s.slots)+s.Orphans > p.pol.MaxSlotsPerBackend {
+			return fmt.Errorf("backend %s: %d slots and %d orphans, cap %d", s.b.Name, len(s.slots), s.Orphans, p.pol.MaxSlotsPerBackend)
 		}
-		orphans += s.orphans
+		orphans += s.Orphans
 	}
 	if orphans != p.orphans {
 		return fmt.Errorf("orphans %d/%d", orphans, p.orphans)

@@ -303,7 +303,7 @@ func (p *Pool[C]) drain(s *set[C]) {
 
 // maybeDrained stops a draining set once its last slot stopped.
 func (p *Pool[C]) maybeDrained(s *set[C]) {
-	if s.Drain(p.loop, len(s.slots), s.orphans) {
+	if s.Drain(p.loop, len(s.slots)) {
 		p.forget(s)
 	}
 }
@@ -349,7 +349,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 			continue
 		}
 		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.State() == slotset.Online, Dead: s.Dead(), Failures: s.Failures(),
-			Claimed: s.claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
+			Claimed: s.Claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
 		p.rebSets = append(p.rebSets, s)
 	}
 	p.want = slices.Grow(p.want[:0], len(p.info))[:len(p.info)]
@@ -370,18 +370,18 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 			w = p.pol.MaxSlots - total
 		}
 		total += w
-		s.wanted = w
+		s.Wanted = w
 	}
 	p.lastDemand = p.demand()
 	// Slots that backends below their share cannot get under MaxSlots:
 	// those are taken at once from the backends above theirs.
 	short := 0
 	for _, s := range p.rebSets {
-		short += max(s.wanted-s.wantedNow()-s.retiring, 0)
+		short += max(s.Wanted-s.wantedNow()-s.Retiring, 0)
 	}
 	short -= p.pol.MaxSlots - p.nslots - p.orphans
 	for _, s := range p.rebSets {
-		surplus := s.wantedNow() - s.wanted
+		surplus := s.wantedNow() - s.Wanted
 		if surplus <= 0 {
 			continue
 		}
@@ -440,19 +440,19 @@ func (p *Pool[C]) fill() {
 	room := 0
 	for _, s := range p.order {
 		if s.State() != slotset.Draining {
-			room += s.wanted - s.wantedNow()
+			room += s.Wanted - s.wantedNow()
 		}
 	}
 	for _, s := range p.order {
 		// A slot waiting to retire is kept rather than replaced.
-		for i := 0; s.State() != slotset.Draining && s.retiring > 0 && s.wantedNow() < s.wanted && i < len(s.slots); i++ {
+		for i := 0; s.State() != slotset.Draining && s.Retiring > 0 && s.wantedNow() < s.Wanted && i < len(s.slots); i++ {
 			if sl := s.slots[i]; sl.Keep() {
-				s.retiring--
+				s.Retiring--
 				room--
 			}
 		}
-		for (room > 0 || s.State() == slotset.Offline) && s.State() != slotset.Draining && s.wantedNow() < s.wanted &&
-			len(s.slots)+s.orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
+		for (room > 0 || s.State() == slotset.Offline) && s.State() != slotset.Draining && s.wantedNow() < s.Wanted &&
+			len(s.slots)+s.Orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)
 			room--
 		}

@@ -54,8 +54,8 @@ func (p *Pool[C]) inspectSetsLocked(dst []simhook.Set) []simhook.Set {
 }
 
 func (s *set[C]) inspect() simhook.Set {
-	v := simhook.Set{Name: s.b.Name, State: s.State(), Dead: s.Dead(), Wanted: s.wanted, Slots: len(s.slots),
-		Live: s.Live(), Claimed: s.claimed, Retiring: s.retiring, Idle: len(s.idle)}
+	v := simhook.Set{Name: s.b.Name, State: s.State(), Dead: s.Dead(), Wanted: s.Wanted, Slots: len(s.slots),
+		Live: s.Live(), Claimed: s.Claimed, Retiring: s.Retiring, Idle: len(s.idle)}
 	for _, sl := range s.slots {
 		if int(sl.State()) < len(v.ByState) {
 			v.ByState[sl.State()]++

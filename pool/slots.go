@@ -24,10 +24,6 @@ type set[C any] struct {
 	rng         fsm.Stream  // its place in the preference order
 	slots       []*pslot[C] // not stopped
 	idle        []*pslot[C] // connected, LIFO
-	claimed     int
-	retiring    int // slots with stopWanted
-	orphans     int // connections and connects of stopped slots not yet finished
-	wanted      int
 	nextID      int
 	st          setCounters
 }
@@ -40,7 +36,7 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 }
 
 // wantedNow is the number of slots that will remain: those not retiring.
-func (s *set[C]) wantedNow() int { return len(s.slots) - s.retiring }
+func (s *set[C]) wantedNow() int { return len(s.slots) - s.Retiring }
 
 // pslot is one slot: a commitment to hold one connection.
 type pslot[C any] struct {
@@ -102,7 +98,7 @@ func (p *Pool[C]) abandon(sl *pslot[C]) {
 // finished.
 func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 	if sl.State() == slot.Stopped {
-		sl.set.orphans--
+		sl.set.Orphans--
 		p.orphans--
 		p.follow(followDrain)
 		p.checkQuiet()
@@ -232,7 +228,7 @@ func (p *Pool[C]) closeConn(b backend.Backend, c C, cause CloseCause) {
 func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	p.st.closes++
 	if sl.State() == slot.Stopped {
-		sl.set.orphans++
+		sl.set.Orphans++
 		p.orphans++
 	} else {
 		sl.Closing()
@@ -596,7 +592,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	hadConn := sl.State().HasConn()
 	wasClaimed := sl.State() == slot.Claimed
 	if wasClaimed {
-		sl.set.claimed--
+		sl.set.Claimed--
 		p.nclaimed--
 	}
 	p.unidle(sl)
@@ -606,7 +602,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	sl.fire(slot.Stop)
 	// What the slot still has pending now counts against its backend.
 	n := sl.TakePending()
-	sl.set.orphans += n
+	sl.set.Orphans += n
 	p.orphans += n
 	if !wasClaimed {
 		// A claimer may still read the connection through its handle.
@@ -615,7 +611,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	}
 	s := sl.set
 	if sl.Keep() {
-		s.retiring--
+		s.Retiring--
 	}
 	last := s.slots[len(s.slots)-1]
 	s.slots[sl.pos] = last
@@ -648,6 +644,6 @@ func (p *Pool[C]) retire(sl *pslot[C]) {
 	case now:
 		p.stopSlot(sl)
 	case marked:
-		sl.set.retiring++
+		sl.set.Retiring++
 	}
 }

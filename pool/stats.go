@@ -186,7 +186,7 @@ func (p *Pool[C]) stats() Stats {
 	st.At = now
 	for _, s := range p.order {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
-			Wanted: s.wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
+			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
 			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr())}
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.State())

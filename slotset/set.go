@@ -23,6 +23,15 @@ type Set struct {
 	failures int
 	dead     bool
 	lastErr  error
+
+	// Counts the pool keeps for the set, as its slots change:
+	Wanted   int // slots the rebalancer last wanted for the backend
+	Claimed  int // slots claimed
+	Retiring int // slots to stop at their next idle moment
+	// Orphans counts connections and connects of the set's stopped slots
+	// not yet finished: they still count against the caps, and a
+	// draining set stops only once they are done.
+	Orphans int
 }
 
 // New returns the set of the backend whose machine ID (in traces) is id,
@@ -112,10 +121,9 @@ func (s *Set) Restore(l *fsm.Loop) {
 }
 
 // Drain stops a draining set once nothing of it is left: no slot, and no
-// connection or connect of a stopped slot still running. It reports
-// whether the set stopped.
-func (s *Set) Drain(l *fsm.Loop, slots, running int) bool {
-	if s.state.Get() != Draining || slots > 0 || running > 0 {
+// orphan. It reports whether the set stopped.
+func (s *Set) Drain(l *fsm.Loop, slots int) bool {
+	if s.state.Get() != Draining || slots > 0 || s.Orphans > 0 {
 		return false
 	}
 	s.fire(l, Drained)

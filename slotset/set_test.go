@@ -75,11 +75,13 @@ func TestSetDrainsWhenNothingIsLeft(t *testing.T) {
 		t.Fatalf("restored with a live connection: %s", s.State())
 	}
 	s.Remove(l)
-	if s.Drain(l, 1, 0) || s.Drain(l, 0, 1) {
+	s.Orphans = 1
+	if s.Drain(l, 1) || s.Drain(l, 0) {
 		t.Fatal("drained with a slot or a running connection left")
 	}
+	s.Orphans = 0
 	s.Lost(l)
-	if !s.Drain(l, 0, 0) || s.State() != slotset.Stopped {
+	if !s.Drain(l, 0) || s.State() != slotset.Stopped {
 		t.Fatalf("not drained: %s", s.State())
 	}
 	want := "offline --up--> online; online --remove--> draining; draining --restore--> offline; offline --up--> online; online --remove--> draining; draining --drained--> stopped"
