@@ -9,7 +9,7 @@ import (
 // during a 5s connect makes that connect fail, instead of handing the pool
 // a connection the backend no longer has.
 func TestConnectFailsWhenTheBackendCrashesDuringIt(t *testing.T) {
-	sc, err := Parse("crash-mid-connect.toml", []byte(`name = "crash-mid-connect"
+	r, trace := runText(t, "crash-mid-connect.toml", `name = "crash-mid-connect"
 duration = "30s"
 [[backends]]
 name = "db"
@@ -30,20 +30,9 @@ at = "1s"
 kind = "crash"
 backends = ["db"]
 for = "1s"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	r, err := Run(sc, Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Violation != nil {
-		t.Fatal(r.Violation)
-	}
+`)
 	first := ""
-	for _, l := range strings.Split(trace.String(), "\n") {
+	for _, l := range strings.Split(trace, "\n") {
 		if strings.Contains(l, `"id":"c/db/0"`) && strings.Contains(l, `"from":"connecting"`) {
 			first = l
 			break
@@ -62,7 +51,7 @@ for = "1s"
 // their claimers served again from the head of the queue; nothing breaks
 // an invariant and the claims that waited are served.
 func TestAcquireHookInTheSimulator(t *testing.T) {
-	sc, err := Parse("acquire.toml", []byte(`name = "acquire"
+	r, trace := runText(t, "acquire.toml", `name = "acquire"
 duration = "1m"
 [[backends]]
 name = "db"
@@ -83,19 +72,8 @@ at = "20s"
 kind = "crash"
 backends = ["db-1"]
 for = "5s"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	r, err := Run(sc, Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Violation != nil {
-		t.Fatal(r.Violation)
-	}
-	discards := strings.Count(trace.String(), `"event":"discard"`)
+`)
+	discards := strings.Count(trace, `"event":"discard"`)
 	if discards == 0 {
 		t.Fatal("no acquire hook failed on a connection the crashed backend lost")
 	}

@@ -19,7 +19,7 @@ import (
 // rebalancer does not want — until the next tick. Here one client, four
 // backends, one spare: 3 connections reopened every 60s.
 func TestPoolBugChurnWhenSparesBelowBackends(t *testing.T) {
-	sc, err := Parse("churn.toml", []byte(`name = "churn"
+	r, trace := runText(t, "churn.toml", `name = "churn"
 duration = "10m"
 [[backends]]
 name = "db"
@@ -32,19 +32,8 @@ spares_wanted = 1
 [clients.workload]
 rate = 1
 hold = "1ms"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	r, err := Run(sc, Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Violation != nil {
-		t.Fatal(r.Violation)
-	}
-	downs := strings.Count(trace.String(), `"event":"down"`)
+`)
+	downs := strings.Count(trace, `"event":"down"`)
 	t.Logf("%d connects in 10 minutes of steady load with 4 backends; sets went down %d times", r.Fleet.Connects, downs)
 	if r.Fleet.Connects > 8 {
 		t.Errorf("%d connects for a pool that needs at most 4 (one per backend): connections churn at each rebalance", r.Fleet.Connects)
@@ -59,7 +48,7 @@ hold = "1ms"
 // shed at the periodic tick. Here: four spares, MaxSlots 4, all on db-1;
 // db-2 is listed at 10s and should be probed within its TTL (5s).
 func TestPoolBugProbeBlockedByCap(t *testing.T) {
-	sc, err := Parse("probe.toml", []byte(`name = "probe"
+	_, trace := runText(t, "probe.toml", `name = "probe"
 duration = "2m"
 [dns]
 ttl = "5s"
@@ -80,20 +69,9 @@ hold = "1ms"
 at = "10s"
 kind = "dns_add"
 backends = ["db-2"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	r, err := Run(sc, Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Violation != nil {
-		t.Fatal(r.Violation)
-	}
+`)
 	first := ""
-	for _, l := range strings.Split(trace.String(), "\n") {
+	for _, l := range strings.Split(trace, "\n") {
 		if strings.Contains(l, `"id":"c/db-2/`) && strings.Contains(l, `"event":"create"`) {
 			first = l
 			break

@@ -65,21 +65,10 @@ hold = "1ms"
 // with prefix, the time it spent in failed before each backoff elapsed.
 func slotBackoffs(t *testing.T, scenario, prefix string) map[string][]time.Duration {
 	t.Helper()
-	sc, err := Parse("streams.toml", []byte(scenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trace strings.Builder
-	r, err := Run(sc, Options{Trace: &trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Violation != nil {
-		t.Fatal(r.Violation)
-	}
+	_, trace := runText(t, "streams.toml", scenario)
 	out := map[string][]time.Duration{}
 	failedAt := map[string]int64{}
-	sc2 := bufio.NewScanner(strings.NewReader(trace.String()))
+	sc2 := bufio.NewScanner(strings.NewReader(trace))
 	for sc2.Scan() {
 		var rec struct {
 			At                     json.Number
