@@ -161,3 +161,41 @@ func TestClaimAsyncRunsTheAcquireHook(t *testing.T) {
 		t.Fatalf("claim errors %+v", st.ClaimErrors)
 	}
 }
+
+// The simulator's close runs Close in two halves: the pool says when it
+// is quiet (its claimed connection released), then the second half ends
+// it; a later Close returns nil at once.
+func TestCloseAsyncInTwoHalves(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 2, SparesWanted: 2}, 1, nil)
+	hd := h.claim()
+	quiet := 0
+	end := h.p.closeAsync(func() { quiet++ })
+	if end == nil {
+		t.Fatal("no second half")
+	}
+	h.settle()
+	if quiet != 0 {
+		t.Fatal("quiet while a connection is claimed")
+	}
+	if _, err := h.p.Claim(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("claim while closing: %v", err)
+	}
+	if h.p.closeAsync(func() {}) != nil {
+		t.Fatal("a second asynchronous close started")
+	}
+	hd.Release()
+	h.settle()
+	if quiet != 1 {
+		t.Fatalf("quiet called %d times after the last release", quiet)
+	}
+	if forced := end(); forced != 0 {
+		t.Fatalf("forced %d", forced)
+	}
+	if err := h.p.Close(context.Background()); err != nil {
+		t.Fatalf("Close after: %v", err)
+	}
+	h.p.loop.WaitIdle()
+	if n := h.fake.openCount(); n != 0 || h.stats().State != "stopped" {
+		t.Fatalf("%d open, state %s", n, h.stats().State)
+	}
+}
