@@ -14,11 +14,21 @@
 //
 // # Concurrency
 //
-// All methods of Pool and Handle are safe for concurrent use. The pool never
-// calls the connector while it holds its loop: connects, checks, recycle
-// hooks and closes run on goroutines of their own and post their results
-// back. Policies (Rebalancer, Picker, Backoff) and observers run on the loop
-// and must not block.
+// All methods of Pool are safe for concurrent use; a Handle belongs to its
+// claimer. The pool never calls the connector while it holds its loop:
+// connects, checks, recycle hooks and closes are actions the core asks for,
+// run on goroutines of their own, and their results come back as events
+// (docs/core.md). The acquire hook runs in the claimer's goroutine.
+// Policies (Rebalancer, Picker, Backoff) and observers run on the loop and
+// must not block; tracers and log handlers are called without the loop
+// held.
+//
+// # Handles
+//
+// Each Claim returns a handle of its own. A handle used after its claim
+// ended (a second Release, a Release after Discard, a copy kept after the
+// connection went to another claimer) does nothing: the misuse is counted
+// in Stats.Misuse and logged.
 //
 // # Errors
 //
