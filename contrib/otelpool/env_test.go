@@ -11,11 +11,7 @@ import (
 
 // The test environment: a pool named "orders" on a mock clock over a good
 // and a failing backend (see internal/pooltest).
-type (
-	conn        = pooltest.Conn
-	env         = pooltest.Env
-	claimResult = pooltest.ClaimResult
-)
+type env = pooltest.Env
 
 var (
 	good = pooltest.Good
