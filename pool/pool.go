@@ -33,7 +33,7 @@ type Pool[C any] struct {
 	pol       Policy
 	log       *slog.Logger
 
-	finished atomic.Bool // Close returned: the connector is never called again
+	finished atomic.Bool // Close returned: no connect or check starts; late connections are only closed
 	tr       tracers
 	// closesRunning counts connector Close calls in progress.
 	closesRunning atomic.Int64
