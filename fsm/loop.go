@@ -151,7 +151,9 @@ type Loop struct {
 	check    func()
 	spawner  func(a Action, job func() func())
 	logs     []logRecord // written during the event, emitted by Leave
-	deferred []func()    // follow-up work, run at the end of the event
+	mono     bool        // the real clock, read as root plus monotonic time
+	root     time.Time
+	deferred []func() // follow-up work, run at the end of the event
 
 	// Registration IDs, parallel to observers and onIdle, for removal.
 	regSeq      uint64
@@ -164,6 +166,11 @@ func NewLoop(cfg Config) *Loop {
 	l := &Loop{clk: cfg.Clock, seed: cfg.Seed, logger: cfg.Logger, strict: cfg.Strict}
 	if l.clk == nil {
 		l.clk = clock.New()
+		// On the real clock, time is read from the monotonic clock alone,
+		// as an offset from a root: about half the cost of a wall-clock
+		// read, and immune to the wall clock being set.
+		l.root = time.Now()
+		l.mono = true
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
@@ -218,7 +225,16 @@ func (l *Loop) runDeferred() {
 func (l *Loop) Clock() clock.Clock { return l.clk }
 
 // Now reads the loop's clock.
-func (l *Loop) Now() time.Time { return l.clk.Now() }
+//
+// On the real clock (Config.Clock nil) it reads the monotonic clock only:
+// the result is the loop's start plus the time elapsed since, so it does
+// not follow later changes of the wall clock.
+func (l *Loop) Now() time.Time {
+	if l.mono {
+		return l.root.Add(time.Since(l.root))
+	}
+	return l.clk.Now()
+}
 
 // Logger is the loop's logger.
 func (l *Loop) Logger() *slog.Logger { return l.logger }
@@ -264,7 +280,7 @@ func (l *Loop) fire(m *Machine, id string, from, ev int8) (int8, bool) {
 		if l == nil {
 			panic(err)
 		}
-		err.At = l.clk.Now()
+		err.At = l.Now()
 		l.notify(err.Transition)
 		l.Log(nil, slog.LevelError, err.Error())
 		if l.strict {
@@ -273,7 +289,7 @@ func (l *Loop) fire(m *Machine, id string, from, ev int8) (int8, bool) {
 		return from, false
 	}
 	if l != nil && len(l.observers) > 0 {
-		l.notify(Transition{At: l.clk.Now(), Machine: m, ID: id, From: from, Event: ev, To: int8(to)})
+		l.notify(Transition{At: l.Now(), Machine: m, ID: id, From: from, Event: ev, To: int8(to)})
 	}
 	return int8(to), true
 }

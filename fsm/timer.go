@@ -30,7 +30,7 @@ func (t *Timer) When() time.Time { return t.when }
 
 // After schedules t to fire d from now on the loop's clock, replacing any
 // earlier schedule of t.
-func (l *Loop) After(t *Timer, d time.Duration) { l.At(t, l.clk.Now().Add(d)) }
+func (l *Loop) After(t *Timer, d time.Duration) { l.At(t, l.Now().Add(d)) }
 
 // At schedules t to fire at when, replacing any earlier schedule of t.
 func (l *Loop) At(t *Timer, when time.Time) {
@@ -70,7 +70,7 @@ func (l *Loop) NextDeadline() (time.Time, bool) {
 // not after the clock's now, including timers that firing schedules for now.
 // It returns how many fired.
 func (l *Loop) RunDue() int {
-	now := l.clk.Now()
+	now := l.Now()
 	n := 0
 	for len(l.heap) > 0 && !l.heap[0].when.After(now) {
 		t := heap.Pop((*timerHeap)(&l.heap)).(*Timer)
@@ -104,7 +104,7 @@ func (l *Loop) arm() {
 	if next.Equal(l.wakeAt) {
 		return
 	}
-	d := next.Sub(l.clk.Now())
+	d := next.Sub(l.Now())
 	if d <= 0 {
 		// Already due. A mock clock would never fire a timer set in its
 		// past, so run the due timers from a goroutine of our own.

@@ -166,7 +166,7 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 
 // pick chooses an idle slot through the Picker, or returns nil.
 func (p *Pool[C]) pick() *pslot[C] {
-	if _, ok := p.pol.Picker.(LeastClaimed); ok {
+	if p.leastClaimed {
 		return p.pickLeastClaimed()
 	}
 	p.cands = p.cands[:0]
@@ -241,7 +241,7 @@ func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
 	if p.tr.claim == nil {
 		return p.claimHooked(ctx)
 	}
-	start := p.loop.Clock().Now()
+	start := p.loop.Now()
 	ctxs := p.traceClaimStart(ctx)
 	h, err := p.claimHooked(ctx)
 	p.traceClaimEnd(ctxs, start, h, err)
@@ -254,7 +254,7 @@ func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
 	if p.onAcquire == nil {
 		return p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
 	}
-	deadline := p.loop.Clock().Now().Add(p.pol.ClaimTimeout)
+	deadline := p.loop.Now().Add(p.pol.ClaimTimeout)
 	h, err := p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
 	for err == nil {
 		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
@@ -265,7 +265,7 @@ func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
 		}
 		// Discard and queue again at the head in one event, so that no
 		// connection freed in between goes to a claimer behind this one.
-		left := deadline.Sub(p.loop.Clock().Now())
+		left := deadline.Sub(p.loop.Now())
 		h, err = p.claim(ctx, h, fmt.Errorf("acquire hook: %w", herr), left)
 	}
 	return nil, err

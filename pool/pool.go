@@ -69,6 +69,7 @@ type Pool[C any] struct {
 	fu           followUp      // follow-up work asked for in this event
 	following    bool          // afterEvent is running
 	afterEventFn func()        // p.afterEvent, made once
+	leastClaimed bool          // the picker is LeastClaimed: pick in place
 	orphans      int           // connections and connects of stopped slots not yet finished
 	queries      int           // resolver queries in flight
 	onQuiet      func()        // closeAsync's: called once when the pool is quiet (ioDone)
@@ -129,6 +130,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	}
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
 	pl.afterEventFn = pl.afterEvent
+	_, pl.leastClaimed = p.Picker.(LeastClaimed)
 	pl.rebalance.Init(pl.rebalanceTick)
 	pl.decohere.Init(pl.decohereTick)
 

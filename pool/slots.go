@@ -140,7 +140,7 @@ func (p *Pool[C]) openConn(ctx context.Context, b backend.Backend) (c C, err err
 	var tctx []context.Context
 	var start time.Time
 	if p.tr.connect != nil {
-		start = p.loop.Clock().Now()
+		start = p.loop.Now()
 		tctx = p.traceConnectStart(ctx, b)
 	}
 	c, err = p.callConnect(ctx, b)

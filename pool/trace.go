@@ -175,7 +175,7 @@ func (p *Pool[C]) traceClaimStart(ctx context.Context) []context.Context {
 }
 
 func (p *Pool[C]) traceClaimEnd(ctxs []context.Context, start time.Time, h *Handle[C], err error) {
-	d := ClaimEndData{Pool: p.name, Wait: p.loop.Clock().Since(start), Err: err, TimedOut: timedOut(err)}
+	d := ClaimEndData{Pool: p.name, Wait: p.loop.Now().Sub(start), Err: err, TimedOut: timedOut(err)}
 	if h != nil && err == nil {
 		d.Backend = h.sl.b
 	}
@@ -207,7 +207,7 @@ func (p *Pool[C]) traceConnectStart(ctx context.Context, b backend.Backend) []co
 }
 
 func (p *Pool[C]) traceConnectEnd(ctxs []context.Context, b backend.Backend, start time.Time, err error) {
-	d := ConnectEndData{Pool: p.name, Backend: b, Duration: p.loop.Clock().Since(start), Err: err}
+	d := ConnectEndData{Pool: p.name, Backend: b, Duration: p.loop.Now().Sub(start), Err: err}
 	for i, t := range p.tr.connect {
 		t.TraceConnectEnd(ctxs[i], d)
 	}
