@@ -416,7 +416,7 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 	t := new(fsm.Timer)
 	t.Init(cancel)
 	p.loop.After(t, p.pol.HealthTimeout)
-	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.id, Ctx: ctx}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.ID(), Ctx: ctx}, func() func() {
 		herr := p.call("acquire hook", ctx, conn, p.onAcquire)
 		return func() {
 			p.loop.Cancel(t)

@@ -705,7 +705,7 @@ func (h *ddHarness) flush(out *strings.Builder) {
 		case c.done && c.err != nil:
 			s = "error: " + c.err.Error()
 		case c.done:
-			s = "claimed " + c.h.sl.id
+			s = "claimed " + c.h.sl.ID()
 		case c.hook != nil:
 			s = "acquire hook on " + c.hookOn
 		default:
@@ -747,7 +747,7 @@ func (h *ddHarness) flush(out *strings.Builder) {
 func (h *ddHarness) slot(id string) *pslot[*ddConn] {
 	for _, s := range h.p.order {
 		for _, sl := range s.slots {
-			if sl.id == id {
+			if sl.ID() == id {
 				return sl
 			}
 		}
@@ -822,8 +822,8 @@ func (h *ddHarness) timers(out *strings.Builder) {
 		for _, sl := range s.slots {
 			what := map[slot.State]string{slot.Failed: "backoff", slot.Connecting: "connect timeout",
 				slot.Checking: "check timeout", slot.Recycling: "recycle timeout"}[sl.State()]
-			add(&sl.io, sl.id+" "+what)
-			add(&sl.health, sl.id+" health check")
+			add(&sl.io, sl.ID()+" "+what)
+			add(&sl.health, sl.ID()+" health check")
 		}
 	}
 	for w := p.waiters.head; w != nil; w = w.next {

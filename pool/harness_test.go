@@ -365,10 +365,10 @@ func (p *Pool[C]) checkInvariants() error {
 		live, cl, retiring := 0, 0, 0
 		for i, sl := range s.slots {
 			if sl.pos != i || sl.set != s {
-				return fmt.Errorf("slot %s misplaced", sl.id)
+				return fmt.Errorf("slot %s misplaced", sl.ID())
 			}
 			if sl.State() == slot.Stopped {
-				return fmt.Errorf("stopped slot %s still in its set", sl.id)
+				return fmt.Errorf("stopped slot %s still in its set", sl.ID())
 			}
 			if sl.State().HasConn() {
 				live++
@@ -380,12 +380,12 @@ func (p *Pool[C]) checkInvariants() error {
 				retiring++
 			}
 			if (sl.idlePos >= 0) != (sl.State() == slot.Connected) {
-				return fmt.Errorf("slot %s idle index %d in state %s", sl.id, sl.idlePos, sl.State())
+				return fmt.Errorf("slot %s idle index %d in state %s", sl.ID(), sl.idlePos, sl.State())
 			}
 		}
 		for i, sl := range s.idle {
 			if sl.idlePos != i || sl.State() != slot.Connected {
-				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.id, sl.State())
+				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.ID(), sl.State())
 			}
 		}
 		if live != s.Live() || cl != s.Claimed || retiring != s.Retiring {

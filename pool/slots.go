@@ -19,7 +19,6 @@ import (
 type set[C any] struct {
 	p           *Pool[C]
 	b           backend.Backend
-	id          string
 	slotset.Set             // the machine, live connections, failures, drain
 	rng         fsm.Stream  // its place in the preference order
 	slots       []*pslot[C] // not stopped
@@ -30,8 +29,8 @@ type set[C any] struct {
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	id := p.idPrefix + string(b.Name)
-	s := &set[C]{Set: slotset.New(id), p: p, b: b, id: id}
-	s.rng.Init(p.loop, "set", s.id)
+	s := &set[C]{Set: slotset.New(id), p: p, b: b}
+	s.rng.Init(p.loop, "set", s.ID())
 	return s
 }
 
@@ -44,7 +43,6 @@ type pslot[C any] struct {
 	set       *set[C]
 	slot.Slot // the machine, failures, I/O generation, pending, retiring
 	b         backend.Backend
-	id        string
 	rng       fsm.Stream // backoff, health-check and lifetime jitter
 	conn      C
 	cur       *Handle[C] // the claim holding the slot, or nil
@@ -62,10 +60,10 @@ func (sl *pslot[C]) fire(ev slot.Event) bool { return sl.Fire(sl.p.loop, ev) }
 
 // startSlot adds a slot to s and starts connecting.
 func (p *Pool[C]) startSlot(s *set[C]) {
-	id := fmt.Sprintf("%s/%d", s.id, s.nextID)
-	sl := &pslot[C]{Slot: slot.New(id), p: p, set: s, b: s.b, id: id, pos: len(s.slots), idlePos: -1}
+	id := fmt.Sprintf("%s/%d", s.ID(), s.nextID)
+	sl := &pslot[C]{Slot: slot.New(id), p: p, set: s, b: s.b, pos: len(s.slots), idlePos: -1}
 	s.nextID++
-	sl.rng.Init(p.loop, "slot", sl.id)
+	sl.rng.Init(p.loop, "slot", sl.ID())
 	sl.io.Init(func() { p.ioDue(sl) })
 	sl.health.Init(func() { p.healthDue(sl) })
 	s.slots = append(s.slots, sl)
@@ -120,7 +118,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	b := sl.b
 	sl.set.st.connects++
 	p.st.connects++
-	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.id, Ctx: ctx}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.ID(), Ctx: ctx}, func() func() {
 		c, err := p.openConn(ctx, b)
 		return func() {
 			cancel()
@@ -234,7 +232,7 @@ func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 		sl.Closing()
 	}
 	b := sl.b
-	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.id}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.ID()}, func() func() {
 		p.closeConn(b, c, cause)
 		return func() { p.pendingDone(sl) }
 	})
@@ -398,7 +396,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	s.st.failures++
 	p.lastErr = err
 	p.st.failures++
-	p.loop.Log(p.log, slog.LevelDebug, "slot failed", "slot", sl.id, "err", err)
+	p.loop.Log(p.log, slog.LevelDebug, "slot failed", "slot", sl.ID(), "err", err)
 	if newlyDead {
 		p.loop.Log(p.log, slog.LevelWarn, "backend dead", "backend", s.b.Name, "failures", s.Failures(), "err", err)
 	}
@@ -495,13 +493,13 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 	sl.cancel = cancel
 	p.loop.After(&sl.io, p.pol.HealthTimeout)
 	c := sl.conn
-	j := &hookJob[C]{c: c, b: sl.b, id: sl.id, pos: len(p.hooking)}
+	j := &hookJob[C]{c: c, b: sl.b, id: sl.ID(), pos: len(p.hooking)}
 	p.hooking = append(p.hooking, j)
 	kind := fsm.Check
 	if ok == slot.RecycleOK {
 		kind = fsm.Recycle
 	}
-	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.id, Ctx: ctx}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.ID(), Ctx: ctx}, func() func() {
 		err := p.call(op, ctx, c, f)
 		return func() {
 			cancel()
