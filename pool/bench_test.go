@@ -2,6 +2,8 @@ package pool
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -164,4 +166,35 @@ func BenchmarkThousandClaimers(b *testing.B) {
 			return r.Release, nil
 		})
 	})
+}
+
+// BenchmarkIdleSlotHeap reports the heap a pool holds per idle slot
+// (connections excluded: the connector's are empty structs) for pools of
+// 16, 256 and 4096 slots over one backend.
+func BenchmarkIdleSlotHeap(b *testing.B) {
+	for _, n := range []int{16, 256, 4096} {
+		b.Run(fmt.Sprintf("slots=%d", n), func(b *testing.B) {
+			var perSlot float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				p, err := New(resolverFor(1), backend.Connector[*benchConn](benchConnector{}),
+					Policy{MaxSlots: n, MaxSlotsPerBackend: n, SparesWanted: n})
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.loop.WaitIdle()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if st := p.Stats(); st.Slots.Connected != n {
+					b.Fatalf("%d idle slots, want %d", st.Slots.Connected, n)
+				}
+				perSlot = float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+				_ = p.Close(context.Background())
+				p.loop.WaitIdle()
+			}
+			b.ReportMetric(perSlot, "B/slot")
+		})
+	}
 }
