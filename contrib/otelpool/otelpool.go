@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -15,6 +14,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/semconv/v1.40.0/dbconv"
 
+	"github.com/qorbgo/qorb/contrib/internal/byname"
 	"github.com/qorbgo/qorb/pool"
 )
 
@@ -97,18 +97,13 @@ type Metrics struct {
 	backendDead                          metric.Int64ObservableGauge
 	observables                          []metric.Observable
 
-	// pools maps pool names to their attributes. It is copied on write
-	// (a new name, under mu), so that the trace methods read it without a
-	// lock.
-	pools atomic.Pointer[map[string]*poolAttrs]
-	last  atomic.Pointer[poolAttrs] // the pool name looked up last
-	mu    sync.Mutex
+	pools byname.Map[poolAttrs] // by pool name, read without a lock
+	mu    sync.Mutex            // guards poolAttrs.observed
 }
 
 // poolAttrs is what the trace methods need of one pool name.
 type poolAttrs struct {
-	name string
-	opt  metric.MeasurementOption // db.client.connection.pool.name
+	opt metric.MeasurementOption // db.client.connection.pool.name
 	// rec and add hold opt, made once: passing them spread costs no
 	// allocation per measurement.
 	rec      []metric.RecordOption
@@ -128,7 +123,6 @@ func New(opts ...Option) (*Metrics, error) {
 		c.provider = otel.GetMeterProvider()
 	}
 	m := &Metrics{meter: c.provider.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))}
-	m.pools.Store(&map[string]*poolAttrs{})
 	var errs []error
 	check := func(err error) {
 		if err != nil {
@@ -194,28 +188,10 @@ func New(opts ...Option) (*Metrics, error) {
 
 // attrsFor returns the attributes of the pool named name, made once.
 func (m *Metrics) attrsFor(name string) *poolAttrs {
-	if a := m.last.Load(); a != nil && a.name == name {
-		return a
-	}
-	if a, ok := (*m.pools.Load())[name]; ok {
-		m.last.Store(a)
-		return a
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	pools := *m.pools.Load()
-	if a, ok := pools[name]; ok {
-		return a
-	}
-	opt := metric.WithAttributeSet(attribute.NewSet(semconv.DBClientConnectionPoolName(name)))
-	a := &poolAttrs{name: name, opt: opt, rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
-	next := make(map[string]*poolAttrs, len(pools)+1)
-	for k, v := range pools {
-		next[k] = v
-	}
-	next[name] = a
-	m.pools.Store(&next)
-	return a
+	return m.pools.Get(name, func() *poolAttrs {
+		opt := metric.WithAttributeSet(attribute.NewSet(semconv.DBClientConnectionPoolName(name)))
+		return &poolAttrs{opt: opt, rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
+	})
 }
 
 // TraceClaimStart implements [pool.ClaimTracer]; it returns ctx.

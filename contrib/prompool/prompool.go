@@ -27,10 +27,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qorbgo/qorb/contrib/internal/byname"
 	"github.com/qorbgo/qorb/pool"
 )
 
@@ -82,17 +82,13 @@ type Collector struct {
 	backendSlots, backendClaims, backendConnects       *prometheus.Desc
 	backendFailures, backendDead                       *prometheus.Desc
 
-	// traces maps pool names to their trace children. It is copied on
-	// write (under mu), so that the trace methods read it without a lock.
-	traces  atomic.Pointer[map[string]*poolTrace]
-	last    atomic.Pointer[poolTrace] // the pool name looked up last
-	mu      sync.Mutex
-	watched map[string]Source // by pool name
+	traces  byname.Map[poolTrace] // by pool name, read without a lock
+	mu      sync.Mutex            // guards watched
+	watched map[string]Source     // by pool name
 }
 
 // poolTrace is what the trace methods need of one pool name.
 type poolTrace struct {
-	name                  string
 	createTime, wait, use prometheus.Observer
 	timeouts              prometheus.Counter
 }
@@ -135,7 +131,6 @@ func New(opts ...Option) *Collector {
 
 		watched: map[string]Source{},
 	}
-	c.traces.Store(&map[string]*poolTrace{})
 	return c
 }
 
@@ -164,15 +159,7 @@ func (c *Collector) Forget(name string) bool {
 		return false
 	}
 	delete(c.watched, name)
-	traces := *c.traces.Load()
-	next := make(map[string]*poolTrace, len(traces))
-	for k, v := range traces {
-		if k != name {
-			next[k] = v
-		}
-	}
-	c.traces.Store(&next)
-	c.last.Store(nil)
+	c.traces.Delete(name)
 	for _, v := range []interface{ DeleteLabelValues(...string) bool }{c.createTime, c.waitTime, c.useTime, c.timeouts} {
 		v.DeleteLabelValues(name)
 	}
@@ -181,28 +168,10 @@ func (c *Collector) Forget(name string) bool {
 
 // traceFor returns the trace children of the pool named name, made once.
 func (c *Collector) traceFor(name string) *poolTrace {
-	if t := c.last.Load(); t != nil && t.name == name {
-		return t
-	}
-	if t, ok := (*c.traces.Load())[name]; ok {
-		c.last.Store(t)
-		return t
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	traces := *c.traces.Load()
-	if t, ok := traces[name]; ok {
-		return t
-	}
-	t := &poolTrace{name: name, createTime: c.createTime.WithLabelValues(name), wait: c.waitTime.WithLabelValues(name),
-		use: c.useTime.WithLabelValues(name), timeouts: c.timeouts.WithLabelValues(name)}
-	next := make(map[string]*poolTrace, len(traces)+1)
-	for k, v := range traces {
-		next[k] = v
-	}
-	next[name] = t
-	c.traces.Store(&next)
-	return t
+	return c.traces.Get(name, func() *poolTrace {
+		return &poolTrace{createTime: c.createTime.WithLabelValues(name), wait: c.waitTime.WithLabelValues(name),
+			use: c.useTime.WithLabelValues(name), timeouts: c.timeouts.WithLabelValues(name)}
+	})
 }
 
 // TraceClaimStart implements [pool.ClaimTracer]; it returns ctx.
