@@ -62,7 +62,6 @@ type Pool[C any] struct {
 	info         []SetInfo
 	want         []int
 	lastDemand   int           // demand at the last rebalance
-	rebalancing  bool          // inside rebalanceNow
 	handles      []Handle[C]   // unused handles of the current block
 	hooking      []*hookJob[C] // checks and recycle hooks in flight
 	unregister   []func()      // undo what New registered on the loop
@@ -339,11 +338,9 @@ func (p *Pool[C]) decohereTick() {
 // periodic tick), and then at most half the surplus of each backend, so a
 // burst does not tear connections down.
 func (p *Pool[C]) rebalanceNow(shrink bool) {
-	if p.closing() || p.rebalancing {
+	if p.closing() {
 		return
 	}
-	p.rebalancing = true
-	defer func() { p.rebalancing = false }()
 	p.info = p.info[:0]
 	p.rebSets = p.rebSets[:0]
 	for _, s := range p.order {

@@ -328,10 +328,8 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 	sl.fire(slot.Expire)
 	p.closeLater(sl, c, CloseExpired)
 	p.st.expired++
-	p.lostConn(sl.set) // may rebalance, and stop this very slot
-	if sl.State() == slot.Connecting {
-		p.connectWhenFree(sl)
-	}
+	p.lostConn(sl.set)
+	p.connectWhenFree(sl)
 }
 
 // lostConn records that a slot of s no longer holds a connection.
@@ -401,7 +399,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		p.loop.Log(p.log, slog.LevelWarn, "backend dead", "backend", s.b.Name, "failures", s.Failures(), "err", err)
 	}
 	if hadConn {
-		p.lostConn(s) // may rebalance, and stop this very slot
+		p.lostConn(s)
 	}
 	if newlyDead {
 		p.follow(followDead)
@@ -413,7 +411,6 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		}
 	}
 	switch {
-	case sl.State() == slot.Stopped:
 	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 	default:
