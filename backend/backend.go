@@ -44,9 +44,11 @@ type Connector[C any] interface {
 
 // Validator checks that an idle connection still works. The pool calls it
 // on every new connection before handing it out, periodically on idle
-// connections (Policy.HealthInterval), and, when the connector has no
-// [RecycleHook], on every released connection. An error closes the
-// connection and counts a failure against its backend.
+// connections (Policy.HealthInterval), and on a connection claimed after
+// it stayed idle longer than Policy.CheckIdleAfter (default 1s), before
+// Claim returns it. With Policy.CheckOnRelease and no [RecycleHook], it
+// also runs on every released connection. An error closes the connection
+// and counts a failure against its backend.
 type Validator[C any] interface {
 	Validate(ctx context.Context, c C) error
 }

@@ -154,6 +154,10 @@ type Loop struct {
 	mono     bool        // the real clock, read as root plus monotonic time
 	root     time.Time
 	deferred []func() // follow-up work, run at the end of the event
+	// stamp is the time of the current event's transition records, read
+	// once per event (stamped); both are cleared when the event ends.
+	stamp   time.Time
+	stamped bool
 
 	// Registration IDs, parallel to observers and onIdle, for removal.
 	regSeq      uint64
@@ -192,6 +196,7 @@ func (l *Loop) Leave() {
 	if l.check != nil {
 		l.check()
 	}
+	l.stamped = false
 	if l.rearm {
 		l.arm()
 	}
@@ -234,6 +239,16 @@ func (l *Loop) Now() time.Time {
 		return l.root.Add(time.Since(l.root))
 	}
 	return l.clk.Now()
+}
+
+// eventTime is the time of the current event's transition records: the
+// clock is read once per event, at its first record, so that observing
+// costs one read per event however many machines move.
+func (l *Loop) eventTime() time.Time {
+	if !l.stamped {
+		l.stamp, l.stamped = l.Now(), true
+	}
+	return l.stamp
 }
 
 // Logger is the loop's logger.
@@ -280,7 +295,7 @@ func (l *Loop) fire(m *Machine, id string, from, ev int8) (int8, bool) {
 		if l == nil {
 			panic(err)
 		}
-		err.At = l.Now()
+		err.At = l.eventTime()
 		l.notify(err.Transition)
 		l.Log(nil, slog.LevelError, err.Error())
 		if l.strict {
@@ -289,7 +304,7 @@ func (l *Loop) fire(m *Machine, id string, from, ev int8) (int8, bool) {
 		return from, false
 	}
 	if l != nil && len(l.observers) > 0 {
-		l.notify(Transition{At: l.Now(), Machine: m, ID: id, From: from, Event: ev, To: int8(to)})
+		l.notify(Transition{At: l.eventTime(), Machine: m, ID: id, From: from, Event: ev, To: int8(to)})
 	}
 	return int8(to), true
 }

@@ -186,7 +186,7 @@ func (k *Kind[S, E]) fireSlow(l *Loop, st *State[S, E], id string, ev E) bool {
 // no observer is registered, or l is nil.
 func (k *Kind[S, E]) Created(l *Loop, id string, st *State[S, E]) {
 	if l != nil && len(l.observers) > 0 {
-		l.notify(Transition{At: l.Now(), Machine: k.m, ID: id, From: int8(st.s), Event: none, To: int8(st.s), Created: true})
+		l.notify(Transition{At: l.eventTime(), Machine: k.m, ID: id, From: int8(st.s), Event: none, To: int8(st.s), Created: true})
 	}
 }
 

@@ -75,6 +75,7 @@ func (l *Loop) RunDue() int {
 	for len(l.heap) > 0 && !l.heap[0].when.After(now) {
 		t := heap.Pop((*timerHeap)(&l.heap)).(*Timer)
 		n++
+		l.stamp, l.stamped = now, true // read above: the event needs no other
 		t.fire()
 		if len(l.deferred) > 0 {
 			l.runDeferred()
@@ -82,6 +83,7 @@ func (l *Loop) RunDue() int {
 		if l.check != nil {
 			l.check()
 		}
+		l.stamped = false
 	}
 	l.rearm = true
 	return n

@@ -21,7 +21,7 @@ func TestClaimAsyncServesInOrderAndTimesOut(t *testing.T) {
 	h := newHarness(t, Policy{MaxSlots: 1, ClaimTimeout: time.Minute}, 1, nil)
 	var got []string
 	var first *Handle[*fakeConn]
-	h.p.claimAsync(nil, 0, func(hd any, err error) {
+	h.p.claimAsync(nil, 0, nil, func(hd any, err error) {
 		if err != nil {
 			t.Errorf("first: %v", err)
 		}
@@ -32,9 +32,9 @@ func TestClaimAsyncServesInOrderAndTimesOut(t *testing.T) {
 		t.Fatal("the fast path did not answer before returning")
 	}
 	var second *Handle[*fakeConn]
-	h.p.claimAsync(nil, 0, func(hd any, err error) { second = hd.(*Handle[*fakeConn]); got = append(got, "second") })
+	h.p.claimAsync(nil, 0, nil, func(hd any, err error) { second = hd.(*Handle[*fakeConn]); got = append(got, "second") })
 	var thirdErr error
-	h.p.claimAsync(nil, 5*time.Second, func(hd any, err error) {
+	h.p.claimAsync(nil, 5*time.Second, nil, func(hd any, err error) {
 		if hd != nil {
 			t.Errorf("third: a handle with error %v", err)
 		}
@@ -127,7 +127,7 @@ func TestClaimAsyncRunsTheAcquireHook(t *testing.T) {
 	var got *Handle[*fakeConn]
 	var gotErr error
 	answered := 0
-	h.p.claimAsync(nil, 0, func(hd any, err error) {
+	h.p.claimAsync(nil, 0, nil, func(hd any, err error) {
 		answered++
 		got, _ = hd.(*Handle[*fakeConn])
 		gotErr = err
@@ -150,7 +150,7 @@ func TestClaimAsyncRunsTheAcquireHook(t *testing.T) {
 	hook.fails = 1 << 30
 	hook.mu.Unlock()
 	answered = 0
-	h.p.claimAsync(nil, 5*time.Second, func(hd any, err error) { answered++; gotErr = err })
+	h.p.claimAsync(nil, 5*time.Second, nil, func(hd any, err error) { answered++; gotErr = err })
 	for i := 0; answered == 0 && i < 100; i++ {
 		h.advance(time.Second)
 	}

@@ -76,7 +76,7 @@ func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
 	sl.fire(slot.Return)
 	p.unclaim(sl)
 	var now time.Time
-	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 {
+	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 || p.checkIdle > 0 {
 		now = p.now()
 	}
 	p.idleSlot(sl, now)
@@ -151,7 +151,11 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	sl.set.st.claims++
 	p.nclaimed++
 	p.st.claims++
-	sl.claimedAt = p.now()
+	sl.claimSeq = p.cclock.start()
+	if p.tr.release != nil {
+		sl.claimedAt = p.now()
+	}
+	sl.checkDue = false
 	if len(p.handles) == 0 {
 		// Handles are used once each; allocating them in blocks keeps the
 		// claim path free of allocations.
@@ -248,17 +252,27 @@ func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
 	return h, err
 }
 
-// claimHooked is Claim without tracing: a claim, and with an AcquireHook
-// the hook and its retries within one ClaimTimeout.
+// claimHooked is Claim without tracing: a claim, and when the connection
+// is due a check on claim or the connector has an AcquireHook, those
+// hooks and their retries within one ClaimTimeout.
 func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
-	if p.onAcquire == nil {
-		return p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
+	var start time.Time
+	if p.onAcquire != nil {
+		start = p.loop.Now()
 	}
-	deadline := p.loop.Now().Add(p.pol.ClaimTimeout)
 	h, err := p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
+	if err != nil || (p.onAcquire == nil && !h.sl.checkDue) {
+		return h, err
+	}
+	if start.IsZero() {
+		// Only a claim served at once is due a check: it waited for
+		// nothing.
+		start = p.loop.Now()
+	}
+	deadline := start.Add(p.pol.ClaimTimeout)
 	for err == nil {
 		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
-		herr := p.call("acquire hook", hctx, h.sl.conn, p.onAcquire)
+		herr := p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
 		cancel()
 		if herr == nil {
 			return h, nil
@@ -266,14 +280,31 @@ func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
 		// Discard and queue again at the head in one event, so that no
 		// connection freed in between goes to a claimer behind this one.
 		left := deadline.Sub(p.loop.Now())
-		h, err = p.claim(ctx, h, fmt.Errorf("acquire hook: %w", herr), left)
+		h, err = p.claim(ctx, h, herr, left)
 	}
 	return nil, err
 }
 
-// claim serves one claim, waiting at most timeout. With bad set (its
-// acquire hook failed), it first discards bad with badErr, and the claimer
-// keeps its place at the head of the queue.
+// claimHooks runs what a claim runs on its connection before the claimer
+// gets it, off the loop: the check of a connection that stayed idle
+// longer than Policy.CheckIdleAfter (when check), then the AcquireHook.
+func (p *Pool[C]) claimHooks(ctx context.Context, c C, check bool) error {
+	if check {
+		if err := p.call("check on claim", ctx, c, p.validate); err != nil {
+			return fmt.Errorf("check on claim: %w", err)
+		}
+	}
+	if p.onAcquire != nil {
+		if err := p.call("acquire hook", ctx, c, p.onAcquire); err != nil {
+			return fmt.Errorf("acquire hook: %w", err)
+		}
+	}
+	return nil
+}
+
+// claim serves one claim, waiting at most timeout. With bad set (its check
+// on claim or acquire hook failed), it first discards bad with badErr, and
+// the claimer keeps its place at the head of the queue.
 func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeout time.Duration) (*Handle[C], error) {
 	p.loop.Enter()
 	if bad != nil {
@@ -369,14 +400,14 @@ func (p *Pool[C]) hookFailed(h *Handle[C], err error) {
 // connector has one, runs as an action (fsm.Acquire) of the driver,
 // bounded by Policy.HealthTimeout on the loop's clock, and when it fails
 // the claimer waits again at the head of the queue, within its deadline.
-func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, done func(any, error)) {
+func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, handedOff func(any), done func(any, error)) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if timeout <= 0 {
 		timeout = p.pol.ClaimTimeout
 	}
-	c := &asyncClaim[C]{p: p, ctx: ctx, done: done}
+	c := &asyncClaim[C]{p: p, ctx: ctx, handedOff: handedOff, done: done}
 	p.loop.Enter()
 	defer p.loop.Leave()
 	c.deadline = p.now().Add(timeout)
@@ -385,10 +416,11 @@ func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, done fu
 
 // asyncClaim is one claim of claimAsync, through its acquire-hook retries.
 type asyncClaim[C any] struct {
-	p        *Pool[C]
-	ctx      context.Context
-	deadline time.Time
-	done     func(any, error)
+	p         *Pool[C]
+	ctx       context.Context
+	deadline  time.Time
+	handedOff func(any) // told of each hand-off, before the hooks; or nil
+	done      func(any, error)
 }
 
 func (c *asyncClaim[C]) request(front bool, timeout time.Duration) {
@@ -407,19 +439,27 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 	case h == nil:
 		c.done(nil, err)
 		return
-	case p.onAcquire == nil:
+	case c.handedOff != nil:
+		c.handedOff(h)
+	}
+	switch {
+	case p.onAcquire == nil && !h.sl.checkDue:
 		c.done(h, nil)
 		return
 	}
-	conn := h.sl.conn
+	conn, check := h.sl.conn, h.sl.checkDue
+	// The hooks end with the claim's context, after HealthTimeout on the
+	// loop's clock, or when the pool closes.
 	ctx, cancel := context.WithCancel(c.ctx)
+	unlink := context.AfterFunc(p.ioCtx, cancel)
 	t := new(fsm.Timer)
 	t.Init(cancel)
 	p.loop.After(t, p.pol.HealthTimeout)
 	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.ID(), Ctx: ctx}, func() func() {
-		herr := p.call("acquire hook", ctx, conn, p.onAcquire)
+		herr := p.claimHooks(ctx, conn, check)
 		return func() {
 			p.loop.Cancel(t)
+			unlink()
 			cancel()
 			c.hooked(h, herr)
 		}
@@ -440,7 +480,7 @@ func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
 		c.done(nil, ErrClosed)
 		return
 	}
-	p.hookFailed(h, fmt.Errorf("acquire hook: %w", herr))
+	p.hookFailed(h, herr)
 	c.request(true, c.deadline.Sub(p.now()))
 }
 
@@ -467,6 +507,12 @@ func (p *Pool[C]) takeIdle() *Handle[C] {
 		return nil
 	}
 	h := p.claimSlot(sl)
+	if p.checkIdle > 0 && !sl.idleSince.IsZero() && p.now().Sub(sl.idleSince) > p.checkIdle {
+		// Idle too long to hand out unchecked. (A slot handed to a
+		// waiter has just become idle: it is never due.)
+		sl.checkDue = true
+		p.st.checks++
+	}
 	p.st.waits.observe(0)
 	if d := p.demand(); p.nslots < d && d != p.lastDemand {
 		p.follow(followRebalance)
@@ -560,7 +606,9 @@ func (p *Pool[C]) serve(sl *pslot[C]) bool {
 			continue
 		}
 		h := p.claimSlot(sl)
-		p.st.waits.observe(p.now().Sub(w.since))
+		now := p.now()
+		p.cclock.mark(now)
+		p.st.waits.observe(now.Sub(w.since))
 		p.finishWaiter(w, h, nil)
 		return true
 	}

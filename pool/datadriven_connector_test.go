@@ -47,7 +47,12 @@ func (c ddConnector) Close(conn *ddConn) error {
 
 type ddValidate struct{ h *ddHarness }
 
-func (v ddValidate) Validate(context.Context, *ddConn) error {
+func (v ddValidate) Validate(ctx context.Context, conn *ddConn) error {
+	if name, ok := ctx.Value(ddClaimerKey{}).(string); ok {
+		// A check on claim, in the claimer's goroutine: the script ends
+		// it (check-ok, check-err with the claim's name).
+		return v.h.claimerHook(name, "check on claim", conn)
+	}
 	v.h.mu.Lock()
 	defer v.h.mu.Unlock()
 	v.h.lateCall("Validate")
@@ -68,17 +73,26 @@ func (r ddRecycle) OnRecycle(context.Context, *ddConn) error {
 type ddAcquire struct{ h *ddHarness }
 
 func (a ddAcquire) OnAcquire(ctx context.Context, conn *ddConn) error {
-	h := a.h
 	name, _ := ctx.Value(ddClaimerKey{}).(string)
+	return a.h.claimerHook(name, "acquire hook", conn)
+}
+
+// claimerHook blocks claimer name in a hook (what) on conn until a command
+// ends it.
+func (h *ddHarness) claimerHook(name, what string, conn *ddConn) error {
 	ch := make(chan error)
 	h.mu.Lock()
-	h.lateCall("OnAcquire")
+	if what == "acquire hook" {
+		h.lateCall("OnAcquire")
+	} else {
+		h.lateCall("Validate")
+	}
 	cl := h.claimer(name)
 	if cl == nil {
 		h.mu.Unlock()
-		return fmt.Errorf("acquire hook: no claimer %q", name)
+		return fmt.Errorf("%s: no claimer %q", what, name)
 	}
-	cl.hook, cl.hookOn = ch, conn.slot
+	cl.hook, cl.hookOn, cl.hookWhat = ch, conn.slot, what
 	h.mu.Unlock()
 	return <-ch
 }

@@ -96,15 +96,16 @@ type ddJob struct {
 
 // ddClaimer is one Claim running on its own goroutine.
 type ddClaimer struct {
-	name    string
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    bool
-	h       *Handle[*ddConn]
-	err     error
-	hook    chan error // non-nil while the claimer waits in its acquire hook
-	hookOn  string     // the slot whose connection the hook was given
-	printed string     // the status last printed
+	name     string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     bool
+	h        *Handle[*ddConn]
+	err      error
+	hook     chan error // non-nil while the claimer waits in its acquire hook
+	hookOn   string     // the slot whose connection the hook was given
+	hookWhat string     // "acquire hook" or "check on claim"
+	printed  string     // the status last printed
 }
 
 // ddCloser is one Close running on its own goroutine.
@@ -178,6 +179,30 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 	return nil
 }
 
+// inClaimerHook ends the hook (what) that the claimer named by d's
+// argument is blocked in, as d says (its command ends in -ok or -err). It
+// reports false when d names no claimer blocked in that hook.
+func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
+	if len(d.CmdArgs) == 0 {
+		return false
+	}
+	h.mu.Lock()
+	c := h.claimer(d.CmdArgs[0].Key)
+	if c == nil || c.hook == nil || c.hookWhat != what {
+		h.mu.Unlock()
+		return false
+	}
+	ch := c.hook
+	c.hook = nil
+	h.mu.Unlock()
+	var err error
+	if strings.HasSuffix(d.Cmd, "-err") {
+		err = h.errArg(d, "refused")
+	}
+	ch <- err
+	return true
+}
+
 // run executes one command and returns its output.
 //
 // Commands (D is a duration such as 30s or 20ms; a slot is named
@@ -186,7 +211,8 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 //	new backends=a,b [max-slots=N] [spares=N] [per-backend=N] [dead-after=N]
 //	    [claim-timeout=D] [connect-timeout=D] [health=D] [health-timeout=D]
 //	    [rebalance=D] [decoherence=D] [backoff-min=D] [backoff-max=D]
-//	    [jitter=D] [lifetime=D] [idle-time=D] [validate] [hooks=acquire,recycle]
+//	    [jitter=D] [lifetime=D] [idle-time=D] [validate] [check-idle=D]
+//	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
 //	                          create the pool (a Fixed resolver of the named
 //	                          backends, strict, on a mock clock)
@@ -195,6 +221,8 @@ func (h *ddHarness) claimer(name string) *ddClaimer {
 //	                          ... it fails (or, with first-check, the connect
 //	                          succeeds and the Validator's first check fails)
 //	check-ok S..., check-err S... [err=E]
+//	                          (S may also be a claim blocked in its check on
+//	                          claim: the check ends so)
 //	recycle-ok S..., recycle-err S... [err=E]
 //	close-done S...           run the held check, recycle or close
 //	    (S may be "all": every job of that kind held when the command
@@ -237,7 +265,12 @@ func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 	switch d.Cmd {
 	case "new":
 		h.newPool(d)
-	case "connect-ok", "connect-err", "check-ok", "check-err", "recycle-ok", "recycle-err", "close-done":
+	case "check-ok", "check-err":
+		if h.inClaimerHook(d, "check on claim") {
+			break
+		}
+		h.complete(d)
+	case "connect-ok", "connect-err", "recycle-ok", "recycle-err", "close-done":
 		h.complete(d)
 	case "actions":
 		h.mu.Lock()
@@ -252,21 +285,9 @@ func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 	case "claim":
 		h.claim(d)
 	case "acquire-ok", "acquire-err":
-		name := h.oneName(d)
-		h.mu.Lock()
-		c := h.claimer(name)
-		if c == nil || c.hook == nil {
-			h.mu.Unlock()
-			h.scriptError("%s is not in its acquire hook", name)
+		if !h.inClaimerHook(d, "acquire hook") {
+			h.scriptError("%s is not in its acquire hook", h.oneName(d))
 		}
-		ch := c.hook
-		c.hook = nil
-		h.mu.Unlock()
-		var err error
-		if d.Cmd == "acquire-err" {
-			err = h.errArg(d, "refused")
-		}
-		ch <- err
 	case "release", "discard":
 		name := h.oneName(d)
 		h.mu.Lock()
@@ -427,6 +448,10 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.MaxConnIdleTime = dur(a)
 		case "validate":
 			validate = true
+		case "check-idle":
+			pol.CheckIdleAfter = dur(a)
+		case "check-on-release":
+			pol.CheckOnRelease = true
 		case "hooks":
 			for _, v := range a.Vals {
 				for hook := range strings.SplitSeq(v, ",") {
@@ -707,7 +732,7 @@ func (h *ddHarness) flush(out *strings.Builder) {
 		case c.done:
 			s = "claimed " + c.h.sl.ID()
 		case c.hook != nil:
-			s = "acquire hook on " + c.hookOn
+			s = c.hookWhat + " on " + c.hookOn
 		default:
 			s = "queued"
 		}

@@ -54,6 +54,19 @@ type Policy struct {
 	// HealthTimeout bounds one health check, one recycle hook and one
 	// acquire hook. Default 3s.
 	HealthTimeout time.Duration
+	// CheckIdleAfter: with a Validator, a connection idle for longer than
+	// this is checked when it is claimed, in the claimer's goroutine and
+	// within HealthTimeout, before Claim returns it (pgxpool's rule). One
+	// that fails is discarded, its backend charged a failure, and the
+	// claimer served by another connection at the head of the queue.
+	// Default 1s; a negative value turns the check on claim off.
+	CheckIdleAfter time.Duration
+	// CheckOnRelease, with a Validator and no RecycleHook, checks every
+	// released connection before it serves another claim (qorb's
+	// behaviour): each Release then starts a check off the claim path.
+	// Default false: a released connection is checked only when it is
+	// claimed after CheckIdleAfter, and by the periodic health check.
+	CheckOnRelease bool
 	// MaxConnLifetime closes and replaces a connection this long after it
 	// was opened (minus up to 10% jitter), at its next idle moment. Zero
 	// means no limit.
@@ -102,6 +115,7 @@ func (p Policy) withDefaults() Policy {
 	setDur(&p.ConnectTimeout, 10*time.Second)
 	setDur(&p.HealthInterval, 30*time.Second)
 	setDur(&p.HealthTimeout, 3*time.Second)
+	setDur(&p.CheckIdleAfter, time.Second)
 	if p.Rebalancer == nil {
 		p.Rebalancer = DefaultRebalancer{}
 	}

@@ -28,7 +28,8 @@ type Pool[C any] struct {
 	res       resolver.Resolver
 	conn      backend.Connector[C]
 	validate  func(context.Context, C) error // nil without a Validator
-	recycle   func(context.Context, C) error // OnRecycle, else Validate, else nil
+	recycle   func(context.Context, C) error // OnRecycle, else Validate with CheckOnRelease, else nil
+	checkIdle time.Duration                  // with a Validator: check on claim after this idle time; 0: never
 	onAcquire func(context.Context, C) error // nil without an AcquireHook
 	pol       Policy
 	log       *slog.Logger
@@ -73,6 +74,7 @@ type Pool[C any] struct {
 	queries      int           // resolver queries in flight
 	onQuiet      func()        // closeAsync's: called once when the pool is quiet (ioDone)
 	st           counters
+	cclock       claimClock // times claims for Stats.OldestClaim
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -119,7 +121,10 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.rng = pl.loop.NewRand("pool", o.name)
 	if v, ok := c.(backend.Validator[C]); ok {
 		pl.validate = v.Validate
-		pl.recycle = v.Validate
+		if p.CheckOnRelease {
+			pl.recycle = v.Validate
+		}
+		pl.checkIdle = max(0, p.CheckIdleAfter)
 	}
 	if h, ok := c.(backend.RecycleHook[C]); ok {
 		pl.recycle = h.OnRecycle

@@ -17,14 +17,14 @@ type simPool interface {
 	inspectLocked() simhook.Pool
 	inspectSetLocked(name backend.Name) (simhook.Set, bool)
 	inspectSetsLocked(dst []simhook.Set) []simhook.Set
-	claimAsync(ctx context.Context, timeout time.Duration, done func(any, error))
+	claimAsync(ctx context.Context, timeout time.Duration, handed func(any), done func(any, error))
 	closeAsync(quiet func()) (end func() int)
 }
 
 func init() {
 	simhook.WithLoop = func(l *fsm.Loop) any { return Option(func(o *options) { o.loop = l }) }
-	simhook.ClaimAsync = func(p any, ctx context.Context, timeout time.Duration, done func(any, error)) {
-		p.(simPool).claimAsync(ctx, timeout, done)
+	simhook.ClaimAsync = func(p any, ctx context.Context, timeout time.Duration, handed func(any), done func(any, error)) {
+		p.(simPool).claimAsync(ctx, timeout, handed, done)
 	}
 	simhook.CloseAsync = func(p any, quiet func()) (end func() (forced int)) { return p.(simPool).closeAsync(quiet) }
 	simhook.Inspect = func(p any) simhook.Pool { return p.(simPool).inspectLocked() }

@@ -53,7 +53,9 @@ type pslot[C any] struct {
 	idlePos   int       // index in set.idle, or -1
 	expireAt  time.Time // lifetime end, zero without a limit
 	idleSince time.Time
-	claimedAt time.Time
+	claimedAt time.Time // when claimed, with a release tracer only
+	claimSeq  uint64    // the claim's number (claimClock)
+	checkDue  bool      // the claim checks the connection before the claimer gets it
 }
 
 func (sl *pslot[C]) fire(ev slot.Event) bool { return sl.Fire(sl.p.loop, ev) }
@@ -460,13 +462,14 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 // healthDue runs every health interval for each slot: an idle slot is
 // checked (or expired); a busy one is looked at again next interval.
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
+	now := p.now()
+	p.cclock.mark(now) // the timer of a claimed slot times the claims too
 	if sl.State() != slot.Connected {
 		if sl.State().HasConn() {
 			p.scheduleHealth(sl)
 		}
 		return
 	}
-	now := p.now()
 	if (!sl.expireAt.IsZero() && !now.Before(sl.expireAt)) ||
 		(p.pol.MaxConnIdleTime > 0 && now.Sub(sl.idleSince) >= p.pol.MaxConnIdleTime) {
 		p.expire(sl)

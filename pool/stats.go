@@ -19,7 +19,14 @@ type Stats struct {
 	Slots   SlotCounts `json:"slots"`
 	Waiters int        `json:"waiters"`
 	// OldestClaim is how long the longest-held claimed connection has been
-	// out, so that a claim that never ends shows.
+	// out at least, so that a claim that never ends shows. Claims are not
+	// stamped with the clock (a read would cost more than the rest of a
+	// claim): they are timed against the pool's own clock reads, made at
+	// each Stats call, each claim that waited and each slot's health
+	// interval. The figure therefore runs from the first of those reads
+	// after the claim began, and falls short of the true age by at most
+	// the time to that read: a claim seen by one Stats call shows in the
+	// next.
 	OldestClaim time.Duration `json:"oldest_claim"`
 
 	Claims      uint64      `json:"claims"`
@@ -184,6 +191,7 @@ func (p *Pool[C]) stats() Stats {
 	}
 	now := p.now()
 	st.At = now
+	var oldest uint64 // the oldest claim held, by number
 	for _, s := range p.order {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
@@ -191,12 +199,16 @@ func (p *Pool[C]) stats() Stats {
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.State())
 			st.Slots.add(sl.State())
-			if sl.State() == slot.Claimed {
-				st.OldestClaim = max(st.OldestClaim, now.Sub(sl.claimedAt))
+			if sl.State() == slot.Claimed && (oldest == 0 || sl.claimSeq < oldest) {
+				oldest = sl.claimSeq
 			}
 		}
 		st.Backends = append(st.Backends, bs)
 	}
+	if oldest > 0 {
+		st.OldestClaim = p.cclock.heldAtLeast(oldest, now)
+	}
+	p.cclock.mark(now)
 	slices.SortFunc(st.Backends, func(a, b BackendStats) int {
 		switch {
 		case a.Name < b.Name:

@@ -181,3 +181,36 @@ func TestClaimTimeoutsAreToldApart(t *testing.T) {
 		t.Fatalf("timed out: %v, want [true false]", tr.got)
 	}
 }
+
+// TestOldestClaimIsALowerBound: claims are not stamped with the clock;
+// Stats times them against the pool's own clock reads. A claim first
+// seen by one Stats call shows its age, from that call, in the next; it
+// never shows more than its true age.
+func TestOldestClaimIsALowerBound(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 2, SparesWanted: 2, HealthInterval: time.Hour}, 1, nil)
+	defer h.close()
+	h.advance(time.Second)
+	c1 := h.claim()
+	if got := h.stats().OldestClaim; got != 0 {
+		t.Fatalf("oldest claim %v at once; want 0 (no clock read since the claim)", got)
+	}
+	h.advance(5 * time.Second)
+	if got := h.stats().OldestClaim; got != 5*time.Second {
+		t.Fatalf("oldest claim %v; want 5s (since the last Stats)", got)
+	}
+	h.advance(2 * time.Second)
+	c2 := h.claim()
+	h.advance(3 * time.Second)
+	if got := h.stats().OldestClaim; got != 10*time.Second {
+		t.Fatalf("oldest claim %v; want 10s: the first claim's", got)
+	}
+	c1.Release()
+	h.advance(time.Second)
+	if got := h.stats().OldestClaim; got != time.Second {
+		t.Fatalf("oldest claim %v after the first was released; want 1s: the second, from the Stats that first saw it", got)
+	}
+	c2.Release()
+	if got := h.stats().OldestClaim; got != 0 {
+		t.Fatalf("oldest claim %v with none held; want 0", got)
+	}
+}

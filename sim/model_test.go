@@ -42,7 +42,7 @@ type modelT interface {
 func (m *poolModel) claim(t modelT) {
 	c := &manualClaim{n: len(m.claims), arrival: m.s.now}
 	m.claims = append(m.claims, c)
-	simhook.ClaimAsync(m.inst.p, nil, m.timeout, func(hd any, err error) {
+	simhook.ClaimAsync(m.inst.p, nil, m.timeout, nil, func(hd any, err error) {
 		h, _ := hd.(*pool.Handle[*conn])
 		if c.done {
 			t.Fatalf("claim %d answered twice", c.n)

@@ -20,6 +20,8 @@ type claim struct {
 	cn       *conn
 	forced   bool // the pool's Close closed the connection while held
 	done     func(any, error)
+	handedFn func(any)
+	handed   bool // handed a connection at least once
 	next     *claim
 }
 
@@ -32,11 +34,12 @@ func (s *Sim) newClaim() *claim {
 	}
 	cl = &claim{s: s}
 	cl.done = cl.onDone
+	cl.handedFn = cl.onHanded
 	return cl
 }
 
 func (s *Sim) freeClaim(cl *claim) {
-	cl.c, cl.inst, cl.h, cl.cn, cl.forced = nil, nil, nil, nil, false
+	cl.c, cl.inst, cl.h, cl.cn, cl.forced, cl.handed = nil, nil, nil, nil, false, false
 	cl.next = s.claimFree
 	s.claimFree = cl
 }
@@ -82,7 +85,28 @@ func (s *Sim) issueClaim(c *client) {
 	timeout := c.timeout()
 	cl.deadline = s.now + int64(timeout)
 	s.outstanding++
-	simhook.ClaimAsync(c.inst.p, nil, timeout, cl.done)
+	simhook.ClaimAsync(c.inst.p, nil, timeout, cl.handedFn, cl.done)
+}
+
+// onHanded runs, with the loop held, each time the pool hands the claim a
+// connection, before the claim's check or acquire hook: claims are handed
+// connections in the order they arrived. A claim handed another after its
+// hook failed goes back to the head of the queue, behind nobody: only
+// first hand-offs are ordered.
+func (cl *claim) onHanded(hd any) {
+	inst := cl.inst
+	if cn := hd.(*pool.Handle[*conn]).Conn(); cn != nil {
+		cn.hooked = cl
+	}
+	if cl.handed {
+		return
+	}
+	cl.handed = true
+	if cl.arrival < inst.lastServed {
+		cl.s.violate("fifo", "%s: claim that arrived at %v handed a connection after one that arrived at %v",
+			inst.name, time.Duration(cl.arrival), time.Duration(inst.lastServed))
+	}
+	inst.lastServed = cl.arrival
 }
 
 // onDone is the claim's callback, run with the loop held: it checks the
@@ -104,6 +128,9 @@ func (cl *claim) onDone(hd any, err error) {
 	}
 	h := hd.(*pool.Handle[*conn])
 	cn := h.Conn()
+	if cn != nil {
+		cn.hooked = nil
+	}
 	switch {
 	case cn == nil:
 		s.violate("nil-conn", "%s: a claim was handed a nil connection", inst.name)
@@ -122,14 +149,7 @@ func (cl *claim) onDone(hd any, err error) {
 	case inst.closing:
 		s.violate("served-after-close", "%s: claim that arrived at %v served at %v, after the pool's Close began",
 			inst.name, time.Duration(cl.arrival), time.Duration(s.now))
-	case cl.arrival < inst.lastServed && !c.spec.AcquireHook:
-		// With an acquire hook, a claim is handed a connection in order
-		// but answered when its hook returns, after later claims that
-		// took other connections: the order of hand-offs is not seen here.
-		s.violate("fifo", "%s: claim that arrived at %v served after one that arrived at %v",
-			inst.name, time.Duration(cl.arrival), time.Duration(inst.lastServed))
 	}
-	inst.lastServed = cl.arrival
 	cl.h, cl.cn = h, cn
 	cn.held = cl
 	wait := s.now - cl.arrival

@@ -91,6 +91,9 @@ type conn struct {
 	inst  *poolInst
 	state connState
 	held  *claim // the claim holding it, or nil
+	// hooked is the claim handed it whose check on claim or acquire
+	// hook has not returned yet, or nil.
+	hooked *claim
 }
 
 // alive reports whether the connection still works for its user.
@@ -301,8 +304,13 @@ func (c *connector) Close(cn *conn) error {
 				s.violate("claim-cut", "%s: connection %d to %s closed while the claim that arrived at %v held it",
 					c.inst.name, cn.id, cn.b.name, time.Duration(cl.arrival))
 			}
+		} else if cn.hooked != nil && cn.inst.forcing {
+			// A forced Close took it from a claim in its hook: the
+			// claimer never gets it (its claim fails as closed).
+			cn.inst.cut++
 		}
 	}
+	cn.hooked = nil
 	if cn.inc == cn.b.inc && cn.b.up {
 		cn.b.server--
 	}

@@ -30,7 +30,12 @@ var (
 	// ClaimAsync returns or later from the event that serves or fails the
 	// claim, with a *pool.Handle[C] or an error; it must not call the pool.
 	// timeout replaces Policy.ClaimTimeout when positive. ctx may be nil.
-	ClaimAsync func(p any, ctx context.Context, timeout time.Duration, done func(h any, err error))
+	// handed, when not nil, is called with the loop held each time the
+	// claim is handed a connection (its *pool.Handle[C]), before its check
+	// on claim or acquire hook runs (a claim whose hook failed is handed
+	// another): it is where the order of hand-offs shows; done may follow
+	// much later.
+	ClaimAsync func(p any, ctx context.Context, timeout time.Duration, handed func(h any), done func(h any, err error))
 
 	// CloseAsync is Close for a caller that must not block: it must be
 	// called without the loop held, and runs the first half of Close at
