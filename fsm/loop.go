@@ -141,7 +141,8 @@ type Loop struct {
 	seq  uint64
 
 	wake   *clock.Timer
-	wakeAt time.Time // deadline the wake timer is armed for; zero when disarmed
+	wakeAt int64 // deadline the wake timer is armed for, when armed
+	armed  bool
 	rearm  bool
 	halted bool
 
@@ -152,8 +153,8 @@ type Loop struct {
 	spawner  func(a Action, job func() func())
 	logs     []logRecord // written during the event, emitted by Leave
 	mono     bool        // the real clock, read as root plus monotonic time
-	root     time.Time
-	deferred []func() // follow-up work, run at the end of the event
+	root     time.Time   // the loop's start: timers keep deadlines as offsets from it
+	deferred []func()    // follow-up work, run at the end of the event
 	// stamp is the time of the current event's transition records, read
 	// once per event (stamped); both are cleared when the event ends.
 	stamp   time.Time
@@ -175,6 +176,8 @@ func NewLoop(cfg Config) *Loop {
 		// read, and immune to the wall clock being set.
 		l.root = time.Now()
 		l.mono = true
+	} else {
+		l.root = l.clk.Now()
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
@@ -239,6 +242,21 @@ func (l *Loop) Now() time.Time {
 		return l.root.Add(time.Since(l.root))
 	}
 	return l.clk.Now()
+}
+
+// Nanos reads the loop's clock as nanoseconds from the loop's root time
+// (its start): a stamp that takes 8 bytes where a time.Time takes 24.
+// [Loop.Time] turns it back into a time.
+func (l *Loop) Nanos() int64 { return l.nanos() }
+
+// Time returns the time of a stamp made by [Loop.Nanos].
+func (l *Loop) Time(n int64) time.Time { return l.root.Add(time.Duration(n)) }
+
+func (l *Loop) nanos() int64 {
+	if l.mono {
+		return int64(time.Since(l.root))
+	}
+	return int64(l.clk.Now().Sub(l.root))
 }
 
 // eventTime is the time of the current event's transition records: the
@@ -423,5 +441,5 @@ func (l *Loop) Halt() {
 	if l.wake != nil {
 		l.wake.Stop()
 	}
-	l.wakeAt = time.Time{}
+	l.armed = false
 }

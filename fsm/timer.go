@@ -6,46 +6,66 @@ import (
 )
 
 // Timer is a deadline in the loop's heap. Embed one in the thing it belongs
-// to and set its callback once with [Timer.Init]; scheduling and cancelling
-// then allocate nothing. Timers with equal deadlines fire in the order they
-// were scheduled.
+// to and set what it runs once, with [Timer.Init] or [Timer.InitDue];
+// scheduling and cancelling then allocate nothing. Timers with equal
+// deadlines fire in the order they were scheduled.
 type Timer struct {
-	when time.Time
+	when int64 // the deadline, in nanoseconds from the loop's root time
 	seq  uint64
-	idx  int // position in the heap, or -1
-	fire func()
+	idx  int32 // position in the heap, or -1
+	due  Due
 }
 
+// Due is what a timer runs when it fires, with the loop held. A thing that
+// owns a timer can implement it itself, so that the timer needs no
+// closure.
+type Due interface{ Due() }
+
+// DueFunc adapts a function to [Due].
+type DueFunc func()
+
+// Due calls f().
+func (f DueFunc) Due() { f() }
+
 // Init sets the callback run, with the loop held, when the timer fires.
-func (t *Timer) Init(fire func()) {
-	t.fire = fire
+func (t *Timer) Init(fire func()) { t.InitDue(DueFunc(fire)) }
+
+// InitDue sets what runs, with the loop held, when the timer fires.
+func (t *Timer) InitDue(d Due) {
+	t.due = d
 	t.idx = -1
 }
 
 // Pending reports whether the timer is scheduled.
 func (t *Timer) Pending() bool { return t.idx >= 0 }
 
-// When is the deadline of a pending timer.
-func (t *Timer) When() time.Time { return t.when }
+// When is the deadline of a pending timer on l's clock.
+func (t *Timer) When(l *Loop) time.Time { return l.root.Add(time.Duration(t.when)) }
 
 // After schedules t to fire d from now on the loop's clock, replacing any
 // earlier schedule of t.
-func (l *Loop) After(t *Timer, d time.Duration) { l.At(t, l.Now().Add(d)) }
+func (l *Loop) After(t *Timer, d time.Duration) { l.at(t, l.nanos()+int64(d)) }
 
 // At schedules t to fire at when, replacing any earlier schedule of t.
-func (l *Loop) At(t *Timer, when time.Time) {
-	if t.fire == nil {
+func (l *Loop) At(t *Timer, when time.Time) { l.at(t, int64(when.Sub(l.root))) }
+
+// AtNanos schedules t to fire at when, a stamp of [Loop.Nanos], replacing
+// any earlier schedule of t.
+func (l *Loop) AtNanos(t *Timer, when int64) { l.at(t, when) }
+
+func (l *Loop) at(t *Timer, when int64) {
+	if t.due == nil {
 		panic("fsm: timer scheduled before Init")
 	}
 	l.seq++
 	t.when, t.seq = when, l.seq
 	h := (*timerHeap)(&l.heap)
 	if t.idx >= 0 {
-		heap.Fix(h, t.idx)
+		heap.Fix(h, int(t.idx))
 	} else {
 		heap.Push(h, t)
 	}
-	if l.wakeAt.IsZero() || when.Before(l.wakeAt) {
+	if !l.armed || when < l.wakeAt {
 		l.rearm = true
 	}
 }
@@ -53,7 +73,7 @@ func (l *Loop) At(t *Timer, when time.Time) {
 // Cancel unschedules t; it is a no-op for a timer that is not pending.
 func (l *Loop) Cancel(t *Timer) {
 	if t.idx >= 0 {
-		heap.Remove((*timerHeap)(&l.heap), t.idx)
+		heap.Remove((*timerHeap)(&l.heap), int(t.idx))
 	}
 }
 
@@ -63,20 +83,21 @@ func (l *Loop) NextDeadline() (time.Time, bool) {
 	if len(l.heap) == 0 {
 		return time.Time{}, false
 	}
-	return l.heap[0].when, true
+	return l.root.Add(time.Duration(l.heap[0].when)), true
 }
 
 // RunDue fires, in (deadline, sequence) order, every timer whose deadline is
 // not after the clock's now, including timers that firing schedules for now.
 // It returns how many fired.
 func (l *Loop) RunDue() int {
-	now := l.Now()
+	now := l.nanos()
+	stamp := l.root.Add(time.Duration(now))
 	n := 0
-	for len(l.heap) > 0 && !l.heap[0].when.After(now) {
+	for len(l.heap) > 0 && l.heap[0].when <= now {
 		t := heap.Pop((*timerHeap)(&l.heap)).(*Timer)
 		n++
-		l.stamp, l.stamped = now, true // read above: the event needs no other
-		t.fire()
+		l.stamp, l.stamped = stamp, true // read above: the event needs no other
+		t.due.Due()
 		if len(l.deferred) > 0 {
 			l.runDeferred()
 		}
@@ -96,25 +117,25 @@ func (l *Loop) arm() {
 		return
 	}
 	if len(l.heap) == 0 {
-		if l.wake != nil && !l.wakeAt.IsZero() {
+		if l.wake != nil && l.armed {
 			l.wake.Stop()
 		}
-		l.wakeAt = time.Time{}
+		l.armed = false
 		return
 	}
 	next := l.heap[0].when
-	if next.Equal(l.wakeAt) {
+	if l.armed && next == l.wakeAt {
 		return
 	}
-	d := next.Sub(l.Now())
+	d := time.Duration(next - l.nanos())
 	if d <= 0 {
 		// Already due. A mock clock would never fire a timer set in its
 		// past, so run the due timers from a goroutine of our own.
-		l.wakeAt = time.Time{}
+		l.armed = false
 		go l.onWake()
 		return
 	}
-	l.wakeAt = next
+	l.wakeAt, l.armed = next, true
 	if l.wake == nil {
 		l.wake = l.clk.AfterFunc(d, l.onWake)
 		return
@@ -125,7 +146,7 @@ func (l *Loop) arm() {
 func (l *Loop) onWake() {
 	l.Enter()
 	defer l.Leave()
-	l.wakeAt = time.Time{}
+	l.armed = false
 	if !l.halted {
 		l.RunDue()
 	}
@@ -135,19 +156,19 @@ type timerHeap []*Timer
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	if !h[i].when.Equal(h[j].when) {
-		return h[i].when.Before(h[j].when)
+	if h[i].when != h[j].when {
+		return h[i].when < h[j].when
 	}
 	return h[i].seq < h[j].seq
 }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].idx = i
-	h[j].idx = j
+	h[i].idx = int32(i)
+	h[j].idx = int32(j)
 }
 func (h *timerHeap) Push(x any) {
 	t := x.(*Timer)
-	t.idx = len(*h)
+	t.idx = int32(len(*h))
 	*h = append(*h, t)
 }
 func (h *timerHeap) Pop() any {

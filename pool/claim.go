@@ -32,7 +32,7 @@ func (h *Handle[C]) Conn() C {
 }
 
 // Backend returns the backend the connection goes to.
-func (h *Handle[C]) Backend() backend.Backend { return h.sl.b }
+func (h *Handle[C]) Backend() backend.Backend { return *h.sl.b }
 
 // pool returns the handle's pool, and panics with a clear message for a
 // nil or zero handle (the result of a failed Claim, say).
@@ -40,7 +40,7 @@ func (h *Handle[C]) pool(op string) *Pool[C] {
 	if h == nil || h.sl == nil {
 		panic("pool: " + op + " of a nil Handle: Claim returned an error")
 	}
-	return h.sl.p
+	return h.sl.set.p
 }
 
 // Release gives the connection back to the pool: the recycle hook runs
@@ -54,7 +54,7 @@ func (h *Handle[C]) Release() {
 	ok, held := p.release(h)
 	p.loop.Leave()
 	if ok && p.tr.release != nil {
-		p.traceRelease(h.sl.b, held, false, nil)
+		p.traceRelease(*h.sl.b, held, false, nil)
 	}
 }
 
@@ -75,11 +75,7 @@ func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
 	}
 	sl.fire(slot.Return)
 	p.unclaim(sl)
-	var now time.Time
-	if !sl.expireAt.IsZero() || p.pol.MaxConnIdleTime > 0 || p.checkIdle > 0 {
-		now = p.now()
-	}
-	p.idleSlot(sl, now)
+	p.idleSlot(sl)
 	return true, held
 }
 
@@ -100,7 +96,7 @@ func (h *Handle[C]) Discard(err error) {
 	p.discard(sl, err)
 	p.loop.Leave()
 	if p.tr.release != nil {
-		p.traceRelease(h.sl.b, held, true, err)
+		p.traceRelease(*h.sl.b, held, true, err)
 	}
 }
 
@@ -124,7 +120,7 @@ func (p *Pool[C]) heldFor(sl *pslot[C]) time.Duration {
 	if p.tr.release == nil {
 		return 0
 	}
-	return p.now().Sub(sl.claimedAt)
+	return time.Duration(p.loop.Nanos() - sl.claimed)
 }
 
 // discard closes a claimed slot's connection and charges its backend.
@@ -151,9 +147,10 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	sl.set.st.claims++
 	p.nclaimed++
 	p.st.claims++
-	sl.claimSeq = p.cclock.start()
 	if p.tr.release != nil {
-		sl.claimedAt = p.now()
+		sl.claimed = p.loop.Nanos()
+	} else {
+		sl.claimed = int64(p.cclock.start())
 	}
 	sl.checkDue = false
 	if len(p.handles) == 0 {
@@ -507,7 +504,7 @@ func (p *Pool[C]) takeIdle() *Handle[C] {
 		return nil
 	}
 	h := p.claimSlot(sl)
-	if p.checkIdle > 0 && !sl.idleSince.IsZero() && p.now().Sub(sl.idleSince) > p.checkIdle {
+	if p.checkIdle > 0 && p.loop.Nanos()-sl.idleSince > int64(p.checkIdle) {
 		// Idle too long to hand out unchecked. (A slot handed to a
 		// waiter has just become idle: it is never due.)
 		sl.checkDue = true
@@ -540,7 +537,7 @@ func (p *Pool[C]) giveback(h *Handle[C]) {
 	p.handBack(h)
 	sl.fire(slot.Giveback)
 	p.unclaim(sl)
-	p.idleSlot(sl, time.Time{})
+	p.idleSlot(sl)
 }
 
 // handBack ends a claim that its claimer never saw: the handle is

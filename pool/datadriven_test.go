@@ -758,8 +758,8 @@ func (h *ddHarness) flush(out *strings.Builder) {
 		}
 		out.WriteString(l.text)
 		if l.fails != "" && !slices.ContainsFunc(h.lines[i+1:], func(x ddLine) bool { return strings.HasPrefix(x.text, "slot "+l.fails+":") }) {
-			if sl := h.slot(l.fails); sl != nil && sl.State() == slot.Failed && sl.io.Pending() {
-				fmt.Fprintf(out, " (backoff %v)", sl.io.When().Sub(l.at))
+			if sl := h.slot(l.fails); sl != nil && sl.State() == slot.Failed && sl.t.Pending() {
+				fmt.Fprintf(out, " (backoff %v)", sl.t.When(h.p.loop).Sub(l.at))
 			}
 		}
 		out.WriteString("\n")
@@ -836,7 +836,7 @@ func (h *ddHarness) timers(out *strings.Builder) {
 	var ts []pending
 	add := func(t *fsm.Timer, what string) {
 		if t.Pending() {
-			ts = append(ts, pending{t.When(), what})
+			ts = append(ts, pending{t.When(h.p.loop), what})
 		}
 	}
 	p := h.p
@@ -846,9 +846,14 @@ func (h *ddHarness) timers(out *strings.Builder) {
 	for _, s := range p.order {
 		for _, sl := range s.slots {
 			what := map[slot.State]string{slot.Failed: "backoff", slot.Connecting: "connect timeout",
-				slot.Checking: "check timeout", slot.Recycling: "recycle timeout"}[sl.State()]
-			add(&sl.io, sl.ID()+" "+what)
-			add(&sl.health, sl.ID()+" health check")
+				slot.Checking: "check timeout", slot.Recycling: "recycle timeout",
+				slot.Connected: "health check", slot.Claimed: "health check"}[sl.State()]
+			if sl.State() == slot.Connected && sl.expireAt != 0 && sl.t.When(p.loop).Equal(p.loop.Time(sl.expireAt)) {
+				what = "lifetime end"
+			}
+			if what != "" {
+				add(&sl.t, sl.ID()+" "+what)
+			}
 		}
 	}
 	for w := p.waiters.head; w != nil; w = w.next {

@@ -364,7 +364,7 @@ func (p *Pool[C]) checkInvariants() error {
 		}
 		live, cl, retiring := 0, 0, 0
 		for i, sl := range s.slots {
-			if sl.pos != i || sl.set != s {
+			if int(sl.pos) != i || sl.set != s {
 				return fmt.Errorf("slot %s misplaced", sl.ID())
 			}
 			if sl.State() == slot.Stopped {
@@ -384,7 +384,7 @@ func (p *Pool[C]) checkInvariants() error {
 			}
 		}
 		for i, sl := range s.idle {
-			if sl.idlePos != i || sl.State() != slot.Connected {
+			if int(sl.idlePos) != i || sl.State() != slot.Connected {
 				return fmt.Errorf("idle stack of %s holds %s in %s", s.b.Name, sl.ID(), sl.State())
 			}
 		}

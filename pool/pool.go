@@ -30,6 +30,7 @@ type Pool[C any] struct {
 	validate  func(context.Context, C) error // nil without a Validator
 	recycle   func(context.Context, C) error // OnRecycle, else Validate with CheckOnRelease, else nil
 	checkIdle time.Duration                  // with a Validator: check on claim after this idle time; 0: never
+	stampIdle bool                           // idle slots are stamped: an idle limit or a check on claim needs it
 	onAcquire func(context.Context, C) error // nil without an AcquireHook
 	pol       Policy
 	log       *slog.Logger
@@ -132,6 +133,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	if h, ok := c.(backend.AcquireHook[C]); ok {
 		pl.onAcquire = h.OnAcquire
 	}
+	pl.stampIdle = pl.checkIdle > 0 || p.MaxConnIdleTime > 0
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
 	pl.afterEventFn = pl.afterEvent
 	_, pl.leastClaimed = p.Picker.(LeastClaimed)
@@ -282,8 +284,11 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 		if s.b.Addr != b.Addr {
 			// The same backend at a new address: its slots reconnect
 			// there, the idle ones now, the others when they come back
-			// (idleSlot).
-			s.b.Addr = b.Addr
+			// (idleSlot, which sees that their backend is not their
+			// set's any more).
+			nb := *s.b
+			nb.Addr = b.Addr
+			s.b = &nb
 			for _, sl := range slices.Clone(s.idle) {
 				p.expire(sl)
 			}
@@ -622,6 +627,12 @@ func (p *Pool[C]) beginClose() {
 	for _, s := range slices.Clone(p.order) {
 		s.Remove(p.loop)
 		for _, sl := range slices.Clone(s.slots) {
+			if sl.cancel != nil {
+				// Its connect or check ends now (the contexts of the
+				// slots' I/O are not children of the pool's, so that
+				// they leave nothing behind when they end).
+				sl.cancel()
+			}
 			p.retire(sl)
 		}
 		p.maybeDrained(s)

@@ -18,18 +18,18 @@ import (
 // set is one backend's slot set.
 type set[C any] struct {
 	p           *Pool[C]
-	b           backend.Backend
-	slotset.Set             // the machine, live connections, failures, drain
-	rng         fsm.Stream  // its place in the preference order
-	slots       []*pslot[C] // not stopped
-	idle        []*pslot[C] // connected, LIFO
+	b           *backend.Backend // replaced, not changed, when its address changes
+	slotset.Set                  // the machine, live connections, failures, drain
+	rng         fsm.Stream       // its place in the preference order
+	slots       []*pslot[C]      // not stopped
+	idle        []*pslot[C]      // connected, LIFO
 	nextID      int
 	st          setCounters
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	id := p.idPrefix + string(b.Name)
-	s := &set[C]{Set: slotset.New(id), p: p, b: b}
+	s := &set[C]{Set: slotset.New(id), p: p, b: &b}
 	s.rng.Init(p.loop, "set", s.ID())
 	return s
 }
@@ -37,37 +37,55 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 // wantedNow is the number of slots that will remain: those not retiring.
 func (s *set[C]) wantedNow() int { return len(s.slots) - s.Retiring }
 
-// pslot is one slot: a commitment to hold one connection.
+// pslot is one slot: a commitment to hold one connection. It is kept
+// small (the pool may hold a million): times are stamps of the loop's
+// clock (fsm.Loop.Nanos), and one timer serves every deadline the slot
+// has.
 type pslot[C any] struct {
-	p         *Pool[C]
 	set       *set[C]
-	slot.Slot // the machine, failures, I/O generation, pending, retiring
-	b         backend.Backend
-	rng       fsm.Stream // backoff, health-check and lifetime jitter
+	slot.Slot                  // the machine, failures, I/O generation, pending, retiring
+	b         *backend.Backend // its backend as when it last connected: where its connection goes
+	rng       fsm.Stream       // backoff, health-check and lifetime jitter
 	conn      C
 	cur       *Handle[C] // the claim holding the slot, or nil
-	io        fsm.Timer  // deadline of the I/O in flight, or the backoff
-	health    fsm.Timer  // next health check
-	cancel    context.CancelFunc
-	pos       int       // index in set.slots
-	idlePos   int       // index in set.idle, or -1
-	expireAt  time.Time // lifetime end, zero without a limit
-	idleSince time.Time
-	claimedAt time.Time // when claimed, with a release tracer only
-	claimSeq  uint64    // the claim's number (claimClock)
-	checkDue  bool      // the claim checks the connection before the claimer gets it
+	// t is the deadline of the I/O in flight or the end of the backoff;
+	// while the slot holds a connection and no I/O, its next health
+	// check, or the end of its lifetime if that comes first.
+	t         fsm.Timer
+	cancel    context.CancelFunc // of its I/O in flight
+	pos       int32              // index in set.slots
+	idlePos   int32              // index in set.idle, or -1
+	expired   bool               // its lifetime ended while it was claimed: expire on release
+	checkDue  bool               // the claim checks the connection before the claimer gets it
+	expireAt  int64              // end of its connection's lifetime (stamp); 0 without a limit
+	idleSince int64              // when it last became idle (stamp), with an idle limit or a check on claim
+	// claimed is the claim's number (claimClock), or, with a release
+	// tracer, when it was claimed (stamp).
+	claimed int64
 }
 
-func (sl *pslot[C]) fire(ev slot.Event) bool { return sl.Fire(sl.p.loop, ev) }
+func (sl *pslot[C]) fire(ev slot.Event) bool { return sl.Fire(sl.set.p.loop, ev) }
+
+// Due runs when the slot's timer fires: what the deadline stood for
+// depends on the slot's state.
+func (sl *pslot[C]) Due() {
+	p := sl.set.p
+	switch sl.State() {
+	case slot.Connected, slot.Claimed:
+		p.healthDue(sl)
+	case slot.Connecting, slot.Failed, slot.Checking, slot.Recycling:
+		p.ioDue(sl)
+	}
+	// Waiting, stopped: a deadline left from before; nothing is due.
+}
 
 // startSlot adds a slot to s and starts connecting.
 func (p *Pool[C]) startSlot(s *set[C]) {
 	id := fmt.Sprintf("%s/%d", s.ID(), s.nextID)
-	sl := &pslot[C]{Slot: slot.New(id), p: p, set: s, b: s.b, pos: len(s.slots), idlePos: -1}
+	sl := &pslot[C]{Slot: slot.New(id), set: s, b: s.b, pos: int32(len(s.slots)), idlePos: -1}
 	s.nextID++
 	sl.rng.Init(p.loop, "slot", sl.ID())
-	sl.io.Init(func() { p.ioDue(sl) })
-	sl.health.Init(func() { p.healthDue(sl) })
+	sl.t.InitDue(sl)
 	s.slots = append(s.slots, sl)
 	p.nslots++
 	sl.Created(p.loop)
@@ -113,20 +131,28 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 // connect starts the connect (and first check) of a slot in connecting.
 func (p *Pool[C]) connect(sl *pslot[C]) {
 	gen := sl.StartIO()
-	ctx, cancel := context.WithCancel(p.ioCtx)
+	ctx, cancel := p.ioContext()
 	sl.cancel = cancel
-	p.loop.After(&sl.io, p.pol.ConnectTimeout)
+	p.loop.After(&sl.t, p.pol.ConnectTimeout)
 	sl.b = sl.set.b // its backend's address now
 	b := sl.b
 	sl.set.st.connects++
 	p.st.connects++
 	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.ID(), Ctx: ctx}, func() func() {
-		c, err := p.openConn(ctx, b)
+		c, err := p.openConn(ctx, *b)
 		return func() {
 			cancel()
 			p.connectDone(sl, gen, c, err)
 		}
 	})
+}
+
+// ioContext returns the context of one I/O of a slot (a connect, a check,
+// a recycle hook). It is not a child of the pool's context: a child stays
+// in its parent's map of children, which never shrinks, and would cost
+// every slot bytes for good. Close cancels the I/O in flight itself.
+func (p *Pool[C]) ioContext() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
 
 // errNilConn is the error of a connector that returned neither a
@@ -233,14 +259,14 @@ func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	} else {
 		sl.Closing()
 	}
-	b := sl.b
+	b := *sl.b
 	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.ID()}, func() func() {
 		p.closeConn(b, c, cause)
 		return func() { p.pendingDone(sl) }
 	})
 }
 
-func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
+func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	if !sl.Current(gen) {
 		// Stale: the connect timed out or the slot stopped meanwhile.
 		if err == nil {
@@ -250,7 +276,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 		return
 	}
 	sl.cancel = nil
-	p.loop.Cancel(&sl.io)
+	p.loop.Cancel(&sl.t)
 	if err != nil {
 		if errors.Is(err, context.Canceled) && p.ioCtx.Err() != nil {
 			err = ErrClosed
@@ -263,48 +289,57 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint64, c C, err error) {
 	s := sl.set
 	first := s.Connected(p.loop)
 	sl.Succeeded()
-	now := p.now()
+	now := p.loop.Nanos()
+	p.cclock.mark(p.loop.Time(now))
+	sl.expired = false
 	if p.pol.MaxConnLifetime > 0 {
-		jitter := time.Duration(sl.rng.Int64N(int64(p.pol.MaxConnLifetime)/10 + 1))
-		sl.expireAt = now.Add(p.pol.MaxConnLifetime - jitter)
+		jitter := sl.rng.Int64N(int64(p.pol.MaxConnLifetime)/10 + 1)
+		sl.expireAt = now + int64(p.pol.MaxConnLifetime) - jitter
 	}
-	p.scheduleHealth(sl)
+	p.scheduleHealth(sl, now)
 	up := first
 	if up {
 		p.setUp(s)
 	}
-	p.idleSlot(sl, now)
+	p.idleSlot(sl)
 	if up {
 		p.follow(followRebalance)
 	}
 }
 
-func (p *Pool[C]) scheduleHealth(sl *pslot[C]) {
-	d := p.pol.HealthInterval
+// scheduleHealth points the slot's timer, now (a stamp), at its next
+// health check, or at the end of its connection's lifetime if that comes
+// first.
+func (p *Pool[C]) scheduleHealth(sl *pslot[C], now int64) {
+	d := int64(p.pol.HealthInterval)
 	// Up to 10% earlier, so the checks of slots opened together spread out.
-	d -= time.Duration(sl.rng.Int64N(int64(d)/10 + 1))
-	p.loop.After(&sl.health, d)
+	next := now + d - sl.rng.Int64N(d/10+1)
+	if sl.expireAt != 0 && sl.expireAt > now && sl.expireAt < next {
+		next = sl.expireAt
+	}
+	p.loop.AtNanos(&sl.t, next)
 }
 
 // idleSlot runs when a slot becomes connected: it stops, expires, serves
 // the head waiter, or waits idle.
-func (p *Pool[C]) idleSlot(sl *pslot[C], now time.Time) {
+func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	switch {
 	case sl.State() != slot.Connected:
 		return
 	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 		return
-	case !sl.expireAt.IsZero() && !now.IsZero() && !now.Before(sl.expireAt),
-		sl.b.Addr != sl.set.b.Addr: // its backend moved: reconnect there
+	case sl.expired, sl.b != sl.set.b: // its lifetime ended, or its backend moved: reconnect there
 		p.expire(sl)
 		return
 	}
 	if p.serve(sl) {
 		return
 	}
-	sl.idleSince = now
-	sl.idlePos = len(sl.set.idle)
+	if p.stampIdle {
+		sl.idleSince = p.loop.Nanos()
+	}
+	sl.idlePos = int32(len(sl.set.idle))
 	sl.set.idle = append(sl.set.idle, sl)
 }
 
@@ -324,6 +359,7 @@ func (p *Pool[C]) unidle(sl *pslot[C]) {
 // expire closes an idle slot's connection and connects again.
 func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.unidle(sl)
+	sl.expired = false
 	c := sl.conn
 	var zero C
 	sl.conn = zero
@@ -359,7 +395,7 @@ func (p *Pool[C]) probeDeadIfNoneOnline() {
 		}
 		for _, sl := range s.slots {
 			if sl.State() == slot.Failed && !sl.Retiring() {
-				p.loop.At(&sl.io, now)
+				p.loop.At(&sl.t, now)
 			}
 		}
 	}
@@ -416,8 +452,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 	default:
-		p.loop.Cancel(&sl.health)
-		p.loop.After(&sl.io, p.backoff(sl.Failures(), sl.rng.Rand()))
+		p.loop.After(&sl.t, p.backoff(sl.Failures(), sl.rng.Rand()))
 	}
 }
 
@@ -459,23 +494,24 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 	p.fail(sl, ev, fmt.Errorf("%s %s: timed out after %v", what, sl.b.Name, p.pol.HealthTimeout), false)
 }
 
-// healthDue runs every health interval for each slot: an idle slot is
-// checked (or expired); a busy one is looked at again next interval.
+// healthDue runs every health interval for each slot holding a
+// connection, and when its lifetime ends: an idle slot is checked (or
+// expired); a claimed one is looked at again next interval, and expires
+// on release once its lifetime ended.
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
-	now := p.now()
-	p.cclock.mark(now) // the timer of a claimed slot times the claims too
-	if sl.State() != slot.Connected {
-		if sl.State().HasConn() {
-			p.scheduleHealth(sl)
-		}
+	now := p.loop.Nanos()
+	p.cclock.mark(p.loop.Time(now)) // the timer of a claimed slot times the claims too
+	ended := sl.expireAt != 0 && now >= sl.expireAt
+	if sl.State() == slot.Claimed {
+		sl.expired = sl.expired || ended
+		p.scheduleHealth(sl, now)
 		return
 	}
-	if (!sl.expireAt.IsZero() && !now.Before(sl.expireAt)) ||
-		(p.pol.MaxConnIdleTime > 0 && now.Sub(sl.idleSince) >= p.pol.MaxConnIdleTime) {
+	if ended || (p.pol.MaxConnIdleTime > 0 && now-sl.idleSince >= int64(p.pol.MaxConnIdleTime)) {
 		p.expire(sl)
 		return
 	}
-	p.scheduleHealth(sl)
+	p.scheduleHealth(sl, now)
 	if p.validate == nil {
 		return
 	}
@@ -489,11 +525,11 @@ func (p *Pool[C]) healthDue(sl *pslot[C]) {
 // loop, bounded by HealthTimeout on the loop's clock.
 func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) error, ok, bad slot.Event) {
 	gen := sl.StartIO()
-	ctx, cancel := context.WithCancel(p.ioCtx)
+	ctx, cancel := p.ioContext()
 	sl.cancel = cancel
-	p.loop.After(&sl.io, p.pol.HealthTimeout)
+	p.loop.After(&sl.t, p.pol.HealthTimeout)
 	c := sl.conn
-	j := &hookJob[C]{c: c, b: sl.b, id: sl.ID(), pos: len(p.hooking)}
+	j := &hookJob[C]{c: c, b: *sl.b, id: sl.ID(), pos: len(p.hooking)}
 	p.hooking = append(p.hooking, j)
 	kind := fsm.Check
 	if ok == slot.RecycleOK {
@@ -514,7 +550,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 				return
 			}
 			sl.cancel = nil
-			p.loop.Cancel(&sl.io)
+			p.loop.Cancel(&sl.t)
 			if err != nil {
 				p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.b.Name, err))
 				return
@@ -522,7 +558,8 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 			sl.Succeeded()
 			sl.set.Checked()
 			if sl.fire(ok) {
-				p.idleSlot(sl, p.now())
+				p.scheduleHealth(sl, p.loop.Nanos())
+				p.idleSlot(sl)
 			}
 		}
 	})
@@ -595,8 +632,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	}
 	p.unidle(sl)
 	p.abandon(sl)
-	p.loop.Cancel(&sl.io)
-	p.loop.Cancel(&sl.health)
+	p.loop.Cancel(&sl.t)
 	sl.fire(slot.Stop)
 	// What the slot still has pending now counts against its backend.
 	n := sl.TakePending()

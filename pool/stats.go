@@ -191,7 +191,7 @@ func (p *Pool[C]) stats() Stats {
 	}
 	now := p.now()
 	st.At = now
-	var oldest uint64 // the oldest claim held, by number
+	oldest := int64(-1) // the oldest claim held: its number, or with a release tracer its stamp
 	for _, s := range p.order {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
@@ -199,14 +199,18 @@ func (p *Pool[C]) stats() Stats {
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.State())
 			st.Slots.add(sl.State())
-			if sl.State() == slot.Claimed && (oldest == 0 || sl.claimSeq < oldest) {
-				oldest = sl.claimSeq
+			if sl.State() == slot.Claimed && (oldest < 0 || sl.claimed < oldest) {
+				oldest = sl.claimed
 			}
 		}
 		st.Backends = append(st.Backends, bs)
 	}
-	if oldest > 0 {
-		st.OldestClaim = p.cclock.heldAtLeast(oldest, now)
+	switch {
+	case oldest < 0:
+	case p.tr.release != nil: // claims are stamped for the tracer: exact
+		st.OldestClaim = now.Sub(p.loop.Time(oldest))
+	default:
+		st.OldestClaim = p.cclock.heldAtLeast(uint64(oldest), now)
 	}
 	p.cclock.mark(now)
 	slices.SortFunc(st.Backends, func(a, b BackendStats) int {

@@ -18,10 +18,10 @@ import "github.com/qorbgo/qorb/fsm"
 type Slot struct {
 	id       string
 	state    fsm.State[State, Event]
-	failures int
+	failures int32
 	// gen is bumped for each I/O the slot starts and each one it gives up
 	// on: a completion whose generation is not the current one is stale.
-	gen uint64
+	gen uint32
 	// pending counts the slot's earlier connections still closing and its
 	// abandoned I/O still running. The slot opens no new connection until
 	// it is zero, so that it never stands for two connections at once.
@@ -29,7 +29,7 @@ type Slot struct {
 	// are data, not states: a slot in any state may have earlier
 	// connections closing; only a slot about to connect waits for them,
 	// and that is the declared state Waiting.
-	pending     int
+	pending     int32
 	connectWant bool
 	// stopWanted marks a claimed, recycling or checking slot to stop when
 	// it comes back idle. It is data, not a state, because the slot's
@@ -51,25 +51,25 @@ func (s *Slot) State() State { return s.state.Get() }
 func (s *Slot) Fire(l *fsm.Loop, ev Event) bool { return Kind.Fire(l, &s.state, s.id, ev) }
 
 // Failures is the number of consecutive failures: the backoff exponent.
-func (s *Slot) Failures() int { return s.failures }
+func (s *Slot) Failures() int { return int(s.failures) }
 
 // Failed counts a failure and returns the count in a row.
 func (s *Slot) Failed() int {
 	s.failures++
-	return s.failures
+	return int(s.failures)
 }
 
 // Succeeded forgets the failures in a row.
 func (s *Slot) Succeeded() { s.failures = 0 }
 
 // StartIO returns the generation of a new I/O.
-func (s *Slot) StartIO() uint64 {
+func (s *Slot) StartIO() uint32 {
 	s.gen++
 	return s.gen
 }
 
 // Current reports whether gen is the generation of the slot's current I/O.
-func (s *Slot) Current(gen uint64) bool { return s.gen == gen }
+func (s *Slot) Current(gen uint32) bool { return s.gen == gen }
 
 // Abandon makes the slot's current I/O stale. When one is in flight, it
 // stays pending against the slot until its completion runs.
@@ -110,7 +110,7 @@ func (s *Slot) PendingDone(l *fsm.Loop) (connect bool) {
 // TakePending returns what the slot still has pending and forgets it, for
 // a slot that stops: its set carries it from now on.
 func (s *Slot) TakePending() int {
-	n := s.pending
+	n := int(s.pending)
 	s.pending = 0
 	s.connectWant = false
 	return n
