@@ -136,14 +136,15 @@ func (p *Pool[C]) discard(sl *pslot[C], err error) {
 func (p *Pool[C]) unclaim(sl *pslot[C]) {
 	sl.set.Claimed--
 	p.nclaimed--
+	p.lcUpdate(sl.set)
 }
 
 // claimSlot hands an idle (or just connected) slot to a claimer and
 // returns the claim's handle.
 func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
-	p.unidle(sl)
 	sl.fire(slot.Claim)
 	sl.set.Claimed++
+	p.unidle(sl) // after the count: the set moves buckets once
 	sl.set.st.claims++
 	p.nclaimed++
 	p.st.claims++
@@ -168,7 +169,10 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 // pick chooses an idle slot through the Picker, or returns nil.
 func (p *Pool[C]) pick() *pslot[C] {
 	if p.leastClaimed {
-		return p.pickLeastClaimed()
+		if s := p.lcPick(); s != nil {
+			return s.idle[len(s.idle)-1]
+		}
+		return nil
 	}
 	p.cands = p.cands[:0]
 	p.candSets = p.candSets[:0]

@@ -76,6 +76,7 @@ type Pool[C any] struct {
 	onQuiet      func()        // closeAsync's: called once when the pool is quiet (ioDone)
 	st           counters
 	cclock       claimClock // times claims for Stats.OldestClaim
+	lc           lcIndex[C] // what LeastClaimed picks, when it is the picker
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -279,6 +280,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 			// A new backend enters the preference order at a random place.
 			i := s.rng.IntN(len(p.order) + 1)
 			p.order = slices.Insert(p.order, i, s)
+			p.lcRebuild()
 			continue
 		}
 		if s.b.Addr != b.Addr {
@@ -325,6 +327,7 @@ func (p *Pool[C]) forget(s *set[C]) {
 	}
 	if i := slices.Index(p.order, s); i >= 0 {
 		p.order = slices.Delete(p.order, i, i+1)
+		p.lcRebuild()
 	}
 }
 
@@ -339,6 +342,7 @@ func (p *Pool[C]) decohereTick() {
 		i := p.rng.IntN(n)
 		copy(p.order[i+1:], p.order[i:n-1])
 		p.order[i] = last
+		p.lcRebuild()
 	}
 	p.loop.After(&p.decohere, p.pol.DecoherenceInterval)
 }

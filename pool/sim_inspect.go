@@ -35,7 +35,11 @@ func init() {
 }
 
 func (p *Pool[C]) inspectLocked() simhook.Pool {
-	return simhook.Pool{State: int8(p.state.Get()), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
+	v := simhook.Pool{State: int8(p.state.Get()), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
+	if err := p.lcCheck(); err != nil {
+		v.IndexErr = err.Error()
+	}
+	return v
 }
 
 func (p *Pool[C]) inspectSetLocked(name backend.Name) (simhook.Set, bool) {

@@ -25,11 +25,13 @@ type set[C any] struct {
 	idle        []*pslot[C]      // connected, LIFO
 	nextID      int
 	st          setCounters
+	rank        int32 // its place in the preference order
+	lcIn        int32 // its bucket in the LeastClaimed index, or -1
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	id := p.idPrefix + string(b.Name)
-	s := &set[C]{Set: slotset.New(id), p: p, b: &b}
+	s := &set[C]{Set: slotset.New(id), p: p, b: &b, lcIn: -1}
 	s.rng.Init(p.loop, "set", s.ID())
 	return s
 }
@@ -341,6 +343,7 @@ func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	}
 	sl.idlePos = int32(len(sl.set.idle))
 	sl.set.idle = append(sl.set.idle, sl)
+	p.lcUpdate(sl.set)
 }
 
 func (p *Pool[C]) unidle(sl *pslot[C]) {
@@ -354,6 +357,7 @@ func (p *Pool[C]) unidle(sl *pslot[C]) {
 	idle[len(idle)-1] = nil
 	sl.set.idle = idle[:len(idle)-1]
 	sl.idlePos = -1
+	sl.set.p.lcUpdate(sl.set)
 }
 
 // expire closes an idle slot's connection and connects again.
@@ -629,6 +633,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	if wasClaimed {
 		sl.set.Claimed--
 		p.nclaimed--
+		p.lcUpdate(sl.set)
 	}
 	p.unidle(sl)
 	p.abandon(sl)

@@ -289,6 +289,8 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 		s.violate("slot-counts", "pool %s counts %d slots, %d claimed; its trace says %d, %d", inst.name, v.Slots, v.Claimed, inst.nslots, inst.nclaimed)
 	case v.Slots > inst.pol.MaxSlots:
 		s.violate("slot-cap", "pool %s has %d slots; MaxSlots is %d", inst.name, v.Slots, inst.pol.MaxSlots)
+	case v.IndexErr != "":
+		s.violate("picker-index", "pool %s: %s", inst.name, v.IndexErr)
 	}
 }
 

@@ -69,6 +69,9 @@ type Pool struct {
 	Claimed int  // claimed slots (the pool's own count)
 	Waiters int  // claimers in the queue
 	Sets    int  // slot sets, draining ones included
+	// IndexErr describes a disagreement between the pool's index of what
+	// its picker would pick and the sets themselves; "" when they agree.
+	IndexErr string
 }
 
 // Set is a read-only view of one backend's slot set: its recorded counters
