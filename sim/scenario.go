@@ -53,6 +53,8 @@ type Scenario struct {
 // DNSSpec is the simulated DNS service that every client's resolver asks.
 type DNSSpec struct {
 	// TTL of the records: how often resolvers ask again. Default 30s.
+	// The durations of DNSSpec are positive when written in a file: zero
+	// means the default only in a scenario built in Go.
 	TTL Duration `toml:"ttl,omitempty"`
 	// Latency of one answer. Default "1ms..3ms".
 	Latency Dist `toml:"latency,omitempty"`
@@ -233,9 +235,12 @@ var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, Fau
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
 // patterns (path.Match: "db-*"); an empty Clients means every client.
+// A fault ends within the run (its End, with the defaults, is at most
+// the scenario's Duration), but for a close, whose closes begin within
+// it and may be forced at the end.
 type Fault struct {
 	At       Duration `toml:"at,omitempty"`       // when the fault starts
-	For      Duration `toml:"for,omitempty"`      // how long it lasts; 0: to the end (or instant)
+	For      Duration `toml:"for,omitempty"`      // how long it lasts, at most to the end of the run; 0: to the end (or instant)
 	Kind     string   `toml:"kind,omitempty"`     // one of the Fault… constants
 	Backends []string `toml:"backends,omitempty"` // the backends it hits, names or globs
 	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load and close; empty: all
@@ -406,6 +411,19 @@ func (sc *Scenario) check() error {
 	if sc.Duration <= 0 {
 		bad("duration", "must be set and positive, such as \"10m\"")
 	}
+	// Zero durations of the DNS service mean "the default" in a scenario
+	// built in Go; written in a file, zero is a mistake (a TTL of 0s
+	// would have meant 30s).
+	for _, d := range []struct {
+		key string
+		v   Duration
+		def time.Duration
+	}{{"ttl", sc.DNS.TTL, defaultTTL}, {"timeout", sc.DNS.Timeout, defaultDNSTimeout},
+		{"retry_min", sc.DNS.RetryMin, defaultRetryMin}, {"retry_max", sc.DNS.RetryMax, defaultRetryMax}} {
+		if d.v == 0 && sc.pos.written("dns."+d.key) {
+			bad("dns."+d.key, "%v: want a positive duration (leave %s out for the default, %v)", d.v, d.key, d.def)
+		}
+	}
 	if len(sc.Backends) == 0 {
 		bad("backends", "at least one [[backends]] is needed")
 	}
@@ -471,6 +489,8 @@ func (sc *Scenario) check() error {
 		}
 		if f.At > sc.Duration {
 			bad(p+".at", "%v is after the end of the run (%v)", f.At, sc.Duration)
+		} else if field, msg := f.pastEnd(sc.Duration); field != "" {
+			bad(p+"."+field, "%s", msg)
 		}
 		finite(p+".factor", f.Factor)
 		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose
@@ -546,6 +566,54 @@ func (sc *Scenario) check() error {
 	return errors.Join(errs...)
 }
 
+// pastEnd says which field makes f last past the end of a run of the
+// given duration, and how, or returns "". A close fault ends when its
+// clients are back, which no field bounds: its closes must begin within
+// the run (its drain is a deadline, and a close still running at the end
+// is forced then).
+func (f Fault) pastEnd(end Duration) (field, msg string) {
+	type part struct {
+		key string
+		d   Duration
+		def bool // the default, not written
+	}
+	var parts []part
+	switch f.Kind {
+	case FaultReplace:
+		parts = []part{{"drain", f.Drain, false}}
+		if f.Drain == 0 {
+			parts[0] = part{"drain", Duration(defaultDrain), true}
+		}
+	case FaultRestart:
+		parts = []part{{"spread", f.Spread, false}, {"down", f.Down, false}}
+		if f.Down == 0 {
+			parts[1] = part{"down", Duration(defaultRestartDown), true}
+		}
+	case FaultClose:
+		parts = []part{{"spread", f.Spread, false}}
+	default:
+		parts = []part{{"for", f.For, false}}
+	}
+	at := f.At
+	var b strings.Builder
+	fmt.Fprintf(&b, "at %v", f.At)
+	for _, pt := range parts {
+		at += pt.d
+		fmt.Fprintf(&b, " + %s %v", pt.key, pt.d)
+		if pt.def {
+			b.WriteString(" (the default)")
+		}
+		if at > end {
+			msg := fmt.Sprintf("the fault lasts past the end of the run: %s ends at %v, after %v", b.String(), at, end)
+			if pt.key == "for" {
+				msg += "; without for, it lasts to the end"
+			}
+			return pt.key, msg
+		}
+	}
+	return "", ""
+}
+
 func containsStr(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -601,6 +669,16 @@ func (nopConnector) Connect(context.Context, backend.Backend) (struct{}, error) 
 }
 func (nopConnector) Close(struct{}) error { return nil }
 
+// Defaults of unset fields.
+const (
+	defaultTTL         = 30 * time.Second
+	defaultDNSTimeout  = 2 * time.Second
+	defaultRetryMin    = time.Second
+	defaultRetryMax    = 30 * time.Second
+	defaultDrain       = 30 * time.Second // replace and close faults
+	defaultRestartDown = time.Second
+)
+
 // withDefaults returns a copy of sc with the defaults of unset fields.
 func (sc *Scenario) withDefaults() *Scenario {
 	c := *sc
@@ -612,10 +690,10 @@ func (sc *Scenario) withDefaults() *Scenario {
 			*v = Duration(d)
 		}
 	}
-	setDur(&c.DNS.TTL, 30*time.Second)
-	setDur(&c.DNS.Timeout, 2*time.Second)
-	setDur(&c.DNS.RetryMin, time.Second)
-	setDur(&c.DNS.RetryMax, 30*time.Second)
+	setDur(&c.DNS.TTL, defaultTTL)
+	setDur(&c.DNS.Timeout, defaultDNSTimeout)
+	setDur(&c.DNS.RetryMin, defaultRetryMin)
+	setDur(&c.DNS.RetryMax, defaultRetryMax)
 	if c.DNS.Latency.IsZero() {
 		c.DNS.Latency = Uniform(time.Millisecond, 3*time.Millisecond)
 	}
@@ -633,10 +711,10 @@ func (sc *Scenario) withDefaults() *Scenario {
 	for i := range c.Faults {
 		f := &c.Faults[i]
 		if (f.Kind == FaultReplace || f.Kind == FaultClose) && f.Drain == 0 {
-			f.Drain = Duration(30 * time.Second)
+			f.Drain = Duration(defaultDrain)
 		}
 		if f.Kind == FaultRestart && f.Down == 0 {
-			f.Down = Duration(time.Second)
+			f.Down = Duration(defaultRestartDown)
 		}
 	}
 	c.Clients = slices.Clone(sc.Clients)

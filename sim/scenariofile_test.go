@@ -72,6 +72,67 @@ policy = { max_slots = 0x10, claim_timeout = "1s" }
 	}
 }
 
+func TestDNSZeroDurations(t *testing.T) {
+	for _, tc := range []struct{ add, want string }{
+		{"[dns]\nttl = \"0s\"\n", `s.toml:11: dns.ttl: 0s: want a positive duration (leave ttl out for the default, 30s)`},
+		{"[dns]\nttl = \"0\"\n", `s.toml:11: dns.ttl: 0s: want a positive duration`},
+		{"[dns]\nretry_min = \"0s\"\n", `s.toml:11: dns.retry_min: 0s: want a positive duration (leave retry_min out for the default, 1s)`},
+		{"[dns]\ntimeout = \"0s\"\n", `s.toml:11: dns.timeout: 0s: want a positive duration`},
+		{"[dns]\nretry_max = \"0s\"\n", `s.toml:11: dns.retry_max: 0s: want a positive duration`},
+	} {
+		_, err := Parse("s.toml", []byte(minimal+tc.add))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tc.add, err, tc.want)
+		}
+	}
+	sc, err := Parse("s.toml", []byte(minimal+"[dns]\nlatency = \"1ms\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := sc.withDefaults().DNS; d.TTL.D() != 30*time.Second || d.RetryMin.D() != time.Second {
+		t.Errorf("defaults: %+v", d)
+	}
+	// Built in Go, a zero TTL is the default.
+	sc.pos = nil
+	sc.DNS.TTL = 0
+	if err := sc.check(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFaultPastTheEnd(t *testing.T) {
+	for _, tc := range []struct{ add, want string }{
+		{"[[faults]]\nat = \"40s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\nfor = \"30s\"\n",
+			"s.toml:14: faults[0].for: the fault lasts past the end of the run: at 40s + for 30s ends at 1m10s, after 1m0s; without for, it lasts to the end"},
+		{"[[faults]]\nat = \"50s\"\nkind = \"dns_outage\"\nfor = \"11s\"\n", "s.toml:13: faults[0].for: the fault lasts past the end of the run"},
+		{"[[faults]]\nat = \"40s\"\nkind = \"replace\"\nbackends = [\"db-1\"]\nwith = [\"db-2\"]\n",
+			"s.toml:10: faults[0].drain: the fault lasts past the end of the run: at 40s + drain 30s (the default) ends at 1m10s, after 1m0s"},
+		{"[[faults]]\nat = \"50s\"\nkind = \"restart\"\nspread = \"20s\"\n",
+			"s.toml:13: faults[0].spread: the fault lasts past the end of the run: at 50s + spread 20s ends at 1m10s, after 1m0s"},
+		{"[[faults]]\nat = \"50s\"\nkind = \"restart\"\nspread = \"5s\"\ndown = \"6s\"\n",
+			"s.toml:14: faults[0].down: the fault lasts past the end of the run: at 50s + spread 5s + down 6s ends at 1m1s, after 1m0s"},
+		{"[[faults]]\nat = \"1m\"\nkind = \"restart\"\n", "s.toml:10: faults[0].down: the fault lasts past the end of the run: at 1m0s + spread 0s + down 1s (the default)"},
+		{"[[faults]]\nat = \"50s\"\nkind = \"close\"\nspread = \"20s\"\n", "s.toml:13: faults[0].spread: the fault lasts past the end of the run"},
+	} {
+		_, err := Parse("s.toml", []byte(minimal+tc.add))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tc.add, err, tc.want)
+		}
+	}
+	// Up to the end is fine, and so is a fault without for, or a close
+	// whose drain runs past the end (a close still running is forced then).
+	for _, add := range []string{
+		"[[faults]]\nat = \"40s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\nfor = \"20s\"\n",
+		"[[faults]]\nat = \"40s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\n",
+		"[[faults]]\nat = \"50s\"\nkind = \"restart\"\nspread = \"5s\"\ndown = \"5s\"\n",
+		"[[faults]]\nat = \"50s\"\nkind = \"close\"\nspread = \"10s\"\n",
+	} {
+		if _, err := Parse("s.toml", []byte(minimal+add)); err != nil {
+			t.Errorf("%q: %v", add, err)
+		}
+	}
+}
+
 // FuzzScenarioRoundTrip checks that every scenario that parses is
 // written by Marshal as a file that parses back to the same scenario, and
 // that writing it again gives the same bytes. Plain go test runs the
