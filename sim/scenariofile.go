@@ -111,8 +111,7 @@ func decodeScenario(file string, data []byte, sc *Scenario) (positions, error) {
 		return nil, errors.Join(errs...)
 	case errors.As(err, &de):
 		row, col := de.Position()
-		path, line := sn.find(de.Key(), row, col)
-		return nil, &fieldError{file: file, line: line, field: path, msg: strings.TrimPrefix(de.Error(), "toml: ")}
+		return nil, &fieldError{file: file, line: row, field: sn.find(de.Key(), row, col), msg: strings.TrimPrefix(de.Error(), "toml: ")}
 	}
 	return nil, &fieldError{file: file, msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }
@@ -314,42 +313,42 @@ func (s *scanner) value(v *unstable.Node, path string, pl place) error {
 	return nil
 }
 
-// find returns the path and line of the field an error of the decoder
-// is about: the innermost field written at the error's place whose path
-// without array indices is key, or within key.
-func (s *scanner) find(key toml.Key, row, col int) (string, int) {
-	want := strings.Join(key, ".")
+// find returns the path of the field an error of the decoder at (row,
+// col) is about: the innermost field written there whose path without
+// array indices is key, or within key.
+func (s *scanner) find(key toml.Key, row, col int) string {
 	off := s.offset(row, col)
-	best, bestLen := "", -1
-	for path, pl := range s.pos {
-		if p := stripIndices(path); p != want && !strings.HasPrefix(p, want+".") || off < pl.start || off >= pl.end {
-			continue
-		}
-		// The innermost place wins (a field of an inline table over the
-		// table); among equal ones, the longer path (an array element
-		// over its array).
-		if l := pl.end - pl.start; bestLen < 0 || l < bestLen || l == bestLen && len(path) > len(best) {
-			best, bestLen = path, l
-		}
-	}
-	if best == "" && len(key) > 0 {
-		// The decoder leaves out the key of an inline table that holds
-		// the field: fall back to the innermost field written there
-		// with the same name.
-		name := key[len(key)-1]
+	innermost := func(match func(path string) bool) string {
+		best, bestLen := "", -1
 		for path, pl := range s.pos {
-			if !strings.HasSuffix(path, "."+name) && path != name || off < pl.start || off >= pl.end {
+			if off < pl.start || off >= pl.end || !match(path) {
 				continue
 			}
-			if l := pl.end - pl.start; bestLen < 0 || l < bestLen || l == bestLen && len(path) > len(best) {
+			// A field of an inline table wins over the table, an array
+			// element over its array.
+			l := pl.end - pl.start
+			if bestLen < 0 || l < bestLen || l == bestLen && (len(path) > len(best) || len(path) == len(best) && path < best) {
 				best, bestLen = path, l
 			}
 		}
+		return best
 	}
-	if best == "" {
-		return want, row
+	want := strings.Join(key, ".")
+	path := innermost(func(path string) bool {
+		p := stripIndices(path)
+		return p == want || strings.HasPrefix(p, want+".")
+	})
+	if path == "" && len(key) > 0 {
+		// The decoder leaves out the key of an inline table that holds
+		// the field: take the innermost field written there with the
+		// same name.
+		name := key[len(key)-1]
+		path = innermost(func(path string) bool { return path == name || strings.HasSuffix(path, "."+name) })
 	}
-	return best, row
+	if path == "" {
+		return want
+	}
+	return path
 }
 
 func stripIndices(path string) string {
@@ -375,8 +374,7 @@ func stripIndices(path string) string {
 // error that lists the fields known at that place.
 func (s *scanner) unknownField(e *toml.DecodeError) error {
 	row, col := e.Position()
-	key := e.Key()
-	path, line := s.find(key, row, col)
+	path := s.find(e.Key(), row, col)
 	msg := "unknown field"
 	if t, ok := typeAt(reflect.TypeFor[Scenario](), parentPath(path)); ok && t.Kind() == reflect.Struct {
 		if known := fieldNames(t); len(known) > 0 {
@@ -384,7 +382,7 @@ func (s *scanner) unknownField(e *toml.DecodeError) error {
 			msg += "; known here: " + strings.Join(known, ", ")
 		}
 	}
-	return &fieldError{file: s.file, line: line, field: path, msg: msg}
+	return &fieldError{file: s.file, line: row, field: path, msg: msg}
 }
 
 // parentPath returns the path of the table that holds path.
@@ -421,7 +419,7 @@ func typeAt(t reflect.Type, path string) (reflect.Type, bool) {
 		return t, true
 	}
 	for _, seg := range strings.Split(path, ".") {
-		name, idx, _ := strings.Cut(seg, "[")
+		name, _, _ := strings.Cut(seg, "[")
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
 		}
@@ -438,7 +436,7 @@ func typeAt(t reflect.Type, path string) (reflect.Type, bool) {
 		if !found {
 			return nil, false
 		}
-		for ; idx != ""; _, idx, _ = strings.Cut(idx, "[") {
+		for range strings.Count(seg, "[") {
 			for t.Kind() == reflect.Pointer {
 				t = t.Elem()
 			}
@@ -534,11 +532,7 @@ func (s *scanner) syntaxError(err error) error {
 	}
 	line := s.lineOf(off)
 	e := &fieldError{file: s.file, line: line, msg: pe.Message}
-	text := s.data[s.lineStarts[line-1]:]
-	if i := bytes.IndexByte(text, '\n'); i >= 0 {
-		text = text[:i]
-	}
-	if key, val, ok := keyValueText(string(text)); ok && line == s.nextExpressionLine() {
+	if key, val, ok := keyValueText(string(s.lineText(line))); ok && line == s.nextExpressionLine() {
 		e.field = join(s.cur, key)
 		if bareWord(val) {
 			e.msg = fmt.Sprintf("value %s: not a number; strings (durations such as \"5m\" too) need quotes: %s",
@@ -557,15 +551,20 @@ func (s *scanner) nextExpressionLine() int {
 		line = s.lineOf(s.lastEnd-1) + 1
 	}
 	for ; line <= len(s.lineStarts); line++ {
-		text := s.data[s.lineStarts[line-1]:]
-		if i := bytes.IndexByte(text, '\n'); i >= 0 {
-			text = text[:i]
-		}
-		if t := bytes.TrimSpace(text); len(t) > 0 && t[0] != '#' {
+		if t := bytes.TrimSpace(s.lineText(line)); len(t) > 0 && t[0] != '#' {
 			return line
 		}
 	}
 	return 0
+}
+
+// lineText returns a 1-based line without its newline.
+func (s *scanner) lineText(line int) []byte {
+	text := s.data[s.lineStarts[line-1]:]
+	if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		text = text[:i]
+	}
+	return text
 }
 
 // keyValueText splits a line "key = value # comment" into its key and
