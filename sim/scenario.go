@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
-	"github.com/qorbgo/qorb/sim/internal/toml"
 )
 
 // Scenario is one simulation: the backends of a service, the DNS records
@@ -25,75 +25,77 @@ import (
 // testdata/scenarios/ for examples.
 type Scenario struct {
 	// Name names the scenario in summaries.
-	Name string `toml:"name"`
+	Name string `toml:"name,omitempty"`
 	// Description tells the story, for people.
-	Description string `toml:"description"`
+	Description string `toml:"description,multiline,omitempty"`
 	// Duration is how long the workload runs, in virtual time. Then the
 	// claims still held are released, and every pool is closed.
-	Duration Duration `toml:"duration"`
+	Duration Duration `toml:"duration,omitempty"`
 	// Seed is the default seed (the -seed flag and Options.Seed override
 	// it). Default 1.
-	Seed uint64 `toml:"seed"`
+	Seed uint64 `toml:"seed,omitempty"`
 
 	// DNS is the DNS service every client's resolver asks.
-	DNS DNSSpec `toml:"dns"`
+	DNS DNSSpec `toml:"dns,omitempty"`
 	// Backends are the service's backends.
-	Backends []BackendSpec `toml:"backends"`
+	Backends []BackendSpec `toml:"backends,omitempty"`
 	// Clients are the pools, each with its policy and workload.
-	Clients []ClientSpec `toml:"clients"`
+	Clients []ClientSpec `toml:"clients,omitempty"`
 	// Faults are scheduled in virtual time.
-	Faults []Fault `toml:"faults"`
+	Faults []Fault `toml:"faults,omitempty"`
 	// Expect states what the run must show.
-	Expect Expect `toml:"expect"`
+	Expect Expect `toml:"expect,omitempty"`
 
 	file string
-	pos  toml.Positions
+	pos  positions // where each field is written in the file; nil for a scenario built in Go
 }
 
 // DNSSpec is the simulated DNS service that every client's resolver asks.
 type DNSSpec struct {
 	// TTL of the records: how often resolvers ask again. Default 30s.
-	TTL Duration `toml:"ttl"`
+	// The durations of DNSSpec are positive when written in a file: zero
+	// means the default only in a scenario built in Go.
+	TTL Duration `toml:"ttl,omitempty"`
 	// Latency of one answer. Default "1ms..3ms".
-	Latency Dist `toml:"latency"`
+	Latency Dist `toml:"latency,omitempty"`
 	// Timeout of one query when the DNS service does not answer (during a
 	// dns_outage fault). Default 2s.
-	Timeout Duration `toml:"timeout"`
+	Timeout Duration `toml:"timeout,omitempty"`
 	// RetryMin and RetryMax bound the resolver's backoff after a failed
 	// query: RetryMin, doubling up to RetryMax. Defaults 1s and 30s.
-	RetryMin Duration `toml:"retry_min"`
+	RetryMin Duration `toml:"retry_min,omitempty"`
 	// RetryMax: see RetryMin.
-	RetryMax Duration `toml:"retry_max"`
+	RetryMax Duration `toml:"retry_max,omitempty"`
 }
 
 // BackendSpec describes one backend, or Count backends named Name-1 … Name-N.
 type BackendSpec struct {
 	// Name of the backend (or prefix, with Count). Letters, digits, '-',
 	// '_' and '.'.
-	Name string `toml:"name"`
+	Name string `toml:"name,omitempty"`
 	// Count makes this many backends, Name-1 … Name-Count. Default 1
 	// (named Name).
-	Count int `toml:"count"`
+	Count int `toml:"count,omitempty"`
 	// ConnectLatency is the time one connect takes. Default "1ms..3ms".
-	ConnectLatency Dist `toml:"connect_latency"`
+	ConnectLatency Dist `toml:"connect_latency,omitempty"`
 	// CheckLatency is the time one health check (validate) takes.
 	// Default "200us..1ms".
-	CheckLatency Dist `toml:"check_latency"`
+	CheckLatency Dist `toml:"check_latency,omitempty"`
 	// ConnectErrorRate is the probability that a connect fails while the
 	// backend is up. Default 0.
-	ConnectErrorRate float64 `toml:"connect_error_rate"`
+	ConnectErrorRate float64 `toml:"connect_error_rate,omitempty"`
 	// MaxConns refuses connects beyond this many open connections (like a
 	// database's max_connections). Default 0: no limit.
-	MaxConns int `toml:"max_conns"`
+	MaxConns int `toml:"max_conns,omitempty"`
 	// AcceptRate is how many connects per second the backend accepts;
 	// beyond it connects queue and take longer. Default 0: no limit.
-	AcceptRate float64 `toml:"accept_rate"`
+	AcceptRate float64 `toml:"accept_rate,omitempty"`
 	// Down starts the backend stopped (a later start or replace fault
 	// brings it up).
-	Down bool `toml:"down"`
+	Down bool `toml:"down,omitempty"`
 	// Unlisted leaves the backend out of DNS at the start (a later
 	// dns_add or replace fault lists it).
-	Unlisted bool `toml:"unlisted"`
+	Unlisted bool `toml:"unlisted,omitempty"`
 }
 
 // ClientSpec describes one client (one pool), or Count clients named
@@ -101,47 +103,47 @@ type BackendSpec struct {
 type ClientSpec struct {
 	// Name of the client (or prefix, with Count). Letters, digits, '-',
 	// '_' and '.'.
-	Name string `toml:"name"`
+	Name string `toml:"name,omitempty"`
 	// Count makes this many clients. Default 1 (named Name).
-	Count int `toml:"count"`
+	Count int `toml:"count,omitempty"`
 	// Start is when the clients start (their pools are created).
 	// Default 0.
-	Start Duration `toml:"start"`
+	Start Duration `toml:"start,omitempty"`
 	// Validate gives the connector a Validator: health checks of idle
 	// connections, a first check of each new one, and a check of each
 	// released one. Default true.
-	Validate *bool `toml:"validate"`
+	Validate *bool `toml:"validate,omitempty"`
 	// AcquireHook gives the connector an AcquireHook (a session reset
 	// before each hand-out) that takes the backend's check latency and
 	// fails on a connection the backend lost: a failed hook discards the
 	// connection and the claimer waits again at the head of the queue.
 	// Default false.
-	AcquireHook bool `toml:"acquire_hook"`
+	AcquireHook bool `toml:"acquire_hook,omitempty"`
 	// Policy is the pool's policy; zero fields take the pool's defaults.
-	Policy PolicySpec `toml:"policy"`
+	Policy PolicySpec `toml:"policy,omitempty"`
 	// Workload is the claims the client makes.
-	Workload Workload `toml:"workload"`
+	Workload Workload `toml:"workload,omitempty"`
 }
 
 // PolicySpec is a [pool.Policy] in a scenario file. Zero fields take the
 // pool's defaults. The pluggable Rebalancer, Picker and Backoff are Go
 // values: [Options.Policy] sets them.
 type PolicySpec struct {
-	SparesWanted        int      `toml:"spares_wanted"`         // pool.Policy.SparesWanted
-	MaxSlots            int      `toml:"max_slots"`             // pool.Policy.MaxSlots
-	MaxSlotsPerBackend  int      `toml:"max_slots_per_backend"` // pool.Policy.MaxSlotsPerBackend
-	ClaimTimeout        Duration `toml:"claim_timeout"`         // pool.Policy.ClaimTimeout
-	RebalanceInterval   Duration `toml:"rebalance_interval"`    // pool.Policy.RebalanceInterval
-	DecoherenceInterval Duration `toml:"decoherence_interval"`  // pool.Policy.DecoherenceInterval
-	BackoffMin          Duration `toml:"backoff_min"`           // pool.Policy.BackoffMin
-	BackoffMax          Duration `toml:"backoff_max"`           // pool.Policy.BackoffMax
-	BackoffJitter       Duration `toml:"backoff_jitter"`        // pool.Policy.BackoffJitter
-	ConnectTimeout      Duration `toml:"connect_timeout"`       // pool.Policy.ConnectTimeout
-	HealthInterval      Duration `toml:"health_interval"`       // pool.Policy.HealthInterval
-	HealthTimeout       Duration `toml:"health_timeout"`        // pool.Policy.HealthTimeout
-	MaxConnLifetime     Duration `toml:"max_conn_lifetime"`     // pool.Policy.MaxConnLifetime
-	MaxConnIdleTime     Duration `toml:"max_conn_idle_time"`    // pool.Policy.MaxConnIdleTime
-	DeadAfter           int      `toml:"dead_after"`            // pool.Policy.DeadAfter
+	SparesWanted        int      `toml:"spares_wanted,omitempty"`         // pool.Policy.SparesWanted
+	MaxSlots            int      `toml:"max_slots,omitempty"`             // pool.Policy.MaxSlots
+	MaxSlotsPerBackend  int      `toml:"max_slots_per_backend,omitempty"` // pool.Policy.MaxSlotsPerBackend
+	ClaimTimeout        Duration `toml:"claim_timeout,omitempty"`         // pool.Policy.ClaimTimeout
+	RebalanceInterval   Duration `toml:"rebalance_interval,omitempty"`    // pool.Policy.RebalanceInterval
+	DecoherenceInterval Duration `toml:"decoherence_interval,omitempty"`  // pool.Policy.DecoherenceInterval
+	BackoffMin          Duration `toml:"backoff_min,omitempty"`           // pool.Policy.BackoffMin
+	BackoffMax          Duration `toml:"backoff_max,omitempty"`           // pool.Policy.BackoffMax
+	BackoffJitter       Duration `toml:"backoff_jitter,omitempty"`        // pool.Policy.BackoffJitter
+	ConnectTimeout      Duration `toml:"connect_timeout,omitempty"`       // pool.Policy.ConnectTimeout
+	HealthInterval      Duration `toml:"health_interval,omitempty"`       // pool.Policy.HealthInterval
+	HealthTimeout       Duration `toml:"health_timeout,omitempty"`        // pool.Policy.HealthTimeout
+	MaxConnLifetime     Duration `toml:"max_conn_lifetime,omitempty"`     // pool.Policy.MaxConnLifetime
+	MaxConnIdleTime     Duration `toml:"max_conn_idle_time,omitempty"`    // pool.Policy.MaxConnIdleTime
+	DeadAfter           int      `toml:"dead_after,omitempty"`            // pool.Policy.DeadAfter
 }
 
 // Policy returns the pool policy.
@@ -173,15 +175,15 @@ func PolicySpecOf(p pool.Policy) PolicySpec {
 // each holding its connection for a time drawn from Hold.
 type Workload struct {
 	// Rate is claims per second (Poisson arrivals). 0: no claims.
-	Rate float64 `toml:"rate"`
+	Rate float64 `toml:"rate,omitempty"`
 	// Hold is how long a claim keeps its connection. Default "5ms".
-	Hold Dist `toml:"hold"`
+	Hold Dist `toml:"hold,omitempty"`
 	// Timeout bounds each claim's wait. Default: the policy's ClaimTimeout.
-	Timeout Duration `toml:"timeout"`
+	Timeout Duration `toml:"timeout,omitempty"`
 	// DiscardRate is the probability that a claimer finds its connection
 	// bad and discards it. Connections to a crashed or partitioned backend
 	// are always discarded. Default 0.
-	DiscardRate float64 `toml:"discard_rate"`
+	DiscardRate float64 `toml:"discard_rate,omitempty"`
 }
 
 // Fault kinds. A fault starts at At and, when For is set, ends For later.
@@ -233,28 +235,31 @@ var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, Fau
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
 // patterns (path.Match: "db-*"); an empty Clients means every client.
+// A fault ends within the run (its End, with the defaults, is at most
+// the scenario's Duration), but for a close, whose closes begin within
+// it and may be forced at the end.
 type Fault struct {
-	At       Duration `toml:"at"`       // when the fault starts
-	For      Duration `toml:"for"`      // how long it lasts; 0: to the end (or instant)
-	Kind     string   `toml:"kind"`     // one of the Fault… constants
-	Backends []string `toml:"backends"` // the backends it hits, names or globs
-	Clients  []string `toml:"clients"`  // the clients of restart, load and close; empty: all
+	At       Duration `toml:"at,omitempty"`       // when the fault starts
+	For      Duration `toml:"for,omitempty"`      // how long it lasts, at most to the end of the run; 0: to the end (or instant)
+	Kind     string   `toml:"kind,omitempty"`     // one of the Fault… constants
+	Backends []string `toml:"backends,omitempty"` // the backends it hits, names or globs
+	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load and close; empty: all
 	// Factor is the latency multiplier of slow, and the rate multiplier
 	// of load.
-	Factor float64 `toml:"factor"`
+	Factor float64 `toml:"factor,omitempty"`
 	// With lists the new backends of replace, one for each of Backends.
-	With []string `toml:"with"`
+	With []string `toml:"with,omitempty"`
 	// Drain is how long replace keeps old backends running after
 	// removing them from DNS, and how long close waits for the claims in
 	// flight before it closes their connections under them. Default 30s.
-	Drain Duration `toml:"drain"`
+	Drain Duration `toml:"drain,omitempty"`
 	// Spread spreads the restarts of restart, and the closes of close,
 	// over this window. Default 0: all at once.
-	Spread Duration `toml:"spread"`
+	Spread Duration `toml:"spread,omitempty"`
 	// Down is how long a restarted client stays down (default 1s); for
 	// close, how long after its Close returned the client starts a new
 	// pool (default 0: it stays down).
-	Down Duration `toml:"down"`
+	Down Duration `toml:"down,omitempty"`
 }
 
 // End is when the fault stops acting: At+For, or At for a fault without
@@ -278,35 +283,35 @@ type Expect struct {
 	// RecoverWithin: after the last fault ends, every client is back to
 	// its target (running; every healthy listed backend online; at least
 	// min(spares, max slots) connections) within this bound.
-	RecoverWithin Duration `toml:"recover_within"`
+	RecoverWithin Duration `toml:"recover_within,omitempty"`
 	// MaxClaimErrors bounds failed claims, of every kind except closed
 	// (claims cut short by a restart or the end of the run).
-	MaxClaimErrors *int `toml:"max_claim_errors"`
+	MaxClaimErrors *int `toml:"max_claim_errors,omitempty"`
 	// MaxErrorRatio bounds failed claims (as for MaxClaimErrors) over all
 	// claims.
-	MaxErrorRatio *float64 `toml:"max_error_ratio"`
+	MaxErrorRatio *float64 `toml:"max_error_ratio,omitempty"`
 	// MaxWaitP99 bounds the 99th percentile of claim waits.
-	MaxWaitP99 Duration `toml:"max_wait_p99"`
+	MaxWaitP99 Duration `toml:"max_wait_p99,omitempty"`
 	// MaxWait bounds the longest claim wait.
-	MaxWait Duration `toml:"max_wait"`
+	MaxWait Duration `toml:"max_wait,omitempty"`
 	// MaxFailWait bounds how long a failed claim waited before it failed
 	// (fail fast: a claim that cannot be served should not wait out its
 	// timeout when every backend is down).
-	MaxFailWait Duration `toml:"max_fail_wait"`
+	MaxFailWait Duration `toml:"max_fail_wait,omitempty"`
 	// MinClaims is the least number of served claims.
-	MinClaims int `toml:"min_claims"`
+	MinClaims int `toml:"min_claims,omitempty"`
 	// MaxConnects bounds the connects attempted by all clients together.
-	MaxConnects int `toml:"max_connects"`
+	MaxConnects int `toml:"max_connects,omitempty"`
 	// MaxCutClaims bounds the claims whose connection a pool's Close
 	// closed while they held it (a close forced at its drain deadline, a
 	// restart, the end of the run).
-	MaxCutClaims *int `toml:"max_cut_claims"`
+	MaxCutClaims *int `toml:"max_cut_claims,omitempty"`
 	// MaxForcedCloses bounds the closes (close faults) that reached their
 	// drain deadline, or the end of the run, before the pool was quiet.
-	MaxForcedCloses *int `toml:"max_forced_closes"`
+	MaxForcedCloses *int `toml:"max_forced_closes,omitempty"`
 	// MaxCloseTime bounds how long each close (close fault) took, from
 	// the call of Close to its return.
-	MaxCloseTime Duration `toml:"max_close_time"`
+	MaxCloseTime Duration `toml:"max_close_time,omitempty"`
 }
 
 // Load reads and checks a scenario file.
@@ -321,7 +326,7 @@ func Load(file string) (*Scenario, error) {
 // Parse reads and checks a scenario; file names it in errors.
 func Parse(file string, data []byte) (*Scenario, error) {
 	sc := &Scenario{}
-	pos, err := toml.Unmarshal(file, data, sc)
+	pos, err := decodeScenario(file, data, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -332,12 +337,13 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	return sc, nil
 }
 
-// Marshal writes the scenario in the file format.
-func (sc *Scenario) Marshal() ([]byte, error) { return toml.Marshal(sc) }
+// Marshal writes the scenario in the file format, leaving out zero
+// fields; [Parse] reads it back to an equal scenario.
+func (sc *Scenario) Marshal() ([]byte, error) { return marshalScenario(sc) }
 
 // errAt is a checking error at the line of field path.
 func (sc *Scenario) errAt(path, format string, a ...any) error {
-	return &toml.Error{File: sc.fileName(), Line: sc.pos.Line(path), Field: path, Msg: fmt.Sprintf(format, a...)}
+	return &fieldError{file: sc.fileName(), line: sc.pos.line(path), field: path, msg: fmt.Sprintf(format, a...)}
 }
 
 func (sc *Scenario) fileName() string {
@@ -393,8 +399,30 @@ func expand(name string, count int, format string) []string {
 func (sc *Scenario) check() error {
 	var errs []error
 	bad := func(path, format string, a ...any) { errs = append(errs, sc.errAt(path, format, a...)) }
+	// finite reports whether v is a number, and says so when it is not
+	// (nan and inf are TOML floats).
+	finite := func(path string, v float64) bool {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			bad(path, "%v: want a finite number", v)
+			return false
+		}
+		return true
+	}
 	if sc.Duration <= 0 {
 		bad("duration", "must be set and positive, such as \"10m\"")
+	}
+	// Zero durations of the DNS service mean "the default" in a scenario
+	// built in Go; written in a file, zero is a mistake (a TTL of 0s
+	// would have meant 30s).
+	for _, d := range []struct {
+		key string
+		v   Duration
+		def time.Duration
+	}{{"ttl", sc.DNS.TTL, defaultTTL}, {"timeout", sc.DNS.Timeout, defaultDNSTimeout},
+		{"retry_min", sc.DNS.RetryMin, defaultRetryMin}, {"retry_max", sc.DNS.RetryMax, defaultRetryMax}} {
+		if d.v == 0 && sc.pos.written("dns."+d.key) {
+			bad("dns."+d.key, "%v: want a positive duration (leave %s out for the default, %v)", d.v, d.key, d.def)
+		}
 	}
 	if len(sc.Backends) == 0 {
 		bad("backends", "at least one [[backends]] is needed")
@@ -411,13 +439,13 @@ func (sc *Scenario) check() error {
 		if b.Count < 0 || b.Count > 10000 {
 			bad(p+".count", "%d: want 1 to 10000", b.Count)
 		}
-		if b.ConnectErrorRate < 0 || b.ConnectErrorRate > 1 {
+		if finite(p+".connect_error_rate", b.ConnectErrorRate) && (b.ConnectErrorRate < 0 || b.ConnectErrorRate > 1) {
 			bad(p+".connect_error_rate", "%v: want a probability, 0 to 1", b.ConnectErrorRate)
 		}
 		if b.MaxConns < 0 {
 			bad(p+".max_conns", "must not be negative")
 		}
-		if b.AcceptRate < 0 {
+		if finite(p+".accept_rate", b.AcceptRate) && b.AcceptRate < 0 {
 			bad(p+".accept_rate", "must not be negative")
 		}
 		for _, n := range expand(b.Name, b.Count, "%s-%d") {
@@ -436,10 +464,10 @@ func (sc *Scenario) check() error {
 		if c.Count < 0 || c.Count > 100000 {
 			bad(p+".count", "%d: want 1 to 100000", c.Count)
 		}
-		if c.Workload.Rate < 0 {
+		if finite(p+".workload.rate", c.Workload.Rate) && c.Workload.Rate < 0 {
 			bad(p+".workload.rate", "must not be negative")
 		}
-		if c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1 {
+		if finite(p+".workload.discard_rate", c.Workload.DiscardRate) && (c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1) {
 			bad(p+".workload.discard_rate", "%v: want a probability, 0 to 1", c.Workload.DiscardRate)
 		}
 		pol := c.Policy.Policy()
@@ -461,7 +489,10 @@ func (sc *Scenario) check() error {
 		}
 		if f.At > sc.Duration {
 			bad(p+".at", "%v is after the end of the run (%v)", f.At, sc.Duration)
+		} else if field, msg := f.pastEnd(sc.Duration); field != "" {
+			bad(p+"."+field, "%s", msg)
 		}
+		finite(p+".factor", f.Factor)
 		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose
 		needBackends := f.Kind != FaultDNSOutage && !takesClients
 		if needBackends && len(f.Backends) == 0 {
@@ -520,7 +551,7 @@ func (sc *Scenario) check() error {
 			bad(p+".drain", "only replace and close faults take drain")
 		}
 	}
-	if r := sc.Expect.MaxErrorRatio; r != nil && (*r < 0 || *r > 1) {
+	if r := sc.Expect.MaxErrorRatio; r != nil && finite("expect.max_error_ratio", *r) && (*r < 0 || *r > 1) {
 		bad("expect.max_error_ratio", "%v: want 0 to 1", *r)
 	}
 	if n := sc.Expect.MaxClaimErrors; n != nil && *n < 0 {
@@ -533,6 +564,54 @@ func (sc *Scenario) check() error {
 		bad("expect.max_forced_closes", "must not be negative")
 	}
 	return errors.Join(errs...)
+}
+
+// pastEnd says which field makes f last past the end of a run of the
+// given duration, and how, or returns "". A close fault ends when its
+// clients are back, which no field bounds: its closes must begin within
+// the run (its drain is a deadline, and a close still running at the end
+// is forced then).
+func (f Fault) pastEnd(end Duration) (field, msg string) {
+	type part struct {
+		key string
+		d   Duration
+		def bool // the default, not written
+	}
+	var parts []part
+	switch f.Kind {
+	case FaultReplace:
+		parts = []part{{"drain", f.Drain, false}}
+		if f.Drain == 0 {
+			parts[0] = part{"drain", Duration(defaultDrain), true}
+		}
+	case FaultRestart:
+		parts = []part{{"spread", f.Spread, false}, {"down", f.Down, false}}
+		if f.Down == 0 {
+			parts[1] = part{"down", Duration(defaultRestartDown), true}
+		}
+	case FaultClose:
+		parts = []part{{"spread", f.Spread, false}}
+	default:
+		parts = []part{{"for", f.For, false}}
+	}
+	at := f.At
+	var b strings.Builder
+	fmt.Fprintf(&b, "at %v", f.At)
+	for _, pt := range parts {
+		at += pt.d
+		fmt.Fprintf(&b, " + %s %v", pt.key, pt.d)
+		if pt.def {
+			b.WriteString(" (the default)")
+		}
+		if at > end {
+			msg := fmt.Sprintf("the fault lasts past the end of the run: %s ends at %v, after %v", b.String(), at, end)
+			if pt.key == "for" {
+				msg += "; without for, it lasts to the end"
+			}
+			return pt.key, msg
+		}
+	}
+	return "", ""
 }
 
 func containsStr(list []string, s string) bool {
@@ -590,6 +669,16 @@ func (nopConnector) Connect(context.Context, backend.Backend) (struct{}, error) 
 }
 func (nopConnector) Close(struct{}) error { return nil }
 
+// Defaults of unset fields.
+const (
+	defaultTTL         = 30 * time.Second
+	defaultDNSTimeout  = 2 * time.Second
+	defaultRetryMin    = time.Second
+	defaultRetryMax    = 30 * time.Second
+	defaultDrain       = 30 * time.Second // replace and close faults
+	defaultRestartDown = time.Second
+)
+
 // withDefaults returns a copy of sc with the defaults of unset fields.
 func (sc *Scenario) withDefaults() *Scenario {
 	c := *sc
@@ -601,10 +690,10 @@ func (sc *Scenario) withDefaults() *Scenario {
 			*v = Duration(d)
 		}
 	}
-	setDur(&c.DNS.TTL, 30*time.Second)
-	setDur(&c.DNS.Timeout, 2*time.Second)
-	setDur(&c.DNS.RetryMin, time.Second)
-	setDur(&c.DNS.RetryMax, 30*time.Second)
+	setDur(&c.DNS.TTL, defaultTTL)
+	setDur(&c.DNS.Timeout, defaultDNSTimeout)
+	setDur(&c.DNS.RetryMin, defaultRetryMin)
+	setDur(&c.DNS.RetryMax, defaultRetryMax)
 	if c.DNS.Latency.IsZero() {
 		c.DNS.Latency = Uniform(time.Millisecond, 3*time.Millisecond)
 	}
@@ -622,10 +711,10 @@ func (sc *Scenario) withDefaults() *Scenario {
 	for i := range c.Faults {
 		f := &c.Faults[i]
 		if (f.Kind == FaultReplace || f.Kind == FaultClose) && f.Drain == 0 {
-			f.Drain = Duration(30 * time.Second)
+			f.Drain = Duration(defaultDrain)
 		}
 		if f.Kind == FaultRestart && f.Down == 0 {
-			f.Down = Duration(time.Second)
+			f.Down = Duration(defaultRestartDown)
 		}
 	}
 	c.Clients = slices.Clone(sc.Clients)
