@@ -138,7 +138,7 @@ type Loop struct {
 	strict    bool
 
 	heap []*Timer
-	seq  uint64
+	seq  uint32
 
 	wake   *clock.Timer
 	wakeAt int64 // deadline the wake timer is armed for, when armed
@@ -352,6 +352,11 @@ func (l *Loop) observe(o Observer, t Transition) {
 // and then run what that returns with the loop held. Call it before any
 // Spawn.
 func (l *Loop) SetSpawner(s func(a Action, job func() func())) { l.spawner = s }
+
+// Driven reports whether a driver installed with [Loop.SetSpawner] runs
+// the actions: only such a driver reads an action's ID, so a caller can
+// leave it empty otherwise.
+func (l *Loop) Driven() bool { return l.spawner != nil }
 
 // Spawn asks the driver to carry out action a: io does the I/O (connect,
 // check, close, query) off the loop, without touching machine state, and

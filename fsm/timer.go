@@ -10,9 +10,9 @@ import (
 // scheduling and cancelling then allocate nothing. Timers with equal
 // deadlines fire in the order they were scheduled.
 type Timer struct {
-	when int64 // the deadline, in nanoseconds from the loop's root time
-	seq  uint64
-	idx  int32 // position in the heap, or -1
+	when int64  // the deadline, in nanoseconds from the loop's root time
+	seq  uint32 // the order of scheduling, among equal deadlines (wraps)
+	idx  int32  // position in the heap, or -1
 	due  Due
 }
 
@@ -159,7 +159,10 @@ func (h timerHeap) Less(i, j int) bool {
 	if h[i].when != h[j].when {
 		return h[i].when < h[j].when
 	}
-	return h[i].seq < h[j].seq
+	// Sequence numbers wrap: the earlier is the one behind by less than
+	// half the range. Two timers with the same deadline are never
+	// scheduled two billion schedules apart while both pending.
+	return int32(h[i].seq-h[j].seq) < 0
 }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]

@@ -32,7 +32,7 @@ func (h *Handle[C]) Conn() C {
 }
 
 // Backend returns the backend the connection goes to.
-func (h *Handle[C]) Backend() backend.Backend { return *h.sl.b }
+func (h *Handle[C]) Backend() backend.Backend { return *h.sl.backend() }
 
 // pool returns the handle's pool, and panics with a clear message for a
 // nil or zero handle (the result of a failed Claim, say).
@@ -54,7 +54,7 @@ func (h *Handle[C]) Release() {
 	ok, held := p.release(h)
 	p.loop.Leave()
 	if ok && p.tr.release != nil {
-		p.traceRelease(*h.sl.b, held, false, nil)
+		p.traceRelease(*h.sl.backend(), held, false, nil)
 	}
 }
 
@@ -96,7 +96,7 @@ func (h *Handle[C]) Discard(err error) {
 	p.discard(sl, err)
 	p.loop.Leave()
 	if p.tr.release != nil {
-		p.traceRelease(*h.sl.b, held, true, err)
+		p.traceRelease(*h.sl.backend(), held, true, err)
 	}
 }
 
@@ -108,7 +108,7 @@ func (p *Pool[C]) endClaim(h *Handle[C], op string) bool {
 	sl := h.sl
 	if sl.cur != h {
 		p.st.misuse++
-		p.logError("handle used after its claim ended", "op", op, "backend", h.sl.b.Name)
+		p.logError("handle used after its claim ended", "op", op, "backend", h.sl.set.b.Name)
 		return false
 	}
 	sl.cur = nil
@@ -130,7 +130,7 @@ func (p *Pool[C]) discard(sl *pslot[C], err error) {
 	}
 	p.unclaim(sl)
 	p.st.discards++
-	p.slotFailed(sl, slot.Discard, fmt.Errorf("discard %s: %w", sl.b.Name, err))
+	p.slotFailed(sl, slot.Discard, fmt.Errorf("discard %s: %w", sl.set.b.Name, err))
 }
 
 func (p *Pool[C]) unclaim(sl *pslot[C]) {
@@ -422,6 +422,8 @@ type asyncClaim[C any] struct {
 	deadline  time.Time
 	handedOff func(any) // told of each hand-off, before the hooks; or nil
 	done      func(any, error)
+	cancel    context.CancelFunc // of its hooks in flight (Close cancels them)
+	pos       int                // index in Pool.acquiring while its hooks run
 }
 
 func (c *asyncClaim[C]) request(front bool, timeout time.Duration) {
@@ -452,16 +454,20 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 	// The hooks end with the claim's context, after HealthTimeout on the
 	// loop's clock, or when the pool closes.
 	ctx, cancel := context.WithCancel(c.ctx)
-	unlink := context.AfterFunc(p.ioCtx, cancel)
+	c.cancel = cancel
+	c.pos = len(p.acquiring)
+	p.acquiring = append(p.acquiring, c)
 	t := new(fsm.Timer)
 	t.Init(cancel)
 	p.loop.After(t, p.pol.HealthTimeout)
-	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.ID(), Ctx: ctx}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.actionID(), Ctx: ctx}, func() func() {
 		herr := p.claimHooks(ctx, conn, check)
 		return func() {
 			p.loop.Cancel(t)
-			unlink()
 			cancel()
+			last := p.acquiring[len(p.acquiring)-1]
+			p.acquiring[c.pos], last.pos = last, c.pos
+			p.acquiring = p.acquiring[:len(p.acquiring)-1]
 			c.hooked(h, herr)
 		}
 	})

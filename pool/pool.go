@@ -63,17 +63,18 @@ type Pool[C any] struct {
 	rebSets      []*set[C] // scratch of rebalanceNow
 	info         []SetInfo
 	want         []int
-	lastDemand   int           // demand at the last rebalance
-	handles      []Handle[C]   // unused handles of the current block
-	hooking      []*hookJob[C] // checks and recycle hooks in flight
-	unregister   []func()      // undo what New registered on the loop
-	fu           followUp      // follow-up work asked for in this event
-	following    bool          // afterEvent is running
-	afterEventFn func()        // p.afterEvent, made once
-	leastClaimed bool          // the picker is LeastClaimed: pick in place
-	orphans      int           // connections and connects of stopped slots not yet finished
-	queries      int           // resolver queries in flight
-	onQuiet      func()        // closeAsync's: called once when the pool is quiet (ioDone)
+	lastDemand   int              // demand at the last rebalance
+	handles      []Handle[C]      // unused handles of the current block
+	hooking      []*hookJob[C]    // checks and recycle hooks in flight
+	acquiring    []*asyncClaim[C] // simulated claims whose hooks run
+	unregister   []func()         // undo what New registered on the loop
+	fu           followUp         // follow-up work asked for in this event
+	following    bool             // afterEvent is running
+	afterEventFn func()           // p.afterEvent, made once
+	leastClaimed bool             // the picker is LeastClaimed: pick in place
+	orphans      int              // connections and connects of stopped slots not yet finished
+	queries      int              // resolver queries in flight
+	onQuiet      func()           // closeAsync's: called once when the pool is quiet (ioDone)
 	st           counters
 	cclock       claimClock // times claims for Stats.OldestClaim
 	lc           lcIndex[C] // what LeastClaimed picks, when it is the picker
@@ -290,7 +291,12 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 			// set's any more).
 			nb := *s.b
 			nb.Addr = b.Addr
-			s.b = &nb
+			s.prevB, s.b = s.b, &nb
+			for _, sl := range s.slots {
+				if sl.State().HasConn() || sl.State() == slot.Connecting {
+					sl.moved = true
+				}
+			}
 			for _, sl := range slices.Clone(s.idle) {
 				p.expire(sl)
 			}
@@ -628,6 +634,9 @@ func (p *Pool[C]) beginClose() {
 		p.finishWaiter(w, nil, ErrClosed)
 	}
 	p.ioCancel()
+	for _, c := range p.acquiring {
+		c.cancel()
+	}
 	for _, s := range slices.Clone(p.order) {
 		s.Remove(p.loop)
 		for _, sl := range slices.Clone(s.slots) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
@@ -19,6 +20,7 @@ import (
 type set[C any] struct {
 	p           *Pool[C]
 	b           *backend.Backend // replaced, not changed, when its address changes
+	prevB       *backend.Backend // before the last address change: where moved slots' connections go
 	slotset.Set                  // the machine, live connections, failures, drain
 	rng         fsm.Stream       // its place in the preference order
 	slots       []*pslot[C]      // not stopped
@@ -45,9 +47,8 @@ func (s *set[C]) wantedNow() int { return len(s.slots) - s.Retiring }
 // has.
 type pslot[C any] struct {
 	set       *set[C]
-	slot.Slot                  // the machine, failures, I/O generation, pending, retiring
-	b         *backend.Backend // its backend as when it last connected: where its connection goes
-	rng       fsm.Stream       // backoff, health-check and lifetime jitter
+	slot.Slot            // the machine, failures, I/O generation, pending, retiring
+	rng       fsm.Stream // backoff, health-check and lifetime jitter
 	conn      C
 	cur       *Handle[C] // the claim holding the slot, or nil
 	// t is the deadline of the I/O in flight or the end of the backoff;
@@ -55,9 +56,11 @@ type pslot[C any] struct {
 	// check, or the end of its lifetime if that comes first.
 	t         fsm.Timer
 	cancel    context.CancelFunc // of its I/O in flight
+	num       int32              // its number in its set: its ID is the set's, a slash and the number
 	pos       int32              // index in set.slots
 	idlePos   int32              // index in set.idle, or -1
 	expired   bool               // its lifetime ended while it was claimed: expire on release
+	moved     bool               // its connection goes to its backend's previous address
 	checkDue  bool               // the claim checks the connection before the claimer gets it
 	expireAt  int64              // end of its connection's lifetime (stamp); 0 without a limit
 	idleSince int64              // when it last became idle (stamp), with an idle limit or a check on claim
@@ -66,7 +69,44 @@ type pslot[C any] struct {
 	claimed int64
 }
 
-func (sl *pslot[C]) fire(ev slot.Event) bool { return sl.Fire(sl.set.p.loop, ev) }
+func (sl *pslot[C]) fire(ev slot.Event) bool {
+	l := sl.set.p.loop
+	if l.Observed() && sl.Slot.ID() == "" {
+		sl.ID() // observers read it
+	}
+	return sl.Fire(l, ev)
+}
+
+// backend is where the slot's connection goes: its backend, at the
+// previous address if the backend moved since the slot connected.
+func (sl *pslot[C]) backend() *backend.Backend {
+	if sl.moved && sl.set.prevB != nil {
+		return sl.set.prevB
+	}
+	return sl.set.b
+}
+
+// ID returns the slot's machine ID (its set's, a slash and its number),
+// naming the slot the first time it is asked.
+func (sl *pslot[C]) ID() string {
+	if id := sl.Slot.ID(); id != "" {
+		return id
+	}
+	id := sl.name()
+	sl.SetID(id)
+	return id
+}
+
+// name builds the slot's machine ID.
+func (sl *pslot[C]) name() string { return sl.set.ID() + "/" + strconv.Itoa(int(sl.num)) }
+
+// actionID is the slot's ID for an action, when the loop's driver reads it.
+func (sl *pslot[C]) actionID() string {
+	if sl.set.p.loop.Driven() {
+		return sl.ID()
+	}
+	return ""
+}
 
 // Due runs when the slot's timer fires: what the deadline stood for
 // depends on the slot's state.
@@ -83,13 +123,15 @@ func (sl *pslot[C]) Due() {
 
 // startSlot adds a slot to s and starts connecting.
 func (p *Pool[C]) startSlot(s *set[C]) {
-	id := fmt.Sprintf("%s/%d", s.ID(), s.nextID)
-	sl := &pslot[C]{Slot: slot.New(id), set: s, b: s.b, pos: int32(len(s.slots)), idlePos: -1}
+	sl := &pslot[C]{set: s, num: int32(s.nextID), pos: int32(len(s.slots)), idlePos: -1}
 	s.nextID++
-	sl.rng.Init(p.loop, "slot", sl.ID())
+	sl.rng.Init(p.loop, "slot", sl.name())
 	sl.t.InitDue(sl)
 	s.slots = append(s.slots, sl)
 	p.nslots++
+	if p.loop.Observed() {
+		sl.ID()
+	}
 	sl.Created(p.loop)
 	p.connect(sl)
 }
@@ -136,11 +178,11 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	ctx, cancel := p.ioContext()
 	sl.cancel = cancel
 	p.loop.After(&sl.t, p.pol.ConnectTimeout)
-	sl.b = sl.set.b // its backend's address now
-	b := sl.b
+	sl.moved = false // it connects to its backend's address now
+	b := sl.set.b
 	sl.set.st.connects++
 	p.st.connects++
-	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.ID(), Ctx: ctx}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.actionID(), Ctx: ctx}, func() func() {
 		c, err := p.openConn(ctx, *b)
 		return func() {
 			cancel()
@@ -261,8 +303,8 @@ func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	} else {
 		sl.Closing()
 	}
-	b := *sl.b
-	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.ID()}, func() func() {
+	b := *sl.backend()
+	p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: sl.actionID()}, func() func() {
 		p.closeConn(b, c, cause)
 		return func() { p.pendingDone(sl) }
 	})
@@ -283,7 +325,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 		if errors.Is(err, context.Canceled) && p.ioCtx.Err() != nil {
 			err = ErrClosed
 		}
-		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: %w", sl.b.Name, err))
+		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: %w", sl.set.b.Name, err))
 		return
 	}
 	sl.conn = c
@@ -331,7 +373,7 @@ func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 		return
-	case sl.expired, sl.b != sl.set.b: // its lifetime ended, or its backend moved: reconnect there
+	case sl.expired, sl.moved: // its lifetime ended, or its backend moved: reconnect there
 		p.expire(sl)
 		return
 	}
@@ -484,7 +526,7 @@ func (p *Pool[C]) ioDue(sl *pslot[C]) {
 			p.connectWhenFree(sl)
 		}
 	case slot.Connecting:
-		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: timed out after %v", sl.b.Name, p.pol.ConnectTimeout))
+		p.slotFailed(sl, slot.ConnectErr, fmt.Errorf("connect %s: timed out after %v", sl.set.b.Name, p.pol.ConnectTimeout))
 	case slot.Checking:
 		p.hookTimedOut(sl, slot.CheckErr, "health check")
 	case slot.Recycling:
@@ -495,7 +537,7 @@ func (p *Pool[C]) ioDue(sl *pslot[C]) {
 // hookTimedOut fails a slot whose check or recycle overran. The hook still
 // holds the connection, so its (now stale) completion closes it.
 func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
-	p.fail(sl, ev, fmt.Errorf("%s %s: timed out after %v", what, sl.b.Name, p.pol.HealthTimeout), false)
+	p.fail(sl, ev, fmt.Errorf("%s %s: timed out after %v", what, sl.set.b.Name, p.pol.HealthTimeout), false)
 }
 
 // healthDue runs every health interval for each slot holding a
@@ -533,13 +575,13 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 	sl.cancel = cancel
 	p.loop.After(&sl.t, p.pol.HealthTimeout)
 	c := sl.conn
-	j := &hookJob[C]{c: c, b: *sl.b, id: sl.ID(), pos: len(p.hooking)}
+	j := &hookJob[C]{c: c, b: *sl.backend(), id: sl.actionID(), pos: len(p.hooking)}
 	p.hooking = append(p.hooking, j)
 	kind := fsm.Check
 	if ok == slot.RecycleOK {
 		kind = fsm.Recycle
 	}
-	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.ID(), Ctx: ctx}, func() func() {
+	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.actionID(), Ctx: ctx}, func() func() {
 		err := p.call(op, ctx, c, f)
 		return func() {
 			cancel()
@@ -556,7 +598,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 			sl.cancel = nil
 			p.loop.Cancel(&sl.t)
 			if err != nil {
-				p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.b.Name, err))
+				p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.set.b.Name, err))
 				return
 			}
 			sl.Succeeded()

@@ -177,7 +177,7 @@ func (p *Pool[C]) traceClaimStart(ctx context.Context) []context.Context {
 func (p *Pool[C]) traceClaimEnd(ctxs []context.Context, start time.Time, h *Handle[C], err error) {
 	d := ClaimEndData{Pool: p.name, Wait: p.loop.Now().Sub(start), Err: err, TimedOut: timedOut(err)}
 	if h != nil && err == nil {
-		d.Backend = *h.sl.b
+		d.Backend = *h.sl.backend()
 	}
 	for i, t := range p.tr.claim {
 		t.TraceClaimEnd(ctxs[i], d)

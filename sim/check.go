@@ -248,6 +248,9 @@ func (k *checker) atEventEnd(s *Sim) {
 		}
 	}
 	k.dirtyInsts = k.dirtyInsts[:0]
+	if len(s.hangingJobs) > 0 {
+		s.scanHanging()
+	}
 }
 
 func (k *checker) checkSet(s *Sim, ss *shadowSet) {

@@ -53,6 +53,10 @@ type Sim struct {
 	opt  Options
 	seed uint64
 
+	// hangingJobs are I/O jobs waiting for their context to end (a hung
+	// or partitioned backend); scanned at the end of every event.
+	hangingJobs []*ioJob
+
 	clk  vclock
 	loop *fsm.Loop
 	q    queue

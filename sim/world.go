@@ -174,6 +174,7 @@ func (j *ioJob) run(s *Sim) {
 	if j.io != nil && j.ctx.Err() == nil && s.hangs(j.kind, j.b) {
 		// The backend hangs now: the I/O waits for its context to end.
 		j.hanging = true
+		s.hangingJobs = append(s.hangingJobs, j)
 		return
 	}
 	j.finished = true
@@ -208,6 +209,24 @@ func (j *ioJob) run(s *Sim) {
 		j.done()
 	}
 	s.loop.Leave()
+}
+
+// scanHanging completes at once every hanging I/O whose context ended
+// during the event that just ended, whatever ended it (a timer of the
+// pool's, such as an acquire hook's deadline, moves no machine).
+func (s *Sim) scanHanging() {
+	kept := s.hangingJobs[:0]
+	for _, j := range s.hangingJobs {
+		switch {
+		case j.finished || !j.hanging:
+		case j.ctx.Err() != nil:
+			s.q.push(s.now, j)
+		default:
+			kept = append(kept, j)
+		}
+	}
+	clear(s.hangingJobs[len(kept):])
+	s.hangingJobs = kept
 }
 
 // scanCancelled completes at once every I/O of inst whose context was
@@ -414,6 +433,7 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 	}
 	if s.hangs(a.Kind, b) {
 		j.hanging = true
+		s.hangingJobs = append(s.hangingJobs, j)
 		return true
 	}
 	s.q.push(s.now+lat, j)

@@ -38,11 +38,18 @@ type Slot struct {
 	stopWanted bool
 }
 
-// New returns a slot whose machine ID (in traces) is id, connecting.
+// New returns a slot whose machine ID (in traces) is id, connecting. The
+// ID may be "" and set later, before the slot's first transition is
+// observed (see SetID).
 func New(id string) Slot { return Slot{id: id} }
 
-// ID is the slot's machine ID.
+// ID is the slot's machine ID, or "" while it has none.
 func (s *Slot) ID() string { return s.id }
+
+// SetID gives the slot its machine ID. A pool with many slots names them
+// only when something reads the names (an observer, a log, a driver of
+// actions), so that an idle slot holds no string of its own.
+func (s *Slot) SetID(id string) { s.id = id }
 
 // State is the slot machine's state.
 func (s *Slot) State() State { return s.state.Get() }
