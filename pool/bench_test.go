@@ -37,10 +37,18 @@ func (benchConnector) Connect(context.Context, backend.Backend) (*benchConn, err
 func (benchConnector) Close(*benchConn) error { return nil }
 
 // validatingConnector is a benchConnector with a Validator whose check
-// succeeds at once: with the default policy, every release is checked.
-type validatingConnector struct{ benchConnector }
+// succeeds at once and is counted. With the default policy it checks each
+// new connection, and one claimed after being idle for over a second;
+// with Policy.CheckOnRelease, every release too.
+type validatingConnector struct {
+	benchConnector
+	n *atomic.Int64
+}
 
-func (validatingConnector) Validate(context.Context, *benchConn) error { return nil }
+func (v validatingConnector) Validate(context.Context, *benchConn) error {
+	v.n.Add(1)
+	return nil
+}
 
 // countingObserver counts transitions. Observe runs with the loop held,
 // so a plain counter is enough.
@@ -59,6 +67,7 @@ func (nopClaimTracer) TraceClaimEnd(context.Context, ClaimEndData) {}
 // benchVariant is one configuration of the pool under test.
 type benchVariant struct {
 	name string
+	pol  func(*Policy) // changes to the default policy, or nil
 	// setup returns the connector and options of a new pool of this
 	// variant, and a check, run once the pool is closed, that what the
 	// variant adds did run.
@@ -66,7 +75,7 @@ type benchVariant struct {
 }
 
 var benchVariants = []benchVariant{
-	{"plain", func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
+	{"plain", nil, func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
 		return benchConnector{}, nil, func(st Stats) error {
 			if st.Recycles != 0 {
 				return fmt.Errorf("%d recycles without a validator", st.Recycles)
@@ -74,15 +83,28 @@ var benchVariants = []benchVariant{
 			return nil
 		}
 	}},
-	{"validator", func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
-		return validatingConnector{}, nil, func(st Stats) error {
+	{"validator", nil, func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
+		v := validatingConnector{n: new(atomic.Int64)}
+		return v, nil, func(st Stats) error {
+			if v.n.Load() == 0 {
+				return errors.New("the validator never ran")
+			}
+			if st.Recycles != 0 {
+				return fmt.Errorf("%d releases checked with the default policy", st.Recycles)
+			}
+			return nil
+		}
+	}},
+	{"validator-on-release", func(p *Policy) { p.CheckOnRelease = true }, func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
+		v := validatingConnector{n: new(atomic.Int64)}
+		return v, nil, func(st Stats) error {
 			if st.Recycles == 0 {
 				return errors.New("no release was checked")
 			}
 			return nil
 		}
 	}},
-	{"observer", func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
+	{"observer", nil, func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
 		obs := new(countingObserver)
 		return benchConnector{}, []Option{WithObserver(obs)}, func(Stats) error {
 			if obs.n == 0 {
@@ -91,7 +113,7 @@ var benchVariants = []benchVariant{
 			return nil
 		}
 	}},
-	{"tracer", func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
+	{"tracer", nil, func() (backend.Connector[*benchConn], []Option, func(Stats) error) {
 		return benchConnector{}, []Option{WithTracer(nopClaimTracer{})}, nil
 	}},
 }
@@ -111,6 +133,9 @@ func newBenchPool(b *testing.B, v benchVariant, backends, slots int) *Pool[*benc
 	b.Helper()
 	conn, opts, check := v.setup()
 	pol := Policy{MaxSlots: slots, MaxSlotsPerBackend: slots, SparesWanted: slots}
+	if v.pol != nil {
+		v.pol(&pol)
+	}
 	p, err := New(resolverFor(backends), conn, pol, append(opts, WithStrict(true))...)
 	if err != nil {
 		b.Fatal(err)

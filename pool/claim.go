@@ -133,10 +133,11 @@ func (p *Pool[C]) discard(sl *pslot[C], err error) {
 	p.slotFailed(sl, slot.Discard, fmt.Errorf("discard %s: %w", sl.set.b.Name, err))
 }
 
+// unclaim counts a claim's end. The caller then updates the LeastClaimed
+// index (idleSlot does, whatever it does with the slot).
 func (p *Pool[C]) unclaim(sl *pslot[C]) {
 	sl.set.Claimed--
 	p.nclaimed--
-	p.lcUpdate(sl.set)
 }
 
 // claimSlot hands an idle (or just connected) slot to a claimer and
@@ -144,7 +145,8 @@ func (p *Pool[C]) unclaim(sl *pslot[C]) {
 func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	sl.fire(slot.Claim)
 	sl.set.Claimed++
-	p.unidle(sl) // after the count: the set moves buckets once
+	p.unidle(sl)
+	p.lcUpdate(sl.set)
 	sl.set.st.claims++
 	p.nclaimed++
 	p.st.claims++
@@ -247,7 +249,8 @@ func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
 		return p.claimHooked(ctx)
 	}
 	start := p.loop.Now()
-	ctxs := p.traceClaimStart(ctx)
+	var buf [2]context.Context // the tracers' contexts, on the stack for up to two
+	ctxs := p.traceClaimStart(ctx, buf[:0])
 	h, err := p.claimHooked(ctx)
 	p.traceClaimEnd(ctxs, start, h, err)
 	return h, err

@@ -52,6 +52,9 @@ func (e *claimError) Unwrap() []error {
 
 // timedOut reports whether err says that a claim's deadline passed.
 func timedOut(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ce *claimError
 	return errors.As(err, &ce) && ce.timeout
 }

@@ -388,6 +388,8 @@ func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	p.lcUpdate(sl.set)
 }
 
+// unidle takes a slot off its set's idle stack, if it is there. The
+// caller then updates the LeastClaimed index (lcUpdate).
 func (p *Pool[C]) unidle(sl *pslot[C]) {
 	if sl.idlePos < 0 {
 		return
@@ -399,12 +401,12 @@ func (p *Pool[C]) unidle(sl *pslot[C]) {
 	idle[len(idle)-1] = nil
 	sl.set.idle = idle[:len(idle)-1]
 	sl.idlePos = -1
-	sl.set.p.lcUpdate(sl.set)
 }
 
 // expire closes an idle slot's connection and connects again.
 func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.unidle(sl)
+	p.lcUpdate(sl.set)
 	sl.expired = false
 	c := sl.conn
 	var zero C
@@ -456,6 +458,7 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	hadConn := sl.State().HasConn()
 	p.unidle(sl)
+	p.lcUpdate(sl.set) // a discard also ended a claim
 	p.abandon(sl) // any completion still in flight is stale now
 	if !sl.fire(ev) {
 		return
@@ -562,6 +565,7 @@ func (p *Pool[C]) healthDue(sl *pslot[C]) {
 		return
 	}
 	p.unidle(sl)
+	p.lcUpdate(sl.set)
 	sl.fire(slot.CheckDue)
 	p.st.checks++
 	p.runHook(sl, "health check", p.validate, slot.CheckOK, slot.CheckErr)
@@ -675,9 +679,9 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	if wasClaimed {
 		sl.set.Claimed--
 		p.nclaimed--
-		p.lcUpdate(sl.set)
 	}
 	p.unidle(sl)
+	p.lcUpdate(sl.set)
 	p.abandon(sl)
 	p.loop.Cancel(&sl.t)
 	sl.fire(slot.Stop)

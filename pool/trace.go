@@ -164,12 +164,11 @@ func (t *tracers) add(tr Tracer) error {
 	return nil
 }
 
-// traceClaimStart runs the claim tracers; it returns the contexts they
-// gave back, one per tracer, for traceClaimEnd.
-func (p *Pool[C]) traceClaimStart(ctx context.Context) []context.Context {
-	ctxs := make([]context.Context, len(p.tr.claim))
-	for i, t := range p.tr.claim {
-		ctxs[i] = t.TraceClaimStart(ctx, ClaimStartData{Pool: p.name})
+// traceClaimStart runs the claim tracers; it appends to ctxs the contexts
+// they gave back, one per tracer, for traceClaimEnd.
+func (p *Pool[C]) traceClaimStart(ctx context.Context, ctxs []context.Context) []context.Context {
+	for _, t := range p.tr.claim {
+		ctxs = append(ctxs, t.TraceClaimStart(ctx, ClaimStartData{Pool: p.name}))
 	}
 	return ctxs
 }
