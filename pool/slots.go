@@ -459,7 +459,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	hadConn := sl.State().HasConn()
 	p.unidle(sl)
 	p.lcUpdate(sl.set) // a discard also ended a claim
-	p.abandon(sl) // any completion still in flight is stale now
+	p.abandon(sl)      // any completion still in flight is stale now
 	if !sl.fire(ev) {
 		return
 	}
