@@ -246,25 +246,29 @@ func (p *Pool[C]) callPicker() (i int) {
 // retries included.
 func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
 	if p.tr.claim == nil {
-		return p.claimHooked(ctx)
+		return p.claimHooked(ctx, nil)
 	}
-	start := p.loop.Now()
 	var buf [2]context.Context // the tracers' contexts, on the stack for up to two
 	ctxs := p.traceClaimStart(ctx, buf[:0])
-	h, err := p.claimHooked(ctx)
-	p.traceClaimEnd(ctxs, start, h, err)
+	var wait time.Duration
+	h, err := p.claimHooked(ctx, &wait)
+	p.traceClaimEnd(ctxs, wait, h, err)
 	return h, err
 }
 
 // claimHooked is Claim without tracing: a claim, and when the connection
 // is due a check on claim or the connector has an AcquireHook, those
 // hooks and their retries within one ClaimTimeout.
-func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
+//
+// With wait not nil, it sets *wait to how long the claim took when it
+// waited in the queue or ran hooks, and leaves it at zero for a claim
+// served at once from an idle connection, for which it reads no clock.
+func (p *Pool[C]) claimHooked(ctx context.Context, wait *time.Duration) (*Handle[C], error) {
 	var start time.Time
 	if p.onAcquire != nil {
 		start = p.loop.Now()
 	}
-	h, err := p.claim(ctx, nil, nil, p.pol.ClaimTimeout)
+	h, err := p.claim(ctx, nil, nil, p.pol.ClaimTimeout, wait)
 	if err != nil || (p.onAcquire == nil && !h.sl.checkDue) {
 		return h, err
 	}
@@ -279,14 +283,20 @@ func (p *Pool[C]) claimHooked(ctx context.Context) (*Handle[C], error) {
 		herr := p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
 		cancel()
 		if herr == nil {
-			return h, nil
+			break
 		}
 		// Discard and queue again at the head in one event, so that no
 		// connection freed in between goes to a claimer behind this one.
 		left := deadline.Sub(p.loop.Now())
-		h, err = p.claim(ctx, h, herr, left)
+		h, err = p.claim(ctx, h, herr, left, nil)
 	}
-	return nil, err
+	if wait != nil {
+		*wait = p.loop.Now().Sub(start)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // claimHooks runs what a claim runs on its connection before the claimer
@@ -309,7 +319,10 @@ func (p *Pool[C]) claimHooks(ctx context.Context, c C, check bool) error {
 // claim serves one claim, waiting at most timeout. With bad set (its check
 // on claim or acquire hook failed), it first discards bad with badErr, and
 // the claimer keeps its place at the head of the queue.
-func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeout time.Duration) (*Handle[C], error) {
+//
+// With wait not nil, a claim that waited in the queue sets *wait to how
+// long it waited.
+func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeout time.Duration, wait *time.Duration) (*Handle[C], error) {
 	p.loop.Enter()
 	if bad != nil {
 		p.hookFailed(bad, badErr)
@@ -329,6 +342,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 			p.loop.Cancel(&w.timer)
 			err := ctx.Err()
 			p.st.failed(err)
+			p.waited(w, wait)
 			p.freeWaiter(w)
 			p.loop.Leave()
 			return nil, err
@@ -338,6 +352,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 	}
 	p.loop.Enter()
 	h, err = w.h, w.err
+	p.waited(w, wait)
 	p.freeWaiter(w)
 	if h != nil {
 		switch {
@@ -589,6 +604,13 @@ func (p *Pool[C]) newWaiter(ctx context.Context) *waiter[C] {
 	w.ctx = ctx
 	w.since = p.now()
 	return w
+}
+
+// waited sets *wait, when wait is not nil, to how long w has waited.
+func (p *Pool[C]) waited(w *waiter[C], wait *time.Duration) {
+	if wait != nil {
+		*wait = p.now().Sub(w.since)
+	}
 }
 
 func (p *Pool[C]) freeWaiter(w *waiter[C]) {

@@ -60,7 +60,11 @@ type ClaimStartData struct {
 type ClaimEndData struct {
 	Pool    string
 	Backend backend.Backend // the claimed connection's backend; zero when Err is set
-	Wait    time.Duration   // from Claim's start to its return, on the pool's clock
+	// Wait is how long the claim waited, on the pool's clock: from its
+	// start to its return when it queued or ran a hook (a check on
+	// claim, an AcquireHook); zero for a claim served at once from an
+	// idle connection, for which the pool reads no clock.
+	Wait time.Duration
 	Err     error           // why the claim failed, or nil
 	// TimedOut is set when the claim failed because its deadline
 	// (Policy.ClaimTimeout) passed, not because it failed fast or its
@@ -173,8 +177,8 @@ func (p *Pool[C]) traceClaimStart(ctx context.Context, ctxs []context.Context) [
 	return ctxs
 }
 
-func (p *Pool[C]) traceClaimEnd(ctxs []context.Context, start time.Time, h *Handle[C], err error) {
-	d := ClaimEndData{Pool: p.name, Wait: p.loop.Now().Sub(start), Err: err, TimedOut: timedOut(err)}
+func (p *Pool[C]) traceClaimEnd(ctxs []context.Context, wait time.Duration, h *Handle[C], err error) {
+	d := ClaimEndData{Pool: p.name, Wait: wait, Err: err, TimedOut: timedOut(err)}
 	if h != nil && err == nil {
 		d.Backend = *h.sl.backend()
 	}
