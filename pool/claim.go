@@ -44,7 +44,7 @@ func (h *Handle[C]) pool(op string) *Pool[C] {
 }
 
 // Release gives the connection back to the pool: the recycle hook runs
-// (OnRecycle, else Validate, if the connector has either), then the
+// (OnRecycle; or, with Policy.CheckOnRelease, Validate), then the
 // connection serves the next claim. After Close forced the connection shut,
 // Release does nothing. A second Release, or a Release after Discard, does
 // nothing and is counted as misuse.

@@ -46,9 +46,10 @@ type Config struct {
 
 	// Validate, when set, checks that a connection still works (for
 	// example a short request and its answer). The pool calls it on every
-	// new connection, periodically on idle ones and on every released
-	// one; an error closes the connection and counts a failure against
-	// its backend.
+	// new connection, periodically on idle ones, and on one claimed after
+	// it stayed idle longer than Policy.CheckIdleAfter (with
+	// Policy.CheckOnRelease, on every released one too); an error closes
+	// the connection and counts a failure against its backend.
 	//
 	// Validate runs with the connection's deadline set to ctx's deadline
 	// (none when ctx has none), and when ctx is cancelled a blocked read
