@@ -211,7 +211,8 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	new backends=a,b [max-slots=N] [spares=N] [per-backend=N] [dead-after=N]
 //	    [claim-timeout=D] [connect-timeout=D] [health=D] [health-timeout=D]
 //	    [rebalance=D] [decoherence=D] [backoff-min=D] [backoff-max=D]
-//	    [jitter=D] [lifetime=D] [idle-time=D] [validate] [check-idle=D]
+//	    [jitter=D] [lifetime=D] [lifetime-jitter=D] [idle-time=D] [min-slots=N]
+//	    [validate] [check-idle=D]
 //	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
 //	                          create the pool (a Fixed resolver of the named
@@ -228,7 +229,8 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	    (S may be "all": every job of that kind held when the command
 //	    starts, in spawn order)
 //	actions                   list the held actions
-//	claim C [ctx=cancelled]   start a claim named C
+//	claim C [ctx=cancelled] [try]
+//	                          start a claim named C (with try, TryClaim)
 //	acquire-ok C, acquire-err C [err=E]
 //	                          end C's acquire hook
 //	release C, discard C [err=E]
@@ -237,6 +239,7 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	                          deadlines in the loop's order
 //	resolver-update B...      the resolver now lists backends B...
 //	close [K] [ctx=cancelled] start Close, named K (default "close")
+//	reset                     call Reset
 //	stats                     a summary of Stats
 //	timers                    the pending deadlines of the pool's timers
 //
@@ -335,6 +338,8 @@ func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 		h.res.ReplaceBackends(bs...)
 	case "close":
 		h.close(d)
+	case "reset":
+		h.p.Reset()
 	case "stats":
 		h.settle()
 		h.flush(&out)
@@ -444,6 +449,10 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.BackoffJitter = dur(a)
 		case "lifetime":
 			pol.MaxConnLifetime = dur(a)
+		case "lifetime-jitter":
+			pol.MaxConnLifetimeJitter = dur(a)
+		case "min-slots":
+			pol.MinSlots = num(a)
 		case "idle-time":
 			pol.MaxConnIdleTime = dur(a)
 		case "validate":
@@ -563,6 +572,7 @@ func (h *ddHarness) claim(d *datadriven.TestData) {
 		h.cancelledArg(d)
 		cancel()
 	}
+	try := d.HasArg("try")
 	c := &ddClaimer{name: name, ctx: ctx, cancel: cancel}
 	h.mu.Lock()
 	if h.claimer(name) != nil {
@@ -574,7 +584,11 @@ func (h *ddHarness) claim(d *datadriven.TestData) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		hd, err := h.p.Claim(ctx)
+		claim := h.p.Claim
+		if try {
+			claim = h.p.TryClaim
+		}
+		hd, err := claim(ctx)
 		h.mu.Lock()
 		c.done, c.h, c.err = true, hd, err
 		h.mu.Unlock()
@@ -794,6 +808,12 @@ func (h *ddHarness) stats(out *strings.Builder) {
 	if ce != (ClaimErrors{}) {
 		fmt.Fprintf(out, "; claim errors: no backends %d, none online %d, all used %d, closed %d, context %d",
 			ce.NoBackends, ce.NoBackendsOnline, ce.AllClaimsUsed, ce.Closed, ce.Context)
+		if ce.NoIdle > 0 {
+			fmt.Fprintf(out, ", no idle %d", ce.NoIdle)
+		}
+	}
+	if st.Resets > 0 {
+		fmt.Fprintf(out, "; resets %d, expired %d", st.Resets, st.Expired)
 	}
 	out.WriteString("\n")
 	for _, b := range st.Backends {

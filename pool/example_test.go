@@ -146,3 +146,40 @@ func ExampleWithTracer() {
 	fmt.Printf("%d claims held %v in all\n", tr.claims, tr.held)
 	// Output: 3 claims held 60ms in all
 }
+
+func ExamplePool_Do() {
+	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
+	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 1, SparesWanted: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close(context.Background())
+
+	// A request's own error releases the connection; an error that is
+	// the connection's fault (here pool.ErrBadConn, wrapped) discards it.
+	err = p.Do(context.Background(), func(s *session) error { return fmt.Errorf("no such row") })
+	fmt.Println(err, p.Stats().Discards)
+	err = p.Do(context.Background(), func(s *session) error { return fmt.Errorf("protocol: %w", pool.ErrBadConn) })
+	fmt.Println(err, p.Stats().Discards)
+	// Output:
+	// no such row 0
+	// protocol: pool: bad connection 1
+}
+
+func ExamplePool_TryClaim() {
+	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
+	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 1, SparesWanted: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close(context.Background())
+
+	h, err := p.Claim(context.Background()) // waits for the first connection
+	if err != nil {
+		panic(err)
+	}
+	_, err = p.TryClaim(context.Background()) // the only one is claimed: no wait
+	fmt.Println(err)
+	h.Release()
+	// Output: pool: no idle connection
+}

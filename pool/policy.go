@@ -68,12 +68,29 @@ type Policy struct {
 	// claimed after CheckIdleAfter, and by the periodic health check.
 	CheckOnRelease bool
 	// MaxConnLifetime closes and replaces a connection this long after it
-	// was opened (minus up to 10% jitter), at its next idle moment. Zero
-	// means no limit.
+	// was opened (less a random jitter up to MaxConnLifetimeJitter): at
+	// once if it is idle then, else when it is released. A connection past
+	// its lifetime is never handed out. Zero means no limit.
 	MaxConnLifetime time.Duration
+	// MaxConnLifetimeJitter bounds the random part taken off each
+	// connection's lifetime, so that connections opened together are not
+	// replaced together. Default a tenth of MaxConnLifetime; at most
+	// MaxConnLifetime.
+	MaxConnLifetimeJitter time.Duration
 	// MaxConnIdleTime closes and replaces a connection that stayed idle
 	// this long, checked at each health interval. Zero means no limit.
 	MaxConnIdleTime time.Duration
+
+	// MinSlots is a floor on the pool's slots (open and opening
+	// connections), kept however low demand falls, spread over the
+	// backends like any slots (pgxpool's MinConns). Default 0; at most
+	// MaxSlots. SparesWanted is the floor on idle ones beyond the claimed.
+	MinSlots int
+
+	// IsBadConn tells Do whether an error returned by its function is the
+	// connection's fault (Do then discards it) or only the request's (Do
+	// releases it). Default: [DefaultIsBadConn].
+	IsBadConn func(error) bool
 
 	// DeadAfter is the number of consecutive failures after which a
 	// backend is dead: it keeps one probe slot, and when every backend is
@@ -116,6 +133,12 @@ func (p Policy) withDefaults() Policy {
 	setDur(&p.HealthInterval, 30*time.Second)
 	setDur(&p.HealthTimeout, 3*time.Second)
 	setDur(&p.CheckIdleAfter, time.Second)
+	if p.MaxConnLifetimeJitter == 0 {
+		p.MaxConnLifetimeJitter = p.MaxConnLifetime / 10
+	}
+	if p.IsBadConn == nil {
+		p.IsBadConn = DefaultIsBadConn
+	}
 	if p.Rebalancer == nil {
 		p.Rebalancer = DefaultRebalancer{}
 	}
@@ -147,7 +170,7 @@ func (p Policy) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}} {
+	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}, {"MinSlots", p.MinSlots}} {
 		if f.v < 0 {
 			bad("%s is %d; it must be positive (zero takes the default)", f.name, f.v)
 		}
@@ -161,7 +184,7 @@ func (p Policy) validate() error {
 		{"BackoffMax", p.BackoffMax}, {"BackoffJitter", p.BackoffJitter},
 		{"ConnectTimeout", p.ConnectTimeout}, {"HealthInterval", p.HealthInterval},
 		{"HealthTimeout", p.HealthTimeout}, {"MaxConnLifetime", p.MaxConnLifetime},
-		{"MaxConnIdleTime", p.MaxConnIdleTime},
+		{"MaxConnIdleTime", p.MaxConnIdleTime}, {"MaxConnLifetimeJitter", p.MaxConnLifetimeJitter},
 	} {
 		if f.v < 0 {
 			bad("%s is %v; it must not be negative", f.name, f.v)
@@ -169,6 +192,12 @@ func (p Policy) validate() error {
 	}
 	if p.MaxSlots > maxSlotsLimit {
 		bad("MaxSlots is %d; it must be at most %d", p.MaxSlots, maxSlotsLimit)
+	}
+	if p.MinSlots > p.MaxSlots {
+		bad("MinSlots (%d) is above MaxSlots (%d)", p.MinSlots, p.MaxSlots)
+	}
+	if p.MaxConnLifetimeJitter > p.MaxConnLifetime {
+		bad("MaxConnLifetimeJitter (%v) is above MaxConnLifetime (%v)", p.MaxConnLifetimeJitter, p.MaxConnLifetime)
 	}
 	if p.BackoffMin > p.BackoffMax {
 		bad("BackoffMin (%v) is above BackoffMax (%v)", p.BackoffMin, p.BackoffMax)
@@ -200,6 +229,7 @@ type RebalanceInput struct {
 	Claimed  int // claimed slots across the pool
 	Waiters  int // claimers waiting
 	Spares   int // Policy.SparesWanted
+	Min      int // Policy.MinSlots: the fewest slots to keep in all
 	MaxSlots int // Policy.MaxSlots
 }
 
@@ -227,7 +257,7 @@ type DefaultRebalancer struct{}
 
 // Rebalance implements [Rebalancer].
 func (DefaultRebalancer) Rebalance(in RebalanceInput, want []int) {
-	target := min(in.Claimed+in.Waiters+in.Spares, in.MaxSlots)
+	target := min(max(in.Claimed+in.Waiters+in.Spares, in.Min), in.MaxSlots)
 	budget := in.MaxSlots
 	given := 0
 	for i := range in.Sets {

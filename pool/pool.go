@@ -422,7 +422,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 
 func (p *Pool[C]) callRebalancer() {
 	in := RebalanceInput{Sets: p.info, Claimed: p.nclaimed, Waiters: p.waiters.n,
-		Spares: p.pol.SparesWanted, MaxSlots: p.pol.MaxSlots}
+		Spares: p.pol.SparesWanted, Min: p.pol.MinSlots, MaxSlots: p.pol.MaxSlots}
 	defer func() {
 		if v := recover(); v != nil {
 			p.policyError("pool: rebalancer panicked: %v", v)
@@ -483,7 +483,7 @@ func (p *Pool[C]) fill() {
 // and exceeds the slots, so that a pool held below demand by its caps does
 // not rebalance on every claim.
 func (p *Pool[C]) demand() int {
-	return min(p.nclaimed+p.waiters.n+p.pol.SparesWanted, p.pol.MaxSlots)
+	return min(max(p.nclaimed+p.waiters.n+p.pol.SparesWanted, p.pol.MinSlots), p.pol.MaxSlots)
 }
 
 // checkDead moves the pool to failed when every known backend is dead,

@@ -61,6 +61,7 @@ type pslot[C any] struct {
 	idlePos   int32              // index in set.idle, or -1
 	expired   bool               // its lifetime ended while it was claimed: expire on release
 	moved     bool               // its connection goes to its backend's previous address
+	stale     bool               // Reset came after its connection (or connect) began: replace it when idle
 	checkDue  bool               // the claim checks the connection before the claimer gets it
 	expireAt  int64              // end of its connection's lifetime (stamp); 0 without a limit
 	idleSince int64              // when it last became idle (stamp), with an idle limit or a check on claim
@@ -178,7 +179,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	ctx, cancel := p.ioContext()
 	sl.cancel = cancel
 	p.loop.After(&sl.t, p.pol.ConnectTimeout)
-	sl.moved = false // it connects to its backend's address now
+	sl.moved, sl.stale = false, false // it connects to its backend's address now, after any Reset
 	b := sl.set.b
 	sl.set.st.connects++
 	p.st.connects++
@@ -337,7 +338,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	p.cclock.mark(p.loop.Time(now))
 	sl.expired = false
 	if p.pol.MaxConnLifetime > 0 {
-		jitter := sl.rng.Int64N(int64(p.pol.MaxConnLifetime)/10 + 1)
+		jitter := sl.rng.Int64N(int64(p.pol.MaxConnLifetimeJitter) + 1)
 		sl.expireAt = now + int64(p.pol.MaxConnLifetime) - jitter
 	}
 	p.scheduleHealth(sl, now)
@@ -373,7 +374,7 @@ func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 		return
-	case sl.expired, sl.moved: // its lifetime ended, or its backend moved: reconnect there
+	case sl.expired, sl.moved, sl.stale: // its lifetime ended, its backend moved, or Reset: reconnect
 		p.expire(sl)
 		return
 	}

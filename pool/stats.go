@@ -38,6 +38,7 @@ type Stats struct {
 	Recycles    uint64      `json:"recycles"`
 	Discards    uint64      `json:"discards"`
 	Expired     uint64      `json:"expired"`
+	Resets      uint64      `json:"resets"` // calls of Reset
 	Closes      uint64      `json:"closes"`
 	// ClosesRunning counts connector Close calls that have started and not
 	// returned: after a Close whose context ended, the closes it forced
@@ -90,6 +91,7 @@ type ClaimErrors struct {
 	NoBackendsOnline uint64 `json:"no_backends_online"`
 	AllClaimsUsed    uint64 `json:"all_claims_used"`
 	Closed           uint64 `json:"closed"`
+	NoIdle           uint64 `json:"no_idle"` // TryClaim found nothing idle
 	Context          uint64 `json:"context"` // the claimer's context ended
 	// Timeouts counts the claims whose deadline (Policy.ClaimTimeout)
 	// passed, whatever their kind above: ErrNoBackends and ErrAllClaimsUsed
@@ -135,11 +137,11 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, checks, recycles, discards, expired, closes, misuse uint64
-	claimErrors                                                                     ClaimErrors
-	waits                                                                           histogram
-	backoffMin, backoffMax                                                          time.Duration
-	policyErr                                                                       error
+	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets uint64
+	claimErrors                                                                             ClaimErrors
+	waits                                                                                   histogram
+	backoffMin, backoffMax                                                                  time.Duration
+	policyErr                                                                               error
 }
 
 type setCounters struct {
@@ -159,6 +161,8 @@ func (c *counters) failed(err error) {
 		c.claimErrors.NoBackends++
 	case errors.Is(err, ErrAllClaimsUsed):
 		c.claimErrors.AllClaimsUsed++
+	case errors.Is(err, ErrNoIdle):
+		c.claimErrors.NoIdle++
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		c.claimErrors.Context++
 	}
@@ -183,7 +187,7 @@ func (p *Pool[C]) stats() Stats {
 		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
 		Connects: p.st.connects, Failures: p.st.failures, Checks: p.st.checks,
-		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
+		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
 		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},

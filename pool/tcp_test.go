@@ -6,6 +6,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -676,5 +677,114 @@ func TestTCPCapHoldsWhileAConnectionCloses(t *testing.T) {
 				// on loopback.
 			}
 		})
+	}
+}
+
+// connectWatch counts the slots' successful connects.
+type connectWatch struct{ ok chan struct{} }
+
+func (w *connectWatch) Observe(tr fsm.Transition) {
+	if st, ok := slot.Kind.Step(tr); ok && st.Event == slot.ConnectOK {
+		w.ok <- struct{}{}
+	}
+}
+
+// await waits for n more connects.
+func (w *connectWatch) await(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-w.ok:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %d connects: %v", n, ctx.Err())
+		}
+	}
+}
+
+// TestTCPDoTryClaimAndReset: Do releases a connection after a good call
+// and discards it after an error that is the connection's fault or a
+// panic; TryClaim takes idle connections and never waits; Reset replaces
+// every connection (an idle one at once, a claimed one on release)
+// without failing the claim, over a real loopback TCP server.
+func TestTCPDoTryClaimAndReset(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var all connGauge
+	srv := startEchoServer(t, &all)
+	conns, err := tcp.New(tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &connectWatch{ok: make(chan struct{}, 64)}
+	p, err := pool.New(resolver.NewFixed(srv.addr), backend.Connector[net.Conn](conns),
+		pool.Policy{MaxSlots: 2, SparesWanted: 2, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond, BackoffJitter: time.Millisecond},
+		pool.WithObserver(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	w.await(t, ctx, 2)
+
+	// Do: a good call releases, a broken one and a panic discard.
+	if err := p.Do(ctx, func(c net.Conn) error { return echotest.Check(ctx, c) }); err != nil {
+		t.Fatalf("Do with a good call: %v", err)
+	}
+	if err := p.Do(ctx, func(net.Conn) error { return fmt.Errorf("read: %w", io.EOF) }); !errors.Is(err, io.EOF) {
+		t.Fatalf("Do returned %v; want the function's error", err)
+	}
+	if err := p.Do(ctx, func(net.Conn) error { return errors.New("no such row") }); err == nil {
+		t.Fatal("Do lost the function's error")
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("Do re-panicked with %v; want boom", v)
+			}
+		}()
+		_ = p.Do(ctx, func(net.Conn) error { panic("boom") })
+		t.Error("Do did not panic")
+	}()
+	if st := p.Stats(); st.Discards != 2 || st.Claims != 4 {
+		t.Fatalf("after Do: %d discards of %d claims; want 2 of 4 (the EOF and the panic)", st.Discards, st.Claims)
+	}
+	w.await(t, ctx, 2) // the discarded slots connect again
+
+	// TryClaim: two idle connections, then a miss at once.
+	h1, err := p.TryClaim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := p.TryClaim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.TryClaim(ctx); !errors.Is(err, pool.ErrNoIdle) {
+		t.Fatalf("TryClaim with nothing idle: %v; want ErrNoIdle", err)
+	}
+	h2.Release()
+
+	// Reset with one connection claimed: the idle one is replaced now,
+	// the claimed one keeps working and is replaced on release.
+	before := p.Stats().Connects
+	p.Reset()
+	w.await(t, ctx, 1)
+	if err := echotest.Check(ctx, h1.Conn()); err != nil {
+		t.Fatalf("the claimed connection after Reset: %v", err)
+	}
+	h1.Release()
+	w.await(t, ctx, 1)
+	st := p.Stats()
+	if got := st.Connects - before; got != 2 || st.Resets != 1 || st.Expired != 2 {
+		t.Fatalf("after Reset: %d new connections, %d resets, %d expired; want 2, 1, 2", got, st.Resets, st.Expired)
+	}
+	if ce := st.ClaimErrors; ce.NoIdle != 1 || ce.Closed+ce.Context+ce.AllClaimsUsed+ce.NoBackends+ce.NoBackendsOnline != 0 {
+		t.Fatalf("claim errors %+v; want only the one TryClaim miss", ce)
+	}
+	if err := p.Do(ctx, func(c net.Conn) error { return echotest.Check(ctx, c) }); err != nil {
+		t.Fatalf("Do after Reset: %v", err)
 	}
 }

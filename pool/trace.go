@@ -65,7 +65,7 @@ type ClaimEndData struct {
 	// claim, an AcquireHook); zero for a claim served at once from an
 	// idle connection, for which the pool reads no clock.
 	Wait time.Duration
-	Err     error           // why the claim failed, or nil
+	Err  error // why the claim failed, or nil
 	// TimedOut is set when the claim failed because its deadline
 	// (Policy.ClaimTimeout) passed, not because it failed fast or its
 	// context ended.

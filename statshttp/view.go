@@ -112,6 +112,8 @@ type Pool struct {
 	// Expired counts idle connections closed because they reached the
 	// policy's maximum lifetime or idle time.
 	Expired uint64 `json:"expired"`
+	// Resets counts calls of the pool's Reset.
+	Resets uint64 `json:"resets"`
 	// Closes counts connections closed.
 	Closes uint64 `json:"closes"`
 	// ClosesRunning counts connector Close calls started and not returned.
@@ -167,6 +169,9 @@ type ClaimErrors struct {
 	AllClaimsUsed uint64 `json:"all_claims_used"`
 	// Closed counts claims failed with pool.ErrClosed.
 	Closed uint64 `json:"closed"`
+	// NoIdle counts TryClaim calls that found no idle connection
+	// (pool.ErrNoIdle).
+	NoIdle uint64 `json:"no_idle"`
 	// Context counts claims whose own context ended first.
 	Context uint64 `json:"context"`
 	// Timeouts counts the claims whose deadline passed, whatever their
@@ -249,7 +254,7 @@ func FromStats(name string, at time.Time, st pool.Stats) Pool {
 		Claims: st.Claims, ClaimErrors: ClaimErrors(st.ClaimErrors),
 		Waits:    Histogram{Bounds: make([]Duration, len(st.Waits.Bounds)), Counts: append([]uint64{}, st.Waits.Counts...)},
 		Connects: st.Connects, Failures: st.Failures, Checks: st.Checks, Recycles: st.Recycles,
-		Discards: st.Discards, Expired: st.Expired, Closes: st.Closes, ClosesRunning: st.ClosesRunning, Misuse: st.Misuse,
+		Discards: st.Discards, Expired: st.Expired, Resets: st.Resets, Closes: st.Closes, ClosesRunning: st.ClosesRunning, Misuse: st.Misuse,
 		BackoffMin: Duration(st.BackoffMin), BackoffMax: Duration(st.BackoffMax),
 		LastError: st.LastError, PolicyError: st.PolicyError,
 		Backends: make([]Backend, 0, len(st.Backends)),

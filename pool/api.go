@@ -1,0 +1,150 @@
+package pool
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"syscall"
+
+	"github.com/qorbgo/qorb/slot"
+)
+
+var (
+	// ErrNoIdle is returned by TryClaim when no idle connection can be
+	// handed out at once (all are claimed, or claimers are already
+	// waiting, whom TryClaim does not overtake).
+	ErrNoIdle = errors.New("pool: no idle connection")
+
+	// ErrBadConn marks an error as the connection's fault: Do discards
+	// the connection when f returns an error that wraps it (see
+	// DefaultIsBadConn).
+	ErrBadConn = errors.New("pool: bad connection")
+)
+
+// TryClaim is Claim that never waits: it returns an idle connection at
+// once, or fails with ErrNoIdle (nothing idle, or claimers waiting, whom
+// it does not overtake), ErrNoBackendsOnline when the pool is failed,
+// ErrClosed after Close, or ctx's error. A miss does not grow the pool:
+// Policy.SparesWanted keeps idle connections ready. When the connection
+// is due a check on claim or the connector has an AcquireHook, they run
+// in the caller's goroutine within Policy.HealthTimeout; when one fails,
+// the connection is discarded and TryClaim returns that error.
+func (p *Pool[C]) TryClaim(ctx context.Context) (*Handle[C], error) {
+	var buf [2]context.Context
+	var ctxs []context.Context
+	if p.tr.claim != nil {
+		ctxs = p.traceClaimStart(ctx, buf[:0])
+	}
+	h, err := p.tryClaim(ctx)
+	if err == nil && (p.onAcquire != nil || h.sl.checkDue) {
+		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
+		err = p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
+		cancel()
+		if err != nil {
+			p.loop.Enter()
+			p.hookFailed(h, err)
+			p.loop.Leave()
+			h = nil
+		}
+	}
+	if p.tr.claim != nil {
+		p.traceClaimEnd(ctxs, 0, h, err)
+	}
+	return h, err
+}
+
+func (p *Pool[C]) tryClaim(ctx context.Context) (*Handle[C], error) {
+	p.loop.Enter()
+	defer p.loop.Leave()
+	if err := ctx.Err(); err != nil {
+		p.st.failed(err)
+		return nil, err
+	}
+	if err := p.admit(); err != nil {
+		return nil, err
+	}
+	if p.waiters.head == nil {
+		if h := p.takeIdle(); h != nil {
+			return h, nil
+		}
+	}
+	p.st.failed(ErrNoIdle)
+	return nil, ErrNoIdle
+}
+
+// Do claims a connection, calls f with it, and gives it back: released
+// when f returns nil or an error that Policy.IsBadConn does not blame on
+// the connection, discarded (with that error) when it does. When f
+// panics, the connection is discarded and Do panics again with the same
+// value. Do returns Claim's error, or f's.
+func (p *Pool[C]) Do(ctx context.Context, f func(C) error) error {
+	h, err := p.Claim(ctx)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			// f panicked: the connection may be in any state.
+			h.Discard(errors.New("pool: Do: the function panicked"))
+		}
+	}()
+	err = f(h.Conn())
+	done = true
+	if err != nil && p.pol.IsBadConn(err) {
+		h.Discard(err)
+	} else {
+		h.Release()
+	}
+	return err
+}
+
+// DefaultIsBadConn is Policy.IsBadConn's default: it blames the
+// connection for an error that wraps ErrBadConn or database/sql/driver's
+// ErrBadConn; io.EOF or io.ErrUnexpectedEOF (the peer hung up); net's
+// ErrClosed; a reset, aborted or broken connection (ECONNRESET,
+// ECONNABORTED, EPIPE); or a network timeout, or the caller's context
+// ending (context.Canceled, context.DeadlineExceeded), after which a
+// request may be left half done on the connection. Other errors are the
+// request's, and the connection is released.
+func DefaultIsBadConn(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, target := range []error{ErrBadConn, driver.ErrBadConn, io.EOF, io.ErrUnexpectedEOF, net.ErrClosed,
+		syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Reset closes every idle connection now, and every other one (claimed,
+// being checked or recycled, or being opened) when it comes back, without
+// failing any claim; each slot opens a new connection at once. Use it
+// after a failover, when the connections may go to a demoted primary.
+// Reset does nothing after Close.
+func (p *Pool[C]) Reset() {
+	p.loop.Enter()
+	defer p.loop.Leave()
+	if p.closing() {
+		return
+	}
+	p.st.resets++
+	for _, s := range slices.Clone(p.order) {
+		for _, sl := range s.slots {
+			switch sl.State() {
+			case slot.Claimed, slot.Recycling, slot.Checking, slot.Connecting:
+				sl.stale = true
+			}
+		}
+		for _, sl := range slices.Clone(s.idle) {
+			p.expire(sl)
+		}
+	}
+}
