@@ -554,6 +554,9 @@ func (p *Pool[C]) enqueue(w *waiter[C], front bool, timeout time.Duration) {
 		p.waiters.pushBack(w)
 	}
 	p.loop.After(&w.timer, timeout)
+	if p.codel.target > 0 && !p.codel.timer.Pending() {
+		p.armShed(w.since)
+	}
 	if p.nslots < p.demand() {
 		p.follow(followRebalance)
 	}
@@ -637,11 +640,19 @@ func (p *Pool[C]) serve(sl *pslot[C]) bool {
 			p.finishWaiter(w, nil, err)
 			continue
 		}
-		h := p.claimSlot(sl)
 		now := p.now()
+		if p.codel.target > 0 && p.codelShed(w, now) {
+			p.st.shed++
+			p.finishWaiter(w, nil, ErrClaimShed)
+			continue
+		}
+		h := p.claimSlot(sl)
 		p.cclock.mark(now)
 		p.st.waits.observe(now.Sub(w.since))
 		p.finishWaiter(w, h, nil)
+		if p.codel.target > 0 {
+			p.armShed(now)
+		}
 		return true
 	}
 	return false

@@ -212,6 +212,7 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	    [claim-timeout=D] [connect-timeout=D] [health=D] [health-timeout=D]
 //	    [rebalance=D] [decoherence=D] [backoff-min=D] [backoff-max=D]
 //	    [jitter=D] [lifetime=D] [lifetime-jitter=D] [idle-time=D] [min-slots=N]
+//	    [target-delay=D] [delay-interval=D]
 //	    [validate] [check-idle=D]
 //	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
@@ -453,6 +454,10 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.MaxConnLifetimeJitter = dur(a)
 		case "min-slots":
 			pol.MinSlots = num(a)
+		case "target-delay":
+			pol.TargetClaimDelay = dur(a)
+		case "delay-interval":
+			pol.ClaimDelayInterval = dur(a)
 		case "idle-time":
 			pol.MaxConnIdleTime = dur(a)
 		case "validate":
@@ -810,6 +815,9 @@ func (h *ddHarness) stats(out *strings.Builder) {
 			ce.NoBackends, ce.NoBackendsOnline, ce.AllClaimsUsed, ce.Closed, ce.Context)
 		if ce.NoIdle > 0 {
 			fmt.Fprintf(out, ", no idle %d", ce.NoIdle)
+		}
+		if ce.Shed > 0 {
+			fmt.Fprintf(out, ", shed %d", ce.Shed)
 		}
 	}
 	if st.Resets > 0 {

@@ -28,6 +28,18 @@ type Policy struct {
 	// ClaimTimeout is how long Claim waits for a connection when its
 	// context has no earlier deadline. Default 30s.
 	ClaimTimeout time.Duration
+	// TargetClaimDelay turns on load shedding of the claim queue
+	// (cueball's targetClaimDelay, controlled delay): when every claim
+	// served during a ClaimDelayInterval waited longer than this, the
+	// queue is overloaded for the next interval, and meanwhile a claim
+	// that has waited over twice this long fails at once with
+	// ErrClaimShed, so that the claims served wait about the target
+	// instead of the whole ClaimTimeout. Default 0: off. With it,
+	// ClaimTimeout must exceed twice the target.
+	TargetClaimDelay time.Duration
+	// ClaimDelayInterval is the window over which TargetClaimDelay judges
+	// the queue. Default 100ms.
+	ClaimDelayInterval time.Duration
 	// RebalanceInterval is how often slots are redistributed and surplus
 	// idle slots closed. Slots are added at once when demand grows.
 	// Default 60s.
@@ -133,6 +145,7 @@ func (p Policy) withDefaults() Policy {
 	setDur(&p.HealthInterval, 30*time.Second)
 	setDur(&p.HealthTimeout, 3*time.Second)
 	setDur(&p.CheckIdleAfter, time.Second)
+	setDur(&p.ClaimDelayInterval, 100*time.Millisecond)
 	if p.MaxConnLifetimeJitter == 0 {
 		p.MaxConnLifetimeJitter = p.MaxConnLifetime / 10
 	}
@@ -185,6 +198,7 @@ func (p Policy) validate() error {
 		{"ConnectTimeout", p.ConnectTimeout}, {"HealthInterval", p.HealthInterval},
 		{"HealthTimeout", p.HealthTimeout}, {"MaxConnLifetime", p.MaxConnLifetime},
 		{"MaxConnIdleTime", p.MaxConnIdleTime}, {"MaxConnLifetimeJitter", p.MaxConnLifetimeJitter},
+		{"TargetClaimDelay", p.TargetClaimDelay}, {"ClaimDelayInterval", p.ClaimDelayInterval},
 	} {
 		if f.v < 0 {
 			bad("%s is %v; it must not be negative", f.name, f.v)
@@ -192,6 +206,9 @@ func (p Policy) validate() error {
 	}
 	if p.MaxSlots > maxSlotsLimit {
 		bad("MaxSlots is %d; it must be at most %d", p.MaxSlots, maxSlotsLimit)
+	}
+	if p.TargetClaimDelay > 0 && p.ClaimTimeout <= 2*p.TargetClaimDelay {
+		bad("ClaimTimeout (%v) is not above twice TargetClaimDelay (%v): no claim could be shed before it timed out", p.ClaimTimeout, p.TargetClaimDelay)
 	}
 	if p.MinSlots > p.MaxSlots {
 		bad("MinSlots (%d) is above MaxSlots (%d)", p.MinSlots, p.MaxSlots)

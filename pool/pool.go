@@ -78,6 +78,7 @@ type Pool[C any] struct {
 	st           counters
 	cclock       claimClock // times claims for Stats.OldestClaim
 	lc           lcIndex[C] // what LeastClaimed picks, when it is the picker
+	codel        codel      // sheds claims under overload (Policy.TargetClaimDelay)
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -139,6 +140,8 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
 	pl.afterEventFn = pl.afterEvent
 	_, pl.leastClaimed = p.Picker.(LeastClaimed)
+	pl.codel = codel{target: p.TargetClaimDelay, interval: p.ClaimDelayInterval, minWait: -1}
+	pl.codel.timer.Init(func() { pl.shed(pl.now()) })
 	pl.rebalance.Init(pl.rebalanceTick)
 	pl.decohere.Init(pl.decohereTick)
 
@@ -630,6 +633,7 @@ func (p *Pool[C]) beginClose() {
 	p.resTr.Stop(p.loop, p.name)
 	p.loop.Cancel(&p.rebalance)
 	p.loop.Cancel(&p.decohere)
+	p.loop.Cancel(&p.codel.timer)
 	for w := p.waiters.head; w != nil; w = p.waiters.head {
 		p.finishWaiter(w, nil, ErrClosed)
 	}

@@ -460,6 +460,12 @@ func TestPolicyValidation(t *testing.T) {
 		{Policy{BackoffMin: time.Second, BackoffMax: time.Millisecond}, "BackoffMin"},
 		{Policy{ClaimTimeout: -time.Second}, "ClaimTimeout"},
 		{Policy{SparesWanted: -3, HealthInterval: -1}, "HealthInterval"},
+		{Policy{MaxSlots: 4, MinSlots: 5}, "MinSlots (5) is above MaxSlots (4)"},
+		{Policy{MaxConnLifetime: time.Minute, MaxConnLifetimeJitter: 2 * time.Minute}, "MaxConnLifetimeJitter"},
+		{Policy{MaxConnLifetimeJitter: time.Second}, "MaxConnLifetimeJitter (1s) is above MaxConnLifetime (0s)"},
+		{Policy{TargetClaimDelay: time.Second, ClaimTimeout: 2 * time.Second}, "twice TargetClaimDelay"},
+		{Policy{TargetClaimDelay: -time.Second}, "TargetClaimDelay"},
+		{Policy{MinSlots: -1}, "MinSlots"},
 	} {
 		_, err := New(resolverFor(1), newFakeConnector(), tc.p)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

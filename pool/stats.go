@@ -92,6 +92,7 @@ type ClaimErrors struct {
 	AllClaimsUsed    uint64 `json:"all_claims_used"`
 	Closed           uint64 `json:"closed"`
 	NoIdle           uint64 `json:"no_idle"` // TryClaim found nothing idle
+	Shed             uint64 `json:"shed"`    // failed with ErrClaimShed (Policy.TargetClaimDelay)
 	Context          uint64 `json:"context"` // the claimer's context ended
 	// Timeouts counts the claims whose deadline (Policy.ClaimTimeout)
 	// passed, whatever their kind above: ErrNoBackends and ErrAllClaimsUsed
@@ -137,11 +138,11 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets uint64
-	claimErrors                                                                             ClaimErrors
-	waits                                                                                   histogram
-	backoffMin, backoffMax                                                                  time.Duration
-	policyErr                                                                               error
+	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets, shed uint64
+	claimErrors                                                                                   ClaimErrors
+	waits                                                                                         histogram
+	backoffMin, backoffMax                                                                        time.Duration
+	policyErr                                                                                     error
 }
 
 type setCounters struct {
@@ -163,6 +164,8 @@ func (c *counters) failed(err error) {
 		c.claimErrors.AllClaimsUsed++
 	case errors.Is(err, ErrNoIdle):
 		c.claimErrors.NoIdle++
+	case errors.Is(err, ErrClaimShed):
+		c.claimErrors.Shed++
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		c.claimErrors.Context++
 	}

@@ -172,6 +172,9 @@ type ClaimErrors struct {
 	// NoIdle counts TryClaim calls that found no idle connection
 	// (pool.ErrNoIdle).
 	NoIdle uint64 `json:"no_idle"`
+	// Shed counts claims shed from an overloaded queue
+	// (pool.ErrClaimShed, Policy.TargetClaimDelay).
+	Shed uint64 `json:"shed"`
 	// Context counts claims whose own context ended first.
 	Context uint64 `json:"context"`
 	// Timeouts counts the claims whose deadline passed, whatever their
