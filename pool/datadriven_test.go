@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -212,7 +213,7 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	    [claim-timeout=D] [connect-timeout=D] [health=D] [health-timeout=D]
 //	    [rebalance=D] [decoherence=D] [backoff-min=D] [backoff-max=D]
 //	    [jitter=D] [lifetime=D] [lifetime-jitter=D] [idle-time=D] [min-slots=N]
-//	    [target-delay=D] [delay-interval=D]
+//	    [target-delay=D] [delay-interval=D] [max-connecting=N] [connect-rate=F]
 //	    [validate] [check-idle=D]
 //	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
@@ -454,6 +455,14 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.MaxConnLifetimeJitter = dur(a)
 		case "min-slots":
 			pol.MinSlots = num(a)
+		case "max-connecting":
+			pol.MaxConnectingPerBackend = num(a)
+		case "connect-rate":
+			f, err := strconv.ParseFloat(a.Vals[0], 64)
+			if err != nil {
+				h.scriptError("connect-rate: %v", err)
+			}
+			pol.ConnectRatePerBackend = f
 		case "target-delay":
 			pol.TargetClaimDelay = dur(a)
 		case "delay-interval":

@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -56,6 +57,18 @@ type Policy struct {
 	// BackoffJitter is the upper bound of a random delay added on top of
 	// each backoff delay. Default 20ms.
 	BackoffJitter time.Duration
+
+	// MaxConnectingPerBackend caps the connects (with their first check)
+	// in flight to any one backend (go-redis's MaxConcurrentDials): slots
+	// beyond wait, in the state waiting, in their backend's queue. A
+	// connect abandoned on its timeout still counts until it returns.
+	// Default 0: no cap.
+	MaxConnectingPerBackend int
+	// ConnectRatePerBackend caps the connects started to any one backend,
+	// per second on average, with a burst of one second's worth (at least
+	// one) (cueball's maxChurnRate): a restart of a fleet or a backend
+	// does not become a connection storm. Default 0: no cap.
+	ConnectRatePerBackend float64
 
 	// ConnectTimeout bounds one connect, including the first health check.
 	// Default 10s.
@@ -183,7 +196,7 @@ func (p Policy) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}, {"MinSlots", p.MinSlots}} {
+	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}, {"MinSlots", p.MinSlots}, {"MaxConnectingPerBackend", p.MaxConnectingPerBackend}} {
 		if f.v < 0 {
 			bad("%s is %d; it must be positive (zero takes the default)", f.name, f.v)
 		}
@@ -209,6 +222,9 @@ func (p Policy) validate() error {
 	}
 	if p.TargetClaimDelay > 0 && p.ClaimTimeout <= 2*p.TargetClaimDelay {
 		bad("ClaimTimeout (%v) is not above twice TargetClaimDelay (%v): no claim could be shed before it timed out", p.ClaimTimeout, p.TargetClaimDelay)
+	}
+	if p.ConnectRatePerBackend < 0 || math.IsNaN(p.ConnectRatePerBackend) || math.IsInf(p.ConnectRatePerBackend, 0) {
+		bad("ConnectRatePerBackend is %v; it must be a finite number, zero or positive", p.ConnectRatePerBackend)
 	}
 	if p.MinSlots > p.MaxSlots {
 		bad("MinSlots (%d) is above MaxSlots (%d)", p.MinSlots, p.MaxSlots)

@@ -466,6 +466,8 @@ func TestPolicyValidation(t *testing.T) {
 		{Policy{TargetClaimDelay: time.Second, ClaimTimeout: 2 * time.Second}, "twice TargetClaimDelay"},
 		{Policy{TargetClaimDelay: -time.Second}, "TargetClaimDelay"},
 		{Policy{MinSlots: -1}, "MinSlots"},
+		{Policy{ConnectRatePerBackend: -1}, "ConnectRatePerBackend"},
+		{Policy{MaxConnectingPerBackend: -2}, "MaxConnectingPerBackend"},
 	} {
 		_, err := New(resolverFor(1), newFakeConnector(), tc.p)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

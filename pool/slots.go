@@ -27,13 +27,17 @@ type set[C any] struct {
 	idle        []*pslot[C]      // connected, LIFO
 	nextID      int
 	st          setCounters
-	rank        int32 // its place in the preference order
+	dial        dialGate[C] // connects in flight and waiting (Policy.MaxConnectingPerBackend, ConnectRatePerBackend)
+	rank        int32       // its place in the preference order
 	lcIn        int32 // its bucket in the LeastClaimed index, or -1
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	id := p.idPrefix + string(b.Name)
 	s := &set[C]{Set: slotset.New(id), p: p, b: &b, lcIn: -1}
+	s.dial.timer.Init(func() { p.dialNext(s) })
+	s.dial.filled = p.loop.Nanos()
+	s.dial.tokens = max(1, p.pol.ConnectRatePerBackend)
 	s.rng.Init(p.loop, "set", s.ID())
 	return s
 }
@@ -134,14 +138,14 @@ func (p *Pool[C]) startSlot(s *set[C]) {
 		sl.ID()
 	}
 	sl.Created(p.loop)
-	p.connect(sl)
+	p.dial(sl)
 }
 
 // connectWhenFree starts the connect of a slot in connecting, or, while
 // the slot's earlier connection is still closing, once it has closed.
 func (p *Pool[C]) connectWhenFree(sl *pslot[C]) {
 	if sl.ConnectWhenFree(p.loop) {
-		p.connect(sl)
+		p.dial(sl)
 	}
 }
 
@@ -169,7 +173,7 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 		return
 	}
 	if sl.PendingDone(p.loop) {
-		p.connect(sl)
+		p.dial(sl)
 	}
 }
 
@@ -179,6 +183,10 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	ctx, cancel := p.ioContext()
 	sl.cancel = cancel
 	p.loop.After(&sl.t, p.pol.ConnectTimeout)
+	if p.dialLimited() {
+		sl.set.dial.dialing++
+	}
+	s := sl.set
 	sl.moved, sl.stale = false, false // it connects to its backend's address now, after any Reset
 	b := sl.set.b
 	sl.set.st.connects++
@@ -187,6 +195,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 		c, err := p.openConn(ctx, *b)
 		return func() {
 			cancel()
+			p.dialDone(s)
 			p.connectDone(sl, gen, c, err)
 		}
 	})

@@ -788,3 +788,80 @@ func TestTCPDoTryClaimAndReset(t *testing.T) {
 		t.Fatalf("Do after Reset: %v", err)
 	}
 }
+
+// startGauge wraps a connector and records how many connects are in
+// flight at most, and when each began.
+type startGauge struct {
+	inner  backend.Connector[net.Conn]
+	mu     sync.Mutex
+	now    int
+	peak   int
+	starts []time.Time
+}
+
+func (g *startGauge) Connect(ctx context.Context, b backend.Backend) (net.Conn, error) {
+	g.mu.Lock()
+	g.now++
+	g.peak = max(g.peak, g.now)
+	g.starts = append(g.starts, time.Now())
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.now--
+		g.mu.Unlock()
+	}()
+	return g.inner.Connect(ctx, b)
+}
+
+func (g *startGauge) Close(c net.Conn) error { return g.inner.Close(c) }
+
+// TestTCPDialLimits: a pool of 8 slots over one loopback server opens its
+// connections at most 2 at a time with MaxConnectingPerBackend, and no
+// faster than the rate allows with ConnectRatePerBackend (a burst of one
+// second's worth, then one every 1/rate).
+func TestTCPDialLimits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var all connGauge
+	srv := startEchoServer(t, &all)
+	inner, err := tcp.New(tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		pol  pool.Policy
+	}{
+		{"max-connecting", pool.Policy{MaxSlots: 8, SparesWanted: 8, MaxConnectingPerBackend: 2}},
+		{"rate", pool.Policy{MaxSlots: 8, SparesWanted: 8, ConnectRatePerBackend: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &startGauge{inner: inner}
+			w := &connectWatch{ok: make(chan struct{}, 64)}
+			p, err := pool.New(resolver.NewFixed(srv.addr), backend.Connector[net.Conn](g), tc.pol, pool.WithObserver(w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.await(t, ctx, 8)
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if m := tc.pol.MaxConnectingPerBackend; m > 0 && g.peak > m {
+				t.Fatalf("%d connects in flight at once; the cap is %d", g.peak, m)
+			}
+			if r := tc.pol.ConnectRatePerBackend; r > 0 {
+				burst := int(r)
+				for k := burst; k < len(g.starts); k++ {
+					// Connect k needs k-burst+1 tokens beyond the burst.
+					earliest := time.Duration(float64(k-burst+1) / r * float64(time.Second))
+					if d := g.starts[k].Sub(g.starts[0]); d < earliest-time.Millisecond {
+						t.Fatalf("connect %d began %v after the first; the rate allows it no sooner than %v", k, d, earliest)
+					}
+				}
+			}
+			t.Logf("%d connects, at most %d at once, the last %v after the first", len(g.starts), g.peak, g.starts[len(g.starts)-1].Sub(g.starts[0]))
+		})
+	}
+}
