@@ -29,7 +29,7 @@ type set[C any] struct {
 	st          setCounters
 	dial        dialGate[C] // connects in flight and waiting (Policy.MaxConnectingPerBackend, ConnectRatePerBackend)
 	rank        int32       // its place in the preference order
-	lcIn        int32 // its bucket in the LeastClaimed index, or -1
+	lcIn        int32       // its bucket in the LeastClaimed index, or -1
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
