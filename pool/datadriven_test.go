@@ -214,6 +214,7 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	    [rebalance=D] [decoherence=D] [backoff-min=D] [backoff-max=D]
 //	    [jitter=D] [lifetime=D] [lifetime-jitter=D] [idle-time=D] [min-slots=N]
 //	    [target-delay=D] [delay-interval=D] [max-connecting=N] [connect-rate=F]
+//	    [shrink-half-life=D]
 //	    [validate] [check-idle=D]
 //	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
@@ -455,6 +456,8 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.MaxConnLifetimeJitter = dur(a)
 		case "min-slots":
 			pol.MinSlots = num(a)
+		case "shrink-half-life":
+			pol.ShrinkHalfLife = dur(a)
 		case "max-connecting":
 			pol.MaxConnectingPerBackend = num(a)
 		case "connect-rate":

@@ -45,6 +45,15 @@ type Policy struct {
 	// idle slots closed. Slots are added at once when demand grows.
 	// Default 60s.
 	RebalanceInterval time.Duration
+	// ShrinkHalfLife damps the shrinking of the pool after demand falls
+	// (cueball's low-pass filter on the slot count): a backend's slots
+	// above what the rebalancer wants decay exponentially with this
+	// half-life, one step at each RebalanceInterval (a step removes
+	// 1 - 2^(-RebalanceInterval/ShrinkHalfLife) of the surplus, rounded
+	// up), so that repeated bursts reuse connections instead of opening
+	// and closing them. Slots are added at once whatever it is. Default:
+	// RebalanceInterval (half the surplus at each step).
+	ShrinkHalfLife time.Duration
 	// DecoherenceInterval is how often the backend preference order is
 	// perturbed (the last backend moves to a random place), so that a
 	// fleet of clients does not pile onto one backend. Default 60s.
@@ -150,6 +159,7 @@ func (p Policy) withDefaults() Policy {
 	setInt(&p.DeadAfter, 5)
 	setDur(&p.ClaimTimeout, 30*time.Second)
 	setDur(&p.RebalanceInterval, 60*time.Second)
+	setDur(&p.ShrinkHalfLife, p.RebalanceInterval)
 	setDur(&p.DecoherenceInterval, 60*time.Second)
 	setDur(&p.BackoffMin, 20*time.Millisecond)
 	setDur(&p.BackoffMax, 30*time.Second)
@@ -205,7 +215,7 @@ func (p Policy) validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"ClaimTimeout", p.ClaimTimeout}, {"RebalanceInterval", p.RebalanceInterval},
+		{"ClaimTimeout", p.ClaimTimeout}, {"RebalanceInterval", p.RebalanceInterval}, {"ShrinkHalfLife", p.ShrinkHalfLife},
 		{"DecoherenceInterval", p.DecoherenceInterval}, {"BackoffMin", p.BackoffMin},
 		{"BackoffMax", p.BackoffMax}, {"BackoffJitter", p.BackoffJitter},
 		{"ConnectTimeout", p.ConnectTimeout}, {"HealthInterval", p.HealthInterval},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -22,18 +23,19 @@ import (
 // All methods are safe for concurrent use. A Pool must be closed with
 // Close, which closes every connection it opened.
 type Pool[C any] struct {
-	loop      *fsm.Loop
-	name      string
-	idPrefix  string // before slot and set IDs on a shared loop
-	res       resolver.Resolver
-	conn      backend.Connector[C]
-	validate  func(context.Context, C) error // nil without a Validator
-	recycle   func(context.Context, C) error // OnRecycle, else Validate with CheckOnRelease, else nil
-	checkIdle time.Duration                  // with a Validator: check on claim after this idle time; 0: never
-	stampIdle bool                           // idle slots are stamped: an idle limit or a check on claim needs it
-	onAcquire func(context.Context, C) error // nil without an AcquireHook
-	pol       Policy
-	log       *slog.Logger
+	loop        *fsm.Loop
+	name        string
+	idPrefix    string // before slot and set IDs on a shared loop
+	res         resolver.Resolver
+	conn        backend.Connector[C]
+	validate    func(context.Context, C) error // nil without a Validator
+	recycle     func(context.Context, C) error // OnRecycle, else Validate with CheckOnRelease, else nil
+	checkIdle   time.Duration                  // with a Validator: check on claim after this idle time; 0: never
+	stampIdle   bool                           // idle slots are stamped: an idle limit or a check on claim needs it
+	shrinkShare float64                        // of a backend's surplus slots, the share removed at each periodic rebalance
+	onAcquire   func(context.Context, C) error // nil without an AcquireHook
+	pol         Policy
+	log         *slog.Logger
 
 	finished atomic.Bool // Close returned: no connect or check starts; late connections are only closed
 	tr       tracers
@@ -137,6 +139,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 		pl.onAcquire = h.OnAcquire
 	}
 	pl.stampIdle = pl.checkIdle > 0 || p.MaxConnIdleTime > 0
+	pl.shrinkShare = 1 - math.Exp2(-float64(p.RebalanceInterval)/float64(p.ShrinkHalfLife))
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
 	pl.afterEventFn = pl.afterEvent
 	_, pl.leastClaimed = p.Picker.(LeastClaimed)
@@ -413,8 +416,9 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 			// No connection to tear down: keep only the probe.
 			n = surplus
 		case shrink:
-			// Damped: a burst that passed does not tear everything down.
-			n = (surplus + 1) / 2
+			// Damped: a burst that passed does not tear everything down;
+			// the surplus decays with Policy.ShrinkHalfLife.
+			n = int(math.Ceil(float64(surplus) * p.shrinkShare))
 		}
 		n = max(n, min(surplus, short))
 		short -= n
