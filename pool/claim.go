@@ -75,6 +75,9 @@ func (p *Pool[C]) release(h *Handle[C]) (bool, time.Duration) {
 	}
 	sl.fire(slot.Return)
 	p.unclaim(sl)
+	if sl.set.fb.probing {
+		p.probeEnded(sl, false)
+	}
 	p.idleSlot(sl)
 	return true, held
 }
@@ -130,6 +133,9 @@ func (p *Pool[C]) discard(sl *pslot[C], err error) {
 	}
 	p.unclaim(sl)
 	p.st.discards++
+	if sl.set.fb.probing {
+		p.probeEnded(sl, true)
+	}
 	p.slotFailed(sl, slot.Discard, fmt.Errorf("discard %s: %w", sl.set.b.Name, err))
 }
 
@@ -172,15 +178,19 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 func (p *Pool[C]) pick() *pslot[C] {
 	if p.leastClaimed {
 		if s := p.lcPick(); s != nil {
-			return s.idle[len(s.idle)-1]
+			sl := s.idle[len(s.idle)-1]
+			if s.fb.probing {
+				p.picked(s, sl)
+			}
+			return sl
 		}
 		return nil
 	}
 	p.cands = p.cands[:0]
 	p.candSets = p.candSets[:0]
 	for i, s := range p.order {
-		if s.State() == slotset.Online && len(s.idle) > 0 {
-			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.Claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i})
+		if s.State() == slotset.Online && len(s.idle) > 0 && s.pickable() {
+			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.Claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i, Latency: s.fb.latency})
 			p.candSets = append(p.candSets, s)
 		}
 	}
@@ -193,7 +203,9 @@ func (p *Pool[C]) pick() *pslot[C] {
 	default:
 		s = p.candSets[p.callPicker()]
 	}
-	return s.idle[len(s.idle)-1]
+	sl := s.idle[len(s.idle)-1]
+	p.picked(s, sl)
+	return sl
 }
 
 // pickLeastClaimed is what LeastClaimed picks, found in one pass over the

@@ -214,7 +214,8 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	    [rebalance=D] [decoherence=D] [backoff-min=D] [backoff-max=D]
 //	    [jitter=D] [lifetime=D] [lifetime-jitter=D] [idle-time=D] [min-slots=N]
 //	    [target-delay=D] [delay-interval=D] [max-connecting=N] [connect-rate=F]
-//	    [shrink-half-life=D]
+//	    [shrink-half-life=D] [picker=least-latency] [eject=N] [eject-base=D]
+//	    [eject-percent=N]
 //	    [validate] [check-idle=D]
 //	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
@@ -237,6 +238,7 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	acquire-ok C, acquire-err C [err=E]
 //	                          end C's acquire hook
 //	release C, discard C [err=E]
+//	report C latency=D [err=E] C reports how its backend did (Handle.Report)
 //	cancel C                  end the context of claim (or close) C
 //	tick D                    advance the clock by D, firing timers at their
 //	                          deadlines in the loop's order
@@ -307,6 +309,25 @@ func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 		} else {
 			c.h.Discard(h.errArg(d, "broken"))
 		}
+	case "report":
+		name := h.oneName(d)
+		h.mu.Lock()
+		c := h.claimer(name)
+		h.mu.Unlock()
+		if c == nil || c.h == nil {
+			h.scriptError("%s holds no handle", name)
+		}
+		var lat string
+		d.ScanArgs(h.t, "latency", &lat)
+		l, err := time.ParseDuration(lat)
+		if err != nil {
+			h.scriptError("latency: %v", err)
+		}
+		var berr error
+		if d.HasArg("err") {
+			berr = h.errArg(d, "")
+		}
+		c.h.Report(l, berr)
 	case "cancel":
 		name := h.oneName(d)
 		h.mu.Lock()
@@ -491,6 +512,20 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 					}
 				}
 			}
+		case "picker":
+			switch a.Vals[0] {
+			case "least-latency":
+				pol.Picker = LeastLatency{}
+			case "least-claimed":
+			default:
+				h.scriptError("unknown picker %s", a.Vals[0])
+			}
+		case "eject":
+			pol.Ejection.ConsecutiveErrors = num(a)
+		case "eject-base":
+			pol.Ejection.BaseTime = dur(a)
+		case "eject-percent":
+			pol.Ejection.MaxEjectedPercent = num(a)
 		case "seed":
 			seed = uint64(num(a))
 		default:
@@ -830,6 +865,11 @@ func (h *ddHarness) stats(out *strings.Builder) {
 		}
 		if ce.Shed > 0 {
 			fmt.Fprintf(out, ", shed %d", ce.Shed)
+		}
+	}
+	for _, b := range st.Backends {
+		if b.Reports > 0 || b.Ejections > 0 {
+			fmt.Fprintf(out, "; %s: reports %d, latency %v, errors %d, ejected %v (%d times)", b.Name, b.Reports, b.Latency, b.BackendErrors, b.Ejected, b.Ejections)
 		}
 	}
 	if st.Resets > 0 {

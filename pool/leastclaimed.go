@@ -29,7 +29,7 @@ func (p *Pool[C]) lcUpdate(s *set[C]) {
 		return
 	}
 	want := int32(-1)
-	if len(s.idle) > 0 && s.State() == slotset.Online {
+	if len(s.idle) > 0 && s.State() == slotset.Online && s.pickable() {
 		want = int32(s.Claimed)
 	}
 	if want == s.lcIn {
@@ -99,7 +99,7 @@ func (p *Pool[C]) lcCheck() error {
 	eligible := 0
 	for i, s := range p.order {
 		want := int32(-1)
-		if len(s.idle) > 0 && s.State() == slotset.Online {
+		if len(s.idle) > 0 && s.State() == slotset.Online && s.pickable() {
 			want = int32(s.Claimed)
 			eligible++
 			if scan == nil || s.Claimed < scan.Claimed {

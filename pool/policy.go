@@ -126,6 +126,10 @@ type Policy struct {
 	// releases it). Default: [DefaultIsBadConn].
 	IsBadConn func(error) bool
 
+	// Ejection turns on outlier ejection from the claimers' reports
+	// (Handle.Report): see [Ejection]. The zero value is off.
+	Ejection Ejection
+
 	// DeadAfter is the number of consecutive failures after which a
 	// backend is dead: it keeps one probe slot, and when every backend is
 	// dead the pool is failed and claims fail fast. Default 5.
@@ -172,6 +176,7 @@ func (p Policy) withDefaults() Policy {
 	if p.MaxConnLifetimeJitter == 0 {
 		p.MaxConnLifetimeJitter = p.MaxConnLifetime / 10
 	}
+	p.Ejection = p.Ejection.withDefaults()
 	if p.IsBadConn == nil {
 		p.IsBadConn = DefaultIsBadConn
 	}
@@ -235,6 +240,9 @@ func (p Policy) validate() error {
 	}
 	if p.ConnectRatePerBackend < 0 || math.IsNaN(p.ConnectRatePerBackend) || math.IsInf(p.ConnectRatePerBackend, 0) {
 		bad("ConnectRatePerBackend is %v; it must be a finite number, zero or positive", p.ConnectRatePerBackend)
+	}
+	if e := p.Ejection; e.ConsecutiveErrors < 0 || e.BaseTime < 0 || e.MaxTime < 0 || e.MaxEjectedPercent < 0 || e.MaxEjectedPercent > 100 {
+		bad("Ejection %+v: counts and times must not be negative, and MaxEjectedPercent at most 100", e)
 	}
 	if p.MinSlots > p.MaxSlots {
 		bad("MinSlots (%d) is above MaxSlots (%d)", p.MinSlots, p.MaxSlots)
@@ -367,6 +375,9 @@ type Candidate struct {
 	Idle    int // idle connected slots (at least one)
 	Slots   int // slots in any state
 	Rank    int // place in the preference order, 0 first
+	// Latency is the decaying average of the latencies its claimers
+	// reported (Handle.Report); zero before the first report.
+	Latency time.Duration
 }
 
 // Picker chooses which backend serves a claim: Pick returns an index into

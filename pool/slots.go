@@ -28,6 +28,8 @@ type set[C any] struct {
 	nextID      int
 	st          setCounters
 	dial        dialGate[C] // connects in flight and waiting (Policy.MaxConnectingPerBackend, ConnectRatePerBackend)
+	fb          feedback    // its claimers' reports; outlier ejection
+	probe       *pslot[C]   // the slot claimed to probe it after an ejection
 	rank        int32       // its place in the preference order
 	lcIn        int32       // its bucket in the LeastClaimed index, or -1
 }
@@ -36,6 +38,7 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	id := p.idPrefix + string(b.Name)
 	s := &set[C]{Set: slotset.New(id), p: p, b: &b, lcIn: -1}
 	s.dial.timer.Init(func() { p.dialNext(s) })
+	s.fb.timer.Init(func() { p.ejectionOver(s) })
 	s.dial.filled = p.loop.Nanos()
 	s.dial.tokens = max(1, p.pol.ConnectRatePerBackend)
 	s.rng.Init(p.loop, "set", s.ID())

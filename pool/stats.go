@@ -113,6 +113,13 @@ type BackendStats struct {
 	Failures            uint64     `json:"failures"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
 	LastError           string     `json:"last_error,omitempty"`
+	// From the claimers' reports (Handle.Report): how many, the decaying
+	// average latency, the backend errors, and outlier ejection.
+	Reports       uint64        `json:"reports"`
+	Latency       time.Duration `json:"latency"`
+	BackendErrors uint64        `json:"backend_errors"`
+	Ejected       bool          `json:"ejected"`
+	Ejections     uint64        `json:"ejections"`
 }
 
 // Histogram counts durations in fixed buckets: Counts[i] counts values up
@@ -138,7 +145,7 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets, shed uint64
+	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
 	claimErrors                                                                                   ClaimErrors
 	waits                                                                                         histogram
 	backoffMin, backoffMax                                                                        time.Duration
@@ -202,7 +209,8 @@ func (p *Pool[C]) stats() Stats {
 	for _, s := range p.order {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
-			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr())}
+			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr()),
+			Reports: s.fb.reports, Latency: s.fb.latency, BackendErrors: s.fb.errors, Ejected: s.fb.ejected, Ejections: s.fb.ejections}
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.State())
 			st.Slots.add(sl.State())

@@ -865,3 +865,103 @@ func TestTCPDialLimits(t *testing.T) {
 		})
 	}
 }
+
+// startSlowEcho starts a loopback server that answers each byte after
+// delay: a backend slower than the others.
+func startSlowEcho(t *testing.T, delay time.Duration) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				buf := make([]byte, 1)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					time.Sleep(delay) // the backend's own work, not a wait for a state
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestTCPLeastLatencyAvoidsASlowBackend: claimers report each request's
+// latency (Handle.Report); with the LeastLatency picker, a backend that
+// answers in 5ms gets a small share of the claims next to one that
+// answers at once. With the default picker the share is logged.
+func TestTCPLeastLatencyAvoidsASlowBackend(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var all connGauge
+	fast := startEchoServer(t, &all).addr
+	slow := startSlowEcho(t, 5*time.Millisecond)
+	conns, err := tcp.New(tcp.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := func(picker pool.Picker) float64 {
+		w := &connectWatch{ok: make(chan struct{}, 64)}
+		p, err := pool.New(resolver.NewFixed(fast, slow), backend.Connector[net.Conn](conns),
+			pool.Policy{MaxSlots: 8, MaxSlotsPerBackend: 4, SparesWanted: 8, Picker: picker}, pool.WithObserver(w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		w.await(t, ctx, 8)
+		const workers, each = 4, 50
+		var mu sync.Mutex
+		toSlow := 0
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					h, err := p.Claim(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					start := time.Now()
+					err = echotest.Check(ctx, h.Conn())
+					h.Report(time.Since(start), nil)
+					if h.Backend().Addr == slow {
+						mu.Lock()
+						toSlow++
+						mu.Unlock()
+					}
+					if err != nil {
+						h.Discard(err)
+						t.Error(err)
+						return
+					}
+					h.Release()
+				}
+			})
+		}
+		wg.Wait()
+		return float64(toSlow) / (workers * each)
+	}
+	base := share(nil)
+	ll := share(pool.LeastLatency{})
+	t.Logf("share of claims to the slow backend: %.0f%% with LeastClaimed, %.0f%% with LeastLatency", 100*base, 100*ll)
+	if ll > 0.25 {
+		t.Fatalf("LeastLatency sent %.0f%% of the claims to the slow backend; want under 25%%", 100*ll)
+	}
+}
