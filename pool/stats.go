@@ -146,10 +146,10 @@ func (h *histogram) observe(d time.Duration) {
 
 type counters struct {
 	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
-	claimErrors                                                                                   ClaimErrors
-	waits                                                                                         histogram
-	backoffMin, backoffMax                                                                        time.Duration
-	policyErr                                                                                     error
+	claimErrors                                                                                              ClaimErrors
+	waits                                                                                                    histogram
+	backoffMin, backoffMax                                                                                   time.Duration
+	policyErr                                                                                                error
 }
 
 type setCounters struct {
