@@ -71,9 +71,12 @@ func (p *Pool[C]) shed(now time.Time) {
 	p.armShed(now)
 }
 
-// armShed points the shed timer at the moment the head of the queue will
-// have waited twice the target, or at the end of the interval, whichever
-// comes first, while claims wait.
+// armShed points the shed timer, while claims wait, at the end of the
+// interval, when the queue is judged again, or, while it is overloaded,
+// at the moment the head of the queue will have waited twice the target
+// if that comes first. (Not overloaded, a head that waited longer is
+// judged at the interval's end: the timer never fires in the past over
+// and over.)
 func (p *Pool[C]) armShed(now time.Time) {
 	c := &p.codel
 	w := p.waiters.head
@@ -81,9 +84,9 @@ func (p *Pool[C]) armShed(now time.Time) {
 		p.loop.Cancel(&c.timer)
 		return
 	}
-	at := w.since.Add(2*c.target + 1)
-	if c.end.Before(at) {
-		at = c.end
+	at := c.end
+	if shedAt := w.since.Add(2*c.target + 1); c.overloaded && shedAt.Before(at) {
+		at = shedAt
 	}
 	if at.Before(now) {
 		at = now
