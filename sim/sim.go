@@ -65,7 +65,8 @@ type Sim struct {
 	insts    map[string]*poolInst
 
 	io        ioRecord
-	running   *ioJob // the I/O against a backend whose function runs now, or nil
+	running   *ioJob   // the I/O against a backend whose function runs now, or nil
+	hookJobs  []*ioJob // acquire I/O (hooks, checks on claim) in flight: see watchHooks
 	nextConn  uint64
 	dnsOutage int
 	dnsRng    *rand.Rand
@@ -285,6 +286,9 @@ func (s *Sim) step(limit int64) bool {
 		s.loop.Enter()
 		s.events += uint64(s.loop.RunDue())
 		s.loop.Leave()
+		if len(s.hookJobs) > 0 {
+			s.watchHooks()
+		}
 	} else {
 		e := s.q.pop()
 		e.h.run(s)
