@@ -470,10 +470,10 @@ func (s *Sim) eventEnd() { s.chk.atEventEnd(s) }
 
 // Violation is a broken invariant: what, when, and the trace before it.
 type Violation struct {
-	At        time.Duration `json:"at"`        // virtual time since the start
-	Invariant string        `json:"invariant"` // a short name, such as "backend-cap"
-	Detail    string        `json:"detail"`    // what was wrong
-	Trace     []string      `json:"trace"`     // the last trace lines, oldest first
+	At        Duration `json:"at"`        // virtual time since the start
+	Invariant string   `json:"invariant"` // a short name, such as "backend-cap"
+	Detail    string   `json:"detail"`    // what was wrong
+	Trace     []string `json:"trace"`     // the last trace lines, oldest first
 }
 
 // Error describes the violation in one line.
@@ -486,5 +486,5 @@ func (s *Sim) violate(invariant, format string, a ...any) {
 	if s.violation != nil {
 		return
 	}
-	s.violation = &Violation{At: time.Duration(s.now), Invariant: invariant, Detail: fmt.Sprintf(format, a...), Trace: s.tr.last()}
+	s.violation = &Violation{At: Duration(s.now), Invariant: invariant, Detail: fmt.Sprintf(format, a...), Trace: s.tr.last()}
 }
