@@ -18,17 +18,15 @@ import (
 // of two kinds onto the same backends and others never see a kind that
 // would mask a bug.
 
-// SwarmKinds are the fault kinds [Scenario.Swarm] draws from: every kind
+// swarmKinds are the fault kinds [Scenario.Swarm] draws from: every kind
 // of fault the simulator has.
-var SwarmKinds = slices.Clone(faultKinds)
+var swarmKinds = slices.Clone(faultKinds)
 
 // Swarm knobs that are not faults of the schedule: each run enables each
-// with the kinds, and when enabled draws its probability.
+// one time in two, and then draws its probability.
 const (
-	// SwarmConnectErrors sets every backend's connect_error_rate.
-	SwarmConnectErrors = "connect_errors"
-	// SwarmDiscards sets every client's workload discard_rate.
-	SwarmDiscards = "discards"
+	swarmConnectErrors = "connect_errors" // every backend's connect_error_rate
+	swarmDiscards      = "discards"       // every client's workload discard_rate
 )
 
 // swarmMaxFaults bounds the faults of one drawn schedule.
@@ -38,10 +36,10 @@ const swarmMaxFaults = 10
 // clients, their policies and workloads) and expectations, whose faults
 // are replaced by a mix drawn from seed:
 //
-//   - which kinds of [SwarmKinds] are enabled (each with probability 1/2,
-//     at least one), and a weight for each;
-//   - whether [SwarmConnectErrors] and [SwarmDiscards] are on, and their
-//     probabilities;
+//   - which fault kinds are enabled (each one time in two, at least one),
+//     and a weight for each;
+//   - whether connects fail at random (every backend's connect_error_rate)
+//     and claimers discard good connections (discard_rate), and how often;
 //   - how many faults (1 to 10), and for each its kind (by weight), its
 //     targets (a few backends or clients, sometimes all), its lengths
 //     (for, spread, down, drain), its factor, and its time. Every fault
@@ -64,27 +62,27 @@ func (sc *Scenario) Swarm(seed uint64) *Scenario {
 	// The mix: the kinds enabled and their weights.
 	var kinds []string
 	var weights []float64
-	for _, k := range SwarmKinds {
+	for _, k := range swarmKinds {
 		if d.rng.IntN(2) == 0 {
 			kinds = append(kinds, k)
 			weights = append(weights, 0.1+0.9*d.rng.Float64())
 		}
 	}
 	if len(kinds) == 0 {
-		kinds = []string{SwarmKinds[d.rng.IntN(len(SwarmKinds))]}
+		kinds = []string{swarmKinds[d.rng.IntN(len(swarmKinds))]}
 		weights = []float64{1}
 	}
 	var knobs []string
 	if d.rng.IntN(2) == 0 {
 		p := round(d.logUniform(0.001, 0.3), 4)
-		knobs = append(knobs, fmt.Sprintf("%s %g", SwarmConnectErrors, p))
+		knobs = append(knobs, fmt.Sprintf("%s %g", swarmConnectErrors, p))
 		for i := range c.Backends {
 			c.Backends[i].ConnectErrorRate = max(c.Backends[i].ConnectErrorRate, p)
 		}
 	}
 	if d.rng.IntN(2) == 0 {
 		p := round(d.logUniform(0.001, 0.1), 4)
-		knobs = append(knobs, fmt.Sprintf("%s %g", SwarmDiscards, p))
+		knobs = append(knobs, fmt.Sprintf("%s %g", swarmDiscards, p))
 		for i := range c.Clients {
 			c.Clients[i].Workload.DiscardRate = max(c.Clients[i].Workload.DiscardRate, p)
 		}
@@ -99,7 +97,7 @@ func (sc *Scenario) Swarm(seed uint64) *Scenario {
 	slices.SortStableFunc(c.Faults, func(a, b Fault) int { return cmp.Compare(a.At, b.At) })
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "Drawn by swarm testing from %s with seed %d: %d faults of the kinds ", sc.Name, seed, n)
+	fmt.Fprintf(&b, "Drawn by swarm testing from %s with seed %d: %d faults, of the kinds enabled: ", sc.Name, seed, n)
 	for i, k := range kinds {
 		if i > 0 {
 			b.WriteString(", ")

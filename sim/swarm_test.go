@@ -83,19 +83,19 @@ func TestSwarmDrawsValidScenarios(t *testing.T) {
 			}
 			slices.Sort(mix)
 			mixes[strings.Join(mix, ",")] = true
-			for _, k := range []string{SwarmConnectErrors, SwarmDiscards} {
+			for _, k := range []string{swarmConnectErrors, swarmDiscards} {
 				if strings.Contains(d.Description, "; "+k) || strings.Contains(d.Description, ", "+k) {
 					knobs[k]++
 				}
 			}
 		}
 	}
-	for _, k := range SwarmKinds {
+	for _, k := range swarmKinds {
 		if kinds[k] == 0 {
 			t.Errorf("no draw has a %s fault", k)
 		}
 	}
-	if knobs[SwarmConnectErrors] == 0 || knobs[SwarmDiscards] == 0 {
+	if knobs[swarmConnectErrors] == 0 || knobs[swarmDiscards] == 0 {
 		t.Errorf("knobs drawn: %v", knobs)
 	}
 	if len(mixes) < 100 {

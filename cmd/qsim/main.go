@@ -149,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if first == 0 {
 			first = max(sc.Seed, 1)
 		}
-		return runSwarm(swarmConfig{sc: sc, first: first, runs: *swarm, workers: *workers, expect: *swarmExpect,
+		return runSwarm(swarmConfig{sc: sc, scenario: *scenario, first: first, runs: *swarm, workers: *workers, expect: *swarmExpect,
 			out: *out, progress: showProgress}, stdout, stderr)
 	}
 	return runOne(sc, *seed, *out, showProgress, stdout, stderr)

@@ -19,6 +19,7 @@ import (
 // swarmConfig is what -swarm runs.
 type swarmConfig struct {
 	sc       *sim.Scenario // the topology; its faults are replaced by drawn ones
+	scenario string        // how -scenario named it
 	first    uint64        // the first seed
 	runs     uint64        // seeds first … first+runs-1
 	workers  int
@@ -81,19 +82,20 @@ type swarmResult struct {
 // swarmOne draws and runs one seed.
 func swarmOne(cfg *swarmConfig, seed uint64) (out swarmRun) {
 	out.seed = seed
-	drawn := cfg.sc.Swarm(seed)
+	var drawn *sim.Scenario
+	defer func() {
+		if v := recover(); v != nil {
+			out.failure, out.detail = "panic", fmt.Sprintf("%v\n%s", v, debug.Stack())
+			out.drawn = drawn // nil when the draw panicked
+		}
+	}()
+	drawn = cfg.sc.Swarm(seed)
 	out.faults = len(drawn.Faults)
 	for _, f := range drawn.Faults {
 		if !slices.Contains(out.kinds, f.Kind) {
 			out.kinds = append(out.kinds, f.Kind)
 		}
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			out.failure, out.detail = "panic", fmt.Sprintf("%v\n%s", v, debug.Stack())
-			out.drawn = drawn
-		}
-	}()
 	r, err := sim.Run(drawn, options(seed))
 	if err != nil {
 		// The draw made a scenario the simulator refuses: a bug of the
@@ -157,7 +159,7 @@ func runSwarm(cfg swarmConfig, stdout, stderr io.Writer) int {
 		}
 		if sr.failure != "" {
 			status.clear()
-			f, err := writeFailure(&dir, sr)
+			f, err := writeFailure(&cfg, &dir, sr)
 			if err != nil {
 				writeErr = errors.Join(writeErr, err)
 			}
@@ -195,10 +197,16 @@ func runSwarm(cfg swarmConfig, stdout, stderr io.Writer) int {
 }
 
 // writeFailure writes a failing run's drawn scenario into *dir (making a
-// temporary directory the first time, when -out is not given).
-func writeFailure(dir *string, sr swarmRun) (swarmFailure, error) {
+// temporary directory the first time, when -out is not given). A run
+// whose draw panicked has no scenario: the swarm of that one seed
+// replays it.
+func writeFailure(cfg *swarmConfig, dir *string, sr swarmRun) (swarmFailure, error) {
 	detail, _, _ := strings.Cut(sr.detail, "\n")
 	f := swarmFailure{Seed: sr.seed, Failure: sr.failure, Detail: detail, TraceHash: sr.traceHash}
+	if sr.drawn == nil {
+		f.Replay = fmt.Sprintf("qsim -scenario %s -swarm 1 -seed %d", cfg.scenario, sr.seed)
+		return f, nil
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "qsim-swarm-")
 		if err != nil {
