@@ -33,8 +33,8 @@ func benchFleet(b *testing.B, d time.Duration, validate bool) {
 		}
 		events += r.Events
 		transitions += r.Transitions
-		virtual += r.Virtual
-		wall += r.Wall
+		virtual += r.Virtual.D()
+		wall += r.Wall.D()
 	}
 	b.ReportMetric(float64(events)/wall.Seconds(), "events/s")
 	b.ReportMetric(float64(transitions)/wall.Seconds(), "transitions/s")

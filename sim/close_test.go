@@ -130,7 +130,7 @@ func TestCloseGraceful(t *testing.T) {
 	if cl.Client != "c" || cl.Pool != "c" || cl.Forced || cl.ForcedClaims != 0 || cl.Claimed == 0 {
 		t.Fatalf("close %+v: want one close of c with claims in flight, not forced", cl)
 	}
-	if d := cl.Returned - cl.Began; cl.Began != 30*time.Second || d <= 0 || d > 300*time.Millisecond+10*time.Millisecond {
+	if d := returned(t, cl) - cl.Began.D(); cl.Began.D() != 30*time.Second || d <= 0 || d > 300*time.Millisecond+10*time.Millisecond {
 		t.Errorf("close began at %v and took %v; want 30s, and no longer than the longest hold", cl.Began, d)
 	}
 	c := clientOf(r, "c")
@@ -140,20 +140,20 @@ func TestCloseGraceful(t *testing.T) {
 	if o := clientOf(r, "other"); o.Claims == 0 || o.Errors.Failed() != 0 || o.Closes != 0 {
 		t.Errorf("client other: %+v", o)
 	}
-	if r.Faults[0].End != cl.Returned || r.Faults[0].Recovery != 0 {
+	if f := r.Faults[0]; f.End.D() != returned(t, cl) || f.Recovery == nil || *f.Recovery != 0 {
 		t.Errorf("fault %+v: want it to end when Close returned (%v), recovered at once", r.Faults[0], cl.Returned)
 	}
 	// From the trace: the close began and returned at the recorded times;
 	// after it began no slot of c was claimed; after it returned no slot
 	// of c moved, and every one had stopped.
-	began, returned := -1.0, -1.0
+	began, closed := -1.0, -1.0
 	live := map[string]bool{}
 	for _, l := range parseTrace(t, lines) {
 		switch {
 		case l.Machine == "client" && l.ID == "c" && l.Event == "close":
 			began = l.At
 		case l.Machine == "client" && l.ID == "c" && l.Event == "closed":
-			returned = l.At
+			closed = l.At
 			if !strings.HasPrefix(l.To, "c, quiet after ") {
 				t.Errorf("closed line %+v", l)
 			}
@@ -161,14 +161,14 @@ func TestCloseGraceful(t *testing.T) {
 			if began >= 0 && l.Event == "claim" {
 				t.Errorf("slot claimed after Close began: %+v", l)
 			}
-			if returned >= 0 {
+			if closed >= 0 {
 				t.Errorf("slot moved after Close returned: %+v", l)
 			}
 			live[l.ID] = l.To != "stopped"
 		}
 	}
-	if began != cl.Began.Seconds() || returned != cl.Returned.Seconds() {
-		t.Errorf("trace: close at %v, closed at %v; result %v, %v", began, returned, cl.Began, cl.Returned)
+	if began != cl.Began.D().Seconds() || closed != returned(t, cl).Seconds() {
+		t.Errorf("trace: close at %v, closed at %v; result %v, %v", began, closed, cl.Began, returned(t, cl))
 	}
 	for id, ok := range live {
 		if ok {
@@ -186,7 +186,7 @@ func TestCloseForcedAtDrain(t *testing.T) {
 		t.Fatalf("closes %+v", r.Closes)
 	}
 	cl := r.Closes[0]
-	if !cl.Forced || cl.ForcedClaims != 4 || cl.Claimed != 4 || cl.Returned-cl.Began != 2*time.Second {
+	if !cl.Forced || cl.ForcedClaims != 4 || cl.Claimed != 4 || returned(t, cl)-cl.Began.D() != 2*time.Second {
 		t.Fatalf("close %+v: want 4 claims in flight, all cut at the 2s drain deadline", cl)
 	}
 	if c := clientOf(r, "c"); c.Cut != 4 {
@@ -241,7 +241,7 @@ max_close_time = "60ms"
 		t.Fatalf("closes %+v", r.Closes)
 	}
 	cl := r.Closes[0]
-	if want := cl.Returned + 3*time.Second; r.Faults[0].End != want {
+	if want := returned(t, cl) + 3*time.Second; r.Faults[0].End.D() != want {
 		t.Errorf("close fault ended at %v, want 3s after Close returned: %v", r.Faults[0].End, want)
 	}
 	c := clientOf(r, "c")
@@ -261,7 +261,7 @@ max_close_time = "60ms"
 			first3 = l.At
 		}
 	}
-	if end := r.Faults[0].End.Seconds(); started != end || first2 < end || first2 > end+0.1 {
+	if end := r.Faults[0].End.D().Seconds(); started != end || first2 < end || first2 > end+0.1 {
 		t.Errorf("client started at %v and pool c#2 first moved at %v; want both when the fault ended, %v", started, first2, end)
 	}
 	if first3 < 41 || first3 > 41.1 {
@@ -287,8 +287,8 @@ clients = ["c"]
 	if len(r.Closes) != 1 {
 		t.Fatalf("closes %+v", r.Closes)
 	}
-	if cl := r.Closes[0]; cl.Forced || cl.Returned-cl.Began > 310*time.Millisecond {
-		t.Fatalf("close %+v took %v; want it quiet within the longest hold", cl, cl.Returned-cl.Began)
+	if cl := r.Closes[0]; cl.Forced || returned(t, cl)-cl.Began.D() > 310*time.Millisecond {
+		t.Fatalf("close %+v took %v; want it quiet within the longest hold", cl, returned(t, cl)-cl.Began.D())
 	}
 }
 
@@ -301,7 +301,16 @@ func TestCloseAtTheEndOfTheRun(t *testing.T) {
 	if len(r.Closes) != 1 {
 		t.Fatalf("closes %+v", r.Closes)
 	}
-	if cl := r.Closes[0]; cl.Forced || cl.Claimed == 0 || cl.Returned <= 60*time.Second || cl.Returned > 65*time.Second {
+	if cl := r.Closes[0]; cl.Forced || cl.Claimed == 0 || returned(t, cl) <= 60*time.Second || returned(t, cl) > 65*time.Second {
 		t.Errorf("close %+v: want it quiet after the last claim released, 60s to 65s", cl)
 	}
+}
+
+// returned is when the close returned; the test fails if it never did.
+func returned(t *testing.T, cl CloseResult) time.Duration {
+	t.Helper()
+	if cl.Returned == nil {
+		t.Fatalf("close %+v never returned", cl)
+	}
+	return cl.Returned.D()
 }

@@ -60,4 +60,13 @@
 // Liveness: after each fault ends the simulator measures the time until
 // every client is back to its target (see Expect.RecoverWithin), and the
 // scenario's [Expect] table bounds it and the claim outcomes.
+//
+// # Swarm testing
+//
+// [Scenario.Swarm] keeps a scenario's topology and draws, from a seed, a
+// mix of faults of its own: a random subset of the fault kinds with
+// random weights, and the faults' targets, lengths and times (see
+// docs/sim.md, "Swarm mode"). qsim -swarm runs many seeds so, in
+// parallel, and writes each failing one as a scenario file that replays
+// it.
 package sim

@@ -56,7 +56,7 @@ func TestBackoffBoundsViolationIsCaught(t *testing.T) {
 	if v == nil || v.Invariant != "backoff-bounds" || !strings.Contains(v.Detail, "waited 5ms") {
 		t.Fatalf("want a backoff-bounds violation, got %v", v)
 	}
-	if v.At < 30*time.Second || v.At > 31*time.Second || len(v.Trace) == 0 || !strings.Contains(v.Trace[len(v.Trace)-1], `"event":"backoff_elapsed"`) {
+	if v.At.D() < 30*time.Second || v.At.D() > 31*time.Second || len(v.Trace) == 0 || !strings.Contains(v.Trace[len(v.Trace)-1], `"event":"backoff_elapsed"`) {
 		t.Errorf("violation at %v with trace ending %q", v.At, v.Trace[len(v.Trace)-1])
 	}
 }

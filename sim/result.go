@@ -90,9 +90,9 @@ func (h *hist) quantile(q float64) time.Duration {
 }
 
 func (h *hist) summary() Waits {
-	w := Waits{P50: h.quantile(0.5), P90: h.quantile(0.9), P99: h.quantile(0.99), Max: time.Duration(h.max)}
+	w := Waits{P50: Duration(h.quantile(0.5)), P90: Duration(h.quantile(0.9)), P99: Duration(h.quantile(0.99)), Max: Duration(h.max)}
 	if h.n > 0 {
-		w.Mean = time.Duration(h.sum / int64(h.n))
+		w.Mean = Duration(h.sum / int64(h.n))
 	}
 	return w
 }
@@ -151,11 +151,11 @@ func (e Errors) String() string {
 
 // Waits summarises claim waits.
 type Waits struct {
-	P50  time.Duration `json:"p50"`  // median (an upper bound, within about 4%)
-	P90  time.Duration `json:"p90"`  // 90th percentile
-	P99  time.Duration `json:"p99"`  // 99th percentile
-	Max  time.Duration `json:"max"`  // exact
-	Mean time.Duration `json:"mean"` // exact
+	P50  Duration `json:"p50"`  // median (an upper bound, within about 4%)
+	P90  Duration `json:"p90"`  // 90th percentile
+	P99  Duration `json:"p99"`  // 99th percentile
+	Max  Duration `json:"max"`  // exact
+	Mean Duration `json:"mean"` // exact
 }
 
 // ClientResult is one client's outcome (or the fleet's, summed).
@@ -194,13 +194,14 @@ type BackendResult struct {
 
 // FaultResult is one fault and the recovery after it.
 type FaultResult struct {
-	Index int           `json:"index"` // place in the scenario's faults
-	What  string        `json:"what"`  // the fault, described
-	At    time.Duration `json:"at"`    // when it started
-	End   time.Duration `json:"end"`   // when it ended (see Fault.End)
+	Index int      `json:"index"` // place in the scenario's faults
+	What  string   `json:"what"`  // the fault, described
+	At    Duration `json:"at"`    // when it started
+	End   Duration `json:"end"`   // when it ended (see Fault.End)
 	// Recovery is the time from End until every client was back to its
-	// target; -1 when that never happened before the run ended.
-	Recovery time.Duration `json:"recovery"`
+	// target; nil (null in JSON) when that never happened before the run
+	// ended.
+	Recovery *Duration `json:"recovery"`
 }
 
 // CloseResult is one graceful close of a client's pool: a close fault.
@@ -208,10 +209,10 @@ type CloseResult struct {
 	Fault  int    `json:"fault"`  // the close fault's place in the scenario's faults
 	Client string `json:"client"` // the client
 	Pool   string `json:"pool"`   // its pool's name
-	// Began is when Close was called; Returned when it returned, or -1
-	// when the run stopped first (at a violation).
-	Began    time.Duration `json:"began"`
-	Returned time.Duration `json:"returned"`
+	// Began is when Close was called; Returned when it returned, or nil
+	// (null in JSON) when the run stopped first (at a violation).
+	Began    Duration  `json:"began"`
+	Returned *Duration `json:"returned"`
 	// Claimed is the number of claimed connections when Close began.
 	Claimed int `json:"claimed"`
 	// Forced is set when the drain deadline (or the end of the run) came
@@ -233,9 +234,9 @@ type Expectation struct {
 type Result struct {
 	Scenario    string          `json:"scenario"`            // the scenario's name
 	Seed        uint64          `json:"seed"`                // the seed of the run
-	Virtual     time.Duration   `json:"virtual"`             // the scenario's duration
-	Ended       time.Duration   `json:"ended"`               // virtual time when the last pool closed and its I/O completed
-	Wall        time.Duration   `json:"wall"`                // real time the run took
+	Virtual     Duration        `json:"virtual"`             // the scenario's duration
+	Ended       Duration        `json:"ended"`               // virtual time when the last pool closed and its I/O completed
+	Wall        Duration        `json:"wall"`                // real time the run took
 	Events      uint64          `json:"events"`              // simulator events and loop timers run
 	Transitions uint64          `json:"transitions"`         // machine transitions (trace lines from the pools)
 	TraceLines  uint64          `json:"trace_lines"`         // lines of the trace
@@ -248,6 +249,7 @@ type Result struct {
 	Closes      []CloseResult   `json:"closes,omitempty"`    // graceful closes, in the order they began
 	Expect      []Expectation   `json:"expect"`              // the scenario's expectations, checked
 	Violation   *Violation      `json:"violation,omitempty"` // the first broken invariant, if any
+	Build       Build           `json:"build"`               // the qorb and Go versions that ran it
 
 	series *series
 }
@@ -281,9 +283,9 @@ func (r *Result) Err() error {
 
 func (s *Sim) result(wall time.Duration) *Result {
 	r := &Result{
-		Scenario: s.sc.Name, Seed: s.seed, Virtual: time.Duration(s.end), Ended: time.Duration(s.settled), Wall: wall,
+		Scenario: s.sc.Name, Seed: s.seed, Virtual: Duration(s.end), Ended: Duration(s.settled), Wall: Duration(wall),
 		Events: s.events, Transitions: s.transitions, TraceLines: s.tr.lines, TraceHash: s.tr.sum(),
-		Checks: s.chk.checks, Violation: s.violation, series: &s.series,
+		Checks: s.chk.checks, Violation: s.violation, Build: CurrentBuild(), series: &s.series,
 	}
 	var fleet clientAcc
 	for _, c := range s.clients {
@@ -295,20 +297,22 @@ func (s *Sim) result(wall time.Duration) *Result {
 		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak})
 	}
 	for _, fs := range s.faults {
-		fr := FaultResult{Index: fs.i, What: fs.f.describe(), At: fs.f.At.D(), End: fs.f.End(), Recovery: -1}
+		fr := FaultResult{Index: fs.i, What: fs.f.describe(), At: fs.f.At, End: Duration(fs.f.End())}
 		if fs.end >= 0 {
-			fr.End = time.Duration(fs.end)
+			fr.End = Duration(fs.end)
 		}
 		if fs.recoveredAt >= 0 {
-			fr.Recovery = time.Duration(fs.recoveredAt) - fr.End
+			rec := Duration(fs.recoveredAt) - fr.End
+			fr.Recovery = &rec
 		}
 		r.Faults = append(r.Faults, fr)
 	}
 	for _, cs := range s.closes {
-		cr := CloseResult{Fault: cs.fs.i, Client: cs.c.name, Pool: cs.inst.name, Began: time.Duration(cs.began), Returned: -1,
+		cr := CloseResult{Fault: cs.fs.i, Client: cs.c.name, Pool: cs.inst.name, Began: Duration(cs.began),
 			Claimed: cs.claimed, Forced: cs.forced, ForcedClaims: cs.forcedClaims}
 		if cs.done {
-			cr.Returned = time.Duration(cs.returned)
+			ret := Duration(cs.returned)
+			cr.Returned = &ret
 		}
 		r.Closes = append(r.Closes, cr)
 	}
@@ -360,9 +364,9 @@ func (s *Sim) expectations(r *Result) []Expectation {
 		}
 		if last != nil {
 			got := "never"
-			ok := last.Recovery >= 0 && last.Recovery <= e.RecoverWithin.D()
-			if last.Recovery >= 0 {
-				got = last.Recovery.String()
+			ok := last.Recovery != nil && *last.Recovery <= e.RecoverWithin
+			if last.Recovery != nil {
+				got = short(*last.Recovery)
 			}
 			add("recover_within", ok, got+" after fault "+fmt.Sprint(last.Index)+" ("+last.What+")", "≤ "+e.RecoverWithin.String())
 		}
@@ -380,13 +384,13 @@ func (s *Sim) expectations(r *Result) []Expectation {
 		add("max_error_ratio", ratio <= *e.MaxErrorRatio, fmt.Sprintf("%.4f", ratio), fmt.Sprintf("≤ %g", *e.MaxErrorRatio))
 	}
 	if e.MaxWaitP99 > 0 {
-		add("max_wait_p99", r.Fleet.Waits.P99 <= e.MaxWaitP99.D(), r.Fleet.Waits.P99.String(), "≤ "+e.MaxWaitP99.String())
+		add("max_wait_p99", r.Fleet.Waits.P99 <= e.MaxWaitP99, short(r.Fleet.Waits.P99), "≤ "+e.MaxWaitP99.String())
 	}
 	if e.MaxWait > 0 {
-		add("max_wait", r.Fleet.Waits.Max <= e.MaxWait.D(), r.Fleet.Waits.Max.String(), "≤ "+e.MaxWait.String())
+		add("max_wait", r.Fleet.Waits.Max <= e.MaxWait, short(r.Fleet.Waits.Max), "≤ "+e.MaxWait.String())
 	}
 	if e.MaxFailWait > 0 {
-		add("max_fail_wait", r.Fleet.FailWaits.Max <= e.MaxFailWait.D(), r.Fleet.FailWaits.Max.String(), "≤ "+e.MaxFailWait.String())
+		add("max_fail_wait", r.Fleet.FailWaits.Max <= e.MaxFailWait, short(r.Fleet.FailWaits.Max), "≤ "+e.MaxFailWait.String())
 	}
 	if e.MinClaims > 0 {
 		add("min_claims", r.Fleet.Claims >= uint64(e.MinClaims), fmt.Sprint(r.Fleet.Claims), fmt.Sprintf("≥ %d", e.MinClaims))
@@ -404,36 +408,36 @@ func (s *Sim) expectations(r *Result) []Expectation {
 	if e.MaxForcedCloses != nil {
 		n := 0
 		for _, c := range r.Closes {
-			if c.Forced || c.Returned < 0 {
+			if c.Forced || c.Returned == nil {
 				n++
 			}
 		}
 		add("max_forced_closes", n <= *e.MaxForcedCloses, fmt.Sprint(n), fmt.Sprintf("≤ %d", *e.MaxForcedCloses))
 	}
 	if e.MaxCloseTime > 0 {
-		var longest time.Duration
+		var longest Duration
 		ok := len(r.Closes) > 0
 		for _, c := range r.Closes {
-			if c.Returned < 0 {
+			if c.Returned == nil {
 				ok = false
 				continue
 			}
-			longest = max(longest, c.Returned-c.Began)
+			longest = max(longest, *c.Returned-c.Began)
 		}
-		got := longest.String()
+		got := short(longest)
 		if len(r.Closes) == 0 {
 			got = "no close"
 		}
-		add("max_close_time", ok && longest <= e.MaxCloseTime.D(), got, "≤ "+e.MaxCloseTime.String())
+		add("max_close_time", ok && longest <= e.MaxCloseTime, got, "≤ "+e.MaxCloseTime.String())
 	}
 	return out
 }
 
-func fmtRate(n uint64, d time.Duration) string {
+func fmtRate(n uint64, d Duration) string {
 	if d <= 0 {
 		return "-"
 	}
-	v := float64(n) / d.Seconds()
+	v := float64(n) / d.D().Seconds()
 	switch {
 	case v >= 1e6:
 		return fmt.Sprintf("%.2fM/s", v/1e6)
@@ -443,6 +447,20 @@ func fmtRate(n uint64, d time.Duration) string {
 	return fmt.Sprintf("%.0f/s", v)
 }
 
+// short formats d for people: rounded to the millisecond from a second
+// up ("1m5.085s"), to the microsecond from a millisecond up ("11.722ms"),
+// exact below.
+func short(d Duration) string {
+	v := d.D()
+	switch {
+	case v >= time.Second || v <= -time.Second:
+		v = v.Round(time.Millisecond)
+	case v >= time.Millisecond || v <= -time.Millisecond:
+		v = v.Round(time.Microsecond)
+	}
+	return v.String()
+}
+
 // WriteSummary writes the result for people: the fleet, each client
 // (up to 20, then the worst), each backend, each fault and its recovery,
 // the expectations, the invariants, and the trace hash.
@@ -450,17 +468,17 @@ func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "scenario: %s   seed: %d\n", r.Scenario, r.Seed)
 	ratio := "-"
 	if r.Wall > 0 {
-		ratio = fmt.Sprintf("%.0f×", r.Virtual.Seconds()/r.Wall.Seconds())
+		ratio = fmt.Sprintf("%.0f×", r.Virtual.D().Seconds()/r.Wall.D().Seconds())
 	}
-	fmt.Fprintf(w, "virtual time: %v (closed at %v)   wall: %v   virtual/wall: %s\n", r.Virtual, r.Ended.Round(time.Millisecond), r.Wall.Round(time.Millisecond), ratio)
+	fmt.Fprintf(w, "virtual time: %s (closed at %s)   wall: %s   virtual/wall: %s\n", short(r.Virtual), short(r.Ended), short(r.Wall), ratio)
 	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d\n",
 		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks)
 	fmt.Fprintln(w)
 	writeClient := func(c ClientResult) {
 		fmt.Fprintf(w, "  %-14s claims %d ok, failed: %s", c.Name, c.Claims, c.Errors)
-		fmt.Fprintf(w, "; waits p50 %v p90 %v p99 %v max %v", c.Waits.P50, c.Waits.P90, c.Waits.P99, c.Waits.Max)
+		fmt.Fprintf(w, "; waits p50 %s p90 %s p99 %s max %s", short(c.Waits.P50), short(c.Waits.P90), short(c.Waits.P99), short(c.Waits.Max))
 		if c.Errors.Failed() > 0 {
-			fmt.Fprintf(w, "; failed after p50 %v max %v", c.FailWaits.P50, c.FailWaits.Max)
+			fmt.Fprintf(w, "; failed after p50 %s max %s", short(c.FailWaits.P50), short(c.FailWaits.Max))
 		}
 		fmt.Fprintf(w, "; connects %d, failures %d, discards %d, peak conns %d", c.Connects, c.Failures, c.Discards, c.PeakConns)
 		switch {
@@ -498,10 +516,10 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintln(w, "faults:")
 		for _, f := range r.Faults {
 			rec := "not recovered by the end"
-			if f.Recovery >= 0 {
-				rec = fmt.Sprintf("recovered %v after its end", f.Recovery.Round(time.Millisecond))
+			if f.Recovery != nil {
+				rec = fmt.Sprintf("recovered %s after its end", short(*f.Recovery))
 			}
-			fmt.Fprintf(w, "  %d. at %v: %s — ends %v, %s\n", f.Index, f.At, f.What, f.End, rec)
+			fmt.Fprintf(w, "  %d. at %s: %s — ends %s, %s\n", f.Index, short(f.At), f.What, short(f.End), rec)
 		}
 	}
 	if len(r.Closes) > 0 {
@@ -512,13 +530,13 @@ func (r *Result) WriteSummary(w io.Writer) {
 				break
 			}
 			how := "never returned"
-			if c.Returned >= 0 {
-				how = fmt.Sprintf("returned after %v, quiet", (c.Returned - c.Began).Round(time.Microsecond))
+			if c.Returned != nil {
+				how = fmt.Sprintf("returned after %s, quiet", short(*c.Returned-c.Began))
 				if c.Forced {
-					how = fmt.Sprintf("returned after %v, forced: %d claimed cut", (c.Returned - c.Began).Round(time.Microsecond), c.ForcedClaims)
+					how = fmt.Sprintf("returned after %s, forced: %d claimed cut", short(*c.Returned-c.Began), c.ForcedClaims)
 				}
 			}
-			fmt.Fprintf(w, "  %-14s at %v with %d claimed (fault %d): %s\n", c.Pool, c.Began, c.Claimed, c.Fault, how)
+			fmt.Fprintf(w, "  %-14s at %s with %d claimed (fault %d): %s\n", c.Pool, short(c.Began), c.Claimed, c.Fault, how)
 		}
 	}
 	if len(r.Expect) > 0 {
@@ -532,7 +550,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		}
 	}
 	if r.Violation != nil {
-		fmt.Fprintf(w, "INVARIANT VIOLATED: %s at %v: %s\n", r.Violation.Invariant, r.Violation.At, r.Violation.Detail)
+		fmt.Fprintf(w, "INVARIANT VIOLATED: %s at %s: %s\n", r.Violation.Invariant, r.Violation.At, r.Violation.Detail)
 		fmt.Fprintln(w, "trace before it:")
 		for _, l := range r.Violation.Trace {
 			fmt.Fprintln(w, "  "+l)

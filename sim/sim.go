@@ -69,7 +69,8 @@ type Sim struct {
 	insts    map[string]*poolInst
 
 	io        ioRecord
-	running   *ioJob // the I/O against a backend whose function runs now, or nil
+	running   *ioJob   // the I/O against a backend whose function runs now, or nil
+	hookJobs  []*ioJob // acquire I/O (hooks, checks on claim) in flight: see watchHooks
 	nextConn  uint64
 	dnsOutage int
 	dnsRng    *rand.Rand
@@ -289,6 +290,9 @@ func (s *Sim) step(limit int64) bool {
 		s.loop.Enter()
 		s.events += uint64(s.loop.RunDue())
 		s.loop.Leave()
+		if len(s.hookJobs) > 0 {
+			s.watchHooks()
+		}
 	} else {
 		e := s.q.pop()
 		e.h.run(s)
@@ -470,10 +474,10 @@ func (s *Sim) eventEnd() { s.chk.atEventEnd(s) }
 
 // Violation is a broken invariant: what, when, and the trace before it.
 type Violation struct {
-	At        time.Duration `json:"at"`        // virtual time since the start
-	Invariant string        `json:"invariant"` // a short name, such as "backend-cap"
-	Detail    string        `json:"detail"`    // what was wrong
-	Trace     []string      `json:"trace"`     // the last trace lines, oldest first
+	At        Duration `json:"at"`        // virtual time since the start
+	Invariant string   `json:"invariant"` // a short name, such as "backend-cap"
+	Detail    string   `json:"detail"`    // what was wrong
+	Trace     []string `json:"trace"`     // the last trace lines, oldest first
 }
 
 // Error describes the violation in one line.
@@ -486,5 +490,5 @@ func (s *Sim) violate(invariant, format string, a ...any) {
 	if s.violation != nil {
 		return
 	}
-	s.violation = &Violation{At: time.Duration(s.now), Invariant: invariant, Detail: fmt.Sprintf(format, a...), Trace: s.tr.last()}
+	s.violation = &Violation{At: Duration(s.now), Invariant: invariant, Detail: fmt.Sprintf(format, a...), Trace: s.tr.last()}
 }

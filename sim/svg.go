@@ -1,11 +1,14 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // palette colours the backends' lines (Tableau 10, then repeated).
@@ -15,20 +18,70 @@ const (
 	svgW      = 960
 	svgLeft   = 70
 	svgRight  = 70
-	topY      = 60  // top panel: connections per backend
-	topH      = 240 //
-	botY      = 350 // bottom panel: claim waits and failures
-	botH      = 170
-	svgH      = 580
 	plotWidth = svgW - svgLeft - svgRight
+	laneY     = 56  // the first lane of fault labels, above the panels
+	laneH     = 12  // the height of a lane
+	maxLanes  = 8   // labels that fit in no lane are counted, not drawn
+	topH      = 240 // top panel: connections per backend
+	panelGap  = 50  // between the panels (the bottom panel's title)
+	botH      = 170 // bottom panel: claim waits and failures
+	footH     = 60  // below the bottom panel: time axis and totals
+	labelFont = 10  // font size of the fault labels
 )
 
 // WriteSVG draws the run: the connections open to each backend over time
 // (top), the longest and mean claim wait in each interval on a log scale
 // with the failed claims as red bars (bottom), and the faults as shaded
-// bands across both.
+// bands across both, labelled above them. A panel with nothing to draw
+// says why.
 func (r *Result) WriteSVG(w io.Writer) {
 	se := r.series
+	total := float64(r.Virtual)
+	x := func(t int64) float64 { return svgLeft + float64(t)/max(total, 1)*plotWidth }
+
+	// Fault labels, in lanes above the panels: each label goes to the
+	// first lane where it overlaps no other.
+	type label struct {
+		x    float64
+		lane int
+		text string
+	}
+	var labels []label
+	var lanes [][][2]float64 // per lane, the spans taken
+	hidden := 0
+	faults := slices.Clone(r.Faults)
+	slices.SortStableFunc(faults, func(a, b FaultResult) int { return cmp.Compare(a.At, b.At) })
+	for _, f := range faults {
+		text := fmt.Sprintf("%d %s", f.Index, truncate(f.What, 48))
+		width := textWidth(text, labelFont)
+		lx := min(x(int64(f.At))+2, svgW-4-width)
+		span := [2]float64{lx, lx + width + 6}
+		lane := -1
+		for i, taken := range lanes {
+			if !slices.ContainsFunc(taken, func(s [2]float64) bool { return s[0] < span[1] && span[0] < s[1] }) {
+				lane = i
+				break
+			}
+		}
+		if lane < 0 && len(lanes) < maxLanes {
+			lane = len(lanes)
+			lanes = append(lanes, nil)
+		}
+		if lane < 0 {
+			hidden++
+			continue
+		}
+		lanes[lane] = append(lanes[lane], span)
+		labels = append(labels, label{x: lx, lane: lane, text: text})
+	}
+	nl := len(lanes)
+	if hidden > 0 {
+		nl++
+	}
+	topY := laneY + nl*laneH + 18
+	botY := topY + topH + panelGap
+	svgH := botY + botH + footH
+
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n", svgW, svgH, svgW, svgH)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
@@ -38,41 +91,76 @@ func (r *Result) WriteSVG(w io.Writer) {
 		verdict, colour = err.Error(), "#c33"
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="40" fill="%s">%s</text>`+"\n", svgLeft, colour, esc(truncate(verdict, 140)))
-	total := float64(r.Virtual)
-	if se == nil || total <= 0 {
-		b.WriteString("</svg>\n")
-		io.WriteString(w, b.String())
-		return
+	for _, l := range labels {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#a33" font-size="%d">%s</text>`+"\n", l.x, laneY+l.lane*laneH+laneH-2, labelFont, esc(l.text))
 	}
-	x := func(t int64) float64 { return svgLeft + float64(t)/total*plotWidth }
+	if hidden > 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#a33" font-size="%d">%d more faults: see the summary</text>`+"\n", svgLeft, laneY+len(lanes)*laneH+laneH-2, labelFont, hidden)
+	}
 
 	// Faults: bands from start to end (a thin line for instant ones).
 	for _, f := range r.Faults {
-		x0, x1 := x(int64(f.At)), x(int64(f.End))
+		x0, x1 := x(int64(f.At)), x(int64(min(f.End, r.Virtual)))
 		if x1-x0 < 2 {
 			x1 = x0 + 2
 		}
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#e15759" fill-opacity="0.12"/>`+"\n", x0, topY, x1-x0, botY+botH-topY)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#a33" font-size="10">%s</text>`+"\n", x0+2, topY+10+12*(f.Index%4), esc(fmt.Sprintf("%d %s", f.Index, truncate(f.What, 40))))
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#e15759" fill-opacity="0.12"><title>%s</title></rect>`+"\n",
+			x0, topY, x1-x0, botY+botH-topY, esc(fmt.Sprintf("%d %s", f.Index, f.What)))
+	}
+	axes(&b, topY, topH, "connections open per backend")
+	axes(&b, botY, botH, "claim wait per interval: longest (dark), mean (light); failed claims (red bars, right axis)")
+	empty := func(y, h int, why string) {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#555">%s</text>`+"\n", svgLeft+plotWidth/2, y+h/2, esc(why))
+	}
+	var points []point
+	if se != nil {
+		points = se.points
+	}
+	stopped := ""
+	if v := r.Violation; v != nil {
+		stopped = fmt.Sprintf("the run stopped at %s: invariant %s violated", short(v.At), v.Invariant)
+		if v.At <= r.Virtual {
+			xv := x(int64(v.At))
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#c33" stroke-dasharray="4 3"/>`+"\n", xv, xv, topY, botY+botH)
+		}
+	}
+	if total <= 0 || len(points) == 0 {
+		why := "no sample: the run ended before the first interval"
+		if stopped != "" {
+			why = "no sample: " + stopped
+		}
+		empty(topY, topH, why)
+		empty(botY, botH, why)
+		r.footer(&b, botY, svgH, x)
+		io.WriteString(w, b.String())
+		return
 	}
 
 	// Top panel: connections per backend.
-	maxHeld := 1
-	for _, p := range se.points {
+	maxHeld := 0
+	for _, p := range points {
 		for _, h := range p.held {
 			maxHeld = max(maxHeld, int(h))
 		}
 	}
-	yTop := func(v float64) float64 { return topY + topH - v/float64(maxHeld)*topH }
-	axes(&b, topY, topH, "connections open per backend")
-	for _, v := range ticks(float64(maxHeld)) {
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n",
-			svgLeft, svgLeft+plotWidth, yTop(v), yTop(v), svgLeft-4, yTop(v)+4, v)
+	step := countStep(maxHeld)
+	yMax := max(int(math.Ceil(float64(maxHeld)/float64(step)))*step, step)
+	yTop := func(v float64) float64 { return float64(topY+topH) - v/float64(yMax)*topH }
+	for v := 0; v <= yMax; v += step {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%d</text>`+"\n",
+			svgLeft, svgLeft+plotWidth, yTop(float64(v)), yTop(float64(v)), svgLeft-4, yTop(float64(v))+4, v)
+	}
+	if maxHeld == 0 {
+		why := "no connection was open at any sample: no backend accepted one"
+		if stopped != "" {
+			why = "no connection was open before " + stopped
+		}
+		empty(topY, topH, why)
 	}
 	for i, br := range r.Backends {
 		var pts []string
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(0), yTop(0)))
-		for _, p := range se.points {
+		for _, p := range points {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.at), yTop(float64(p.held[i]))))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"><title>%s</title></polyline>`+"\n",
@@ -90,68 +178,84 @@ func (r *Result) WriteSVG(w io.Writer) {
 	}
 
 	// Bottom panel: waits on a log scale, failures as bars.
-	axes(&b, botY, botH, "claim wait per interval: longest (dark), mean (light); failed claims (red bars, right axis)")
-	lo, hi := math.Log10(1e3), math.Log10(1e3) // 1µs
-	var maxFail uint64
-	for _, p := range se.points {
+	lo, hi := 3.0, 3.0 // log10 of 1µs in nanoseconds
+	var maxFail, served uint64
+	for _, p := range points {
 		if p.maxW > 0 {
 			hi = max(hi, math.Log10(float64(p.maxW)))
 		}
 		maxFail = max(maxFail, p.failed)
+		served += p.served
 	}
-	hi = math.Ceil(hi)
-	if hi <= lo {
-		hi = lo + 1
-	}
+	hi = max(math.Ceil(hi), lo+1)
 	yWait := func(ns int64) float64 {
 		v := lo
 		if ns > 0 {
 			v = max(math.Log10(float64(ns)), lo)
 		}
-		return botY + botH - (v-lo)/(hi-lo)*botH
+		return float64(botY+botH) - (v-lo)/(hi-lo)*botH
 	}
 	for e := lo; e <= hi; e++ {
-		y := yWait(int64(math.Pow(10, e)))
+		d := time.Duration(math.Round(math.Pow(10, e)))
+		y := yWait(int64(d))
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n",
-			svgLeft, svgLeft+plotWidth, y, y, svgLeft-4, y+4, time.Duration(math.Pow(10, e)))
+			svgLeft, svgLeft+plotWidth, y, y, svgLeft-4, y+4, tickLabel(d))
 	}
 	if maxFail > 0 {
-		bw := max(plotWidth/float64(len(se.points)), 1)
-		for _, p := range se.points {
+		bw := max(plotWidth/float64(len(points)), 1)
+		for _, p := range points {
 			if p.failed == 0 {
 				continue
 			}
 			h := float64(p.failed) / float64(maxFail) * botH
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#e15759" fill-opacity="0.7"/>`+"\n", x(p.at)-bw, botY+botH-h, bw, h)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#e15759" fill-opacity="0.7"/>`+"\n", x(p.at)-bw, float64(botY+botH)-h, bw, h)
 		}
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c33">%d failed</text><text x="%d" y="%d" fill="#c33">0</text>`+"\n",
 			svgLeft+plotWidth+4, botY+4, maxFail, svgLeft+plotWidth+4, botY+botH+4)
 	}
 	var maxPts, meanPts []string
-	for _, p := range se.points {
+	for _, p := range points {
 		if p.served == 0 {
 			continue
 		}
 		maxPts = append(maxPts, fmt.Sprintf("%.1f,%.1f", x(p.at), yWait(p.maxW)))
 		meanPts = append(meanPts, fmt.Sprintf("%.1f,%.1f", x(p.at), yWait(p.meanW)))
 	}
-	if r.Fleet.Waits.Max == 0 {
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#555">no claim waited</text>`+"\n", svgLeft+plotWidth/2, botY+botH/2)
+	switch {
+	case served == 0 && maxFail == 0:
+		why := "no claim was made: the workload issued none"
+		if stopped != "" {
+			why = "no claim was made before " + stopped
+		}
+		empty(botY, botH, why)
+	case served == 0:
+		empty(botY, botH, "no claim was served: every claim failed")
+	case r.Fleet.Waits.Max == 0:
+		empty(botY, botH, "no claim waited: every claim was served at once")
 	}
-	fmt.Fprintf(&b, `<polyline fill="none" stroke="#9ecae1" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(meanPts, " "))
-	fmt.Fprintf(&b, `<polyline fill="none" stroke="#08519c" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(maxPts, " "))
-
-	// Time axis.
-	for _, v := range ticks(r.Virtual.Seconds()) {
-		xx := x(int64(v * 1e9))
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#999"/><text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n",
-			xx, xx, botY+botH, botY+botH+4, xx, botY+botH+16, time.Duration(v*1e9))
+	if len(maxPts) > 0 {
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="#9ecae1" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(meanPts, " "))
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="#08519c" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(maxPts, " "))
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">virtual time</text>`+"\n", svgLeft+plotWidth/2, botY+botH+34)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">claims %d ok, %d failed; waits p99 %v, max %v; trace %.16s…</text>`+"\n",
-		svgLeft, svgH-10, r.Fleet.Claims, r.Fleet.Errors.Failed(), r.Fleet.Waits.P99, r.Fleet.Waits.Max, r.TraceHash)
-	b.WriteString("</svg>\n")
+	r.footer(&b, botY, svgH, x)
 	io.WriteString(w, b.String())
+}
+
+// footer draws the time axis under the bottom panel and the totals, and
+// closes the picture.
+func (r *Result) footer(b *strings.Builder, botY, svgH int, x func(int64) float64) {
+	if r.Virtual > 0 {
+		step := timeStep(r.Virtual.D())
+		for t := time.Duration(0); t <= r.Virtual.D(); t += step {
+			xx := x(int64(t))
+			fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#999"/><text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n",
+				xx, xx, botY+botH, botY+botH+4, xx, botY+botH+16, tickLabel(t))
+		}
+	}
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">virtual time</text>`+"\n", svgLeft+plotWidth/2, botY+botH+34)
+	fmt.Fprintf(b, `<text x="%d" y="%d" fill="#555">claims %d ok, %d failed; waits p99 %s, max %s; trace %.16s…</text>`+"\n",
+		svgLeft, svgH-10, r.Fleet.Claims, r.Fleet.Errors.Failed(), short(r.Fleet.Waits.P99), short(r.Fleet.Waits.Max), r.TraceHash)
+	b.WriteString("</svg>\n")
 }
 
 func axes(b *strings.Builder, y, h int, title string) {
@@ -159,32 +263,67 @@ func axes(b *strings.Builder, y, h int, title string) {
 	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>`+"\n", svgLeft, y, plotWidth, h)
 }
 
-// ticks returns round values from 0 to about max, 4 to 10 of them.
-func ticks(maxV float64) []float64 {
-	if maxV <= 0 {
-		return []float64{0}
+// countStep returns the step of a count axis up to maxV: 1, 2 or 5 times
+// a power of ten, giving at most 8 steps.
+func countStep(maxV int) int {
+	for step := 1; ; step *= 10 {
+		for _, m := range []int{1, 2, 5} {
+			if maxV <= 8*m*step {
+				return m * step
+			}
+		}
 	}
-	step := math.Pow(10, math.Floor(math.Log10(maxV)))
-	for maxV/step < 4 {
-		step /= 2
+}
+
+// timeSteps are the round steps of a time axis.
+var timeSteps = []time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// timeStep returns the round step of a time axis from 0 to total: the
+// smallest of timeSteps giving at most 10 steps (whole days beyond).
+func timeStep(total time.Duration) time.Duration {
+	for _, s := range timeSteps {
+		if total <= 10*s {
+			return s
+		}
 	}
-	for maxV/step > 10 {
-		step *= 2
+	day := 24 * time.Hour
+	return (total + 10*day - 1) / (10 * day) * day
+}
+
+// tickLabel formats a round duration without its zero units: "2m", not
+// "2m0s"; "1h30m", not "1h30m0s".
+func tickLabel(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
 	}
-	var out []float64
-	for v := 0.0; v <= maxV+step/1e6; v += step {
-		out = append(out, v)
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
 	}
-	return out
+	return s
+}
+
+// textWidth estimates the width of text in pixels at the given font size
+// (sans-serif: about 0.6 of the size per character).
+func textWidth(text string, size float64) float64 {
+	return float64(utf8.RuneCountInString(text)) * size * 0.6
 }
 
 func esc(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
 
+// truncate shortens s to at most n runes, ending it with "…".
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 
@@ -140,6 +141,8 @@ type ioJob struct {
 	b       *simBackend
 	inc     uint32 // the backend's incarnation when the I/O started
 	hanging bool   // waits for its context to end
+
+	cancelSeen bool // watchHooks saw its context end
 }
 
 // spawn is the loop's spawner. An I/O against a backend runs when it
@@ -171,7 +174,7 @@ func (j *ioJob) run(s *Sim) {
 	if j.finished {
 		return
 	}
-	if j.io != nil && j.ctx.Err() == nil && s.hangs(j.kind, j.b) {
+	if j.io != nil && !s.ended(j) && s.hangs(j.kind, j.b) {
 		// The backend hangs now: the I/O waits for its context to end.
 		j.hanging = true
 		s.hangingJobs = append(s.hangingJobs, j)
@@ -235,10 +238,67 @@ func (s *Sim) scanHanging() {
 func (s *Sim) scanCancelled(inst *poolInst) {
 	inst.scanIO = false
 	for _, j := range inst.pending {
-		if j.ctx.Err() != nil {
+		if s.ended(j) {
 			s.q.push(s.now, j)
 		}
 	}
+}
+
+// watchHooks completes at once every acquire I/O (an acquire hook, a
+// check on claim) whose context a timer of the loop just cancelled. The
+// pool bounds these with a timer of its own (HealthTimeout) that cancels
+// the context without a transition of any machine, so scanCancelled,
+// which follows transitions, does not see it; a hung one would wait
+// forever.
+func (s *Sim) watchHooks() {
+	live := s.hookJobs[:0]
+	for _, j := range s.hookJobs {
+		if j.finished {
+			continue
+		}
+		if !j.cancelSeen && s.ended(j) {
+			j.cancelSeen = true
+			s.q.push(s.now, j)
+		}
+		live = append(live, j)
+	}
+	clear(s.hookJobs[len(live):])
+	s.hookJobs = live
+}
+
+// ended reports whether the context of j ended.
+//
+// The pool ends the context of an acquire I/O (a check on claim, an
+// acquire hook) when its Close begins, through context.AfterFunc, whose
+// function runs on a goroutine of its own: whether it has run when the
+// simulator looks depends on the scheduler, and a run that looked too
+// early would differ from one that did not. So for the acquire I/O of a
+// pool whose Close began, the simulator waits for that goroutine, at most
+// a second of real time (then the run stops with a violation: the pool
+// no longer ends the context at its Close, or ends it later).
+func (s *Sim) ended(j *ioJob) bool {
+	if j.ctx.Err() != nil {
+		return true
+	}
+	if j.kind != fsm.Acquire || !j.inst.closing {
+		return false
+	}
+	var deadline time.Time
+	for i := 0; j.ctx.Err() == nil; i++ {
+		switch {
+		case i < 100:
+			runtime.Gosched()
+		case deadline.IsZero():
+			deadline = time.Now().Add(time.Second)
+		case time.Now().After(deadline):
+			s.violate("close-hook", "%s: Close began, and the context of the acquire I/O on %s did not end within a second (real time)",
+				j.inst.name, j.b.name)
+			return false
+		default:
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	return true
 }
 
 // connector is the simulated connector of one pool instance.
@@ -428,7 +488,10 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 	}
 	j := &ioJob{io: io, ctx: a.Ctx, inst: inst, kind: a.Kind, b: b, inc: b.inc, pos: len(inst.pending)}
 	inst.pending = append(inst.pending, j)
-	if a.Ctx.Err() != nil {
+	if a.Kind == fsm.Acquire {
+		s.hookJobs = append(s.hookJobs, j)
+	}
+	if s.ended(j) {
 		inst.scanIO = true
 	}
 	if s.hangs(a.Kind, b) {

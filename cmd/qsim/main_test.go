@@ -115,10 +115,3 @@ func TestOutDir(t *testing.T) {
 		}
 	}
 }
-
-func TestList(t *testing.T) {
-	var out, errs bytes.Buffer
-	if code := run([]string{"-list"}, &out, &errs); code != 0 || !strings.Contains(out.String(), defaultScenario) {
-		t.Fatalf("exit %d\n%s%s", code, out.String(), errs.String())
-	}
-}

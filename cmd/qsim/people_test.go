@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runQsim runs qsim with args and returns its exit status and outputs.
+func runQsim(args ...string) (code int, stdout, stderr string) {
+	var out, errs bytes.Buffer
+	code = run(args, &out, &errs)
+	return code, out.String(), errs.String()
+}
+
+func TestHelp(t *testing.T) {
+	code, out, errs := runQsim("-h")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{"qsim runs failure simulations", "-swarm N", "-seeds", "Exit status:", "  2  usage"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-h does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-seed", "3", "-seeds", "1-5"}, "-seed and -seeds"},
+		{[]string{"-swarm", "5", "-seeds", "1-5"}, "-swarm and -seeds"},
+		{[]string{"-swarm-expect"}, "-swarm-expect is for -swarm"},
+		{[]string{"-swarm", "0"}, "-swarm 0"},
+		{[]string{"-workers", "0", "-seeds", "1-2"}, "-workers 0"},
+		{[]string{"-describe", "no-such-thing"}, "no built-in scenario no-such-thing"},
+		{[]string{"-bogus"}, "flag provided but not defined"},
+		{[]string{"extra"}, "unexpected arguments"},
+	} {
+		code, out, errs := runQsim(tc.args...)
+		if code != 2 || !strings.Contains(errs, tc.msg) || out != "" {
+			t.Errorf("%v: exit %d, want 2 with %q on stderr\n%s%s", tc.args, code, tc.msg, out, errs)
+		}
+	}
+}
+
+func TestListShowsWholeDescriptions(t *testing.T) {
+	code, out, _ := runQsim("-list")
+	sc, err := loadScenario(defaultScenario)
+	if code != 0 || err != nil {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	lines := strings.Split(strings.TrimSpace(sc.Description), "\n")
+	for _, l := range lines {
+		if !strings.Contains(out, "    "+l+"\n") {
+			t.Errorf("-list leaves out %q:\n%s", l, out)
+		}
+	}
+	if n := strings.Count(out, "\n\n"); n < 10 {
+		t.Errorf("%d scenarios listed", n+1)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	code, out, _ := runQsim("-describe", "rolling-deploy")
+	want, _ := builtin.ReadFile("scenarios/rolling-deploy.toml")
+	if code != 0 || out != string(want) {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	file := filepath.Join(t.TempDir(), "mine.toml")
+	os.WriteFile(file, want, 0o644)
+	if code, out, _ := runQsim("-describe", file); code != 0 || out != string(want) {
+		t.Fatalf("-describe a file: exit %d:\n%s", code, out)
+	}
+}
+
+// TestSeedsOut: -out with -seeds writes each seed's files into a
+// directory of its own.
+func TestSeedsOut(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runQsim("-scenario", "all-down-then-back", "-seeds", "2-3", "-out", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, seed := range []string{"seed-2", "seed-3"} {
+		for _, f := range []string{"trace.jsonl", "summary.txt", "result.json", "picture.svg"} {
+			st, err := os.Stat(filepath.Join(dir, seed, f))
+			if err != nil || st.Size() == 0 {
+				t.Errorf("%s/%s: %v", seed, f, err)
+			}
+		}
+		summary, _ := os.ReadFile(filepath.Join(dir, seed, "summary.txt"))
+		if !strings.Contains(string(summary), "seed: "+strings.TrimPrefix(seed, "seed-")) {
+			t.Errorf("%s/summary.txt is another seed's:\n%s", seed, summary)
+		}
+	}
+}
+
+// TestSeedsParallelOutputIsSequential: -seeds prints the same lines, in
+// seed order, whatever the number of runs at once.
+func TestSeedsParallelOutputIsSequential(t *testing.T) {
+	file := tinyScenario(t)
+	_, one, _ := runQsim("-scenario", file, "-seeds", "1-8", "-workers", "1")
+	_, four, _ := runQsim("-scenario", file, "-seeds", "1-8", "-workers", "4")
+	if one != four || strings.Count(one, "trace hash:") != 8 {
+		t.Fatalf("one at a time:\n%s\nfour at a time:\n%s", one, four)
+	}
+}
+
+// tinyScenario is a scenario small enough to swarm in tests.
+func tinyScenario(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "tiny.toml")
+	err := os.WriteFile(file, []byte(`name = "tiny"
+duration = "30s"
+[[backends]]
+name = "db"
+count = 2
+[[clients]]
+name = "c"
+[clients.policy]
+max_slots = 4
+spares_wanted = 2
+connect_timeout = "2s"
+health_timeout = "500ms"
+health_interval = "5s"
+[clients.workload]
+rate = 10
+hold = "5ms"
+timeout = "1s"
+[expect]
+max_claim_errors = 0
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestResultJSON: result.json has readable durations and the build.
+func TestResultJSON(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, errs := runQsim("-scenario", tinyScenario(t), "-out", dir); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	js, _ := os.ReadFile(filepath.Join(dir, "result.json"))
+	var r struct {
+		Virtual string `json:"virtual"`
+		Build   struct{ Module, Go string }
+	}
+	if err := json.Unmarshal(js, &r); err != nil || r.Virtual != "30s" || r.Build.Module == "" || !strings.HasPrefix(r.Build.Go, "go") {
+		t.Fatalf("%v: %+v\n%s", err, r, js)
+	}
+}
