@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
-	"runtime"
 	"strings"
 	"time"
 
@@ -269,36 +268,17 @@ func (s *Sim) watchHooks() {
 // ended reports whether the context of j ended.
 //
 // The pool ends the context of an acquire I/O (a check on claim, an
-// acquire hook) when its Close begins, through context.AfterFunc, whose
-// function runs on a goroutine of its own: whether it has run when the
-// simulator looks depends on the scheduler, and a run that looked too
-// early would differ from one that did not. So for the acquire I/O of a
-// pool whose Close began, the simulator waits for that goroutine, at most
-// a second of real time (then the run stops with a violation: the pool
-// no longer ends the context at its Close, or ends it later).
+// acquire hook) when its Close begins, in the same event: an acquire I/O
+// of a pool whose Close began with its context still live is a
+// violation.
 func (s *Sim) ended(j *ioJob) bool {
 	if j.ctx.Err() != nil {
 		return true
 	}
-	if j.kind != fsm.Acquire || !j.inst.closing {
-		return false
+	if j.kind == fsm.Acquire && j.inst.closing {
+		s.violate("close-hook", "%s: Close began, and the context of the acquire I/O on %s did not end", j.inst.name, j.b.name)
 	}
-	var deadline time.Time
-	for i := 0; j.ctx.Err() == nil; i++ {
-		switch {
-		case i < 100:
-			runtime.Gosched()
-		case deadline.IsZero():
-			deadline = time.Now().Add(time.Second)
-		case time.Now().After(deadline):
-			s.violate("close-hook", "%s: Close began, and the context of the acquire I/O on %s did not end within a second (real time)",
-				j.inst.name, j.b.name)
-			return false
-		default:
-			time.Sleep(10 * time.Microsecond)
-		}
-	}
-	return true
+	return false
 }
 
 // connector is the simulated connector of one pool instance.
