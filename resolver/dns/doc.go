@@ -33,7 +33,10 @@
 // /etc/resolv.conf are used.
 //
 // Queries go out over UDP with an EDNS0 buffer of Config.UDPSize bytes; a
-// truncated answer is asked again over TCP.
+// truncated answer is asked again over TCP. The timeout of an exchange is
+// kept by the transport that carries it, on the network's clock: real
+// time here; in the simulator (package sim), whose simulated servers
+// replace the network, virtual time.
 //
 // # When
 //

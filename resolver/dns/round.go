@@ -168,9 +168,7 @@ func query(ctx context.Context, tr exchanger, server netip.AddrPort, q *mdns.Msg
 }
 
 func queryOnce(ctx context.Context, tr exchanger, network string, server netip.AddrPort, q *mdns.Msg, timeout time.Duration, lim limits) (*answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	raw, err := tr.Exchange(ctx, network, server, q)
+	raw, err := tr.Exchange(ctx, network, server, q, timeout)
 	if err == nil {
 		var a *answer
 		if a, err = handleAnswer(q, raw, network, lim); err == nil {
