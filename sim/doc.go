@@ -25,6 +25,14 @@
 // at the same virtual instant: connectors honour their context. A connect
 // whose context ends before it completes is never established.
 //
+// DNS: each client's resolver is a stand-in for resolver/dns, or (with
+// [DNSSpec] Resolver "dns") resolver/dns itself, whose exchanges go to
+// simulated DNS servers through internal/dnshook. An exchange runs inside
+// the resolver's spawned query: it answers at once from records built from
+// the backends as they are listed then, and records the virtual time it
+// takes (the server's latency, or the resolver's timeout when the server
+// does not answer); the resolver's completion then runs at that time.
+//
 // Claims use internal/simhook.ClaimAsync; the callback, run with the loop held,
 // checks the hand-out and schedules the release, which calls
 // Handle.Release (or Discard, when the backend broke the connection)

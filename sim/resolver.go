@@ -9,12 +9,17 @@ import (
 	"github.com/qorbgo/qorb/resolver"
 )
 
-// dnsResolver is a client's resolver asking the simulated DNS service. It
-// behaves like resolver/dns: it runs the declared resolver machine on the
-// pool's loop, asks again after the records' TTL, keeps the last good set
-// when a query fails and retries with a doubling backoff, and retries
-// soon after an empty answer. Its queries are spawned I/O, so they take
-// virtual time and time out during a dns_outage fault.
+// dnsResolver is the stand-in for resolver/dns, a client's resolver when
+// the scenario does not ask for the real one ([ResolverStandIn]). It
+// behaves roughly like resolver/dns: it runs the declared resolver
+// machine on the pool's loop, asks again after the records' TTL, keeps
+// the last good set when a query fails and retries with a doubling
+// backoff, and retries soon after an empty answer. Its queries are
+// spawned I/O, so they take virtual time and time out during a dns_outage
+// fault. Unlike resolver/dns it asks again after exactly the TTL, however
+// short (no floor: a TTL of 1ms asks hundreds of times a second), gets
+// the whole set in one query, and knows no server errors, negative
+// answers, truncation or CNAMEs.
 type dnsResolver struct {
 	s    *Sim
 	inst *poolInst
@@ -128,10 +133,14 @@ func (r *dnsResolver) schedule(d time.Duration) {
 func (s *Sim) dnsExchange(inst *poolInst, ctx context.Context) ([]backend.Backend, error) {
 	s.io.inst = inst
 	s.io.ctx = ctx
+	acc := &inst.c.res.dns
+	acc.Queries++
 	if s.dnsOutage > 0 {
+		acc.Lost++
 		s.io.lat += int64(s.sc.DNS.Timeout)
 		return nil, errDNS
 	}
+	acc.Answers++
 	s.io.lat += int64(s.sc.DNS.Latency.Draw(s.dnsRng))
 	var out []backend.Backend
 	for _, b := range s.backends {

@@ -112,6 +112,7 @@ type clientAcc struct {
 	failures  uint64
 	checks    uint64
 	peakConns int
+	dns       DNSStats
 }
 
 func (a *clientAcc) addStats(st *pool.Stats) {
@@ -181,6 +182,9 @@ type ClientResult struct {
 	// PeakConns is the most connections, open or opening, the client held
 	// at once (for the fleet: the sum of the clients' peaks).
 	PeakConns int `json:"peak_conns"`
+	// DNS counts the DNS exchanges of the client's resolvers and their
+	// answers.
+	DNS DNSStats `json:"dns"`
 }
 
 // BackendResult is one backend's outcome.
@@ -336,6 +340,7 @@ func (a *clientAcc) merge(o *clientAcc) {
 	a.failures += o.failures
 	a.checks += o.checks
 	a.peakConns += o.peakConns
+	a.dns.add(&o.dns)
 }
 
 func (a *clientAcc) result(name string) ClientResult {
@@ -343,6 +348,7 @@ func (a *clientAcc) result(name string) ClientResult {
 		Closes: a.closes, Cut: a.cut, Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
 		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Other: a.errs[errOther]}
+	r.DNS = a.dns
 	r.Waits = a.waits.summary()
 	r.FailWaits = a.failWaits.summary()
 	return r
@@ -430,6 +436,16 @@ func (s *Sim) expectations(r *Result) []Expectation {
 		}
 		add("max_close_time", ok && longest <= e.MaxCloseTime, got, "≤ "+e.MaxCloseTime.String())
 	}
+	if e.MaxDNSRate != nil {
+		var busiest ClientResult
+		for _, c := range r.Clients {
+			if c.DNS.Queries >= busiest.DNS.Queries {
+				busiest = c
+			}
+		}
+		rate := float64(busiest.DNS.Queries) / r.Virtual.Seconds()
+		add("max_dns_rate", rate <= *e.MaxDNSRate, fmt.Sprintf("%.3g/s (%s)", rate, busiest.Name), fmt.Sprintf("≤ %g/s", *e.MaxDNSRate))
+	}
 	return out
 }
 
@@ -474,7 +490,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d\n",
 		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks)
 	fmt.Fprintln(w)
-	writeClient := func(c ClientResult) {
+	// n is the number of clients c sums.
+	writeClient := func(c ClientResult, n int) {
 		fmt.Fprintf(w, "  %-14s claims %d ok, failed: %s", c.Name, c.Claims, c.Errors)
 		fmt.Fprintf(w, "; waits p50 %s p90 %s p99 %s max %s", short(c.Waits.P50), short(c.Waits.P90), short(c.Waits.P99), short(c.Waits.Max))
 		if c.Errors.Failed() > 0 {
@@ -490,10 +507,13 @@ func (r *Result) WriteSummary(w io.Writer) {
 		if c.Cut > 0 {
 			fmt.Fprintf(w, ", cut %d", c.Cut)
 		}
+		if c.DNS.Queries > 0 {
+			fmt.Fprintf(w, "; %s", c.DNS.summary(n, r.Virtual))
+		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "claims:")
-	writeClient(r.Fleet)
+	writeClient(r.Fleet, len(r.Clients))
 	clients := r.Clients
 	if len(clients) > 1 {
 		if len(clients) > 20 {
@@ -505,7 +525,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			clients = clients[:20]
 		}
 		for _, c := range clients {
-			writeClient(c)
+			writeClient(c, 1)
 		}
 	}
 	fmt.Fprintln(w, "backends:")

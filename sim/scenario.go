@@ -51,21 +51,67 @@ type Scenario struct {
 }
 
 // DNSSpec is the simulated DNS service that every client's resolver asks.
+//
+// By default each client runs a stand-in for resolver/dns that asks the
+// service for the listed backends in one query (see docs/sim.md). With
+// Resolver set to "dns", each client runs the real resolver/dns against
+// simulated DNS servers (Servers) that answer SRV, A and AAAA questions
+// from records built from the backends (Records), changing over time
+// (Changes); the durations above then configure that resolver.
 type DNSSpec struct {
+	// Resolver is "stand-in" (the default; also "") or "dns".
+	Resolver string `toml:"resolver,omitempty"`
 	// TTL of the records: how often resolvers ask again. Default 30s.
 	// The durations of DNSSpec are positive when written in a file: zero
-	// means the default only in a scenario built in Go.
+	// means the default only in a scenario built in Go. With the real
+	// resolver it is the TTL the servers give, in whole seconds (rounded
+	// down: "1ms" is a TTL of 0), and the resolver clamps it to
+	// [MinInterval, MaxInterval]; a TTL of exactly 0 is written per
+	// record, in Records.
 	TTL Duration `toml:"ttl,omitempty"`
-	// Latency of one answer. Default "1ms..3ms".
+	// Latency of one answer. Default "1ms..3ms". With the real resolver,
+	// the default latency of each server (a TCP exchange takes two).
 	Latency Dist `toml:"latency,omitempty"`
 	// Timeout of one query when the DNS service does not answer (during a
-	// dns_outage fault). Default 2s.
+	// dns_outage fault). Default 2s. With the real resolver, its
+	// Config.Timeout: how long it waits for one server's answer.
 	Timeout Duration `toml:"timeout,omitempty"`
 	// RetryMin and RetryMax bound the resolver's backoff after a failed
-	// query: RetryMin, doubling up to RetryMax. Defaults 1s and 30s.
+	// query: RetryMin, doubling up to RetryMax. Defaults 1s and 30s. With
+	// the real resolver, its Config.BackoffMin and BackoffMax.
 	RetryMin Duration `toml:"retry_min,omitempty"`
 	// RetryMax: see RetryMin.
 	RetryMax Duration `toml:"retry_max,omitempty"`
+
+	// The fields below are for the real resolver only (Resolver "dns");
+	// zero fields take resolver/dns's defaults.
+
+	// MinInterval is the resolver's Config.MinInterval: the floor of the
+	// re-query interval whatever the TTL. Default 5s.
+	MinInterval Duration `toml:"min_interval,omitempty"`
+	// MaxInterval is the resolver's Config.MaxInterval. Default 60s.
+	MaxInterval Duration `toml:"max_interval,omitempty"`
+	// EmptyRetry is the resolver's Config.EmptyRetry: the first re-query
+	// after an answer with no backends. Default 1s.
+	EmptyRetry Duration `toml:"empty_retry,omitempty"`
+	// Parallel is the resolver's Config.Parallel: servers asked the same
+	// question at once. Default 2.
+	Parallel int `toml:"parallel,omitempty"`
+	// UDPSize is the resolver's Config.UDPSize: the EDNS0 buffer its
+	// queries advertise, in bytes. Default 1232.
+	UDPSize int `toml:"udp_size,omitempty"`
+	// TrustNegative is the resolver's Config.TrustNegative: an answer
+	// with no backends (NXDOMAIN, NODATA) empties the backend set instead
+	// of keeping the last one.
+	TrustNegative bool `toml:"trust_negative,omitempty"`
+	// Servers are the DNS servers every resolver asks, in its order of
+	// asking. Default one server, "ns1", that answers well.
+	Servers []DNSServerSpec `toml:"servers,omitempty"`
+	// Records say how the records of some backends look (TTL, CNAME,
+	// additional section). Backends no group names take the defaults.
+	Records []DNSRecordSpec `toml:"records,omitempty"`
+	// Changes change servers and records over time.
+	Changes []DNSChange `toml:"changes,omitempty"`
 }
 
 // BackendSpec describes one backend, or Count backends named Name-1 … Name-N.
@@ -312,6 +358,9 @@ type Expect struct {
 	// MaxCloseTime bounds how long each close (close fault) took, from
 	// the call of Close to its return.
 	MaxCloseTime Duration `toml:"max_close_time,omitempty"`
+	// MaxDNSRate bounds the DNS exchanges each client sent per second,
+	// over the run's duration (the busiest client's).
+	MaxDNSRate *float64 `toml:"max_dns_rate,omitempty"`
 }
 
 // Load reads and checks a scenario file.
@@ -421,7 +470,7 @@ func (sc *Scenario) check() error {
 	}{{"ttl", sc.DNS.TTL, defaultTTL}, {"timeout", sc.DNS.Timeout, defaultDNSTimeout},
 		{"retry_min", sc.DNS.RetryMin, defaultRetryMin}, {"retry_max", sc.DNS.RetryMax, defaultRetryMax}} {
 		if d.v == 0 && sc.pos.written("dns."+d.key) {
-			bad("dns."+d.key, "%v: want a positive duration (leave %s out for the default, %v)", d.v, d.key, d.def)
+			bad("dns."+d.key, "%v: want a positive duration (leave %s out for the default, %v)%s", d.v, d.key, d.def, sc.DNS.zeroHint(d.key))
 		}
 	}
 	if len(sc.Backends) == 0 {
@@ -551,6 +600,7 @@ func (sc *Scenario) check() error {
 			bad(p+".drain", "only replace and close faults take drain")
 		}
 	}
+	sc.checkDNS(bad, finite, backends)
 	if r := sc.Expect.MaxErrorRatio; r != nil && finite("expect.max_error_ratio", *r) && (*r < 0 || *r > 1) {
 		bad("expect.max_error_ratio", "%v: want 0 to 1", *r)
 	}
@@ -562,6 +612,9 @@ func (sc *Scenario) check() error {
 	}
 	if n := sc.Expect.MaxForcedCloses; n != nil && *n < 0 {
 		bad("expect.max_forced_closes", "must not be negative")
+	}
+	if r := sc.Expect.MaxDNSRate; r != nil && finite("expect.max_dns_rate", *r) && *r < 0 {
+		bad("expect.max_dns_rate", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

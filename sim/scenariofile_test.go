@@ -227,6 +227,16 @@ func comparable(sc *Scenario) Scenario {
 		f := &c.Faults[i]
 		f.Backends, f.Clients, f.With = orNil(f.Backends), orNil(f.Clients), orNil(f.With)
 	}
+	c.DNS.Servers = orNil(c.DNS.Servers)
+	c.DNS.Records = orNil(append([]DNSRecordSpec(nil), c.DNS.Records...))
+	for i := range c.DNS.Records {
+		c.DNS.Records[i].Backends = orNil(c.DNS.Records[i].Backends)
+	}
+	c.DNS.Changes = orNil(append([]DNSChange(nil), c.DNS.Changes...))
+	for i := range c.DNS.Changes {
+		ch := &c.DNS.Changes[i]
+		ch.Servers, ch.Backends = orNil(ch.Servers), orNil(ch.Backends)
+	}
 	return c
 }
 

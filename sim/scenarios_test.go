@@ -118,6 +118,7 @@ func TestSeedsDiffer(t *testing.T) {
 		sc := *scs[name]
 		sc.Duration = Duration(30 * time.Second)
 		sc.Faults = nil
+		sc.DNS.Changes = nil
 		a, err := Run(&sc, Options{Seed: 1})
 		if err != nil {
 			t.Fatal(err)

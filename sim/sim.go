@@ -12,6 +12,7 @@ import (
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
 )
@@ -74,6 +75,7 @@ type Sim struct {
 	nextConn  uint64
 	dnsOutage int
 	dnsRng    *rand.Rand
+	dns       *dnsWorld // the simulated DNS servers, with the real resolver; nil with the stand-in
 	faultRng  *rand.Rand
 
 	tr  *tracer
@@ -126,7 +128,7 @@ type poolInst struct {
 	c        *client
 	name     string
 	p        *pool.Pool[*conn]
-	res      *dnsResolver
+	res      resolver.Resolver
 	pol      pool.Policy
 	finished bool // Close returned
 	// closing is set when Close began; forcing while a Close may close
@@ -230,6 +232,7 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 			s.q.push(int64(f.End()), handlerFunc(func(s *Sim) { s.faultOver(fs) }))
 		}
 	}
+	s.initDNS()
 	s.q.push(s.end, handlerFunc(func(s *Sim) { s.endWorkload() }))
 	s.series.init(s, opt.Samples)
 	return s, nil
@@ -334,7 +337,7 @@ func (s *Sim) startPool(c *client) {
 	}
 	inst := &poolInst{s: s, c: c, name: name, listed: make([]bool, len(s.backends)), perBackend: make([]int32, len(s.backends)), lastServed: math.MinInt64}
 	s.insts[name] = inst
-	inst.res = newDNSResolver(s, inst)
+	inst.res = s.newResolver(inst)
 	base := &connector{s: s, inst: inst}
 	var cn backend.Connector[*conn] = base
 	switch {

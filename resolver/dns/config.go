@@ -129,10 +129,12 @@ type Config struct {
 	MaxTargets int
 
 	// TrustNegative lets an answer with no backends (NXDOMAIN, NODATA, or
-	// targets without addresses) empty the backend set. By default such
-	// an answer is treated as a failure that keeps the last good set (a
-	// zone being reloaded or a registry restarting often answers empty
-	// for a moment), and is retried after EmptyRetry.
+	// targets without addresses) empty the backend set, and a negative
+	// answer to one target's address lookup drop that target. By default
+	// such an answer is treated as a failure that keeps the last good set
+	// (a zone being reloaded or a registry restarting often answers empty
+	// for a moment): the other servers are asked, a target keeps its
+	// addresses, and an empty answer is retried after EmptyRetry.
 	TrustNegative bool
 }
 

@@ -33,7 +33,10 @@
 // /etc/resolv.conf are used.
 //
 // Queries go out over UDP with an EDNS0 buffer of Config.UDPSize bytes; a
-// truncated answer is asked again over TCP.
+// truncated answer is asked again over TCP. The timeout of an exchange is
+// kept by the transport that carries it, on the network's clock: real
+// time here; in the simulator (package sim), whose simulated servers
+// replace the network, virtual time.
 //
 // # When
 //
@@ -53,17 +56,26 @@
 //     back of the order, and the next server is asked. Errors wrap
 //     [ErrMalformed], [ErrMismatch], [ErrOversized], [ErrServerFailure],
 //     [ErrCNAMEChain] or [context.DeadlineExceeded].
+//   - A server answers NXDOMAIN or NODATA for a name the last set has
+//     records of (the service's SRV records, or a target's addresses of
+//     that family): unless Config.TrustNegative is set, the answer is not
+//     trusted while another server may have the records (a server that
+//     lost the zone, or lags behind the others). It counts as that
+//     server's failure ([ErrNoBackends]) and the next server is asked; when
+//     no server has better, the negative answer stands, as below.
 //   - Every server fails the SRV question: the round fails (state failed),
 //     the last good set is kept, and the query is retried with backoff.
 //   - The SRV answer is good but a target's A or AAAA lookup fails on every
-//     server: a partial answer. The set is updated with everything that
-//     resolved; the failed target keeps the addresses it had (a new target
-//     is left out until it resolves); the state is failed and the query is
-//     retried with backoff.
+//     server, or (unless Config.TrustNegative is set) is negative where the
+//     last set has addresses of that family for it: a partial answer. The
+//     set is updated with everything that resolved; that target keeps the
+//     addresses it had (a new target is left out until it resolves); the
+//     state is failed and the query is retried with backoff.
 //   - NXDOMAIN, NODATA, or no target with an address: an empty answer
 //     ([ErrNoBackends]). Unless Config.TrustNegative is set, the last good
-//     set is kept and the state is failed; with it, the set becomes empty.
-//     Either way the query is retried after Config.EmptyRetry.
+//     set is kept, with what each target resolved to in it, and the state
+//     is failed; with it, the set becomes empty. Either way the query is
+//     retried after Config.EmptyRetry.
 //   - Stop: the timer is cancelled and every exchange in flight is
 //     cancelled; answers that arrive later are dropped. No Update, timer or
 //     transition follows.

@@ -30,9 +30,10 @@ var (
 	ErrCNAMEChain = errors.New("dns: CNAME chain too long")
 
 	// ErrNoBackends: an answer listed no backend (NXDOMAIN, NODATA, or no
-	// target with an address). Unless Config.TrustNegative is set, the
-	// last good set is kept and the query retried after
-	// Config.EmptyRetry.
+	// target with an address), or a server answered NXDOMAIN or NODATA for
+	// a name the last set has records of. Unless Config.TrustNegative is
+	// set, the last good set is kept and the query retried after
+	// Config.EmptyRetry (or, for one target, with backoff).
 	ErrNoBackends = errors.New("dns: no backends in the answer")
 
 	// ErrNoServers: no DNS server was given and none was found in

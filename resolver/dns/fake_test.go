@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -27,7 +28,9 @@ type fakeExchanger struct {
 	ctxCanceled int // exchanges that ended because ctx ended
 }
 
-func (f *fakeExchanger) Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg) ([]byte, error) {
+func (f *fakeExchanger) Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	f.mu.Lock()
 	f.calls++
 	if f.networks == nil {
@@ -67,7 +70,7 @@ func (f *fakeExchanger) Exchange(ctx context.Context, network string, server net
 	if f.inner == nil {
 		return nil, errors.New("fake: no answer")
 	}
-	return f.inner.Exchange(ctx, network, server, q)
+	return f.inner.Exchange(ctx, network, server, q, timeout)
 }
 
 func (f *fakeExchanger) stats() (calls, maxRunning, canceled int) {

@@ -145,6 +145,42 @@ func TestPartialFailureKeepsTargetAddresses(t *testing.T) {
 	h.stop(r)
 }
 
+// An empty answer that is not trusted keeps the last set, and so must
+// keep what each target resolved to in it: a lookup that fails in a later
+// round keeps those addresses. (Before, the empty round forgot them, and
+// the next partial answer dropped the target.)
+func TestEmptyAnswerKeepsTargetAddressesForLaterFailures(t *testing.T) {
+	z := startZoneServer(t, zonePath)
+	z.setNoExtra(true)
+	failing := map[string]bool{}
+	f := &fakeExchanger{inner: netExchanger{}, fail: func(q mdns.Question) error {
+		if failing[q.Name+mdns.Type(q.Qtype).String()] {
+			return errors.New("injected failure")
+		}
+		return nil
+	}}
+	h := newHost(t)
+	r := newResolver(t, "_many._tcp.example.test.", Config{}, z)
+	r.tr = f
+	h.start(r)
+	wantNames(t, h.last(), manySet...)
+
+	z.set("_many._tcp", typeSRV) // a zone being reloaded: NXDOMAIN, not trusted
+	h.requery()
+	wantState(t, h, r, resolver.Failed)
+	wantNames(t, h.stats(r).Backends, manySet...)
+
+	z.set("_many._tcp", typeSRV, "_many._tcp SRV 0 0 5001 v4", "_many._tcp SRV 0 0 5002 v6", "_many._tcp SRV 0 0 5003 dual")
+	failing["dual.example.test.A"] = true
+	h.requery()
+	st := wantState(t, h, r, resolver.Failed)
+	wantNames(t, h.last(), manySet...)
+	if !strings.Contains(st.LastError, "partial answer") {
+		t.Fatalf("last error %q", st.LastError)
+	}
+	h.stop(r)
+}
+
 func TestBoundedConcurrency(t *testing.T) {
 	z := startZoneServer(t, zonePath)
 	z.setNoExtra(true)

@@ -56,13 +56,14 @@ type Resolver struct {
 
 	set        []backend.Backend // the last set delivered
 	delivered  bool
-	known      map[string]known // each target's addresses in the last set
+	known      map[string]known // each target's addresses in the last set delivered
 	lastErr    error
 	lastAnswer time.Time
 	queries    uint64
 	errs       uint64
-	failures   int // consecutive failed rounds: the error backoff's exponent
-	empties    int // consecutive empty answers: the empty retry's exponent
+	failures   int  // consecutive failed rounds: the error backoff's exponent
+	empties    int  // consecutive empty answers: the empty retry's exponent
+	fromSRV    bool // the last SRV answer had records (not plain mode)
 }
 
 var _ resolver.Resolver = (*Resolver)(nil)
@@ -256,8 +257,11 @@ func doubling(base, limit time.Duration, n int) time.Duration {
 }
 
 // deliver hands a good answer's set to the pool, and logs it when it differs
-// from the last one (or is the first).
-func (r *Resolver) deliver(set []backend.Backend) {
+// from the last one (or is the first). known is what each target resolved
+// to in it: a target whose lookup fails later keeps those addresses. An
+// answer that is not delivered (an empty one not trusted) changes neither.
+func (r *Resolver) deliver(set []backend.Backend, known map[string]known) {
+	r.known = known
 	if !r.delivered || !slices.Equal(set, r.set) {
 		r.set = set
 		r.delivered = true

@@ -246,6 +246,96 @@ func TestNegativeAnswerKeepsSetUnlessTrusted(t *testing.T) {
 	}
 }
 
+// A negative answer to one target's address lookup (a server that lags
+// behind, a zone being reloaded) is not trusted by default, as for an
+// empty answer: the target keeps the addresses it had and the round is
+// partial, instead of the pool draining a backend the SRV records still
+// list. With TrustNegative the target goes.
+func TestNegativeAddressAnswerKeepsTargetUnlessTrusted(t *testing.T) {
+	for _, trust := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trust %v", trust), func(t *testing.T) {
+			z := startZoneServer(t, zonePath)
+			z.setNoExtra(true)
+			h := newHost(t)
+			r := newResolver(t, "_many._tcp.example.test.", Config{TrustNegative: trust}, z)
+			h.start(r)
+			// v4 has no AAAA record and v6 no A record: their NODATA
+			// answers are not errors.
+			wantState(t, h, r, resolver.Resolved)
+			wantNames(t, h.last(), manySet...)
+			z.set("v4", typeA)      // the name is gone: NXDOMAIN
+			z.set("dual", typeAAAA) // the name has an A record only: NODATA
+			h.requery()
+			st := h.stats(r)
+			if trust {
+				wantState(t, h, r, resolver.Resolved)
+				wantNames(t, h.last(), "dual.example.test.@192.0.2.3:5003", "v6.example.test.@[2001:db8::6]:5002")
+				return
+			}
+			wantState(t, h, r, resolver.Failed)
+			wantNames(t, h.last(), manySet...)
+			if !errors.Is(r.lastErr, ErrNoBackends) || !strings.Contains(st.LastError, "v4.example.test. A: NXDOMAIN") ||
+				!strings.Contains(st.LastError, "dual.example.test. AAAA: NODATA") {
+				t.Fatalf("last error %q", st.LastError)
+			}
+			if d := h.nextIn(); d < time.Second || d >= 1100*time.Millisecond {
+				t.Errorf("retry in %v, want BackoffMin (a partial answer)", d)
+			}
+			// The records come back: the round is whole again.
+			z.set("v4", typeA, "v4 A 192.0.2.1")
+			z.set("dual", typeAAAA, "dual AAAA 2001:db8::3")
+			h.requery()
+			wantState(t, h, r, resolver.Resolved)
+			wantNames(t, h.last(), manySet...)
+			h.stop(r)
+		})
+	}
+}
+
+// Of two servers, one loses the zone and answers NXDOMAIN. Its negative
+// answer, which the resolver does not trust by default, must not win over
+// the other server's records: the next server is asked, and the one that
+// answered NXDOMAIN goes to the back of the order. (Before, it won: the
+// resolver kept its last set but failed every round and, asking that
+// server first, never saw the records change.) When every server says so,
+// the negative answer stands.
+func TestNegativeAnswerFromOneServerAsksTheNext(t *testing.T) {
+	lost := startZoneServer(t, zonePath)
+	good := startZoneServer(t, zonePath)
+	h := newHost(t)
+	r := newResolver(t, "_many._tcp.example.test.", Config{Parallel: 1}, lost, good)
+	h.start(r)
+	wantNames(t, h.last(), manySet...)
+	if good.count("") != 0 {
+		t.Fatalf("the second server was asked %d times while the first answered", good.count(""))
+	}
+	lost.set("_many._tcp", typeSRV) // the name is gone: NXDOMAIN
+	good.set("_many._tcp", typeSRV, "_many._tcp SRV 0 0 5001 v4")
+	h.requery()
+	st := wantState(t, h, r, resolver.Resolved)
+	wantNames(t, h.last(), oneSet[0])
+	if !errors.Is(r.lastErr, ErrNoBackends) || !strings.Contains(st.LastError, "NXDOMAIN, where the last answer had records") {
+		t.Errorf("last error %q", st.LastError)
+	}
+	// The server that answered NXDOMAIN is asked last from now on.
+	lostBefore := lost.count("")
+	good.set("_many._tcp", typeSRV, "_many._tcp SRV 0 0 5001 v4", "_many._tcp SRV 0 0 5003 dual")
+	h.requery()
+	wantState(t, h, r, resolver.Resolved)
+	wantNames(t, h.last(), "dual.example.test.@192.0.2.3:5003", "dual.example.test.@[2001:db8::3]:5003", oneSet[0])
+	if lost.count("") != lostBefore {
+		t.Errorf("the server that lost the zone was asked first again")
+	}
+	// Both lose it: the negative answer stands, and the last set is kept.
+	good.set("_many._tcp", typeSRV)
+	h.requery()
+	st = wantState(t, h, r, resolver.Failed)
+	if len(st.Backends) != 3 || !strings.Contains(st.LastError, "no backends in the answer: _many._tcp.example.test.: NXDOMAIN") {
+		t.Errorf("backends %v, last error %q", names(st.Backends), st.LastError)
+	}
+	h.stop(r)
+}
+
 func TestTargetRemovedAndAdded(t *testing.T) {
 	z := startZoneServer(t, zonePath)
 	h := newHost(t)

@@ -53,6 +53,7 @@ type lookup struct {
 	inflight int       // exchanges queued or spawned for the current name
 	done     bool
 	errs     []error
+	negative *answer // a negative answer not trusted while other servers are asked
 }
 
 // exchange is one question to one server.
@@ -168,9 +169,7 @@ func query(ctx context.Context, tr exchanger, server netip.AddrPort, q *mdns.Msg
 }
 
 func queryOnce(ctx context.Context, tr exchanger, network string, server netip.AddrPort, q *mdns.Msg, timeout time.Duration, lim limits) (*answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	raw, err := tr.Exchange(ctx, network, server, q)
+	raw, err := tr.Exchange(ctx, network, server, q, timeout)
 	if err == nil {
 		var a *answer
 		if a, err = handleAnswer(q, raw, network, lim); err == nil {
@@ -195,24 +194,57 @@ func (r *Resolver) onReply(x *exchange, a *answer, err error) {
 	if l.done {
 		return // another server answered first
 	}
-	if err != nil {
+	if err == nil && a.negative && !r.cfg.TrustNegative && r.contradicts(l) {
+		// A negative answer where the last set has records is not
+		// trusted while another server may have them (a server that
+		// lost the zone, or lags behind the others): as for a failure,
+		// the server goes to the back of the order and the next one is
+		// asked. When none has better, the negative answer stands.
+		why := "NODATA"
+		if a.nxdomain {
+			why = "NXDOMAIN"
+		}
+		err = fmt.Errorf("dns: %s %s from %v: %w: %s, where the last answer had records", l.name, mdns.Type(l.qtype), x.s.addr, ErrNoBackends, why)
+		l.negative = a
+	} else if err != nil {
 		err = fmt.Errorf("dns: %s %s from %v %w", l.name, mdns.Type(l.qtype), x.s.addr, err)
+		l.errs = append(l.errs, err)
+	}
+	if err != nil {
 		r.errs++
 		r.lastErr = err
 		x.s.fails++
-		l.errs = append(l.errs, err)
 		r.host.Log(slog.LevelDebug, "dns: query failed", "service", r.service, "err", err)
-		if l.next < len(l.order) {
+		switch {
+		case l.next < len(l.order):
 			r.send(l)
-		} else if l.inflight == 0 {
+		case l.inflight > 0:
+		case l.negative != nil:
+			r.settle(l, l.negative)
+		default:
 			r.lookupFailed(l)
 		}
 		return
 	}
 	x.s.fails = 0
+	r.settle(l, a)
+}
+
+// settle ends a lookup with an answer.
+func (r *Resolver) settle(l *lookup, a *answer) {
 	l.done = true
 	l.cancel()
 	r.answered(l, a)
+}
+
+// contradicts reports whether a negative answer to l would contradict
+// the last set: the SRV records it was built from, or the addresses of
+// l's family it has for l's target.
+func (r *Resolver) contradicts(l *lookup) bool {
+	if l.tgt == nil {
+		return r.fromSRV && len(r.set) > 0
+	}
+	return r.hadAddrs(l.tgt.name, l.qtype)
 }
 
 // answered takes a lookup's good answer.
@@ -232,8 +264,11 @@ func (r *Resolver) answered(l *lookup, a *answer) {
 		switch {
 		case a.negative && r.cfg.Port != 0:
 			// No SRV records: plain mode by fallback.
+			r.fromSRV = false
 			r.resolveTargets(rd, []srvTarget{{r.name, r.cfg.Port}}, nil)
 			return
+		case !a.negative:
+			r.fromSRV = !r.plain
 		case a.nxdomain:
 			rd.negative = "NXDOMAIN"
 		case a.negative:
@@ -242,14 +277,41 @@ func (r *Resolver) answered(l *lookup, a *answer) {
 		r.resolveTargets(rd, a.srvs, a.extra)
 		return
 	}
-	if l.qtype == mdns.TypeA {
+	switch {
+	case a.negative && !r.cfg.TrustNegative && r.hadAddrs(l.tgt.name, l.qtype):
+		// A target the last set had addresses for, now without: as for
+		// an empty answer, the negative answer is not trusted (a zone
+		// being reloaded answers empty for a moment, and one server may
+		// lag behind the others). The target keeps those addresses
+		// and the round is partial.
+		why := "NODATA"
+		if a.nxdomain {
+			why = "NXDOMAIN"
+		}
+		if l.qtype == mdns.TypeA {
+			l.tgt.failed4 = true
+		} else {
+			l.tgt.failed6 = true
+		}
+		rd.errs = append(rd.errs, fmt.Errorf("%w: %s %s: %s", ErrNoBackends, l.name, mdns.Type(l.qtype), why))
+	case l.qtype == mdns.TypeA:
 		l.tgt.v4 = a.addrs
-	} else {
+	default:
 		l.tgt.v6 = a.addrs
 	}
 	if rd.open == 0 {
 		r.finishRound(rd)
 	}
+}
+
+// hadAddrs reports whether the last set has addresses of target of the
+// family of qtype (A or AAAA).
+func (r *Resolver) hadAddrs(target string, qtype uint16) bool {
+	k := r.known[target]
+	if qtype == mdns.TypeA {
+		return len(k.v4) > 0
+	}
+	return len(k.v6) > 0
 }
 
 // lookupFailed ends a lookup that no server answered well.
@@ -288,7 +350,7 @@ func (r *Resolver) finishRound(rd *round) {
 		return
 	}
 	r.lastAnswer = r.host.Now()
-	set := r.buildSet(rd)
+	set, known := r.buildSet(rd)
 	var partial error
 	if len(rd.errs) > 0 {
 		partial = fmt.Errorf("dns: %s: partial answer, targets whose lookup failed keep their last addresses: %w", r.service, errors.Join(rd.errs...))
@@ -308,10 +370,10 @@ func (r *Resolver) finishRound(rd *round) {
 		d := doubling(r.cfg.EmptyRetry, r.cfg.MaxInterval, r.empties)
 		if r.cfg.TrustNegative && partial == nil {
 			r.failures = 0
-			r.deliver(set)
+			r.deliver(set, known)
 		} else {
 			if r.cfg.TrustNegative {
-				r.deliver(set)
+				r.deliver(set, known)
 			}
 			r.host.ReportError(err)
 			r.host.Log(slog.LevelWarn, "dns: empty answer", "service", r.service, "retry", d, "err", err)
@@ -322,7 +384,7 @@ func (r *Resolver) finishRound(rd *round) {
 	r.empties = 0
 	if partial != nil {
 		r.failures++
-		r.deliver(set)
+		r.deliver(set, known)
 		r.host.ReportError(partial)
 		d := doubling(r.cfg.BackoffMin, r.cfg.BackoffMax, r.failures)
 		r.host.Log(slog.LevelWarn, "dns: partial answer", "service", r.service, "retry", d, "err", partial)
@@ -330,14 +392,15 @@ func (r *Resolver) finishRound(rd *round) {
 		return
 	}
 	r.failures = 0
-	r.deliver(set)
+	r.deliver(set, known)
 	r.schedule(r.ttlInterval(rd.ttl))
 }
 
 // buildSet makes the backend set of a round: one backend per address per
-// target, sorted by name. A target whose lookup of one family failed keeps
-// that family's addresses from the last set.
-func (r *Resolver) buildSet(rd *round) []backend.Backend {
+// target, sorted by name, and what each target resolved to. A target whose
+// lookup of one family failed keeps that family's addresses from the last
+// set delivered.
+func (r *Resolver) buildSet(rd *round) ([]backend.Backend, map[string]known) {
 	ts := slices.Clone(rd.targets)
 	slices.SortFunc(ts, func(a, b *target) int {
 		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.port, b.port))
@@ -369,9 +432,8 @@ func (r *Resolver) buildSet(rd *round) []backend.Backend {
 			set = append(set, backend.Backend{Name: backendName(t.name, ap), Addr: ap})
 		}
 	}
-	r.known = next
 	slices.SortFunc(set, func(a, b backend.Backend) int { return cmp.Compare(a.Name, b.Name) })
-	return set
+	return set, next
 }
 
 // backendName names the backend at ap found through target.

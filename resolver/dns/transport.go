@@ -8,6 +8,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/qorbgo/qorb/internal/dnshook"
 )
 
 // exchanger is the part of miekg/dns the resolver uses for I/O: one query
@@ -16,9 +18,18 @@ import (
 // fake exchanger can hand it anything, broken answers included.
 type exchanger interface {
 	// Exchange sends q to server over network ("udp" or "tcp") and returns
-	// the answer's bytes, unchecked. It honours ctx's deadline and
-	// cancellation.
-	Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg) ([]byte, error)
+	// the answer's bytes, unchecked. It gives up after timeout with an
+	// error wrapping context.DeadlineExceeded, and honours ctx's
+	// cancellation. The exchanger owns the timeout because it owns the
+	// clock the exchange runs on: the network's real time here, the
+	// virtual time of a simulated network in package sim.
+	Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg, timeout time.Duration) ([]byte, error)
+}
+
+// The simulator replaces a resolver's exchanger with simulated servers
+// (internal/dnshook); users cannot.
+func init() {
+	dnshook.SetExchanger = func(r any, x dnshook.Exchanger) { r.(*Resolver).tr = x }
 }
 
 // netExchanger exchanges over the network with miekg/dns connections.
@@ -29,7 +40,9 @@ type netExchanger struct{}
 // as oversized instead of arriving cut.
 const readBuf = mdns.MaxMsgSize
 
-func (netExchanger) Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg) ([]byte, error) {
+func (netExchanger) Exchange(ctx context.Context, network string, server netip.AddrPort, q *mdns.Msg, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	c := &mdns.Client{Net: network}
 	co, err := c.DialContext(ctx, server.String())
 	if err != nil {
