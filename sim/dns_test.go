@@ -100,7 +100,7 @@ func noFailedClaims(t *testing.T, r *Result) {
 // jitter, whatever the records say.
 func TestDNSTTLClampHolds(t *testing.T) {
 	rate := func(r *Result) float64 {
-		return float64(r.Clients[0].DNS.Queries) / r.Virtual.Seconds()
+		return float64(r.Clients[0].DNS.Queries) / time.Duration(r.Virtual).Seconds()
 	}
 	standIn, _ := runText(t, "stand-in.toml", dnsBase+"[dns]\nttl = \"1ms\"\n")
 	real, trace := runText(t, "real.toml", dnsBase+"[dns]\nresolver = \"dns\"\nttl = \"1ms\"\n")
@@ -556,7 +556,7 @@ backends = ["spare"]
 		t.Fatal("the broken server was never asked: the test shows nothing")
 	}
 	for _, l := range traceLines(t, trace, "set", "") {
-		if l.Event == "remove" && l.At < r.Virtual.Seconds() {
+		if l.Event == "remove" && l.At < time.Duration(r.Virtual).Seconds() {
 			t.Errorf("%s removed at %.3fs (%d NXDOMAIN answers in the run)", l.ID, l.At, nx)
 			break
 		}

@@ -443,7 +443,7 @@ func (s *Sim) expectations(r *Result) []Expectation {
 				busiest = c
 			}
 		}
-		rate := float64(busiest.DNS.Queries) / r.Virtual.Seconds()
+		rate := float64(busiest.DNS.Queries) / time.Duration(r.Virtual).Seconds()
 		add("max_dns_rate", rate <= *e.MaxDNSRate, fmt.Sprintf("%.3g/s (%s)", rate, busiest.Name), fmt.Sprintf("≤ %g/s", *e.MaxDNSRate))
 	}
 	return out
@@ -508,7 +508,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, ", cut %d", c.Cut)
 		}
 		if c.DNS.Queries > 0 {
-			fmt.Fprintf(w, "; %s", c.DNS.summary(n, r.Virtual))
+			fmt.Fprintf(w, "; %s", c.DNS.summary(n, time.Duration(r.Virtual)))
 		}
 		fmt.Fprintln(w)
 	}
