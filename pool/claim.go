@@ -291,11 +291,26 @@ func (p *Pool[C]) claimHooked(ctx context.Context, wait *time.Duration) (*Handle
 	}
 	deadline := start.Add(p.pol.ClaimTimeout)
 	for err == nil {
-		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
+		hctx, cancel := context.WithTimeout(ctx, min(p.pol.HealthTimeout, deadline.Sub(p.loop.Now())))
 		herr := p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
 		cancel()
 		if herr == nil {
-			break
+			p.loop.Enter()
+			ok, aerr := p.afterHooks(h, deadline)
+			if ok != nil || aerr != nil {
+				p.loop.Leave()
+				h, err = ok, aerr
+				break
+			}
+			// Its backend left the resolver's list while the hooks ran:
+			// wait again at the head of the queue, in the same event.
+			var w *waiter[C]
+			h, w, err = p.request(ctx, true, deadline.Sub(p.now()))
+			p.loop.Leave()
+			if w != nil {
+				h, err = p.await(ctx, w, nil)
+			}
+			continue
 		}
 		// Discard and queue again at the head in one event, so that no
 		// connection freed in between goes to a claimer behind this one.
@@ -344,7 +359,12 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 	if w == nil {
 		return h, err
 	}
+	return p.await(ctx, w, wait)
+}
 
+// await waits, without the loop held, for a queued claim to be served or
+// to fail.
+func (p *Pool[C]) await(ctx context.Context, w *waiter[C], wait *time.Duration) (*Handle[C], error) {
 	select {
 	case <-w.ready:
 	case <-ctx.Done():
@@ -363,7 +383,7 @@ func (p *Pool[C]) claim(ctx context.Context, bad *Handle[C], badErr error, timeo
 		<-w.ready // already sent, with the loop held
 	}
 	p.loop.Enter()
-	h, err = w.h, w.err
+	h, err := w.h, w.err
 	p.waited(w, wait)
 	p.freeWaiter(w)
 	if h != nil {
@@ -481,15 +501,16 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 		return
 	}
 	conn, check := h.sl.conn, h.sl.checkDue
-	// The hooks end with the claim's context, after HealthTimeout on the
-	// loop's clock, or when the pool closes.
+	// The hooks end with the claim's context, after HealthTimeout (or at
+	// the claim's deadline, if sooner) on the loop's clock, or when the
+	// pool closes.
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.cancel = cancel
 	c.pos = len(p.acquiring)
 	p.acquiring = append(p.acquiring, c)
 	t := new(fsm.Timer)
 	t.Init(cancel)
-	p.loop.After(t, p.pol.HealthTimeout)
+	p.loop.After(t, min(p.pol.HealthTimeout, c.deadline.Sub(p.now())))
 	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.actionID(), Ctx: ctx}, func() func() {
 		herr := p.claimHooks(ctx, conn, check)
 		return func() {
@@ -506,19 +527,44 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 // hooked runs, with the loop held, when the acquire hook returned.
 func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
 	p := c.p
-	if herr == nil {
-		if h.sl.cur == h && h.sl.State() == slot.Claimed {
-			c.done(h, nil)
-			return
-		}
-		// A forced Close stopped the slot meanwhile.
-		p.handBack(h)
-		p.st.failed(ErrClosed)
-		c.done(nil, ErrClosed)
+	if herr != nil {
+		p.hookFailed(h, herr)
+		c.request(true, c.deadline.Sub(p.now()))
 		return
 	}
-	p.hookFailed(h, herr)
-	c.request(true, c.deadline.Sub(p.now()))
+	switch h, err := p.afterHooks(h, c.deadline); {
+	case h != nil:
+		c.done(h, nil)
+	case err == nil:
+		c.request(true, c.deadline.Sub(p.now()))
+	default:
+		c.done(nil, err)
+	}
+}
+
+// afterHooks decides, with the loop held, what becomes of a claim whose
+// hooks (a check on claim, an AcquireHook) succeeded: the claimer gets h;
+// or, when the backend left the resolver's list meanwhile, h goes back
+// unused and the claimer waits again at the head of the queue (nil, nil);
+// or the claim fails: ErrClosed when a forced Close stopped the slot,
+// the timeout error when its deadline passed while the hooks ran.
+func (p *Pool[C]) afterHooks(h *Handle[C], deadline time.Time) (*Handle[C], error) {
+	sl := h.sl
+	switch {
+	case sl.cur != h || sl.State() != slot.Claimed:
+		p.handBack(h)
+		p.st.failed(ErrClosed)
+		return nil, ErrClosed
+	case p.now().After(deadline):
+		p.giveback(h)
+		err := p.claimErr()
+		p.st.failed(err)
+		return nil, err
+	case sl.set.State() == slotset.Draining:
+		p.giveback(h)
+		return nil, nil
+	}
+	return h, nil
 }
 
 // admit returns the error for a claim the pool refuses at once: closed,

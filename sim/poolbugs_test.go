@@ -114,3 +114,70 @@ func TestPoolBugWaiterStarvesBelowCap(t *testing.T) {
 	m.settle(time.Second) // the waiter should have the released capacity
 	m.check(t)
 }
+
+// TestPoolBugCheckOnClaimPastDeadline: a check on claim (a Validator, a
+// connection idle for over a second) was bounded by HealthTimeout only, so
+// a check slower than the claim's timeout handed the connection over
+// after the claim's deadline (the waiter-deadline invariant). Now the
+// check ends at the deadline and the claim fails with its timeout.
+func TestPoolBugCheckOnClaimPastDeadline(t *testing.T) {
+	r, _ := runText(t, "check-deadline.toml", `name = "check-deadline"
+duration = "1m"
+[[backends]]
+name = "db"
+check_latency = "300ms"
+[[clients]]
+name = "c"
+[clients.workload]
+rate = 0.5
+hold = "1ms"
+timeout = "200ms"
+`)
+	t.Logf("claims %d ok, errors %+v", r.Fleet.Claims, r.Fleet.Errors)
+	if r.Fleet.Errors.Failed() == 0 {
+		t.Error("no claim failed: the checks on claim never outlasted the claims' deadline; the scenario tests nothing")
+	}
+}
+
+// TestPoolBugCheckOnClaimRemovedBackend: a backend removed from DNS while
+// a claim's check on claim ran still served that claim (the
+// removed-backend invariant). Now the connection goes back unused and
+// the claimer waits again at the head of the queue.
+func TestPoolBugCheckOnClaimRemovedBackend(t *testing.T) {
+	for _, seed := range []uint64{5, 18, 19} {
+		sc, err := Parse("check-removed.toml", []byte(`name = "check-removed"
+duration = "3m"
+[dns]
+ttl = "1s"
+[[backends]]
+name = "db"
+count = 2
+check_latency = "100ms"
+[[clients]]
+name = "api"
+count = 4
+[clients.policy]
+max_slots = 4
+spares_wanted = 4
+[clients.workload]
+rate = 4
+hold = "1ms"
+timeout = "2s"
+[[faults]]
+at = "1m"
+kind = "dns_remove"
+backends = ["db-2"]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Seed = seed
+		r, err := Run(sc, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Violation != nil {
+			t.Errorf("seed %d: %v", seed, r.Violation)
+		}
+	}
+}
