@@ -18,7 +18,9 @@
 // claimer. The pool never calls the connector while it holds its loop:
 // connects, checks, recycle hooks and closes are actions the core asks for,
 // run on goroutines of their own, and their results come back as events
-// (docs/core.md). The acquire hook runs in the claimer's goroutine.
+// (docs/core.md). The acquire hook, and the check of a connection claimed
+// after it stayed idle longer than Policy.CheckIdleAfter, run in the
+// claimer's goroutine.
 // Policies (Rebalancer, Picker, Backoff) and observers run on the loop and
 // must not block; tracers and log handlers are called without the loop
 // held.
@@ -30,10 +32,30 @@
 // connection went to another claimer) does nothing: the misuse is counted
 // in Stats.Misuse and logged.
 //
+// # Claiming
+//
+// [Pool.Claim] waits in the queue; [Pool.TryClaim] never waits; [Pool.Do]
+// claims, runs a function and gives the connection back (or discards it
+// when the function's error is the connection's fault). A claimer can tell
+// the pool how the backend did ([Handle.Report]), which the latency-aware
+// picker ([LeastLatency]) and outlier ejection (Policy.Ejection) use.
+// [Pool.Reset] replaces every connection without failing a claim.
+//
+// # Policies
+//
+// [Policy] sizes the pool (MaxSlots, MaxSlotsPerBackend, SparesWanted,
+// MinSlots, ShrinkHalfLife), bounds claims (ClaimTimeout; load shedding
+// with TargetClaimDelay), limits connects (ConnectTimeout, backoff,
+// MaxConnectingPerBackend, ConnectRatePerBackend), and checks and retires
+// connections (HealthInterval, CheckIdleAfter, CheckOnRelease, lifetimes).
+// docs/policies.md compares each field with cueball's, qorb's, pgxpool's
+// and go-redis's options.
+//
 // # Errors
 //
 // A claim that cannot be served fails with one of [ErrNoBackends],
-// [ErrNoBackendsOnline], [ErrAllClaimsUsed] or [ErrClosed], or with its
-// context's error; all work with errors.Is, and ErrNoBackendsOnline also
-// wraps the last connect or check error.
+// [ErrNoBackendsOnline], [ErrAllClaimsUsed] or [ErrClosed], with
+// [ErrClaimShed] under load shedding, with [ErrNoIdle] from TryClaim, or
+// with its context's error; all work with errors.Is, and
+// ErrNoBackendsOnline also wraps the last connect or check error.
 package pool
