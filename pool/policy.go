@@ -49,9 +49,9 @@ type Policy struct {
 	// (cueball's low-pass filter on the slot count): a backend's slots
 	// above what the rebalancer wants decay exponentially with this
 	// half-life, one step at each RebalanceInterval (a step removes
-	// 1 - 2^(-RebalanceInterval/ShrinkHalfLife) of the surplus, rounded
-	// up), so that repeated bursts reuse connections instead of opening
-	// and closing them. Slots are added at once whatever it is. Default:
+	// 1 - 2^(-RebalanceInterval/ShrinkHalfLife) of the surplus, rounded to
+	// whole slots, the rest carried to the next step), so that repeated
+	// bursts reuse connections instead of opening and closing them. Slots are added at once whatever it is. Default:
 	// RebalanceInterval (half the surplus at each step).
 	ShrinkHalfLife time.Duration
 	// DecoherenceInterval is how often the backend preference order is

@@ -408,6 +408,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 	for _, s := range p.rebSets {
 		surplus := s.wantedNow() - s.Wanted
 		if surplus <= 0 {
+			s.shrinkCarry = 0
 			continue
 		}
 		n := 0
@@ -417,8 +418,12 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 			n = surplus
 		case shrink:
 			// Damped: a burst that passed does not tear everything down;
-			// the surplus decays with Policy.ShrinkHalfLife.
-			n = int(math.Ceil(float64(surplus) * p.shrinkShare))
+			// the surplus decays with Policy.ShrinkHalfLife. The share is
+			// rounded to whole slots, and what rounding left carries to
+			// the next step, so that a small surplus decays too.
+			s.shrinkCarry += float64(surplus) * p.shrinkShare
+			n = min(int(s.shrinkCarry+0.5), surplus)
+			s.shrinkCarry -= float64(n)
 		}
 		n = max(n, min(surplus, short))
 		short -= n

@@ -29,6 +29,7 @@ type set[C any] struct {
 	st          setCounters
 	dial        dialGate[C] // connects in flight and waiting (Policy.MaxConnectingPerBackend, ConnectRatePerBackend)
 	fb          feedback    // its claimers' reports; outlier ejection
+	shrinkCarry float64     // the part of a slot the damped shrink owes (Policy.ShrinkHalfLife)
 	probe       *pslot[C]   // the slot claimed to probe it after an ejection
 	rank        int32       // its place in the preference order
 	lcIn        int32       // its bucket in the LeastClaimed index, or -1

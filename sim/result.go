@@ -127,11 +127,14 @@ type Errors struct {
 	NoBackendsOnline uint64 `json:"no_backends_online"` // pool.ErrNoBackendsOnline
 	AllClaimsUsed    uint64 `json:"all_claims_used"`    // pool.ErrAllClaimsUsed
 	Closed           uint64 `json:"closed"`             // cut short by a restart, a close or the end of the run
+	Shed             uint64 `json:"shed"`               // pool.ErrClaimShed (Policy.TargetClaimDelay)
 	Other            uint64 `json:"other"`              // any other error
 }
 
 // Failed counts the failed claims of every kind but closed.
-func (e Errors) Failed() uint64 { return e.NoBackends + e.NoBackendsOnline + e.AllClaimsUsed + e.Other }
+func (e Errors) Failed() uint64 {
+	return e.NoBackends + e.NoBackendsOnline + e.AllClaimsUsed + e.Shed + e.Other
+}
 
 // String lists the non-zero counts, or "none".
 func (e Errors) String() string {
@@ -139,7 +142,7 @@ func (e Errors) String() string {
 	for _, p := range []struct {
 		n string
 		v uint64
-	}{{"no_backends", e.NoBackends}, {"no_backends_online", e.NoBackendsOnline}, {"all_claims_used", e.AllClaimsUsed}, {"closed", e.Closed}, {"other", e.Other}} {
+	}{{"no_backends", e.NoBackends}, {"no_backends_online", e.NoBackendsOnline}, {"all_claims_used", e.AllClaimsUsed}, {"closed", e.Closed}, {"shed", e.Shed}, {"other", e.Other}} {
 		if p.v > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", p.n, p.v))
 		}
@@ -194,6 +197,9 @@ type BackendResult struct {
 	Refused  uint64 `json:"refused"`  // refused or failed at once
 	Opened   uint64 `json:"opened"`   // established
 	Peak     int    `json:"peak"`     // most connections open at once
+	// PeakConnectRate is the most connects attempted in one second of
+	// the virtual clock (from one whole second to the next).
+	PeakConnectRate int `json:"peak_connect_rate"`
 }
 
 // FaultResult is one fault and the recovery after it.
@@ -298,7 +304,7 @@ func (s *Sim) result(wall time.Duration) *Result {
 	}
 	r.Fleet = fleet.result("fleet")
 	for _, b := range s.backends {
-		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak})
+		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak, PeakConnectRate: b.peakRate})
 	}
 	for _, fs := range s.faults {
 		fr := FaultResult{Index: fs.i, What: fs.f.describe(), At: fs.f.At, End: Duration(fs.f.End())}
@@ -347,7 +353,7 @@ func (a *clientAcc) result(name string) ClientResult {
 	r := ClientResult{Name: name, Claims: a.ok, Discards: a.discards, Dropped: a.dropped, Restarts: a.restarts,
 		Closes: a.closes, Cut: a.cut, Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
-		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Other: a.errs[errOther]}
+		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Shed: a.errs[errShed], Other: a.errs[errOther]}
 	r.DNS = a.dns
 	r.Waits = a.waits.summary()
 	r.FailWaits = a.failWaits.summary()
@@ -407,6 +413,15 @@ func (s *Sim) expectations(r *Result) []Expectation {
 			n += b.Connects
 		}
 		add("max_connects", n <= uint64(e.MaxConnects), fmt.Sprint(n), fmt.Sprintf("≤ %d", e.MaxConnects))
+	}
+	if e.MaxConnectRate > 0 {
+		peak, at := 0, ""
+		for _, b := range r.Backends {
+			if b.PeakConnectRate > peak {
+				peak, at = b.PeakConnectRate, b.Name
+			}
+		}
+		add("max_connect_rate", peak <= e.MaxConnectRate, fmt.Sprintf("%d/s (%s)", peak, at), fmt.Sprintf("≤ %d/s", e.MaxConnectRate))
 	}
 	if e.MaxCutClaims != nil {
 		add("max_cut_claims", r.Fleet.Cut <= uint64(*e.MaxCutClaims), fmt.Sprint(r.Fleet.Cut), fmt.Sprintf("≤ %d", *e.MaxCutClaims))
@@ -530,7 +545,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintln(w, "backends:")
 	for _, b := range r.Backends {
-		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d\n", b.Name, b.Connects, b.Refused, b.Opened, b.Peak)
+		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d, peak %d connects/s\n", b.Name, b.Connects, b.Refused, b.Opened, b.Peak, b.PeakConnectRate)
 	}
 	if len(r.Faults) > 0 {
 		fmt.Fprintln(w, "faults:")

@@ -190,6 +190,18 @@ type PolicySpec struct {
 	MaxConnLifetime     Duration `toml:"max_conn_lifetime,omitempty"`     // pool.Policy.MaxConnLifetime
 	MaxConnIdleTime     Duration `toml:"max_conn_idle_time,omitempty"`    // pool.Policy.MaxConnIdleTime
 	DeadAfter           int      `toml:"dead_after,omitempty"`            // pool.Policy.DeadAfter
+
+	MinSlots                int      `toml:"min_slots,omitempty"`                  // pool.Policy.MinSlots
+	ShrinkHalfLife          Duration `toml:"shrink_half_life,omitempty"`           // pool.Policy.ShrinkHalfLife
+	TargetClaimDelay        Duration `toml:"target_claim_delay,omitempty"`         // pool.Policy.TargetClaimDelay
+	ClaimDelayInterval      Duration `toml:"claim_delay_interval,omitempty"`       // pool.Policy.ClaimDelayInterval
+	MaxConnectingPerBackend int      `toml:"max_connecting_per_backend,omitempty"` // pool.Policy.MaxConnectingPerBackend
+	ConnectRatePerBackend   float64  `toml:"connect_rate_per_backend,omitempty"`   // pool.Policy.ConnectRatePerBackend
+	CheckIdleAfter          Duration `toml:"check_idle_after,omitempty"`           // pool.Policy.CheckIdleAfter
+	CheckOnRelease          bool     `toml:"check_on_release,omitempty"`           // pool.Policy.CheckOnRelease
+	MaxConnLifetimeJitter   Duration `toml:"max_conn_lifetime_jitter,omitempty"`   // pool.Policy.MaxConnLifetimeJitter
+	// Picker is "least-claimed" (the default) or "least-latency".
+	Picker string `toml:"picker,omitempty"`
 }
 
 // Policy returns the pool policy.
@@ -200,8 +212,29 @@ func (p PolicySpec) Policy() pool.Policy {
 		DecoherenceInterval: p.DecoherenceInterval.D(), BackoffMin: p.BackoffMin.D(), BackoffMax: p.BackoffMax.D(),
 		BackoffJitter: p.BackoffJitter.D(), ConnectTimeout: p.ConnectTimeout.D(), HealthInterval: p.HealthInterval.D(),
 		HealthTimeout: p.HealthTimeout.D(), MaxConnLifetime: p.MaxConnLifetime.D(), MaxConnIdleTime: p.MaxConnIdleTime.D(),
-		DeadAfter: p.DeadAfter,
+		DeadAfter: p.DeadAfter, MinSlots: p.MinSlots, ShrinkHalfLife: p.ShrinkHalfLife.D(),
+		TargetClaimDelay: p.TargetClaimDelay.D(), ClaimDelayInterval: p.ClaimDelayInterval.D(),
+		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
+		CheckIdleAfter: p.CheckIdleAfter.D(), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: p.MaxConnLifetimeJitter.D(),
+		Picker: pickerNamed(p.Picker),
 	}
+}
+
+// pickerName returns the name PolicySpec gives picker ("" for the default
+// or one it cannot name).
+func pickerName(picker pool.Picker) string {
+	if _, ok := picker.(pool.LeastLatency); ok {
+		return "least-latency"
+	}
+	return ""
+}
+
+// pickerNamed returns the picker a PolicySpec names (nil: the default).
+func pickerNamed(name string) pool.Picker {
+	if name == "least-latency" {
+		return pool.LeastLatency{}
+	}
+	return nil
 }
 
 // PolicySpecOf returns the numbers of p as a PolicySpec (its Rebalancer,
@@ -213,7 +246,11 @@ func PolicySpecOf(p pool.Policy) PolicySpec {
 		DecoherenceInterval: Duration(p.DecoherenceInterval), BackoffMin: Duration(p.BackoffMin), BackoffMax: Duration(p.BackoffMax),
 		BackoffJitter: Duration(p.BackoffJitter), ConnectTimeout: Duration(p.ConnectTimeout), HealthInterval: Duration(p.HealthInterval),
 		HealthTimeout: Duration(p.HealthTimeout), MaxConnLifetime: Duration(p.MaxConnLifetime), MaxConnIdleTime: Duration(p.MaxConnIdleTime),
-		DeadAfter: p.DeadAfter,
+		DeadAfter: p.DeadAfter, MinSlots: p.MinSlots, ShrinkHalfLife: Duration(p.ShrinkHalfLife),
+		TargetClaimDelay: Duration(p.TargetClaimDelay), ClaimDelayInterval: Duration(p.ClaimDelayInterval),
+		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
+		CheckIdleAfter: Duration(p.CheckIdleAfter), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: Duration(p.MaxConnLifetimeJitter),
+		Picker: pickerName(p.Picker),
 	}
 }
 
@@ -348,6 +385,9 @@ type Expect struct {
 	MinClaims int `toml:"min_claims,omitempty"`
 	// MaxConnects bounds the connects attempted by all clients together.
 	MaxConnects int `toml:"max_connects,omitempty"`
+	// MaxConnectRate bounds the connects any one backend sees in one
+	// second of the virtual clock, from all clients together.
+	MaxConnectRate int `toml:"max_connect_rate,omitempty"`
 	// MaxCutClaims bounds the claims whose connection a pool's Close
 	// closed while they held it (a close forced at its drain deadline, a
 	// restart, the end of the run).
@@ -518,6 +558,11 @@ func (sc *Scenario) check() error {
 		}
 		if finite(p+".workload.discard_rate", c.Workload.DiscardRate) && (c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1) {
 			bad(p+".workload.discard_rate", "%v: want a probability, 0 to 1", c.Workload.DiscardRate)
+		}
+		switch c.Policy.Picker {
+		case "", "least-claimed", "least-latency":
+		default:
+			bad(p+".policy.picker", "%q: want least-claimed or least-latency", c.Policy.Picker)
 		}
 		pol := c.Policy.Policy()
 		if _, err := validatePolicy(pol); err != nil {

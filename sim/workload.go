@@ -192,11 +192,12 @@ const (
 	errNoBackendsOnline
 	errAllClaimsUsed
 	errClosed
+	errShed
 	errOther
 	numErrKinds
 )
 
-var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "other"}
+var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "shed", "other"}
 
 func errKind(err error) int {
 	switch {
@@ -208,6 +209,8 @@ func errKind(err error) int {
 		return errNoBackends
 	case errors.Is(err, pool.ErrAllClaimsUsed):
 		return errAllClaimsUsed
+	case errors.Is(err, pool.ErrClaimShed):
+		return errShed
 	}
 	return errOther
 }

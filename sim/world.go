@@ -47,6 +47,10 @@ type simBackend struct {
 	nextAccept int64 // accept queue: when the next connect can be accepted
 
 	connects, refused, opened uint64
+	// rateSec is the second of the virtual clock rateN counts the
+	// connects of; peakRate is the most connects in one second.
+	rateSec         int64
+	rateN, peakRate int
 }
 
 // healthy reports whether a pool should be able to use the backend.
@@ -453,6 +457,11 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 	case fsm.Connect:
 		b.connects++
 		inst.connects++
+		if sec := s.now / int64(time.Second); sec != b.rateSec || b.rateN == 0 {
+			b.rateSec, b.rateN = sec, 0
+		}
+		b.rateN++
+		b.peakRate = max(b.peakRate, b.rateN)
 		lat = b.latency(b.spec.ConnectLatency)
 		if b.up && b.spec.AcceptRate > 0 {
 			start := max(s.now, b.nextAccept)
