@@ -707,3 +707,39 @@ func TestNilHandleSaysWhy(t *testing.T) {
 		}()
 	}
 }
+
+// TestCloseLeavesNoTimerOfTheNewPolicies: a backend ejected (its
+// ejection's timer pending), slots queued behind a connect rate (the
+// rate's timer pending) and claims queued under load shedding (the shed
+// timer pending): after Close, no timer of the pool is left on its loop.
+func TestCloseLeavesNoTimerOfTheNewPolicies(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 6, MaxSlotsPerBackend: 3, SparesWanted: 6, ConnectRatePerBackend: 0.5,
+		TargetClaimDelay: 10 * time.Millisecond, ClaimTimeout: time.Minute,
+		Ejection: Ejection{ConsecutiveErrors: 1, MaxEjectedPercent: 50}}, 2, nil)
+	hd := h.claim()
+	hd.Report(time.Millisecond, errors.New("overloaded"))
+	hd.Release()
+	h.p.loop.Enter()
+	var ejected, queued int
+	for _, s := range h.p.order {
+		if s.fb.ejected && s.fb.timer.Pending() {
+			ejected++
+		}
+		if len(s.dial.queue) > 0 && s.dial.timer.Pending() {
+			queued++
+		}
+	}
+	h.p.loop.Leave()
+	if ejected != 1 || queued == 0 {
+		t.Fatalf("%d backends ejected, %d with slots queued behind the connect rate; want 1 and some", ejected, queued)
+	}
+	if err := h.p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.p.loop.Enter()
+	next, pending := h.p.loop.NextDeadline()
+	h.p.loop.Leave()
+	if pending {
+		t.Fatalf("a timer due at %v is left on the loop after Close", next)
+	}
+}

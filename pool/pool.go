@@ -334,6 +334,11 @@ func (p *Pool[C]) maybeDrained(s *set[C]) {
 }
 
 func (p *Pool[C]) forget(s *set[C]) {
+	// Its timers go with it: a stopped set has no connect to pace and
+	// nothing to eject.
+	p.loop.Cancel(&s.dial.timer)
+	p.loop.Cancel(&s.fb.timer)
+	s.dial.queue = nil
 	if p.sets[s.b.Name] == s {
 		delete(p.sets, s.b.Name)
 	}
