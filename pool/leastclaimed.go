@@ -19,6 +19,7 @@ type lcIndex[C any] struct {
 	words   int        // words of a bucket's bitset: one per 64 sets
 	buckets [][]uint64 // by claimed count
 	low     int        // every bucket below is empty
+	checks  uint64     // calls of lcCheck
 }
 
 // lcUpdate puts s in the bucket its state calls for, or takes it out.
@@ -90,10 +91,17 @@ func (p *Pool[C]) lcPick() *set[C] {
 
 // lcCheck verifies the index against the sets, for tests and the
 // simulator's invariant checks: every set sits in the bucket its state
-// calls for, and the pick is the one a scan of the sets finds.
-func (p *Pool[C]) lcCheck() error {
+// calls for, and the pick is the one a scan of the sets finds. The scan
+// costs a look at every backend; when sampled, it runs at one call in 16
+// (the simulator checks after every event), and the calls between check
+// only that the pick is the least-claimed set of the index.
+func (p *Pool[C]) lcCheck(sampled bool) error {
 	if !p.leastClaimed {
 		return nil
+	}
+	p.lc.checks++
+	if sampled && p.lc.checks%16 != 1 {
+		return p.lcCheckPick()
 	}
 	var scan *set[C]
 	eligible := 0
@@ -124,6 +132,33 @@ func (p *Pool[C]) lcCheck() error {
 	}
 	if got := p.lcPick(); got != scan {
 		return fmt.Errorf("LeastClaimed index picks %v; a scan picks %v", setName(got), setName(scan))
+	}
+	return nil
+}
+
+// lcCheckPick checks the pick against the index alone: no bucket below
+// the pick's holds a set, nor does its own bucket at an earlier rank.
+func (p *Pool[C]) lcCheckPick() error {
+	s := p.lcPick()
+	if s == nil {
+		for b, words := range p.lc.buckets {
+			for _, w := range words {
+				if w != 0 {
+					return fmt.Errorf("LeastClaimed index picks nothing, but bucket %d holds a set", b)
+				}
+			}
+		}
+		return nil
+	}
+	if s.lcIn < 0 || s.lcIn != int32(s.Claimed) || s.State() != slotset.Online || len(s.idle) == 0 || !s.pickable() {
+		return fmt.Errorf("LeastClaimed index picks %s, which cannot serve a claim (bucket %d, %d claimed, %d idle, %s)", s.b.Name, s.lcIn, s.Claimed, len(s.idle), s.State())
+	}
+	for b := 0; b < int(s.lcIn); b++ {
+		for _, w := range p.lc.buckets[b] {
+			if w != 0 {
+				return fmt.Errorf("LeastClaimed index picks %s in bucket %d, but bucket %d holds a set", s.b.Name, s.lcIn, b)
+			}
+		}
 	}
 	return nil
 }

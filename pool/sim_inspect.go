@@ -36,7 +36,7 @@ func init() {
 
 func (p *Pool[C]) inspectLocked() simhook.Pool {
 	v := simhook.Pool{State: int8(p.state.Get()), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
-	if err := p.lcCheck(); err != nil {
+	if err := p.lcCheck(true); err != nil {
 		v.IndexErr = err.Error()
 	}
 	return v
