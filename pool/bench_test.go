@@ -360,23 +360,7 @@ func BenchmarkIdleSlotHeap(b *testing.B) {
 		b.Run(fmt.Sprintf("slots=%d", n), func(b *testing.B) {
 			var perSlot float64
 			for b.Loop() {
-				var before, after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
-				p, err := New(resolverFor(1), backend.Connector[*benchConn](benchConnector{}),
-					Policy{MaxSlots: n, MaxSlotsPerBackend: n, SparesWanted: n})
-				if err != nil {
-					b.Fatal(err)
-				}
-				p.loop.WaitIdle()
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				if st := p.Stats(); st.Slots.Connected != n {
-					b.Fatalf("%d idle slots, want %d", st.Slots.Connected, n)
-				}
-				perSlot = float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
-				_ = p.Close(context.Background())
-				p.loop.WaitIdle()
+				perSlot = float64(idleHeap(b, n, 1)) / float64(n)
 			}
 			b.ReportMetric(perSlot, "B/slot")
 		})
