@@ -12,6 +12,7 @@ import (
 	"github.com/benbjohnson/clock"
 	"pgregory.net/rapid"
 
+	"github.com/qorbgo/qorb/connset"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
@@ -31,6 +32,7 @@ var machines = []struct {
 	{slotset.Kind.Machine(), "set.md", slotset.Markdown},
 	{resolver.Kind.Machine(), "resolver.md", resolver.Markdown},
 	{pool.Kind.Machine(), "pool.md", pool.Markdown},
+	{connset.Kind.Machine(), "connset.md", connset.Markdown},
 }
 
 // TestTableAgreesWithLooplab checks, for random (state, event) pairs of

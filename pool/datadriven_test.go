@@ -215,7 +215,7 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	    [jitter=D] [lifetime=D] [lifetime-jitter=D] [idle-time=D] [min-slots=N]
 //	    [target-delay=D] [delay-interval=D] [max-connecting=N] [connect-rate=F]
 //	    [shrink-half-life=D] [picker=least-latency] [eject=N] [eject-base=D]
-//	    [eject-percent=N]
+//	    [eject-percent=N] [conn-hooks]
 //	    [validate] [check-idle=D]
 //	    [check-on-release] [hooks=acquire,recycle]
 //	    [seed=N]
@@ -420,7 +420,7 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 		h.scriptError("one pool per script")
 	}
 	var pol Policy
-	var validate, recycle, acquire bool
+	var validate, recycle, acquire, hooks bool
 	seed := uint64(1)
 	var bs []backend.Backend
 	h.addrs = map[backend.Name]netip.AddrPort{}
@@ -528,6 +528,8 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.Ejection.MaxEjectedPercent = num(a)
 		case "seed":
 			seed = uint64(num(a))
+		case "conn-hooks":
+			hooks = true
 		default:
 			h.scriptError("new: unknown argument %s", a.Key)
 		}
@@ -536,8 +538,18 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 	h.start = h.clk.Now()
 	h.printedAt = h.start
 	h.res = resolver.NewFixedBackends(bs...)
-	p, err := New(ddResolver{h.res, h}, h.connector(validate, recycle, acquire), pol,
-		WithClock(h.clk), WithSeed(seed), WithStrict(true), WithObserver(fsm.ObserverFunc(h.observe)))
+	opts := []Option{WithClock(h.clk), WithSeed(seed), WithStrict(true), WithObserver(fsm.ObserverFunc(h.observe))}
+	if hooks {
+		hook := func(what string) func(backend.Backend, *ddConn) {
+			return func(b backend.Backend, c *ddConn) {
+				h.mu.Lock()
+				h.lines = append(h.lines, ddLine{at: h.clk.Now(), text: fmt.Sprintf("conn %s: connection %d of %s", what, c.id, c.slot)})
+				h.mu.Unlock()
+			}
+		}
+		opts = append(opts, WithConnHooks(hook("added"), hook("removed")))
+	}
+	p, err := New(ddResolver{h.res, h}, h.connector(validate, recycle, acquire), pol, opts...)
 	if err != nil {
 		h.scriptError("new: %v", err)
 	}

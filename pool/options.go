@@ -5,6 +5,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
+	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
 )
 
@@ -21,6 +22,26 @@ type options struct {
 	loop      *fsm.Loop
 	tracers   []Tracer
 	strict    bool
+	connHooks any // a connHooks[C]
+}
+
+// connHooks are the functions of WithConnHooks, typed.
+type connHooks[C any] struct {
+	added, removed func(backend.Backend, C)
+}
+
+// WithConnHooks has the pool tell of every connection it holds: added when
+// a slot takes a new connection (connected and, with a Validator, checked),
+// removed when the pool lets it go, before the connector closes it. Each
+// connection is reported added once and removed at most once (a pool
+// whose Close gave up on a connector's Close still reports it), in that
+// order. They run on the pool's loop, with the loop held, in the order the
+// pool decides: they must return quickly and must not call the pool (hand
+// the work to a goroutine of your own). C must be the pool's connection
+// type, or New fails. Either may be nil. Package connset builds connection
+// sets on them.
+func WithConnHooks[C any](added, removed func(b backend.Backend, c C)) Option {
+	return func(o *options) { o.connHooks = connHooks[C]{added: added, removed: removed} }
 }
 
 // WithClock makes the pool read time and set timers through c (for

@@ -81,6 +81,7 @@ type Pool[C any] struct {
 	cclock       claimClock // times claims for Stats.OldestClaim
 	lc           lcIndex[C] // what LeastClaimed picks, when it is the picker
 	codel        codel      // sheds claims under overload (Policy.TargetClaimDelay)
+	hooks        connHooks[C] // WithConnHooks
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -123,6 +124,13 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 		if err := pl.tr.add(t); err != nil {
 			return nil, err
 		}
+	}
+	if o.connHooks != nil {
+		h, ok := o.connHooks.(connHooks[C])
+		if !ok {
+			return nil, fmt.Errorf("pool: WithConnHooks of another connection type (%T) than the pool's", o.connHooks)
+		}
+		pl.hooks = h
 	}
 	pl.rng = pl.loop.NewRand("pool", o.name)
 	if v, ok := c.(backend.Validator[C]); ok {

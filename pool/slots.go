@@ -311,6 +311,11 @@ func (p *Pool[C]) closeConn(b backend.Backend, c C, cause CloseCause) {
 // returns, c still counts against sl (or, once sl stops, its backend).
 func (p *Pool[C]) closeLater(sl *pslot[C], c C, cause CloseCause) {
 	p.st.closes++
+	if cause != CloseStale && p.hooks.removed != nil {
+		// A stale connect's connection was never the slot's: it was
+		// never reported added.
+		p.hooks.removed(*sl.backend(), c)
+	}
 	if sl.State() == slot.Stopped {
 		sl.set.Orphans++
 		p.orphans++
@@ -344,6 +349,9 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	}
 	sl.conn = c
 	sl.fire(slot.ConnectOK)
+	if p.hooks.added != nil {
+		p.hooks.added(*sl.backend(), c)
+	}
 	s := sl.set
 	first := s.Connected(p.loop)
 	sl.Succeeded()
@@ -658,6 +666,9 @@ func (p *Pool[C]) closeHooked() {
 		j.closed = true
 		p.st.closes++
 		c, b := j.c, j.b
+		if p.hooks.removed != nil {
+			p.hooks.removed(b, c)
+		}
 		p.loop.Spawn(fsm.Action{Kind: fsm.CloseConn, ID: j.id}, func() func() {
 			p.closeConn(b, c, ClosePoolClosed)
 			return nil
