@@ -78,9 +78,9 @@ type Pool[C any] struct {
 	queries      int              // resolver queries in flight
 	onQuiet      func()           // closeAsync's: called once when the pool is quiet (ioDone)
 	st           counters
-	cclock       claimClock // times claims for Stats.OldestClaim
-	lc           lcIndex[C] // what LeastClaimed picks, when it is the picker
-	codel        codel      // sheds claims under overload (Policy.TargetClaimDelay)
+	cclock       claimClock   // times claims for Stats.OldestClaim
+	lc           lcIndex[C]   // what LeastClaimed picks, when it is the picker
+	codel        codel        // sheds claims under overload (Policy.TargetClaimDelay)
 	hooks        connHooks[C] // WithConnHooks
 }
 
