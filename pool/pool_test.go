@@ -565,3 +565,10 @@ func (h *harness) slotBackoffDelays(id string) []time.Duration {
 	}
 	return out
 }
+
+func TestConnHooksOfAnotherTypeAreRefused(t *testing.T) {
+	_, err := New(resolverFor(1), newFakeConnector(), Policy{}, WithConnHooks[int](func(backend.Backend, int) {}, nil))
+	if err == nil || !strings.Contains(err.Error(), "WithConnHooks") {
+		t.Fatalf("New with hooks of int connections for a pool of *fakeConn: %v; want an error naming WithConnHooks", err)
+	}
+}
