@@ -21,6 +21,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/internal/poolhook"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
 )
@@ -43,16 +44,15 @@ const (
 type Event int8
 
 const (
-	Grow   Event = iota // a connection was added, and the set is still below its target
-	Fill                // a connection was added, and the set reached its target
-	Shrink              // a connection was removed, and some are left
-	Drain               // the last connection was removed
-	Close               // Close was called
+	Below   Event = iota // the connections or the target changed: some connections, fewer than the target
+	Reached              // ... as many connections as the target, or more until the surplus closes
+	Emptied              // ... no connection
+	Close                // Close was called
 )
 
 var (
 	stateNames = []string{"empty", "partial", "full", "closed"}
-	eventNames = []string{"grow", "fill", "shrink", "drain", "close"}
+	eventNames = []string{"below", "reached", "emptied", "close"}
 	stateDocs  = []string{
 		"no connection",
 		"fewer connections than the target",
@@ -60,20 +60,18 @@ var (
 		"Close was called (terminal)",
 	}
 	eventDocs = []string{
-		"a connection was added; still below the target",
-		"a connection was added; the target is reached",
-		"a connection was removed; some are left",
-		"the last connection was removed",
+		"a connection was added or removed, or the target changed: some connections, fewer than the target",
+		"the same: at least as many connections as the target",
+		"the same: no connection",
 		"Close was called",
 	}
 )
 
 // Kind is the connection set's machine, compiled from its declaration.
 var Kind = fsm.MustDeclare[State, Event]("connset", stateNames, eventNames, lf.Events{
-	{Name: "grow", Src: []string{"empty", "partial"}, Dst: "partial"},
-	{Name: "fill", Src: []string{"empty", "partial"}, Dst: "full"},
-	{Name: "shrink", Src: []string{"partial", "full"}, Dst: "partial"},
-	{Name: "drain", Src: []string{"partial", "full"}, Dst: "empty"},
+	{Name: "below", Src: []string{"empty", "partial", "full"}, Dst: "partial"},
+	{Name: "reached", Src: []string{"empty", "partial", "full"}, Dst: "full"},
+	{Name: "emptied", Src: []string{"empty", "partial", "full"}, Dst: "empty"},
 	{Name: "close", Src: []string{"empty", "partial", "full"}, Dst: "closed"},
 })
 
@@ -154,12 +152,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], cfg Config[C], opts
 func (s *Set[C]) onAdded(b backend.Backend, c C) {
 	s.mu.Lock()
 	s.members = append(s.members, Member[C]{Backend: b, Conn: c})
-	n := len(s.members)
-	ev := Grow
-	if n >= s.target {
-		ev = Fill
-	}
-	s.fire(ev)
+	s.settle()
 	s.mu.Unlock()
 	if s.added != nil {
 		s.added(b, c)
@@ -174,11 +167,7 @@ func (s *Set[C]) onRemoved(b backend.Backend, c C) {
 	i := slices.IndexFunc(s.members, func(m Member[C]) bool { return m.Backend.Name == b.Name })
 	if i >= 0 {
 		s.members = slices.Delete(s.members, i, i+1)
-		ev := Shrink
-		if len(s.members) == 0 {
-			ev = Drain
-		}
-		s.fire(ev)
+		s.settle()
 	}
 	s.mu.Unlock()
 	if i >= 0 && s.removed != nil {
@@ -186,15 +175,40 @@ func (s *Set[C]) onRemoved(b backend.Backend, c C) {
 	}
 }
 
-// fire moves the set's machine, unless it is closed (connections closed
-// by Close are still reported removed). s.mu is held. The machine runs on
-// no loop: each transition is checked against the declaration (an
-// impossible one panics), and is not reported to the pool's observers.
-func (s *Set[C]) fire(ev Event) {
+// settle moves the set's machine to the state its connections and target
+// call for, unless it is closed (connections closed by Close are still
+// reported removed). s.mu is held. The machine runs on no loop: each
+// transition is checked against the declaration (an impossible one
+// panics), and is not reported to the pool's observers.
+func (s *Set[C]) settle() {
 	if s.state.Get() == Closed {
 		return
 	}
+	ev := Below
+	switch n := len(s.members); {
+	case n == 0:
+		ev = Emptied
+	case n >= s.target:
+		ev = Reached
+	}
 	Kind.Fire(nil, &s.state, "connset", ev)
+}
+
+// SetTarget changes how many connections the set keeps (at least 1):
+// connections open at once up to a higher target, and ones beyond a lower
+// target close at once (each reported removed).
+func (s *Set[C]) SetTarget(n int) error {
+	if n < 1 {
+		return ErrTarget
+	}
+	if err := poolhook.Resize(s.p, n, n, n); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.target = n
+	s.settle()
+	s.mu.Unlock()
+	return nil
 }
 
 // State returns the set's state.

@@ -167,6 +167,26 @@ func TestConnectionSetOverTCP(t *testing.T) {
 		t.Fatalf("state %s after the replacement; want full", st)
 	}
 
+	// A lower target closes the surplus at once; a higher one than the
+	// live backends can hold leaves the set partial.
+	if err := set.SetTarget(1); err != nil {
+		t.Fatal(err)
+	}
+	ev.await(t, ctx, "removed")
+	if n, st := len(set.Members()), set.State(); n != 1 || st != connset.Full {
+		t.Fatalf("%d members, %s, at target 1; want 1, full", n, st)
+	}
+	if err := set.SetTarget(3); err != nil {
+		t.Fatal(err)
+	}
+	ev.await(t, ctx, "added")
+	if n, st := len(set.Members()), set.State(); n != 2 || st != connset.Partial {
+		t.Fatalf("%d members, %s, at target 3 with two live backends; want 2, partial", n, st)
+	}
+	if err := set.SetTarget(0); err != connset.ErrTarget {
+		t.Fatalf("SetTarget(0): %v; want ErrTarget", err)
+	}
+
 	if err := set.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +205,8 @@ func TestConnectionSetOverTCP(t *testing.T) {
 			t.Errorf("%s", l)
 		}
 	}
-	if len(ev.added) != 3 || len(set.Members()) != 0 {
-		t.Errorf("%d connections added, %d members left after Close; want 3 and 0 (log %v)", len(ev.added), len(set.Members()), ev.log)
+	if len(ev.added) != 4 || len(set.Members()) != 0 {
+		t.Errorf("%d connections added, %d members left after Close; want 4 and 0 (log %v)", len(ev.added), len(set.Members()), ev.log)
 	}
 }
 
