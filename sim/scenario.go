@@ -264,9 +264,14 @@ type Workload struct {
 	// Timeout bounds each claim's wait. Default: the policy's ClaimTimeout.
 	Timeout Duration `toml:"timeout,omitempty"`
 	// DiscardRate is the probability that a claimer finds its connection
-	// bad and discards it. Connections to a crashed or partitioned backend
-	// are always discarded. Default 0.
+	// bad and discards it after a request that went well. Connections
+	// whose request failed are always discarded. Default 0.
 	DiscardRate float64 `toml:"discard_rate,omitempty"`
+	// IOTimeout is the claimer's own I/O timeout: a request that gets no
+	// answer (a hung or partitioned backend) or would take longer (a slow
+	// one) fails after this long, and the claimer discards the
+	// connection. Default 1s.
+	IOTimeout Duration `toml:"io_timeout,omitempty"`
 }
 
 // Fault kinds. A fault starts at At and, when For is set, ends For later.
@@ -401,6 +406,23 @@ type Expect struct {
 	// MaxDNSRate bounds the DNS exchanges each client sent per second,
 	// over the run's duration (the busiest client's).
 	MaxDNSRate *float64 `toml:"max_dns_rate,omitempty"`
+	// MaxFailedRequests bounds the requests that failed on a served
+	// claim: reset by a backend that went down, timed out (see
+	// Workload.IOTimeout), or answered with an error.
+	MaxFailedRequests *int `toml:"max_failed_requests,omitempty"`
+	// MaxDiscards bounds the connections claimers discarded (after a
+	// failed request, or by Workload.DiscardRate).
+	MaxDiscards *int `toml:"max_discards,omitempty"`
+	// MaxClaimShare bounds the share of the fleet's served claims that
+	// went to some backends.
+	MaxClaimShare *ClaimShare `toml:"max_claim_share,omitempty"`
+}
+
+// ClaimShare is a share of the served claims: those served from the
+// backends Backend names (a name or a glob), over all.
+type ClaimShare struct {
+	Backend string  `toml:"backend,omitempty"` // a backend's name, or a glob ("db-*")
+	Share   float64 `toml:"share"`             // 0 to 1
 }
 
 // Load reads and checks a scenario file.
@@ -556,6 +578,9 @@ func (sc *Scenario) check() error {
 		if finite(p+".workload.rate", c.Workload.Rate) && c.Workload.Rate < 0 {
 			bad(p+".workload.rate", "must not be negative")
 		}
+		if c.Workload.IOTimeout < 0 || c.Workload.IOTimeout == 0 && sc.pos.written(p+".workload.io_timeout") {
+			bad(p+".workload.io_timeout", "%v: want a positive duration (leave io_timeout out for the default, %v)", c.Workload.IOTimeout, defaultIOTimeout)
+		}
 		if finite(p+".workload.discard_rate", c.Workload.DiscardRate) && (c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1) {
 			bad(p+".workload.discard_rate", "%v: want a probability, 0 to 1", c.Workload.DiscardRate)
 		}
@@ -660,6 +685,22 @@ func (sc *Scenario) check() error {
 	}
 	if r := sc.Expect.MaxDNSRate; r != nil && finite("expect.max_dns_rate", *r) && *r < 0 {
 		bad("expect.max_dns_rate", "must not be negative")
+	}
+	if n := sc.Expect.MaxFailedRequests; n != nil && *n < 0 {
+		bad("expect.max_failed_requests", "must not be negative")
+	}
+	if n := sc.Expect.MaxDiscards; n != nil && *n < 0 {
+		bad("expect.max_discards", "must not be negative")
+	}
+	if cs := sc.Expect.MaxClaimShare; cs != nil {
+		if cs.Backend == "" {
+			bad("expect.max_claim_share.backend", "want a backend's name or a glob")
+		} else if matchCount(cs.Backend, backends) == 0 {
+			bad("expect.max_claim_share.backend", "%q matches no backend", cs.Backend)
+		}
+		if finite("expect.max_claim_share.share", cs.Share) && (cs.Share < 0 || cs.Share > 1) {
+			bad("expect.max_claim_share.share", "%v: want 0 to 1", cs.Share)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -775,6 +816,7 @@ const (
 	defaultRetryMax    = 30 * time.Second
 	defaultDrain       = 30 * time.Second // replace and close faults
 	defaultRestartDown = time.Second
+	defaultIOTimeout   = time.Second // Workload.IOTimeout
 )
 
 // withDefaults returns a copy of sc with the defaults of unset fields.
@@ -820,6 +862,9 @@ func (sc *Scenario) withDefaults() *Scenario {
 		w := &c.Clients[i].Workload
 		if w.Hold.IsZero() {
 			w.Hold = Const(5 * time.Millisecond)
+		}
+		if w.IOTimeout == 0 {
+			w.IOTimeout = Duration(defaultIOTimeout)
 		}
 	}
 	return &c

@@ -30,6 +30,10 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 		{"[expect]\nmax_error_ratio = 2\n", "s.toml:11: expect.max_error_ratio: 2: want 0 to 1"},
 		{"[[backends]]\nname = \"db-1\"\n", "s.toml:11: backends[1].name: backend db-1 defined twice"},
 		{"[clients.workload]\nhold = \"5ms..1ms\"\n", "s.toml:10: table [clients.workload] defined twice (first at line 8)"},
+		{"io_timeout = \"0s\"\n", "s.toml:10: clients[0].workload.io_timeout: 0s: want a positive duration (leave io_timeout out for the default, 1s)"},
+		{"[expect]\nmax_claim_share = { backend = \"db-9\", share = 0.1 }\n", `s.toml:11: expect.max_claim_share.backend: "db-9" matches no backend`},
+		{"[expect]\nmax_claim_share = { backend = \"db-1\", share = 1.5 }\n", "s.toml:11: expect.max_claim_share.share: 1.5: want 0 to 1"},
+		{"[expect]\nmax_discards = -1\n", "s.toml:11: expect.max_discards: must not be negative"},
 	} {
 		_, err := Parse("s.toml", []byte(minimal+tc.add))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {

@@ -397,7 +397,7 @@ func (s *Sim) endWorkload() {
 	}
 	var bound time.Duration
 	for _, c := range s.clients {
-		bound = max(bound, c.spec.Workload.Hold.Max()+c.timeout())
+		bound = max(bound, time.Duration(c.ioTimeout())+c.timeout()) // a request ends within its I/O timeout
 	}
 	s.q.push(s.now+int64(bound+time.Second), handlerFunc(func(s *Sim) { s.closeAll() }))
 }

@@ -47,6 +47,8 @@ type simBackend struct {
 	nextAccept int64 // accept queue: when the next connect can be accepted
 
 	connects, refused, opened uint64
+	claims                    uint64                 // claims served from its connections
+	requests                  [numReqOutcomes]uint64 // the requests of those claims, by outcome
 	// rateSec is the second of the virtual clock rateN counts the
 	// connects of; peakRate is the most connects in one second.
 	rateSec         int64
