@@ -200,13 +200,13 @@ type ClientResult struct {
 	Waits  Waits  `json:"waits"`  // how long served claims waited
 	// FailWaits summarises how long failed claims waited before failing
 	// (claims closed by a restart or the end not included).
-	FailWaits Waits  `json:"fail_waits"`
+	FailWaits Waits `json:"fail_waits"`
 	// Requests counts the requests of the served claims by outcome.
 	Requests Requests `json:"requests"`
 	Discards uint64   `json:"discards"` // connections the claimers discarded (failed requests, discard_rate)
-	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting or closed for a while
-	Restarts  uint64 `json:"restarts"` // restart faults applied
-	Closes    uint64 `json:"closes"`   // close faults applied
+	Dropped  uint64   `json:"dropped"`  // arrivals while the client was restarting or closed for a while
+	Restarts uint64   `json:"restarts"` // restart faults applied
+	Closes   uint64   `json:"closes"`   // close faults applied
 	// Cut counts the claims whose connection a Close closed while they
 	// held it (a restart, a close forced at its drain deadline, the end of
 	// the run).
