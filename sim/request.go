@@ -47,7 +47,7 @@ func (cn *conn) lost() bool {
 // the backend hangs, or the network between it and the client is cut.
 func (cn *conn) blocked() bool {
 	b := cn.b
-	return b.hang > 0 || b.partition > 0
+	return b.hang > 0 || b.partition > 0 || cn.inst.c.cutFrom(b)
 }
 
 // startRequest starts the request of a claim just served: it draws the
@@ -62,7 +62,7 @@ func (s *Sim) startRequest(cl *claim) {
 		cl.outcome, cl.final = reqReset, true
 		s.q.push(s.now, cl)
 		return
-	case cn.blocked():
+	case cn.blocked() || cn.b.chance(cn.b.pHang):
 		cl.outcome, cl.final = reqTimeout, true
 		s.q.push(s.now+tmo, cl)
 		return
@@ -101,7 +101,7 @@ func (s *Sim) finishRequest(cl *claim) bool {
 			s.q.push(at, cl)
 			return false
 		}
-	case cn.b.checkFail > 0:
+	case cn.b.checkFail > 0 || cn.b.chance(cn.b.pCheckFail):
 		cl.outcome = reqError
 	}
 	return true

@@ -281,16 +281,22 @@ const (
 	FaultCrash = "crash"
 	// FaultStart starts Backends that were down.
 	FaultStart = "start"
-	// FaultHang makes connects to Backends hang until the pool gives up.
+	// FaultHang makes connects to Backends hang until the pool gives up,
+	// and requests until the claimer's I/O timeout. With Probability,
+	// each connect and request hangs with that probability.
 	FaultHang = "hang"
 	// FaultPartition cuts Backends off: connects and health checks hang,
-	// and connections in use fail.
+	// and requests hang until the claimer's I/O timeout. With Clients,
+	// only those clients are cut off from Backends.
 	FaultPartition = "partition"
-	// FaultSlow multiplies the connect and check latency of Backends by
-	// Factor.
+	// FaultSlow multiplies the connect, check and request latency of
+	// Backends by Factor. With Ramp, the factor grows from 1 to Factor
+	// over Ramp, in twenty steps.
 	FaultSlow = "slow"
-	// FaultCheckFail makes health checks of connections to Backends fail
-	// (the backend accepts connects but serves errors).
+	// FaultCheckFail makes health checks of connections to Backends fail,
+	// and requests answer with an error (the backend accepts connects but
+	// serves errors). With Probability, each check and request fails with
+	// that probability.
 	FaultCheckFail = "check_fail"
 	// FaultDNSOutage makes every DNS query time out.
 	FaultDNSOutage = "dns_outage"
@@ -331,7 +337,7 @@ type Fault struct {
 	For      Duration `toml:"for,omitempty"`      // how long it lasts, at most to the end of the run; 0: to the end (or instant)
 	Kind     string   `toml:"kind,omitempty"`     // one of the Fault… constants
 	Backends []string `toml:"backends,omitempty"` // the backends it hits, names or globs
-	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load and close; empty: all
+	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load, close and partition; empty: all
 	// Factor is the latency multiplier of slow, and the rate multiplier
 	// of load.
 	Factor float64 `toml:"factor,omitempty"`
@@ -348,6 +354,13 @@ type Fault struct {
 	// close, how long after its Close returned the client starts a new
 	// pool (default 0: it stays down).
 	Down Duration `toml:"down,omitempty"`
+	// Probability makes hang and check_fail hit each connect, check or
+	// request with this probability (0 to 1) instead of all of them.
+	// Default 0: all of them.
+	Probability float64 `toml:"probability,omitempty"`
+	// Ramp makes a slow fault's factor grow from 1 to Factor over this
+	// long, in twenty equal steps; it then stays at Factor. At most For.
+	Ramp Duration `toml:"ramp,omitempty"`
 }
 
 // End is when the fault stops acting: At+For, or At for a fault without
@@ -612,8 +625,8 @@ func (sc *Scenario) check() error {
 			bad(p+"."+field, "%s", msg)
 		}
 		finite(p+".factor", f.Factor)
-		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose
-		needBackends := f.Kind != FaultDNSOutage && !takesClients
+		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition
+		needBackends := f.Kind != FaultDNSOutage && (!takesClients || f.Kind == FaultPartition)
 		if needBackends && len(f.Backends) == 0 {
 			bad(p+".backends", "a %s fault needs backends", f.Kind)
 		}
@@ -668,6 +681,25 @@ func (sc *Scenario) check() error {
 		}
 		if f.Kind != FaultReplace && f.Kind != FaultClose && f.Drain > 0 {
 			bad(p+".drain", "only replace and close faults take drain")
+		}
+		if f.Probability != 0 || sc.pos.written(p+".probability") {
+			switch {
+			case f.Kind != FaultHang && f.Kind != FaultCheckFail:
+				bad(p+".probability", "only hang and check_fail faults take a probability")
+			case !finite(p+".probability", f.Probability):
+			case f.Probability <= 0 || f.Probability > 1:
+				bad(p+".probability", "%v: want a probability above 0, at most 1 (leave probability out for every call)", f.Probability)
+			}
+		}
+		if f.Ramp > 0 {
+			switch {
+			case f.Kind != FaultSlow:
+				bad(p+".ramp", "only slow faults take a ramp")
+			case f.For > 0 && f.Ramp > f.For:
+				bad(p+".ramp", "the ramp (%v) is longer than the fault (for %v)", f.Ramp, f.For)
+			case f.For == 0 && f.At+f.Ramp > sc.Duration:
+				bad(p+".ramp", "the ramp lasts past the end of the run: at %v + ramp %v ends at %v, after %v", f.At, f.Ramp, f.At+f.Ramp, sc.Duration)
+			}
 		}
 	}
 	sc.checkDNS(bad, finite, backends)

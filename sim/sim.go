@@ -115,6 +115,10 @@ type client struct {
 	started  bool
 	pending  bool // an arrival is scheduled
 	gone     bool // shut down for good by a close fault
+	// cut counts, by backend index, the partitions in force between
+	// this client and a backend (partition faults with clients); nil
+	// before the first.
+	cut []int32
 
 	recovered bool
 	recQueued bool
