@@ -316,7 +316,7 @@ func (s *Sim) recovered(c *client) bool {
 	healthy, unhealthy := 0, 0
 	for _, b := range s.backends {
 		if inst.listed[b.idx] {
-			if b.healthy() {
+			if b.healthyFor(c) {
 				healthy++
 			} else {
 				unhealthy++
@@ -329,7 +329,7 @@ func (s *Sim) recovered(c *client) bool {
 		v := &s.setBuf[i]
 		live += v.Live
 		b := s.byName[v.Name]
-		if b != nil && inst.listed[b.idx] && b.healthy() && v.State == slotset.Online {
+		if b != nil && inst.listed[b.idx] && b.healthyFor(c) && v.State == slotset.Online {
 			online++
 		}
 	}

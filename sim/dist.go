@@ -2,7 +2,9 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,7 +54,11 @@ const (
 	distConst distKind = iota
 	distUniform
 	distExp
+	distPareto
 )
+
+// paretoCap caps a Pareto draw at this many times its minimum.
+const paretoCap = 1000
 
 // Dist is a distribution of durations (latencies, hold times), written in
 // scenario files as one of:
@@ -60,11 +66,14 @@ const (
 //	"2ms"          always 2ms
 //	"1ms..5ms"     uniform between 1ms and 5ms
 //	"exp(10ms)"    exponential with mean 10ms (capped at 20 times the mean)
+//	"pareto(2ms, 1.5)"  heavy-tailed: Pareto with minimum 2ms and shape 1.5
+//	               (P(X > x) = (2ms/x)^1.5; capped at 1000 times the minimum)
 //
 // The zero Dist is always zero.
 type Dist struct {
-	kind distKind
-	a, b time.Duration
+	kind  distKind
+	a, b  time.Duration
+	shape float64 // of a Pareto distribution
 }
 
 // Const returns the distribution that is always d.
@@ -77,6 +86,11 @@ func Uniform(lo, hi time.Duration) Dist { return Dist{kind: distUniform, a: lo, 
 // 20 times the mean.
 func Exp(mean time.Duration) Dist { return Dist{kind: distExp, a: mean} }
 
+// Pareto returns the Pareto distribution with minimum lo and the given
+// shape (above 0; the smaller, the heavier the tail), capped at 1000
+// times lo.
+func Pareto(lo time.Duration, shape float64) Dist { return Dist{kind: distPareto, a: lo, shape: shape} }
+
 // IsZero reports whether d is always zero.
 func (d Dist) IsZero() bool { return d.a == 0 && d.b == 0 }
 
@@ -87,6 +101,8 @@ func (d Dist) Max() time.Duration {
 		return d.b
 	case distExp:
 		return 20 * d.a
+	case distPareto:
+		return paretoCap * d.a
 	}
 	return d.a
 }
@@ -96,6 +112,11 @@ func (d Dist) Mean() time.Duration {
 	switch d.kind {
 	case distUniform:
 		return (d.a + d.b) / 2
+	case distPareto: // of the uncapped distribution; infinite at shape ≤ 1
+		if d.shape <= 1 {
+			return d.Max()
+		}
+		return time.Duration(float64(d.a) * d.shape / (d.shape - 1))
 	}
 	return d.a
 }
@@ -111,6 +132,10 @@ func (d Dist) Draw(r *rand.Rand) time.Duration {
 	case distExp:
 		v := time.Duration(r.ExpFloat64() * float64(d.a))
 		return min(v, 20*d.a)
+	case distPareto:
+		u := 1 - r.Float64() // in (0, 1]
+		v := float64(d.a) * math.Pow(u, -1/d.shape)
+		return time.Duration(min(v, float64(paretoCap*d.a)))
 	}
 	return d.a
 }
@@ -119,7 +144,7 @@ func (d Dist) Draw(r *rand.Rand) time.Duration {
 func (d Dist) Scale(f float64) Dist {
 	d.a = time.Duration(float64(d.a) * f)
 	d.b = time.Duration(float64(d.b) * f)
-	return d
+	return d // a Pareto keeps its shape
 }
 
 // String formats d in the scenario syntax.
@@ -129,6 +154,8 @@ func (d Dist) String() string {
 		return d.a.String() + ".." + d.b.String()
 	case distExp:
 		return "exp(" + d.a.String() + ")"
+	case distPareto:
+		return "pareto(" + d.a.String() + ", " + strconv.FormatFloat(d.shape, 'g', -1, 64) + ")"
 	}
 	return d.a.String()
 }
@@ -160,6 +187,25 @@ func ParseDist(s string) (Dist, error) {
 		}
 		return Exp(m), nil
 	}
+	if inner, ok := strings.CutPrefix(s, "pareto("); ok {
+		inner, ok = strings.CutSuffix(inner, ")")
+		if !ok {
+			return Dist{}, fmt.Errorf("bad distribution %q: pareto( without a closing )", s)
+		}
+		lo, sh, ok := strings.Cut(inner, ",")
+		if !ok {
+			return Dist{}, fmt.Errorf("bad distribution %q: want pareto(minimum, shape), such as \"pareto(2ms, 1.5)\"", s)
+		}
+		m, err := parseDuration(lo)
+		if err != nil {
+			return Dist{}, fmt.Errorf("bad distribution %q: %v", s, err)
+		}
+		shape, err := strconv.ParseFloat(strings.TrimSpace(sh), 64)
+		if err != nil || math.IsNaN(shape) || math.IsInf(shape, 0) || shape <= 0 {
+			return Dist{}, fmt.Errorf("bad distribution %q: the shape must be a number above 0, such as 1.5", s)
+		}
+		return Pareto(m, shape), nil
+	}
 	if lo, hi, ok := strings.Cut(s, ".."); ok {
 		a, err := parseDuration(lo)
 		if err != nil {
@@ -176,7 +222,7 @@ func ParseDist(s string) (Dist, error) {
 	}
 	v, err := parseDuration(s)
 	if err != nil {
-		return Dist{}, fmt.Errorf("bad distribution %q: want \"2ms\", \"1ms..5ms\" or \"exp(10ms)\"", s)
+		return Dist{}, fmt.Errorf("bad distribution %q: want \"2ms\", \"1ms..5ms\", \"exp(10ms)\" or \"pareto(2ms, 1.5)\"", s)
 	}
 	return Const(v), nil
 }

@@ -34,9 +34,11 @@
 // does not answer); the resolver's completion then runs at that time.
 //
 // Claims use internal/simhook.ClaimAsync; the callback, run with the loop held,
-// checks the hand-out and schedules the release, which calls
-// Handle.Release (or Discard, when the backend broke the connection)
-// without the loop held.
+// checks the hand-out and starts the claim's request, which feels the
+// backend (slowness, hangs and partitions up to the workload's I/O
+// timeout, crashes, errors: see request.go). When it ends, without the
+// loop held, the claimer reports it (Handle.Report) and calls
+// Handle.Release, or Discard after a failed request.
 //
 // # Determinism
 //

@@ -12,9 +12,10 @@ import (
 type faultState struct {
 	i           int
 	f           Fault
-	recoveredAt int64 // first time every client was back to target after the fault's end; -1 before
-	end         int64 // when a close fault ended; -1 before (and for other kinds)
-	pending     int   // clients of a close fault not back yet
+	recoveredAt int64   // first time every client was back to target after the fault's end; -1 before
+	end         int64   // when a close fault ended; -1 before (and for other kinds)
+	pending     int     // clients of a close fault not back yet
+	factor      float64 // a ramping slow fault's factor now; 0 before it starts and after it ends
 }
 
 // describe says what the fault does, for summaries and traces.
@@ -32,6 +33,12 @@ func (f Fault) describe() string {
 	}
 	if f.Factor != 0 {
 		fmt.Fprintf(&b, " ×%g", f.Factor)
+	}
+	if f.Ramp > 0 {
+		fmt.Fprintf(&b, " ramp %v", f.Ramp)
+	}
+	if f.Probability > 0 {
+		fmt.Fprintf(&b, " p=%g", f.Probability)
 	}
 	if f.For > 0 {
 		fmt.Fprintf(&b, " for %v", f.For)
@@ -69,13 +76,29 @@ func (s *Sim) faultStart(fs *faultState) {
 	case FaultStart:
 		s.eachBackend(f.Backends, func(b *simBackend) { b.stopped = false; b.update() })
 	case FaultHang:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.hang++ })
+		if f.Probability > 0 {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.pHang = append(b.pHang, f.Probability) })
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.hang++ })
+		}
 	case FaultPartition:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.partition++ })
+		if len(f.Clients) > 0 {
+			s.cutClients(f, 1)
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.partition++ })
+		}
 	case FaultSlow:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.slow *= f.Factor })
+		if f.Ramp > 0 {
+			s.rampStep(fs, 1)
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.slow *= f.Factor })
+		}
 	case FaultCheckFail:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.checkFail++ })
+		if f.Probability > 0 {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.pCheckFail = append(b.pCheckFail, f.Probability) })
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.checkFail++ })
+		}
 	case FaultDNSOutage:
 		s.dnsOutage++
 	case FaultDNSAdd:
@@ -151,13 +174,30 @@ func (s *Sim) faultEnd(fs *faultState) {
 	case FaultCrash:
 		s.eachBackend(f.Backends, func(b *simBackend) { b.crashes--; b.update() })
 	case FaultHang:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.hang-- })
+		if f.Probability > 0 {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.pHang = removeOne(b.pHang, f.Probability) })
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.hang-- })
+		}
 	case FaultPartition:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.partition-- })
+		if len(f.Clients) > 0 {
+			s.cutClients(f, -1)
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.partition-- })
+		}
 	case FaultSlow:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.slow /= f.Factor })
+		factor := f.Factor
+		if f.Ramp > 0 {
+			factor = fs.factor
+			fs.factor = 0 // the ramp stops
+		}
+		s.eachBackend(f.Backends, func(b *simBackend) { b.slow /= factor })
 	case FaultCheckFail:
-		s.eachBackend(f.Backends, func(b *simBackend) { b.checkFail-- })
+		if f.Probability > 0 {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.pCheckFail = removeOne(b.pCheckFail, f.Probability) })
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.checkFail-- })
+		}
 	case FaultDNSOutage:
 		s.dnsOutage--
 	case FaultLoad:
@@ -167,6 +207,51 @@ func (s *Sim) faultEnd(fs *faultState) {
 			}
 		}
 	}
+}
+
+// rampSteps is the number of steps of a slow fault's ramp.
+const rampSteps = 20
+
+// rampStep sets a ramping slow fault's factor to its n-th step (of
+// rampSteps, from 1 to Factor) and schedules the next.
+func (s *Sim) rampStep(fs *faultState, n int) {
+	f := fs.f
+	if n > 1 && fs.factor == 0 {
+		return // the fault ended
+	}
+	prev := fs.factor
+	if prev == 0 {
+		prev = 1
+	}
+	fs.factor = 1 + (f.Factor-1)*float64(n)/rampSteps
+	s.eachBackend(f.Backends, func(b *simBackend) { b.slow = b.slow / prev * fs.factor })
+	if n < rampSteps {
+		s.q.push(s.now+int64(f.Ramp)/rampSteps, handlerFunc(func(s *Sim) { s.rampStep(fs, n+1) }))
+	}
+}
+
+// cutClients adds d to the partitions in force between the clients and
+// the backends of f.
+func (s *Sim) cutClients(f Fault, d int32) {
+	for _, c := range s.clients {
+		if !matches(f.Clients, c.name, true) {
+			continue
+		}
+		if c.cut == nil {
+			c.cut = make([]int32, len(s.backends))
+		}
+		s.eachBackend(f.Backends, func(b *simBackend) { c.cut[b.idx] += d })
+	}
+}
+
+// removeOne removes one v from ps.
+func removeOne(ps []float64, v float64) []float64 {
+	for i, p := range ps {
+		if p == v {
+			return append(ps[:i], ps[i+1:]...)
+		}
+	}
+	return ps
 }
 
 // faultOver starts measuring the recovery from a fault.

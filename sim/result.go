@@ -113,6 +113,8 @@ type clientAcc struct {
 	checks    uint64
 	peakConns int
 	dns       DNSStats
+	requests  [numReqOutcomes]uint64 // the requests of served claims, by outcome
+	reqTimes  hist                   // how long good requests took
 }
 
 func (a *clientAcc) addStats(st *pool.Stats) {
@@ -153,6 +155,34 @@ func (e Errors) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// Requests counts the requests made on served claims' connections, by
+// outcome (see Workload.IOTimeout).
+type Requests struct {
+	OK      uint64 `json:"ok"`      // answered well
+	Reset   uint64 `json:"reset"`   // the backend had lost the connection (it went down)
+	Timeout uint64 `json:"timeout"` // no answer within the I/O timeout (hung, partitioned or too slow)
+	Error   uint64 `json:"error"`   // the backend answered with an error (check_fail)
+	// Times summarises how long the good requests took.
+	Times Waits `json:"times"`
+}
+
+// Failed counts the failed requests.
+func (r Requests) Failed() uint64 { return r.Reset + r.Timeout + r.Error }
+
+// String lists the outcomes.
+func (r Requests) String() string {
+	s := fmt.Sprintf("%d ok", r.OK)
+	for _, p := range []struct {
+		n string
+		v uint64
+	}{{"reset", r.Reset}, {"timeout", r.Timeout}, {"error", r.Error}} {
+		if p.v > 0 {
+			s += fmt.Sprintf(", %s %d", p.n, p.v)
+		}
+	}
+	return s
+}
+
 // Waits summarises claim waits.
 type Waits struct {
 	P50  Duration `json:"p50"`  // median (an upper bound, within about 4%)
@@ -170,11 +200,13 @@ type ClientResult struct {
 	Waits  Waits  `json:"waits"`  // how long served claims waited
 	// FailWaits summarises how long failed claims waited before failing
 	// (claims closed by a restart or the end not included).
-	FailWaits Waits  `json:"fail_waits"`
-	Discards  uint64 `json:"discards"` // connections the claimers discarded
-	Dropped   uint64 `json:"dropped"`  // arrivals while the client was restarting or closed for a while
-	Restarts  uint64 `json:"restarts"` // restart faults applied
-	Closes    uint64 `json:"closes"`   // close faults applied
+	FailWaits Waits `json:"fail_waits"`
+	// Requests counts the requests of the served claims by outcome.
+	Requests Requests `json:"requests"`
+	Discards uint64   `json:"discards"` // connections the claimers discarded (failed requests, discard_rate)
+	Dropped  uint64   `json:"dropped"`  // arrivals while the client was restarting or closed for a while
+	Restarts uint64   `json:"restarts"` // restart faults applied
+	Closes   uint64   `json:"closes"`   // close faults applied
 	// Cut counts the claims whose connection a Close closed while they
 	// held it (a restart, a close forced at its drain deadline, the end of
 	// the run).
@@ -197,6 +229,9 @@ type BackendResult struct {
 	Refused  uint64 `json:"refused"`  // refused or failed at once
 	Opened   uint64 `json:"opened"`   // established
 	Peak     int    `json:"peak"`     // most connections open at once
+	Claims   uint64 `json:"claims"`   // claims served from its connections
+	// FailedRequests counts the requests of those claims that failed.
+	FailedRequests uint64 `json:"failed_requests"`
 	// PeakConnectRate is the most connects attempted in one second of
 	// the virtual clock (from one whole second to the next).
 	PeakConnectRate int `json:"peak_connect_rate"`
@@ -304,7 +339,8 @@ func (s *Sim) result(wall time.Duration) *Result {
 	}
 	r.Fleet = fleet.result("fleet")
 	for _, b := range s.backends {
-		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak, PeakConnectRate: b.peakRate})
+		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak, PeakConnectRate: b.peakRate,
+			Claims: b.claims, FailedRequests: b.requests[reqReset] + b.requests[reqTimeout] + b.requests[reqError]})
 	}
 	for _, fs := range s.faults {
 		fr := FaultResult{Index: fs.i, What: fs.f.describe(), At: fs.f.At, End: Duration(fs.f.End())}
@@ -347,6 +383,10 @@ func (a *clientAcc) merge(o *clientAcc) {
 	a.checks += o.checks
 	a.peakConns += o.peakConns
 	a.dns.add(&o.dns)
+	for i := range a.requests {
+		a.requests[i] += o.requests[i]
+	}
+	a.reqTimes.merge(&o.reqTimes)
 }
 
 func (a *clientAcc) result(name string) ClientResult {
@@ -357,6 +397,8 @@ func (a *clientAcc) result(name string) ClientResult {
 	r.DNS = a.dns
 	r.Waits = a.waits.summary()
 	r.FailWaits = a.failWaits.summary()
+	r.Requests = Requests{OK: a.requests[reqOK], Reset: a.requests[reqReset], Timeout: a.requests[reqTimeout], Error: a.requests[reqError],
+		Times: a.reqTimes.summary()}
 	return r
 }
 
@@ -461,6 +503,27 @@ func (s *Sim) expectations(r *Result) []Expectation {
 		rate := float64(busiest.DNS.Queries) / time.Duration(r.Virtual).Seconds()
 		add("max_dns_rate", rate <= *e.MaxDNSRate, fmt.Sprintf("%.3g/s (%s)", rate, busiest.Name), fmt.Sprintf("≤ %g/s", *e.MaxDNSRate))
 	}
+	if e.MaxFailedRequests != nil {
+		n := r.Fleet.Requests.Failed()
+		add("max_failed_requests", n <= uint64(*e.MaxFailedRequests), fmt.Sprint(n), fmt.Sprintf("≤ %d", *e.MaxFailedRequests))
+	}
+	if e.MaxDiscards != nil {
+		add("max_discards", r.Fleet.Discards <= uint64(*e.MaxDiscards), fmt.Sprint(r.Fleet.Discards), fmt.Sprintf("≤ %d", *e.MaxDiscards))
+	}
+	if cs := e.MaxClaimShare; cs != nil {
+		var n, all uint64
+		for _, b := range r.Backends {
+			all += b.Claims
+			if matches([]string{cs.Backend}, b.Name, false) {
+				n += b.Claims
+			}
+		}
+		share := 0.0
+		if all > 0 {
+			share = float64(n) / float64(all)
+		}
+		add("max_claim_share", share <= cs.Share, fmt.Sprintf("%.4f (%d of %d claims to %s)", share, n, all, cs.Backend), fmt.Sprintf("≤ %g", cs.Share))
+	}
 	return out
 }
 
@@ -512,6 +575,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		if c.Errors.Failed() > 0 {
 			fmt.Fprintf(w, "; failed after p50 %s max %s", short(c.FailWaits.P50), short(c.FailWaits.Max))
 		}
+		fmt.Fprintf(w, "; requests %s, took p50 %s p99 %s max %s", c.Requests, short(c.Requests.Times.P50), short(c.Requests.Times.P99), short(c.Requests.Times.Max))
 		fmt.Fprintf(w, "; connects %d, failures %d, discards %d, peak conns %d", c.Connects, c.Failures, c.Discards, c.PeakConns)
 		switch {
 		case c.Closes > 0:
@@ -545,7 +609,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintln(w, "backends:")
 	for _, b := range r.Backends {
-		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d, peak %d connects/s\n", b.Name, b.Connects, b.Refused, b.Opened, b.Peak, b.PeakConnectRate)
+		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d, peak %d connects/s; claims %d, failed requests %d\n",
+			b.Name, b.Connects, b.Refused, b.Opened, b.Peak, b.PeakConnectRate, b.Claims, b.FailedRequests)
 	}
 	if len(r.Faults) > 0 {
 		fmt.Fprintln(w, "faults:")

@@ -264,9 +264,14 @@ type Workload struct {
 	// Timeout bounds each claim's wait. Default: the policy's ClaimTimeout.
 	Timeout Duration `toml:"timeout,omitempty"`
 	// DiscardRate is the probability that a claimer finds its connection
-	// bad and discards it. Connections to a crashed or partitioned backend
-	// are always discarded. Default 0.
+	// bad and discards it after a request that went well. Connections
+	// whose request failed are always discarded. Default 0.
 	DiscardRate float64 `toml:"discard_rate,omitempty"`
+	// IOTimeout is the claimer's own I/O timeout: a request that gets no
+	// answer (a hung or partitioned backend) or would take longer (a slow
+	// one) fails after this long, and the claimer discards the
+	// connection. Default 1s.
+	IOTimeout Duration `toml:"io_timeout,omitempty"`
 }
 
 // Fault kinds. A fault starts at At and, when For is set, ends For later.
@@ -276,16 +281,22 @@ const (
 	FaultCrash = "crash"
 	// FaultStart starts Backends that were down.
 	FaultStart = "start"
-	// FaultHang makes connects to Backends hang until the pool gives up.
+	// FaultHang makes connects to Backends hang until the pool gives up,
+	// and requests until the claimer's I/O timeout. With Probability,
+	// each connect and request hangs with that probability.
 	FaultHang = "hang"
 	// FaultPartition cuts Backends off: connects and health checks hang,
-	// and connections in use fail.
+	// and requests hang until the claimer's I/O timeout. With Clients,
+	// only those clients are cut off from Backends.
 	FaultPartition = "partition"
-	// FaultSlow multiplies the connect and check latency of Backends by
-	// Factor.
+	// FaultSlow multiplies the connect, check and request latency of
+	// Backends by Factor. With Ramp, the factor grows from 1 to Factor
+	// over Ramp, in twenty steps.
 	FaultSlow = "slow"
-	// FaultCheckFail makes health checks of connections to Backends fail
-	// (the backend accepts connects but serves errors).
+	// FaultCheckFail makes health checks of connections to Backends fail,
+	// and requests answer with an error (the backend accepts connects but
+	// serves errors). With Probability, each check and request fails with
+	// that probability.
 	FaultCheckFail = "check_fail"
 	// FaultDNSOutage makes every DNS query time out.
 	FaultDNSOutage = "dns_outage"
@@ -326,7 +337,7 @@ type Fault struct {
 	For      Duration `toml:"for,omitempty"`      // how long it lasts, at most to the end of the run; 0: to the end (or instant)
 	Kind     string   `toml:"kind,omitempty"`     // one of the Fault… constants
 	Backends []string `toml:"backends,omitempty"` // the backends it hits, names or globs
-	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load and close; empty: all
+	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load, close and partition; empty: all
 	// Factor is the latency multiplier of slow, and the rate multiplier
 	// of load.
 	Factor float64 `toml:"factor,omitempty"`
@@ -343,6 +354,13 @@ type Fault struct {
 	// close, how long after its Close returned the client starts a new
 	// pool (default 0: it stays down).
 	Down Duration `toml:"down,omitempty"`
+	// Probability makes hang and check_fail hit each connect, check or
+	// request with this probability (0 to 1) instead of all of them.
+	// Default 0: all of them.
+	Probability float64 `toml:"probability,omitempty"`
+	// Ramp makes a slow fault's factor grow from 1 to Factor over this
+	// long, in twenty equal steps; it then stays at Factor. At most For.
+	Ramp Duration `toml:"ramp,omitempty"`
 }
 
 // End is when the fault stops acting: At+For, or At for a fault without
@@ -401,6 +419,23 @@ type Expect struct {
 	// MaxDNSRate bounds the DNS exchanges each client sent per second,
 	// over the run's duration (the busiest client's).
 	MaxDNSRate *float64 `toml:"max_dns_rate,omitempty"`
+	// MaxFailedRequests bounds the requests that failed on a served
+	// claim: reset by a backend that went down, timed out (see
+	// Workload.IOTimeout), or answered with an error.
+	MaxFailedRequests *int `toml:"max_failed_requests,omitempty"`
+	// MaxDiscards bounds the connections claimers discarded (after a
+	// failed request, or by Workload.DiscardRate).
+	MaxDiscards *int `toml:"max_discards,omitempty"`
+	// MaxClaimShare bounds the share of the fleet's served claims that
+	// went to some backends.
+	MaxClaimShare *ClaimShare `toml:"max_claim_share,omitempty"`
+}
+
+// ClaimShare is a share of the served claims: those served from the
+// backends Backend names (a name or a glob), over all.
+type ClaimShare struct {
+	Backend string  `toml:"backend,omitempty"` // a backend's name, or a glob ("db-*")
+	Share   float64 `toml:"share"`             // 0 to 1
 }
 
 // Load reads and checks a scenario file.
@@ -556,6 +591,9 @@ func (sc *Scenario) check() error {
 		if finite(p+".workload.rate", c.Workload.Rate) && c.Workload.Rate < 0 {
 			bad(p+".workload.rate", "must not be negative")
 		}
+		if c.Workload.IOTimeout < 0 || c.Workload.IOTimeout == 0 && sc.pos.written(p+".workload.io_timeout") {
+			bad(p+".workload.io_timeout", "%v: want a positive duration (leave io_timeout out for the default, %v)", c.Workload.IOTimeout, defaultIOTimeout)
+		}
 		if finite(p+".workload.discard_rate", c.Workload.DiscardRate) && (c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1) {
 			bad(p+".workload.discard_rate", "%v: want a probability, 0 to 1", c.Workload.DiscardRate)
 		}
@@ -587,8 +625,8 @@ func (sc *Scenario) check() error {
 			bad(p+"."+field, "%s", msg)
 		}
 		finite(p+".factor", f.Factor)
-		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose
-		needBackends := f.Kind != FaultDNSOutage && !takesClients
+		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition
+		needBackends := f.Kind != FaultDNSOutage && (!takesClients || f.Kind == FaultPartition)
 		if needBackends && len(f.Backends) == 0 {
 			bad(p+".backends", "a %s fault needs backends", f.Kind)
 		}
@@ -644,6 +682,25 @@ func (sc *Scenario) check() error {
 		if f.Kind != FaultReplace && f.Kind != FaultClose && f.Drain > 0 {
 			bad(p+".drain", "only replace and close faults take drain")
 		}
+		if f.Probability != 0 || sc.pos.written(p+".probability") {
+			switch {
+			case f.Kind != FaultHang && f.Kind != FaultCheckFail:
+				bad(p+".probability", "only hang and check_fail faults take a probability")
+			case !finite(p+".probability", f.Probability):
+			case f.Probability <= 0 || f.Probability > 1:
+				bad(p+".probability", "%v: want a probability above 0, at most 1 (leave probability out for every call)", f.Probability)
+			}
+		}
+		if f.Ramp > 0 {
+			switch {
+			case f.Kind != FaultSlow:
+				bad(p+".ramp", "only slow faults take a ramp")
+			case f.For > 0 && f.Ramp > f.For:
+				bad(p+".ramp", "the ramp (%v) is longer than the fault (for %v)", f.Ramp, f.For)
+			case f.For == 0 && f.At+f.Ramp > sc.Duration:
+				bad(p+".ramp", "the ramp lasts past the end of the run: at %v + ramp %v ends at %v, after %v", f.At, f.Ramp, f.At+f.Ramp, sc.Duration)
+			}
+		}
 	}
 	sc.checkDNS(bad, finite, backends)
 	if r := sc.Expect.MaxErrorRatio; r != nil && finite("expect.max_error_ratio", *r) && (*r < 0 || *r > 1) {
@@ -660,6 +717,22 @@ func (sc *Scenario) check() error {
 	}
 	if r := sc.Expect.MaxDNSRate; r != nil && finite("expect.max_dns_rate", *r) && *r < 0 {
 		bad("expect.max_dns_rate", "must not be negative")
+	}
+	if n := sc.Expect.MaxFailedRequests; n != nil && *n < 0 {
+		bad("expect.max_failed_requests", "must not be negative")
+	}
+	if n := sc.Expect.MaxDiscards; n != nil && *n < 0 {
+		bad("expect.max_discards", "must not be negative")
+	}
+	if cs := sc.Expect.MaxClaimShare; cs != nil {
+		if cs.Backend == "" {
+			bad("expect.max_claim_share.backend", "want a backend's name or a glob")
+		} else if matchCount(cs.Backend, backends) == 0 {
+			bad("expect.max_claim_share.backend", "%q matches no backend", cs.Backend)
+		}
+		if finite("expect.max_claim_share.share", cs.Share) && (cs.Share < 0 || cs.Share > 1) {
+			bad("expect.max_claim_share.share", "%v: want 0 to 1", cs.Share)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -775,6 +848,7 @@ const (
 	defaultRetryMax    = 30 * time.Second
 	defaultDrain       = 30 * time.Second // replace and close faults
 	defaultRestartDown = time.Second
+	defaultIOTimeout   = time.Second // Workload.IOTimeout
 )
 
 // withDefaults returns a copy of sc with the defaults of unset fields.
@@ -820,6 +894,9 @@ func (sc *Scenario) withDefaults() *Scenario {
 		w := &c.Clients[i].Workload
 		if w.Hold.IsZero() {
 			w.Hold = Const(5 * time.Millisecond)
+		}
+		if w.IOTimeout == 0 {
+			w.IOTimeout = Duration(defaultIOTimeout)
 		}
 	}
 	return &c

@@ -30,6 +30,19 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 		{"[expect]\nmax_error_ratio = 2\n", "s.toml:11: expect.max_error_ratio: 2: want 0 to 1"},
 		{"[[backends]]\nname = \"db-1\"\n", "s.toml:11: backends[1].name: backend db-1 defined twice"},
 		{"[clients.workload]\nhold = \"5ms..1ms\"\n", "s.toml:10: table [clients.workload] defined twice (first at line 8)"},
+		{"io_timeout = \"0s\"\n", "s.toml:10: clients[0].workload.io_timeout: 0s: want a positive duration (leave io_timeout out for the default, 1s)"},
+		{"[expect]\nmax_claim_share = { backend = \"db-9\", share = 0.1 }\n", `s.toml:11: expect.max_claim_share.backend: "db-9" matches no backend`},
+		{"[expect]\nmax_claim_share = { backend = \"db-1\", share = 1.5 }\n", "s.toml:11: expect.max_claim_share.share: 1.5: want 0 to 1"},
+		{"[expect]\nmax_discards = -1\n", "s.toml:11: expect.max_discards: must not be negative"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\nprobability = 0.5\n", "s.toml:14: faults[0].probability: only hang and check_fail faults take a probability"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"hang\"\nbackends = [\"db-1\"]\nprobability = 1.5\n", "s.toml:14: faults[0].probability: 1.5: want a probability above 0, at most 1"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"check_fail\"\nbackends = [\"db-1\"]\nprobability = 0.0\n", "s.toml:14: faults[0].probability: 0: want a probability above 0"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"hang\"\nbackends = [\"db-1\"]\nramp = \"5s\"\n", "s.toml:14: faults[0].ramp: only slow faults take a ramp"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"slow\"\nfactor = 3.0\nbackends = [\"db-1\"]\nramp = \"20s\"\nfor = \"10s\"\n", "s.toml:15: faults[0].ramp: the ramp (20s) is longer than the fault (for 10s)"},
+		{"[[faults]]\nat = \"30s\"\nkind = \"slow\"\nfactor = 3.0\nbackends = [\"db-1\"]\nramp = \"40s\"\n", "s.toml:15: faults[0].ramp: the ramp lasts past the end of the run"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"partition\"\nclients = [\"c\"]\n", "s.toml:10: faults[0].backends: a partition fault needs backends"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"partition\"\nbackends = [\"db-1\"]\nclients = [\"x\"]\n", `s.toml:14: faults[0].clients[0]: "x" matches no client`},
+		{"[[faults]]\nat = \"10s\"\nkind = \"hang\"\nbackends = [\"db-1\"]\nclients = [\"c\"]\n", "s.toml:14: faults[0].clients: a hang fault takes no clients"},
 	} {
 		_, err := Parse("s.toml", []byte(minimal+tc.add))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -67,6 +80,7 @@ func TestDist(t *testing.T) {
 		{"2ms", "2ms", 2 * time.Millisecond},
 		{"1ms..5ms", "1ms..5ms", 5 * time.Millisecond},
 		{"exp(10ms)", "exp(10ms)", 200 * time.Millisecond},
+		{"pareto( 2ms , 1.5)", "pareto(2ms, 1.5)", 2 * time.Second},
 	} {
 		d, err := ParseDist(tc.in)
 		if err != nil || d.String() != tc.want || d.Max() != tc.max {
@@ -79,7 +93,7 @@ func TestDist(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"", "5", "-1ms", "5ms..1ms", "exp(5ms", "exp(x)"} {
+	for _, bad := range []string{"", "5", "-1ms", "5ms..1ms", "exp(5ms", "exp(x)", "pareto(2ms)", "pareto(2ms, 0)", "pareto(2ms, x)", "pareto(2ms, 1.5"} {
 		if _, err := ParseDist(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

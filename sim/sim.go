@@ -115,6 +115,10 @@ type client struct {
 	started  bool
 	pending  bool // an arrival is scheduled
 	gone     bool // shut down for good by a close fault
+	// cut counts, by backend index, the partitions in force between
+	// this client and a backend (partition faults with clients); nil
+	// before the first.
+	cut []int32
 
 	recovered bool
 	recQueued bool
@@ -397,7 +401,7 @@ func (s *Sim) endWorkload() {
 	}
 	var bound time.Duration
 	for _, c := range s.clients {
-		bound = max(bound, c.spec.Workload.Hold.Max()+c.timeout())
+		bound = max(bound, time.Duration(c.ioTimeout())+c.timeout()) // a request ends within its I/O timeout
 	}
 	s.q.push(s.now+int64(bound+time.Second), handlerFunc(func(s *Sim) { s.closeAll() }))
 }

@@ -23,6 +23,12 @@ type claim struct {
 	handedFn func(any)
 	handed   bool // handed a connection at least once
 	next     *claim
+
+	// The request made on the connection (see request.go).
+	reqStart int64 // when it started
+	outcome  int8  // how it ends, one of the req… outcomes
+	final    bool  // outcome decided
+
 }
 
 func (s *Sim) newClaim() *claim {
@@ -155,24 +161,22 @@ func (cl *claim) onDone(hd any, err error) {
 	wait := s.now - cl.arrival
 	c.res.ok++
 	c.res.waits.add(wait)
+	cn.b.claims++
 	s.series.claimServed(wait)
-	s.q.push(s.now+int64(c.spec.Workload.Hold.Draw(c.rng)), cl)
+	s.startRequest(cl)
 }
 
-// run is the claim's release: the claimer gives the connection back, or
-// discards it when it found it broken.
+// run is the end of the claim's request: the claimer reports it, and
+// gives the connection back, or discards it when the request failed.
 func (cl *claim) run(s *Sim) {
-	c, cn := cl.c, cl.cn
+	if !s.finishRequest(cl) {
+		return // waits for the claimer's I/O timeout
+	}
+	cn := cl.cn
 	if cn.held == cl {
 		cn.held = nil
 	}
-	dr := c.spec.Workload.DiscardRate
-	if !cn.alive() || (dr > 0 && c.rng.Float64() < dr) {
-		c.res.discards++
-		cl.h.Discard(errUse)
-	} else {
-		cl.h.Release()
-	}
+	s.endRequest(cl)
 	s.outstanding--
 	s.freeClaim(cl)
 	s.maybeClose()

@@ -37,9 +37,14 @@ type simBackend struct {
 	partition int     // partition faults in force
 	checkFail int     // check_fail faults in force
 	slow      float64 // latency factor, 1 normally
-	up        bool    // running: !stopped && crashes == 0
-	inc       uint32  // incarnation, bumped each time the process goes down
-	listed    bool    // in DNS
+	// pHang and pCheckFail are the probabilities of the hang and
+	// check_fail faults in force with a probability: each connect or
+	// request hangs, each check or request fails, with the chance that
+	// one of them hits.
+	pHang, pCheckFail []float64
+	up                bool   // running: !stopped && crashes == 0
+	inc               uint32 // incarnation, bumped each time the process goes down
+	listed            bool   // in DNS
 
 	server     int   // connections the process holds (this incarnation, pending included)
 	held       int   // connections clients hold open, established and not closed
@@ -47,6 +52,8 @@ type simBackend struct {
 	nextAccept int64 // accept queue: when the next connect can be accepted
 
 	connects, refused, opened uint64
+	claims                    uint64                 // claims served from its connections
+	requests                  [numReqOutcomes]uint64 // the requests of those claims, by outcome
 	// rateSec is the second of the virtual clock rateN counts the
 	// connects of; peakRate is the most connects in one second.
 	rateSec         int64
@@ -56,6 +63,29 @@ type simBackend struct {
 // healthy reports whether a pool should be able to use the backend.
 func (b *simBackend) healthy() bool {
 	return b.up && b.hang == 0 && b.partition == 0 && b.checkFail == 0
+}
+
+// healthyFor reports whether c's pool should be able to use the backend:
+// it is healthy and no partition cuts c off from it.
+func (b *simBackend) healthyFor(c *client) bool {
+	return b.healthy() && !c.cutFrom(b)
+}
+
+// cutFrom reports whether a partition cuts c off from b.
+func (c *client) cutFrom(b *simBackend) bool {
+	return len(c.cut) > 0 && c.cut[b.idx] > 0
+}
+
+// chance draws whether one of the probabilistic faults ps hits.
+func (b *simBackend) chance(ps []float64) bool {
+	if len(ps) == 0 {
+		return false
+	}
+	miss := 1.0
+	for _, p := range ps {
+		miss *= 1 - p
+	}
+	return b.rng.Float64() >= miss
 }
 
 // update recomputes up after a change; a process that goes down loses
@@ -103,7 +133,7 @@ type conn struct {
 // alive reports whether the connection still works for its user.
 func (c *conn) alive() bool {
 	b := c.b
-	return c.inc == b.inc && b.up && b.partition == 0 && b.checkFail == 0
+	return c.inc == b.inc && b.up && b.partition == 0 && b.checkFail == 0 && !c.inst.c.cutFrom(b)
 }
 
 var (
@@ -177,7 +207,7 @@ func (j *ioJob) run(s *Sim) {
 	if j.finished {
 		return
 	}
-	if j.io != nil && !s.ended(j) && s.hangs(j.kind, j.b) {
+	if j.io != nil && !s.ended(j) && s.hangs(j.kind, j.b, j.inst) {
 		// The backend hangs now: the I/O waits for its context to end.
 		j.hanging = true
 		s.hangingJobs = append(s.hangingJobs, j)
@@ -322,7 +352,7 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 	case !b.up:
 		b.refused++
 		return nil, errRefused
-	case b.hang > 0 || b.partition > 0:
+	case b.hang > 0 || b.partition > 0 || c.inst.c.cutFrom(b):
 		return nil, errNoAnswer // the spawner waits for the context first
 	case b.spec.MaxConns > 0 && b.server >= b.spec.MaxConns:
 		b.refused++
@@ -398,11 +428,11 @@ func (v validating) Validate(ctx context.Context, cn *conn) error {
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case b.partition > 0:
+	case b.partition > 0 || v.inst.c.cutFrom(b):
 		return errNoAnswer
 	case cn.inc != b.inc || !b.up:
 		return errReset
-	case b.checkFail > 0:
+	case b.checkFail > 0 || b.chance(b.pCheckFail):
 		return errCheck
 	}
 	return nil
@@ -483,7 +513,7 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 	if s.ended(j) {
 		inst.scanIO = true
 	}
-	if s.hangs(a.Kind, b) {
+	if s.hangs(a.Kind, b, inst) || a.Kind == fsm.Connect && b.up && b.chance(b.pHang) {
 		j.hanging = true
 		s.hangingJobs = append(s.hangingJobs, j)
 		return true
@@ -492,14 +522,15 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 	return true
 }
 
-// hangs reports whether an I/O of kind against b gets no answer: a
-// connect to a hung or partitioned backend, anything else to a
-// partitioned one.
-func (s *Sim) hangs(kind fsm.ActionKind, b *simBackend) bool {
+// hangs reports whether an I/O of inst of kind against b gets no answer:
+// a connect to a hung or partitioned backend, anything else to a
+// partitioned one (a partition of every client, or of inst's).
+func (s *Sim) hangs(kind fsm.ActionKind, b *simBackend, inst *poolInst) bool {
+	cut := b.partition > 0 || inst.c.cutFrom(b)
 	if kind == fsm.Connect {
-		return b.up && (b.hang > 0 || b.partition > 0)
+		return b.up && (b.hang > 0 || cut)
 	}
-	return b.partition > 0
+	return cut
 }
 
 // actionTarget returns the pool and the backend of a slot's action, from

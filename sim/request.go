@@ -1,0 +1,140 @@
+package sim
+
+import (
+	"errors"
+	"time"
+)
+
+// A served claim makes one request on its connection, and the request
+// feels the backend: its time is the workload's hold times the backend's
+// slowness; a backend that lost the connection fails it at once; a hung or
+// partitioned backend, or one slower than the claimer's I/O timeout,
+// leaves it waiting until that timeout; a backend that serves errors
+// answers with one. The backend is looked at when the request starts and
+// when it would complete, as for connects and checks.
+
+// Request outcomes, as counted in results.
+const (
+	reqOK      = iota
+	reqReset   // the backend lost the connection: the request fails at once
+	reqTimeout // no answer within the workload's I/O timeout
+	reqError   // the backend answered with an error
+	numReqOutcomes
+)
+
+var reqOutcomeNames = [numReqOutcomes]string{"ok", "reset", "timeout", "error"}
+
+var (
+	errReqTimeout = errors.New("request timed out: no answer within the claimer's I/O timeout")
+	errReqBackend = errors.New("request failed: the backend answered with an error")
+)
+
+// ioTimeout is the client's request I/O timeout.
+func (c *client) ioTimeout() int64 {
+	if t := c.spec.Workload.IOTimeout.D(); t > 0 {
+		return int64(t)
+	}
+	return int64(defaultIOTimeout)
+}
+
+// lost reports whether the backend lost the connection (it went down
+// since it was opened).
+func (cn *conn) lost() bool {
+	return cn.inc != cn.b.inc || !cn.b.up
+}
+
+// blocked reports whether a request on the connection gets no answer:
+// the backend hangs, or the network between it and the client is cut.
+func (cn *conn) blocked() bool {
+	b := cn.b
+	return b.hang > 0 || b.partition > 0 || cn.inst.c.cutFrom(b)
+}
+
+// startRequest starts the request of a claim just served: it draws the
+// request's time and schedules its completion (the claim's run).
+func (s *Sim) startRequest(cl *claim) {
+	c, cn := cl.c, cl.cn
+	hold := int64(c.spec.Workload.Hold.Draw(c.rng))
+	cl.reqStart, cl.outcome, cl.final = s.now, reqOK, false
+	tmo := c.ioTimeout()
+	switch {
+	case cn.lost():
+		cl.outcome, cl.final = reqReset, true
+		s.q.push(s.now, cl)
+		return
+	case cn.blocked() || cn.b.chance(cn.b.pHang):
+		cl.outcome, cl.final = reqTimeout, true
+		s.q.push(s.now+tmo, cl)
+		return
+	}
+	d := cn.b.scale(hold)
+	if d > tmo {
+		cl.outcome, cl.final = reqTimeout, true
+		d = tmo
+	}
+	s.q.push(s.now+d, cl)
+}
+
+// scale multiplies a request's time by the backend's slowness.
+func (b *simBackend) scale(d int64) int64 {
+	if b.slow != 1 {
+		return int64(float64(d) * b.slow)
+	}
+	return d
+}
+
+// finishRequest decides, when the request would complete, how it ends,
+// from the backend as it is now. It reports false when the request now
+// waits for the I/O timeout (it was rescheduled).
+func (s *Sim) finishRequest(cl *claim) bool {
+	if cl.final {
+		return true
+	}
+	cl.final = true
+	cn := cl.cn
+	switch {
+	case cn.lost():
+		cl.outcome = reqReset
+	case cn.blocked():
+		cl.outcome = reqTimeout
+		if at := cl.reqStart + cl.c.ioTimeout(); at > s.now {
+			s.q.push(at, cl)
+			return false
+		}
+	case cn.b.checkFail > 0 || cn.b.chance(cn.b.pCheckFail):
+		cl.outcome = reqError
+	}
+	return true
+}
+
+// endRequest reports the request to the pool and gives the connection
+// back: released after a good request, discarded after a failed one (or
+// by the workload's discard rate). It runs without the loop held.
+func (s *Sim) endRequest(cl *claim) {
+	c, cn := cl.c, cl.cn
+	lat := time.Duration(s.now - cl.reqStart)
+	c.res.requests[cl.outcome]++
+	cn.b.requests[cl.outcome]++
+	if cl.outcome != reqOK {
+		s.tr.record(s.now, "request", cl.inst.name, "", "failed", reqOutcomeNames[cl.outcome]+" "+cn.b.name, false)
+	} else {
+		c.res.reqTimes.add(int64(lat))
+	}
+	if !cl.forced {
+		switch cl.outcome {
+		case reqOK:
+			cl.h.Report(lat, nil)
+		case reqTimeout:
+			cl.h.Report(lat, errReqTimeout)
+		case reqError:
+			cl.h.Report(lat, errReqBackend)
+		}
+	}
+	dr := c.spec.Workload.DiscardRate
+	if cl.outcome != reqOK || (dr > 0 && c.rng.Float64() < dr) {
+		c.res.discards++
+		cl.h.Discard(errUse)
+	} else {
+		cl.h.Release()
+	}
+}
