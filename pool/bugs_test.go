@@ -743,3 +743,33 @@ func TestCloseLeavesNoTimerOfTheNewPolicies(t *testing.T) {
 		t.Fatalf("a timer due at %v is left on the loop after Close", next)
 	}
 }
+
+// TestLeastLatencyRetriesARecoveredBackend: a backend whose claimers
+// reported it slow lost every power-of-two choice from then on, so it got
+// no claim, so no report, and was never tried again after it recovered.
+// Its average now decays while the other backends are reported on.
+func TestLeastLatencyRetriesARecoveredBackend(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 4, MaxSlotsPerBackend: 2, SparesWanted: 4, Picker: LeastLatency{}}, 2, nil)
+	defer h.close()
+	// Make the first backend that serves a claim the slow one.
+	hd := h.claim()
+	slow := hd.Backend().Name
+	for range 8 {
+		hd.Report(100*time.Millisecond, nil)
+	}
+	hd.Release()
+	fast := 0
+	for range 2000 {
+		hd := h.claim()
+		if hd.Backend().Name == slow {
+			t.Logf("the slow backend was tried again after %d claims elsewhere", fast)
+			hd.Report(time.Millisecond, nil)
+			hd.Release()
+			return
+		}
+		fast++
+		hd.Report(time.Millisecond, nil)
+		hd.Release()
+	}
+	t.Fatalf("the backend reported slow got none of %d claims after it, though every other backend answered in 1ms", fast)
+}

@@ -190,7 +190,7 @@ func (p *Pool[C]) pick() *pslot[C] {
 	p.candSets = p.candSets[:0]
 	for i, s := range p.order {
 		if s.State() == slotset.Online && len(s.idle) > 0 && s.pickable() {
-			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.Claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i, Latency: s.fb.latency})
+			p.cands = append(p.cands, Candidate{Name: s.b.Name, Claimed: s.Claimed, Idle: len(s.idle), Slots: len(s.slots), Rank: i, Latency: s.fb.decayed(p.reports, len(p.order))})
 			p.candSets = append(p.candSets, s)
 		}
 	}

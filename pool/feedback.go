@@ -2,6 +2,7 @@ package pool
 
 import (
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -31,9 +32,12 @@ func (h *Handle[C]) Report(latency time.Duration, backendErr error) {
 	if s.fb.reports == 0 {
 		s.fb.latency = latency
 	} else {
+		s.fb.latency = s.fb.decayed(p.reports, len(p.order)) // what the pickers saw
 		s.fb.latency += (latency - s.fb.latency) / 8
 	}
 	s.fb.reports++
+	p.reports++
+	s.fb.at = p.reports
 	probe := s.fb.probing && s.probe == h.sl
 	if backendErr == nil {
 		s.fb.errsInRow = 0
@@ -81,7 +85,8 @@ func (e Ejection) withDefaults() Ejection {
 
 // feedback is what a set keeps of its claimers' reports.
 type feedback struct {
-	latency   time.Duration // decaying average
+	latency   time.Duration // decaying average, as of the report numbered at
+	at        uint64        // the pool's count of reports at this set's last one
 	reports   uint64
 	errors    uint64
 	errsInRow int
@@ -91,6 +96,19 @@ type feedback struct {
 	times     int  // how many times it was ejected
 	ejections uint64
 	timer     fsm.Timer // the ejection's end
+}
+
+// decayed is the set's average latency as the pickers see it once the
+// pool has had reports reports, over n backends: it halves for every 32
+// reports per backend made since the set's last one, so that a backend
+// that was slow, and gets no claim for it, is tried again in time (and
+// its new reports say whether it still is).
+func (f *feedback) decayed(reports uint64, n int) time.Duration {
+	since := reports - f.at
+	if f.latency == 0 || since == 0 {
+		return f.latency
+	}
+	return time.Duration(float64(f.latency) * math.Exp2(-float64(since)/float64(32*max(n, 1))))
 }
 
 // pickable reports whether claims may go to s as far as ejection goes.
@@ -169,7 +187,9 @@ func (p *Pool[C]) unejectDone(s *set[C]) {
 // two candidates drawn at random, the one whose claimers reported the
 // lower average latency (Handle.Report), and of equals the one with fewer
 // claimed slots. A backend with no report yet counts as fastest, so that
-// it is tried.
+// it is tried. A backend's average decays while the others are reported
+// on (by half every 32 reports per backend), so that one that was slow
+// is tried again once it may have recovered.
 type LeastLatency struct{}
 
 // Pick implements [Picker].

@@ -376,7 +376,8 @@ type Candidate struct {
 	Slots   int // slots in any state
 	Rank    int // place in the preference order, 0 first
 	// Latency is the decaying average of the latencies its claimers
-	// reported (Handle.Report); zero before the first report.
+	// reported (Handle.Report), decaying further while the other backends
+	// are reported on; zero before the first report.
 	Latency time.Duration
 }
 

@@ -82,6 +82,7 @@ type Pool[C any] struct {
 	lc           lcIndex[C]   // what LeastClaimed picks, when it is the picker
 	codel        codel        // sheds claims under overload (Policy.TargetClaimDelay)
 	hooks        connHooks[C] // WithConnHooks
+	reports      uint64       // Handle.Report calls so far
 }
 
 // New returns a pool over the backends r finds, connecting with c. It

@@ -210,7 +210,7 @@ func (p *Pool[C]) stats() Stats {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
 			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr()),
-			Reports: s.fb.reports, Latency: s.fb.latency, BackendErrors: s.fb.errors, Ejected: s.fb.ejected, Ejections: s.fb.ejections}
+			Reports: s.fb.reports, Latency: s.fb.decayed(p.reports, len(p.order)), BackendErrors: s.fb.errors, Ejected: s.fb.ejected, Ejections: s.fb.ejections}
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.State())
 			st.Slots.add(sl.State())
