@@ -144,6 +144,9 @@ func (cl *claim) onDone(hd any, err error) {
 		s.violate("foreign-conn", "%s: a claim was handed connection %d of pool %s", inst.name, cn.id, cn.inst.name)
 	case cn.state != connOpen:
 		s.violate("closed-conn", "%s: a claim was handed connection %d to %s, which is not open", inst.name, cn.id, cn.b.name)
+	case inst.pol.MaxConnLifetime > 0 && s.now-cn.opened > int64(inst.pol.MaxConnLifetime):
+		s.violate("expired-conn", "%s: a claim was handed connection %d to %s, opened %v ago, past the policy's lifetime %v",
+			inst.name, cn.id, cn.b.name, time.Duration(s.now-cn.opened), inst.pol.MaxConnLifetime)
 	case cn.held != nil:
 		s.violate("double-handout", "%s: connection %d to %s handed to a second claimer (the first arrived at %v)",
 			inst.name, cn.id, cn.b.name, time.Duration(cn.held.arrival))

@@ -119,12 +119,13 @@ const (
 
 // conn is one simulated connection: the C of the simulated pools.
 type conn struct {
-	id    uint64
-	b     *simBackend
-	inc   uint32 // the backend's incarnation when it was opened
-	inst  *poolInst
-	state connState
-	held  *claim // the claim holding it, or nil
+	id     uint64
+	b      *simBackend
+	inc    uint32 // the backend's incarnation when it was opened
+	inst   *poolInst
+	state  connState
+	held   *claim // the claim holding it, or nil
+	opened int64  // when it was opened (virtual time)
 	// hooked is the claim handed it whose check on claim or acquire
 	// hook has not returned yet, or nil.
 	hooked *claim
@@ -362,7 +363,7 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 		return nil, errFlaky
 	}
 	s.nextConn++
-	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst, state: connOpen}
+	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst, state: connOpen, opened: s.now}
 	b.server++
 	b.held++
 	b.opened++
