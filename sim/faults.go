@@ -99,6 +99,12 @@ func (s *Sim) faultStart(fs *faultState) {
 		} else {
 			s.eachBackend(f.Backends, func(b *simBackend) { b.checkFail++ })
 		}
+	case FaultErrors:
+		if f.Probability > 0 {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.pErrors = append(b.pErrors, f.Probability) })
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.errors++ })
+		}
 	case FaultDNSOutage:
 		s.dnsOutage++
 	case FaultDNSAdd:
@@ -197,6 +203,12 @@ func (s *Sim) faultEnd(fs *faultState) {
 			s.eachBackend(f.Backends, func(b *simBackend) { b.pCheckFail = removeOne(b.pCheckFail, f.Probability) })
 		} else {
 			s.eachBackend(f.Backends, func(b *simBackend) { b.checkFail-- })
+		}
+	case FaultErrors:
+		if f.Probability > 0 {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.pErrors = removeOne(b.pErrors, f.Probability) })
+		} else {
+			s.eachBackend(f.Backends, func(b *simBackend) { b.errors-- })
 		}
 	case FaultDNSOutage:
 		s.dnsOutage--

@@ -55,7 +55,7 @@ func (cn *conn) blocked() bool {
 func (s *Sim) startRequest(cl *claim) {
 	c, cn := cl.c, cl.cn
 	hold := int64(c.spec.Workload.Hold.Draw(c.rng))
-	cl.reqStart, cl.outcome, cl.final = s.now, reqOK, false
+	cl.reqStart, cl.outcome, cl.final, cl.keepConn = s.now, reqOK, false, false
 	tmo := c.ioTimeout()
 	switch {
 	case cn.lost():
@@ -103,13 +103,18 @@ func (s *Sim) finishRequest(cl *claim) bool {
 		}
 	case cn.b.checkFail > 0 || cn.b.chance(cn.b.pCheckFail):
 		cl.outcome = reqError
+	case cn.b.errors > 0 || cn.b.chance(cn.b.pErrors):
+		// An error answer on a healthy connection: the claimer reports
+		// it and gives the connection back.
+		cl.outcome, cl.keepConn = reqError, true
 	}
 	return true
 }
 
 // endRequest reports the request to the pool and gives the connection
-// back: released after a good request, discarded after a failed one (or
-// by the workload's discard rate). It runs without the loop held.
+// back: released after a good request or an error answer of an errors
+// fault, discarded after another failed one (or by the workload's discard
+// rate). It runs without the loop held.
 func (s *Sim) endRequest(cl *claim) {
 	c, cn := cl.c, cl.cn
 	lat := time.Duration(s.now - cl.reqStart)
@@ -131,7 +136,7 @@ func (s *Sim) endRequest(cl *claim) {
 		}
 	}
 	dr := c.spec.Workload.DiscardRate
-	if cl.outcome != reqOK || (dr > 0 && c.rng.Float64() < dr) {
+	if (cl.outcome != reqOK && !cl.keepConn) || (dr > 0 && c.rng.Float64() < dr) {
 		c.res.discards++
 		cl.h.Discard(errUse)
 	} else {

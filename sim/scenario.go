@@ -202,6 +202,12 @@ type PolicySpec struct {
 	MaxConnLifetimeJitter   Duration `toml:"max_conn_lifetime_jitter,omitempty"`   // pool.Policy.MaxConnLifetimeJitter
 	// Picker is "least-claimed" (the default) or "least-latency".
 	Picker string `toml:"picker,omitempty"`
+	// Outlier ejection (pool.Policy.Ejection): off unless
+	// eject_consecutive_errors is set.
+	EjectConsecutiveErrors int      `toml:"eject_consecutive_errors,omitempty"`
+	EjectBaseTime          Duration `toml:"eject_base_time,omitempty"`
+	EjectMaxTime           Duration `toml:"eject_max_time,omitempty"`
+	EjectMaxPercent        int      `toml:"eject_max_percent,omitempty"`
 }
 
 // Policy returns the pool policy.
@@ -217,6 +223,8 @@ func (p PolicySpec) Policy() pool.Policy {
 		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
 		CheckIdleAfter: p.CheckIdleAfter.D(), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: p.MaxConnLifetimeJitter.D(),
 		Picker: pickerNamed(p.Picker),
+		Ejection: pool.Ejection{ConsecutiveErrors: p.EjectConsecutiveErrors, BaseTime: p.EjectBaseTime.D(),
+			MaxTime: p.EjectMaxTime.D(), MaxEjectedPercent: p.EjectMaxPercent},
 	}
 }
 
@@ -250,7 +258,9 @@ func PolicySpecOf(p pool.Policy) PolicySpec {
 		TargetClaimDelay: Duration(p.TargetClaimDelay), ClaimDelayInterval: Duration(p.ClaimDelayInterval),
 		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
 		CheckIdleAfter: Duration(p.CheckIdleAfter), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: Duration(p.MaxConnLifetimeJitter),
-		Picker: pickerName(p.Picker),
+		Picker:                 pickerName(p.Picker),
+		EjectConsecutiveErrors: p.Ejection.ConsecutiveErrors, EjectBaseTime: Duration(p.Ejection.BaseTime),
+		EjectMaxTime: Duration(p.Ejection.MaxTime), EjectMaxPercent: p.Ejection.MaxEjectedPercent,
 	}
 }
 
@@ -298,6 +308,12 @@ const (
 	// serves errors). With Probability, each check and request fails with
 	// that probability.
 	FaultCheckFail = "check_fail"
+	// FaultErrors makes Backends answer requests with errors while their
+	// connects and health checks succeed (an overloaded or broken
+	// application behind a healthy server): the pool's health checks see
+	// nothing, and only its claimers' reports (Handle.Report) do. With
+	// Probability, each request fails with that probability.
+	FaultErrors = "errors"
 	// FaultDNSOutage makes every DNS query time out.
 	FaultDNSOutage = "dns_outage"
 	// FaultDNSAdd lists Backends in DNS.
@@ -324,7 +340,7 @@ const (
 	FaultClose = "close"
 )
 
-var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail,
+var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail, FaultErrors,
 	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad, FaultClose}
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
@@ -684,8 +700,8 @@ func (sc *Scenario) check() error {
 		}
 		if f.Probability != 0 || sc.pos.written(p+".probability") {
 			switch {
-			case f.Kind != FaultHang && f.Kind != FaultCheckFail:
-				bad(p+".probability", "only hang and check_fail faults take a probability")
+			case f.Kind != FaultHang && f.Kind != FaultCheckFail && f.Kind != FaultErrors:
+				bad(p+".probability", "only hang, check_fail and errors faults take a probability")
 			case !finite(p+".probability", f.Probability):
 			case f.Probability <= 0 || f.Probability > 1:
 				bad(p+".probability", "%v: want a probability above 0, at most 1 (leave probability out for every call)", f.Probability)

@@ -34,7 +34,7 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 		{"[expect]\nmax_claim_share = { backend = \"db-9\", share = 0.1 }\n", `s.toml:11: expect.max_claim_share.backend: "db-9" matches no backend`},
 		{"[expect]\nmax_claim_share = { backend = \"db-1\", share = 1.5 }\n", "s.toml:11: expect.max_claim_share.share: 1.5: want 0 to 1"},
 		{"[expect]\nmax_discards = -1\n", "s.toml:11: expect.max_discards: must not be negative"},
-		{"[[faults]]\nat = \"10s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\nprobability = 0.5\n", "s.toml:14: faults[0].probability: only hang and check_fail faults take a probability"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\nprobability = 0.5\n", "s.toml:14: faults[0].probability: only hang, check_fail and errors faults take a probability"},
 		{"[[faults]]\nat = \"10s\"\nkind = \"hang\"\nbackends = [\"db-1\"]\nprobability = 1.5\n", "s.toml:14: faults[0].probability: 1.5: want a probability above 0, at most 1"},
 		{"[[faults]]\nat = \"10s\"\nkind = \"check_fail\"\nbackends = [\"db-1\"]\nprobability = 0.0\n", "s.toml:14: faults[0].probability: 0: want a probability above 0"},
 		{"[[faults]]\nat = \"10s\"\nkind = \"hang\"\nbackends = [\"db-1\"]\nramp = \"5s\"\n", "s.toml:14: faults[0].ramp: only slow faults take a ramp"},

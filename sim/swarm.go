@@ -127,7 +127,7 @@ type swarmDraw struct {
 func (d *swarmDraw) fault(kind string) Fault {
 	f := Fault{Kind: kind}
 	switch kind {
-	case FaultCrash, FaultHang, FaultPartition, FaultCheckFail, FaultDNSOutage:
+	case FaultCrash, FaultHang, FaultPartition, FaultCheckFail, FaultErrors, FaultDNSOutage:
 		f.For = d.forLength()
 	case FaultSlow:
 		f.For = d.forLength()

@@ -28,6 +28,7 @@ type claim struct {
 	reqStart int64 // when it started
 	outcome  int8  // how it ends, one of the req… outcomes
 	final    bool  // outcome decided
+	keepConn bool  // a failed request the connection survives (an error answer)
 
 }
 

@@ -42,9 +42,13 @@ type simBackend struct {
 	// request hangs, each check or request fails, with the chance that
 	// one of them hits.
 	pHang, pCheckFail []float64
-	up                bool   // running: !stopped && crashes == 0
-	inc               uint32 // incarnation, bumped each time the process goes down
-	listed            bool   // in DNS
+	// errors counts errors faults in force, pErrors those with a
+	// probability: requests answered with an error.
+	errors  int
+	pErrors []float64
+	up      bool   // running: !stopped && crashes == 0
+	inc     uint32 // incarnation, bumped each time the process goes down
+	listed  bool   // in DNS
 
 	server     int   // connections the process holds (this incarnation, pending included)
 	held       int   // connections clients hold open, established and not closed
