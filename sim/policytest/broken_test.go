@@ -3,8 +3,10 @@ package policytest
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,4 +110,27 @@ func TestBrokenPolicyIsCaughtAndShrunk(t *testing.T) {
 // drawn schedules.
 func TestDefaultPolicyPasses(t *testing.T) {
 	Check(t, quick(Config{Policy: func() pool.Policy { return pool.Policy{} }, Out: filepath.Join(t.TempDir(), "fail.toml")}))
+}
+
+// zeroBackoff reconnects at once after every failure.
+type zeroBackoff struct{}
+
+func (zeroBackoff) Delay(int, *rand.Rand) time.Duration { return 0 }
+
+// TestZeroBackoffIsCaught: a policy that reconnects at once storms a
+// dead backend; the harness catches it by the backend's connect rate,
+// though the policy's Backoff is not one whose bounds it knows.
+func TestZeroBackoffIsCaught(t *testing.T) {
+	cfg := quick(Config{Policy: func() pool.Policy { return pool.Policy{Backoff: zeroBackoff{}} }}).withDefaults(t.Name())
+	s := Schedule{Seed: 1, Backends: 2, Clients: []Client{{Rate: 5, Hold: time.Millisecond}},
+		Faults: []Fault{{Kind: sim.FaultCrash, Backend: 1, At: 10 * time.Second, For: 20 * time.Second}}}
+	_, err := cfg.run(s.Scenario(t.Name(), cfg.Policy(), cfg.Duration, cfg.RecoverWithin))
+	if err == nil || !strings.Contains(err.Error(), "connects in one second") {
+		t.Fatalf("a backoff of zero against a crashed backend: %v; want the connect rate's failure", err)
+	}
+	t.Log(err)
+	def := quick(Config{Policy: func() pool.Policy { return pool.Policy{} }}).withDefaults(t.Name())
+	if _, err := def.run(s.Scenario(t.Name(), def.Policy(), def.Duration, def.RecoverWithin)); err != nil {
+		t.Fatalf("the default policy fails the same schedule: %v", err)
+	}
 }

@@ -43,6 +43,15 @@ type Config struct {
 	BackoffBounds func(p pool.Policy, n int) (lo, hi time.Duration)
 	// Check adds checks of one's own on each run's result. Optional.
 	Check func(*sim.Result) error
+	// MaxConnectRate bounds the connects a backend sees in one second
+	// from each client: the larger of MaxConnectRate and ten a second for
+	// each slot the client may hold to it (MaxSlotsPerBackend, capped by
+	// MaxSlots; a slot of the default backoff tries about five times in
+	// its first second of failures). A policy that reconnects at once (a
+	// backoff of zero) storms a dead backend far past it (about 400 a
+	// second from one probe slot), whatever its Backoff claims. Default
+	// 100; negative turns the check off.
+	MaxConnectRate float64
 
 	// MaxBackends, MaxClients and MaxFaults bound the schedules drawn.
 	// Defaults 4, 3 and 4.
@@ -84,6 +93,9 @@ func (c Config) withDefaults(name string) Config {
 	}
 	if c.Out == "" {
 		c.Out = filepath.Join("testdata", "policytest", safeName(name)+".toml")
+	}
+	if c.MaxConnectRate == 0 {
+		c.MaxConnectRate = 100
 	}
 	return c
 }
@@ -223,12 +235,45 @@ func (c Config) run(sc *sim.Scenario) (*sim.Result, error) {
 	if err := r.Err(); err != nil {
 		return r, err
 	}
+	if err := c.checkConnectRate(sc, r); err != nil {
+		return r, err
+	}
 	if c.Check != nil {
 		if err := c.Check(r); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
+}
+
+// checkConnectRate fails a run in which a backend saw more connects in
+// one second than the clients' bound (see Config.MaxConnectRate).
+func (c Config) checkConnectRate(sc *sim.Scenario, r *sim.Result) error {
+	if c.MaxConnectRate < 0 {
+		return nil
+	}
+	limit := 0.0
+	for _, cl := range sc.Clients {
+		pol := cl.Policy.Policy()
+		if c.Policy != nil {
+			pol = c.Policy()
+		}
+		per, most := pol.MaxSlotsPerBackend, pol.MaxSlots
+		if per == 0 {
+			per = 16
+		}
+		if most == 0 {
+			most = 16
+		}
+		limit += max(c.MaxConnectRate, 10*float64(min(per, most))) * float64(max(cl.Count, 1))
+	}
+	for _, b := range r.Backends {
+		if float64(b.PeakConnectRate) > limit {
+			return fmt.Errorf("policytest: %s saw %d connects in one second, over the %.0f its %d clients allow: the backoff lets slots reconnect at once",
+				b.Name, b.PeakConnectRate, limit, len(sc.Clients))
+		}
+	}
+	return nil
 }
 
 // TB is what Check needs of a *testing.T.
