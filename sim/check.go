@@ -45,6 +45,8 @@ type shadowSet struct {
 	inst  *poolInst
 	id    string
 	name  backend.Name
+	b     *simBackend // the backend, once known
+	i     int         // in inst.sets
 	n     [slot.NumStates]int
 	total int
 	state slotset.State
@@ -72,8 +74,9 @@ func (k *checker) setFor(s *Sim, id string) *shadowSet {
 		s.violate("trace-id", "set id %q names an unknown pool", id)
 		return nil
 	}
-	ss := &shadowSet{inst: inst, id: id, name: backend.Name(id[i+1:])}
+	ss := &shadowSet{inst: inst, id: id, name: backend.Name(id[i+1:]), i: len(inst.sets)}
 	k.sets[id] = ss
+	inst.sets = append(inst.sets, ss)
 	return ss
 }
 
@@ -147,6 +150,12 @@ func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
 	if to == slot.Claimed {
 		inst.nclaimed++
 	}
+	if liveState(from) {
+		inst.live--
+	}
+	if liveState(to) {
+		inst.live++
+	}
 	switch t.Event {
 	case slot.ConnectOK, slot.CheckOK, slot.RecycleOK:
 		sl.failures = 0
@@ -170,6 +179,11 @@ func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
 }
 
 func validSlotState(st slot.State) bool { return st >= 0 && st < slot.NumStates }
+
+// liveState reports whether a slot in st holds a connection.
+func liveState(st slot.State) bool {
+	return st == slot.Connected || st == slot.Claimed || st == slot.Recycling || st == slot.Checking
+}
 
 // backoff checks the delay a slot waited after its last failure.
 func (k *checker) backoff(s *Sim, id string, sl *shadowSlot) {
@@ -229,6 +243,10 @@ func (k *checker) set(s *Sim, id string, t fsm.Step[slotset.State, slotset.Event
 			s.violate("set-state", "set %s stopped with %d slots", id, ss.total)
 		}
 		delete(k.sets, id)
+		sets := ss.inst.sets
+		last := sets[len(sets)-1]
+		sets[ss.i], last.i = last, ss.i
+		ss.inst.sets = sets[:len(sets)-1]
 	}
 	k.dirtySet(s, ss)
 }
@@ -288,6 +306,8 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 	}
 	v := simhook.Inspect(inst.p)
 	switch {
+	case pool.State(v.State) != inst.state:
+		s.violate("pool-state", "pool %s is %s; its trace says %s", inst.name, pool.State(v.State), inst.state)
 	case v.Slots != inst.nslots || v.Claimed != inst.nclaimed:
 		s.violate("slot-counts", "pool %s counts %d slots, %d claimed; its trace says %d, %d", inst.name, v.Slots, v.Claimed, inst.nslots, inst.nclaimed)
 	case v.Slots > inst.pol.MaxSlots:
@@ -302,6 +322,10 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 // allows once each listed backend that is down holds a probe slot), and
 // at least min(SparesWanted, MaxSlots) connections, less those probes,
 // capped by what the healthy backends can hold.
+//
+// It reads the model, not the pool: at the end of every event the model
+// agrees with the pool on every set the event touched (checkSet,
+// checkInst), so between events it agrees on all of them.
 func (s *Sim) recovered(c *client) bool {
 	if !c.started || c.gone {
 		return true
@@ -310,7 +334,7 @@ func (s *Sim) recovered(c *client) bool {
 	if inst == nil || inst.p == nil {
 		return false
 	}
-	if pool.State(simhook.Inspect(inst.p).State) != pool.Running {
+	if inst.state != pool.Running {
 		return false
 	}
 	healthy, unhealthy := 0, 0
@@ -323,13 +347,17 @@ func (s *Sim) recovered(c *client) bool {
 			}
 		}
 	}
-	s.setBuf = simhook.InspectSets(inst.p, s.setBuf[:0])
-	live, online := 0, 0
-	for i := range s.setBuf {
-		v := &s.setBuf[i]
-		live += v.Live
-		b := s.byName[v.Name]
-		if b != nil && inst.listed[b.idx] && b.healthyFor(c) && v.State == slotset.Online {
+	online := 0
+	for _, ss := range inst.sets {
+		if ss.state != slotset.Online {
+			continue
+		}
+		b := ss.b
+		if b == nil {
+			b = s.byName[ss.name]
+			ss.b = b
+		}
+		if b != nil && inst.listed[b.idx] && b.healthyFor(c) {
 			online++
 		}
 	}
@@ -338,5 +366,5 @@ func (s *Sim) recovered(c *client) bool {
 	if online < min(healthy, room) {
 		return false
 	}
-	return live >= min(pol.SparesWanted, room, healthy*pol.MaxSlotsPerBackend)
+	return inst.live >= min(pol.SparesWanted, room, healthy*pol.MaxSlotsPerBackend)
 }

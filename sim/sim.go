@@ -94,7 +94,6 @@ type Sim struct {
 	pendingRec  []*faultState
 	recDirty    []*client
 	unrecovered int
-	setBuf      []simhook.Set
 
 	series    series
 	claimFree *claim
@@ -149,7 +148,10 @@ type poolInst struct {
 	connects   uint64
 	checks     uint64
 
-	nslots, nclaimed int // from the trace
+	nslots, nclaimed int          // from the trace
+	live             int          // slots holding a connection, from the trace
+	state            pool.State   // from the trace
+	sets             []*shadowSet // the sets not stopped, from the trace
 	dirty            bool
 	lastServed       int64
 	// onlineSets counts the sets online by the trace; noneOnlineAt is
@@ -468,8 +470,9 @@ func (s *Sim) observe(t *fsm.Transition) {
 		s.chk.set(s, t.ID, st)
 		return
 	}
-	if t.Machine == pool.Kind.Machine() {
+	if st, ok := pool.Kind.Step(*t); ok {
 		if inst := s.insts[t.ID]; inst != nil {
+			inst.state = st.To
 			inst.scanIO = true
 			s.chk.dirtyInst(inst)
 		}
