@@ -26,7 +26,7 @@ type lcIndex[C any] struct {
 // The pool calls it whenever s's claimed count, its idle slots or its
 // state may have changed.
 func (p *Pool[C]) lcUpdate(s *set[C]) {
-	if !p.leastClaimed {
+	if !p.leastClaimed || p.closing() {
 		return
 	}
 	want := int32(-1)
@@ -96,8 +96,8 @@ func (p *Pool[C]) lcPick() *set[C] {
 // (the simulator checks after every event), and the calls between check
 // only that the pick is the least-claimed set of the index.
 func (p *Pool[C]) lcCheck(sampled bool) error {
-	if !p.leastClaimed {
-		return nil
+	if !p.leastClaimed || p.closing() {
+		return nil // a closing pool serves no claim, and keeps no index
 	}
 	p.lc.checks++
 	if sampled && p.lc.checks%16 != 1 {

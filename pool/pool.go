@@ -353,7 +353,12 @@ func (p *Pool[C]) forget(s *set[C]) {
 	}
 	if i := slices.Index(p.order, s); i >= 0 {
 		p.order = slices.Delete(p.order, i, i+1)
-		p.lcRebuild()
+		if !p.closing() {
+			// A closing pool serves no claim: its sets go one by one,
+			// and rebuilding the index for each would cost the square
+			// of the backends.
+			p.lcRebuild()
+		}
 	}
 }
 
