@@ -39,6 +39,7 @@ func (p *Pool[C]) inspectLocked() simhook.Pool {
 	if err := p.lcCheck(true); err != nil {
 		v.IndexErr = err.Error()
 	}
+	v.PolicyError = errString(p.st.policyErr)
 	return v
 }
 

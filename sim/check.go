@@ -314,6 +314,9 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 		s.violate("slot-cap", "pool %s has %d slots; MaxSlots is %d", inst.name, v.Slots, inst.pol.MaxSlots)
 	case v.IndexErr != "":
 		s.violate("picker-index", "pool %s: %s", inst.name, v.IndexErr)
+	case v.PolicyError != "":
+		// At the event that caused it, not when the pool closes.
+		s.violate("policy-error", "%s: the pool reported a policy error: %s", inst.name, v.PolicyError)
 	}
 }
 

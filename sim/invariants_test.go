@@ -125,3 +125,47 @@ func TestHungIOEndsAtItsTimeout(t *testing.T) {
 		t.Errorf("claims failed: %v", r.Fleet.Errors)
 	}
 }
+
+// negativeBackoff returns a negative delay: a policy error.
+type negativeBackoff struct{}
+
+func (negativeBackoff) Delay(int, *rand.Rand) time.Duration { return -time.Second }
+
+// TestPolicyErrorCaughtWhenItHappens: a policy error stops the run at the
+// event that caused it (the first backoff, after the crash at 5m), not
+// when the pool closes at the end.
+func TestPolicyErrorCaughtWhenItHappens(t *testing.T) {
+	sc, err := Parse("policy.toml", []byte(`name = "policy"
+duration = "10m"
+[[backends]]
+name = "db"
+count = 2
+[[clients]]
+name = "c"
+[clients.workload]
+rate = 5
+hold = "1ms"
+[[faults]]
+at = "5m"
+kind = "crash"
+backends = ["db-1"]
+for = "1m"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(sc, Options{Policy: func(_ string, p pool.Policy) pool.Policy {
+		p.Backoff = negativeBackoff{}
+		return p
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.Violation
+	if v == nil || v.Invariant != "policy-error" {
+		t.Fatalf("violation %+v; want policy-error", v)
+	}
+	if at := time.Duration(v.At); at < 5*time.Minute || at > 5*time.Minute+10*time.Second {
+		t.Fatalf("the policy error was caught at %v; want just after the crash at 5m", at)
+	}
+}

@@ -72,6 +72,9 @@ type Pool struct {
 	// IndexErr describes a disagreement between the pool's index of what
 	// its picker would pick and the sets themselves; "" when they agree.
 	IndexErr string
+	// PolicyError is the last error a policy of the pool caused
+	// (Stats.PolicyError), or "".
+	PolicyError string
 }
 
 // Set is a read-only view of one backend's slot set: its recorded counters
