@@ -125,6 +125,13 @@ type Set[C any] struct {
 	removed func(backend.Backend, C)
 }
 
+func init() {
+	poolhook.SetPool = func(set any) any { return set.(interface{ pool() any }).pool() }
+}
+
+// pool is the set's pool, for the simulator's checks (poolhook.SetPool).
+func (s *Set[C]) pool() any { return s.p }
+
 // ErrTarget is returned by New for a target below one.
 var ErrTarget = errors.New("connset: the target must be at least 1")
 

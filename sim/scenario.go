@@ -165,6 +165,11 @@ type ClientSpec struct {
 	// connection and the claimer waits again at the head of the queue.
 	// Default false.
 	AcquireHook bool `toml:"acquire_hook,omitempty"`
+	// ConnSet makes each client a connection set of this target (package
+	// connset: at most one connection per backend, no claims) instead of
+	// a pool with claims: it makes no claims, and its workload must be
+	// left out. Default 0: a pool.
+	ConnSet int `toml:"connset,omitempty"`
 	// Policy is the pool's policy; zero fields take the pool's defaults.
 	Policy PolicySpec `toml:"policy,omitempty"`
 	// Workload is the claims the client makes.
@@ -612,6 +617,12 @@ func (sc *Scenario) check() error {
 		}
 		if finite(p+".workload.discard_rate", c.Workload.DiscardRate) && (c.Workload.DiscardRate < 0 || c.Workload.DiscardRate > 1) {
 			bad(p+".workload.discard_rate", "%v: want a probability, 0 to 1", c.Workload.DiscardRate)
+		}
+		if c.ConnSet < 0 || c.ConnSet > 1000 {
+			bad(p+".connset", "%d: want a target of 1 to 1000 connections", c.ConnSet)
+		}
+		if c.ConnSet > 0 && (c.Workload.Rate != 0 || c.AcquireHook) {
+			bad(p+".connset", "a connection set makes no claims: leave out its workload and acquire_hook")
 		}
 		switch c.Policy.Picker {
 		case "", "least-claimed", "least-latency":

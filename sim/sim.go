@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/connset"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/internal/poolhook"
 	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
@@ -354,7 +356,18 @@ func (s *Sim) startPool(c *client) {
 	case c.spec.AcquireHook:
 		cn = acquiring{base}
 	}
-	p, err := pool.New(inst.res, cn, c.policy, simhook.WithLoop(s.loop).(pool.Option), pool.WithName(name))
+	var p *pool.Pool[*conn]
+	var err error
+	if n := c.spec.ConnSet; n > 0 {
+		var set *connset.Set[*conn]
+		set, err = connset.New(inst.res, cn, connset.Config[*conn]{Target: n, Policy: c.policy},
+			simhook.WithLoop(s.loop).(pool.Option), pool.WithName(name))
+		if err == nil {
+			p = poolhook.SetPool(set).(*pool.Pool[*conn])
+		}
+	} else {
+		p, err = pool.New(inst.res, cn, c.policy, simhook.WithLoop(s.loop).(pool.Option), pool.WithName(name))
+	}
 	if err != nil {
 		s.violate("policy", "%s: pool.New: %v", name, err)
 		return

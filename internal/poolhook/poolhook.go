@@ -8,3 +8,8 @@ package poolhook
 // slots beyond the new MaxSlots close now. It returns the policy's error
 // when the sizes are invalid, and changes nothing then.
 var Resize func(p any, maxSlots, spares, minSlots int) error
+
+// SetPool returns the pool (a *pool.Pool[C]) a connection set (a
+// *connset.Set[C]) keeps its connections in, for the simulator's checks.
+// Package connset sets it in its init.
+var SetPool func(set any) any
