@@ -59,6 +59,12 @@ func (p *Pool[C]) TryClaim(ctx context.Context) (*Handle[C], error) {
 func (p *Pool[C]) tryClaim(ctx context.Context) (*Handle[C], error) {
 	p.loop.Enter()
 	defer p.loop.Leave()
+	return p.tryRequest(ctx)
+}
+
+// tryRequest is the core of TryClaim, with the loop held, shared with the
+// simulator's claims.
+func (p *Pool[C]) tryRequest(ctx context.Context) (*Handle[C], error) {
 	if err := ctx.Err(); err != nil {
 		p.st.failed(err)
 		return nil, err

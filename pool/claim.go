@@ -452,13 +452,19 @@ func (p *Pool[C]) hookFailed(h *Handle[C], err error) {
 // bounded by Policy.HealthTimeout on the loop's clock, and when it fails
 // the claimer waits again at the head of the queue, within its deadline.
 func (p *Pool[C]) claimAsync(ctx context.Context, timeout time.Duration, handedOff func(any), done func(any, error)) {
+	p.claimAsyncTry(ctx, timeout, false, handedOff, done)
+}
+
+// claimAsyncTry is claimAsync, or with try TryClaim for the simulator
+// (internal/simhook.TryClaimAsync).
+func (p *Pool[C]) claimAsyncTry(ctx context.Context, timeout time.Duration, try bool, handedOff func(any), done func(any, error)) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if timeout <= 0 {
 		timeout = p.pol.ClaimTimeout
 	}
-	c := &asyncClaim[C]{p: p, ctx: ctx, handedOff: handedOff, done: done}
+	c := &asyncClaim[C]{p: p, ctx: ctx, handedOff: handedOff, done: done, try: try}
 	p.loop.Enter()
 	defer p.loop.Leave()
 	c.deadline = p.now().Add(timeout)
@@ -473,10 +479,16 @@ type asyncClaim[C any] struct {
 	handedOff func(any) // told of each hand-off, before the hooks; or nil
 	done      func(any, error)
 	cancel    context.CancelFunc // of its hooks in flight (Close cancels them)
+	try       bool               // TryClaim's: never waits, and a failed hook ends it
 	pos       int                // index in Pool.acquiring while its hooks run
 }
 
 func (c *asyncClaim[C]) request(front bool, timeout time.Duration) {
+	if c.try {
+		h, err := c.p.tryRequest(c.ctx)
+		c.handed(h, err)
+		return
+	}
 	h, w, err := c.p.request(c.ctx, front, timeout)
 	if w != nil {
 		w.done = c.handed
@@ -529,6 +541,10 @@ func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
 	p := c.p
 	if herr != nil {
 		p.hookFailed(h, herr)
+		if c.try {
+			c.done(nil, herr)
+			return
+		}
 		c.request(true, c.deadline.Sub(p.now()))
 		return
 	}

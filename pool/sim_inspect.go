@@ -18,6 +18,7 @@ type simPool interface {
 	inspectSetLocked(name backend.Name) (simhook.Set, bool)
 	inspectSetsLocked(dst []simhook.Set) []simhook.Set
 	claimAsync(ctx context.Context, timeout time.Duration, handed func(any), done func(any, error))
+	claimAsyncTry(ctx context.Context, timeout time.Duration, try bool, handed func(any), done func(any, error))
 	closeAsync(quiet func()) (end func() int)
 }
 
@@ -25,6 +26,9 @@ func init() {
 	simhook.WithLoop = func(l *fsm.Loop) any { return Option(func(o *options) { o.loop = l }) }
 	simhook.ClaimAsync = func(p any, ctx context.Context, timeout time.Duration, handed func(any), done func(any, error)) {
 		p.(simPool).claimAsync(ctx, timeout, handed, done)
+	}
+	simhook.TryClaimAsync = func(p any, ctx context.Context, handed func(any), done func(any, error)) {
+		p.(simPool).claimAsyncTry(ctx, 0, true, handed, done)
 	}
 	simhook.CloseAsync = func(p any, quiet func()) (end func() (forced int)) { return p.(simPool).closeAsync(quiet) }
 	simhook.Inspect = func(p any) simhook.Pool { return p.(simPool).inspectLocked() }

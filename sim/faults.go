@@ -105,6 +105,14 @@ func (s *Sim) faultStart(fs *faultState) {
 		} else {
 			s.eachBackend(f.Backends, func(b *simBackend) { b.errors++ })
 		}
+	case FaultDemote:
+		s.eachBackend(f.Backends, func(b *simBackend) { b.demoted = s.now })
+	case FaultReset:
+		for _, c := range s.clients {
+			if matches(f.Clients, c.name, true) && c.inst != nil && c.inst.p != nil && !c.inst.closing {
+				c.inst.p.Reset()
+			}
+		}
 	case FaultDNSOutage:
 		s.dnsOutage++
 	case FaultDNSAdd:
@@ -210,6 +218,8 @@ func (s *Sim) faultEnd(fs *faultState) {
 		} else {
 			s.eachBackend(f.Backends, func(b *simBackend) { b.errors-- })
 		}
+	case FaultDemote:
+		s.eachBackend(f.Backends, func(b *simBackend) { b.demoted = 0 })
 	case FaultDNSOutage:
 		s.dnsOutage--
 	case FaultLoad:

@@ -103,7 +103,7 @@ func (s *Sim) finishRequest(cl *claim) bool {
 		}
 	case cn.b.checkFail > 0 || cn.b.chance(cn.b.pCheckFail):
 		cl.outcome = reqError
-	case cn.b.errors > 0 || cn.b.chance(cn.b.pErrors):
+	case cn.b.errors > 0 || cn.b.chance(cn.b.pErrors) || (cn.b.demoted != 0 && cn.opened < cn.b.demoted):
 		// An error answer on a healthy connection: the claimer reports
 		// it and gives the connection back.
 		cl.outcome, cl.keepConn = reqError, true

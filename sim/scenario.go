@@ -287,6 +287,10 @@ type Workload struct {
 	// one) fails after this long, and the claimer discards the
 	// connection. Default 1s.
 	IOTimeout Duration `toml:"io_timeout,omitempty"`
+	// TryClaim makes each claim a TryClaim: served at once from an idle
+	// connection, or failed at once (pool.ErrNoIdle, counted as no_idle),
+	// never queued. Default false.
+	TryClaim bool `toml:"try_claim,omitempty"`
 }
 
 // Fault kinds. A fault starts at At and, when For is set, ends For later.
@@ -319,6 +323,15 @@ const (
 	// nothing, and only its claimers' reports (Handle.Report) do. With
 	// Probability, each request fails with that probability.
 	FaultErrors = "errors"
+	// FaultDemote fails over Backends behind their addresses (a primary
+	// demoted behind a virtual IP or a proxy): the connections opened
+	// before it answer every request with an error (read-only), those
+	// opened after work. With For, the old connections work again after.
+	FaultDemote = "demote"
+	// FaultReset calls the pool's Reset on Clients (after a failover):
+	// every connection is replaced, idle ones at once, claimed ones when
+	// released. It is instant: it takes no for.
+	FaultReset = "reset"
 	// FaultDNSOutage makes every DNS query time out.
 	FaultDNSOutage = "dns_outage"
 	// FaultDNSAdd lists Backends in DNS.
@@ -345,7 +358,7 @@ const (
 	FaultClose = "close"
 )
 
-var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail, FaultErrors,
+var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail, FaultErrors, FaultDemote, FaultReset,
 	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad, FaultClose}
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
@@ -652,8 +665,11 @@ func (sc *Scenario) check() error {
 			bad(p+"."+field, "%s", msg)
 		}
 		finite(p+".factor", f.Factor)
-		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition
+		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition || f.Kind == FaultReset
 		needBackends := f.Kind != FaultDNSOutage && (!takesClients || f.Kind == FaultPartition)
+		if f.Kind == FaultReset && f.For > 0 {
+			bad(p+".for", "a reset is instant: it takes no for")
+		}
 		if needBackends && len(f.Backends) == 0 {
 			bad(p+".backends", "a %s fault needs backends", f.Kind)
 		}

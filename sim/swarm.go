@@ -127,7 +127,7 @@ type swarmDraw struct {
 func (d *swarmDraw) fault(kind string) Fault {
 	f := Fault{Kind: kind}
 	switch kind {
-	case FaultCrash, FaultHang, FaultPartition, FaultCheckFail, FaultErrors, FaultDNSOutage:
+	case FaultCrash, FaultHang, FaultPartition, FaultCheckFail, FaultErrors, FaultDemote, FaultDNSOutage:
 		f.For = d.forLength()
 	case FaultSlow:
 		f.For = d.forLength()
@@ -154,7 +154,7 @@ func (d *swarmDraw) fault(kind string) Fault {
 	switch kind {
 	case FaultReplace:
 		f.Backends, f.With = d.replacement()
-	case FaultRestart, FaultLoad, FaultClose:
+	case FaultRestart, FaultLoad, FaultClose, FaultReset:
 		f.Clients = d.some(d.clients, true)
 	case FaultDNSOutage:
 	default:

@@ -92,6 +92,10 @@ func (s *Sim) issueClaim(c *client) {
 	timeout := c.timeout()
 	cl.deadline = s.now + int64(timeout)
 	s.outstanding++
+	if c.spec.Workload.TryClaim {
+		simhook.TryClaimAsync(c.inst.p, nil, cl.handedFn, cl.done)
+		return
+	}
 	simhook.ClaimAsync(c.inst.p, nil, timeout, cl.handedFn, cl.done)
 }
 
@@ -201,11 +205,12 @@ const (
 	errAllClaimsUsed
 	errClosed
 	errShed
+	errNoIdle
 	errOther
 	numErrKinds
 )
 
-var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "shed", "other"}
+var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "shed", "no_idle", "other"}
 
 func errKind(err error) int {
 	switch {
@@ -219,6 +224,8 @@ func errKind(err error) int {
 		return errAllClaimsUsed
 	case errors.Is(err, pool.ErrClaimShed):
 		return errShed
+	case errors.Is(err, pool.ErrNoIdle):
+		return errNoIdle
 	}
 	return errOther
 }

@@ -46,6 +46,10 @@ type simBackend struct {
 	// probability: requests answered with an error.
 	errors  int
 	pErrors []float64
+	// demoted is when a demote fault failed the backend over: the
+	// connections opened before answer with errors; 0 when none is in
+	// force.
+	demoted int64
 	up      bool   // running: !stopped && crashes == 0
 	inc     uint32 // incarnation, bumped each time the process goes down
 	listed  bool   // in DNS

@@ -37,6 +37,11 @@ var (
 	// much later.
 	ClaimAsync func(p any, ctx context.Context, timeout time.Duration, handed func(h any), done func(h any, err error))
 
+	// TryClaimAsync is ClaimAsync for TryClaim: it never waits; with no
+	// idle connection done gets pool.ErrNoIdle at once, and a failed check
+	// on claim or acquire hook ends the claim with its error.
+	TryClaimAsync func(p any, ctx context.Context, handed func(h any), done func(h any, err error))
+
 	// CloseAsync is Close for a caller that must not block: it must be
 	// called without the loop held, and runs the first half of Close at
 	// once (the resolver stops, waiting claims fail with ErrClosed, idle
