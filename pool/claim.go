@@ -208,23 +208,6 @@ func (p *Pool[C]) pick() *pslot[C] {
 	return sl
 }
 
-// pickLeastClaimed is what LeastClaimed picks, found in one pass over the
-// sets without building the candidates: the default policy's claim path
-// stays cheap with many backends. (TestLeastClaimedInPlace checks that
-// both agree.)
-func (p *Pool[C]) pickLeastClaimed() *pslot[C] {
-	var best *set[C]
-	for _, s := range p.order {
-		if s.State() == slotset.Online && len(s.idle) > 0 && (best == nil || s.Claimed < best.Claimed) {
-			best = s
-		}
-	}
-	if best == nil {
-		return nil
-	}
-	return best.idle[len(best.idle)-1]
-}
-
 func (p *Pool[C]) callPicker() (i int) {
 	defer func() {
 		if v := recover(); v != nil {

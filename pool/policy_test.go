@@ -157,17 +157,18 @@ func TestConnectTimeoutOnTheLoopClock(t *testing.T) {
 // pool takes the general path: candidates, then Pick.
 type leastClaimedOutOfPlace struct{ LeastClaimed }
 
-// TestLeastClaimedInPlace checks that the pool's in-place scan for the
-// default picker chooses what LeastClaimed.Pick chooses from candidates.
+// TestLeastClaimedInPlace checks that the pool's index for the default
+// picker chooses what LeastClaimed.Pick chooses from candidates.
 func TestLeastClaimedInPlace(t *testing.T) {
 	h := newHarness(t, Policy{MaxSlots: 16, SparesWanted: 16}, 5, nil)
 	var held []*Handle[*fakeConn]
 	for range 12 {
 		h.p.loop.Enter()
-		fast := h.p.pickLeastClaimed()
-		h.p.pol.Picker = leastClaimedOutOfPlace{}
+		fast := h.p.pick()
+		// The general path: candidates built and Pick called.
+		h.p.pol.Picker, h.p.leastClaimed = leastClaimedOutOfPlace{}, false
 		general := h.p.pick()
-		h.p.pol.Picker = LeastClaimed{}
+		h.p.pol.Picker, h.p.leastClaimed = LeastClaimed{}, true
 		h.p.loop.Leave()
 		if fast == nil || fast.set != general.set {
 			t.Fatalf("in place chose %v, Pick chose %v", fast, general)
