@@ -2,9 +2,7 @@ package connset_test
 
 import (
 	"context"
-	"io"
 	"net"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -20,52 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// echoServer is a loopback TCP echo server that can be killed: its
-// listener and every connection it accepted close.
-type echoServer struct {
-	ln    net.Listener
-	addr  netip.AddrPort
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
-
-func startEcho(t *testing.T) *echoServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &echoServer{ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort()}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Go(func() {
-				_, _ = io.Copy(c, c)
-				c.Close()
-			})
-		}
-	})
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *echoServer) kill() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
 
 // events records what the set reports, in order, and signals each.
 type events struct {
@@ -121,13 +73,13 @@ func (e *events) await(t *testing.T, ctx context.Context, what string) string {
 func TestConnectionSetOverTCP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	a, b, c := startEcho(t), startEcho(t), startEcho(t)
+	a, b, c := echotest.NewServer(t), echotest.NewServer(t), echotest.NewServer(t)
 	conns, err := tcp.New(tcp.Config{Validate: echotest.Check})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := newEvents()
-	set, err := connset.New(resolver.NewFixed(a.addr, b.addr, c.addr), backend.Connector[net.Conn](conns),
+	set, err := connset.New(resolver.NewFixed(a.Addr(), b.Addr(), c.Addr()), backend.Connector[net.Conn](conns),
 		connset.Config[net.Conn]{Target: 2, Added: ev.onAdded, Removed: ev.onRemoved,
 			Policy: pool.Policy{BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond, BackoffJitter: time.Millisecond,
 				HealthInterval: 50 * time.Millisecond, HealthTimeout: time.Second}})
@@ -153,9 +105,9 @@ func TestConnectionSetOverTCP(t *testing.T) {
 	// connection dead, the set removes it and takes one to the backend it
 	// did not use yet.
 	used := map[backend.Name]bool{members[0].Backend.Name: true, members[1].Backend.Name: true}
-	for _, s := range []*echoServer{a, b, c} {
-		if backend.FromAddr(s.addr).Name == members[0].Backend.Name {
-			s.kill()
+	for _, s := range []*echotest.Server{a, b, c} {
+		if backend.FromAddr(s.Addr()).Name == members[0].Backend.Name {
+			s.Kill()
 		}
 	}
 	ev.await(t, ctx, "removed "+string(members[0].Backend.Name))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -60,57 +59,6 @@ type fidelityTimes struct {
 	failedClaims    int
 }
 
-// killableEcho is a loopback echo server that can be killed and started
-// again on the same address.
-type killableEcho struct {
-	t     *testing.T
-	addr  netip.AddrPort
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func (s *killableEcho) start() {
-	s.t.Helper()
-	ln, err := net.Listen("tcp", s.addr.String())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.ln = ln
-	s.addr = ln.Addr().(*net.TCPAddr).AddrPort()
-	s.mu.Unlock()
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns[c] = true
-			s.mu.Unlock()
-			s.wg.Go(func() {
-				_, _ = io.Copy(c, c)
-				c.Close()
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-			})
-		}
-	})
-}
-
-func (s *killableEcho) kill() {
-	s.mu.Lock()
-	s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
 // setWatch records when the watched set went down and up, on the real
 // clock, from the start.
 type setWatch struct {
@@ -139,18 +87,12 @@ func (w *setWatch) Observe(t fsm.Transition) {
 // runReal runs the story with a real pool, real loopback servers and the
 // real clock. It takes about six seconds.
 func runReal(t *testing.T) fidelityTimes {
-	servers := make([]*killableEcho, 3)
+	servers := make([]*echotest.Server, 3)
 	var addrs []netip.AddrPort
 	for i := range servers {
-		servers[i] = &killableEcho{t: t, addr: netip.MustParseAddrPort("127.0.0.1:0"), conns: map[net.Conn]bool{}}
-		servers[i].start()
-		addrs = append(addrs, servers[i].addr)
+		servers[i] = echotest.NewServer(t)
+		addrs = append(addrs, servers[i].Addr())
 	}
-	defer func() {
-		for _, s := range servers {
-			s.kill()
-		}
-	}()
 	conns, err := tcp.New(tcp.Config{Validate: echotest.Check})
 	if err != nil {
 		t.Fatal(err)
@@ -176,11 +118,11 @@ func runReal(t *testing.T) fidelityTimes {
 			break
 		}
 		if !killed && el >= 2*time.Second {
-			servers[1].kill()
+			servers[1].Kill()
 			killed = true
 		}
 		if !restarted && el >= 4*time.Second {
-			servers[1].start()
+			servers[1].Start()
 			restarted = true
 		}
 		h, err := p.Claim(ctx)
