@@ -19,7 +19,7 @@ func TestCloseFaultParseErrors(t *testing.T) {
 		{fault + "clients = [\"x-*\"]\n", `s.toml:13: faults[0].clients[0]: "x-*" matches no client`},
 		{fault + "factor = 2.0\n", "s.toml:13: faults[0].factor: only slow and load faults take a factor"},
 		{"[[faults]]\nat = \"10s\"\nkind = \"restart\"\ndrain = \"5s\"\n", "s.toml:13: faults[0].drain: only replace and close faults take drain"},
-		{"[[faults]]\nat = \"10s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\ndown = \"5s\"\n", "s.toml:14: faults[0].down: only restart and close faults take down"},
+		{"[[faults]]\nat = \"10s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\ndown = \"5s\"\n", "s.toml:14: faults[0].down: only restart, close and kill faults take down"},
 		{"[expect]\nmax_cut_claims = -1\n", "s.toml:11: expect.max_cut_claims: must not be negative"},
 		{"[expect]\nmax_close_time = \"1 s\"\n", `s.toml:11: expect.max_close_time: bad duration "1 s"`},
 	} {

@@ -107,6 +107,16 @@ func (s *Sim) faultStart(fs *faultState) {
 		}
 	case FaultDemote:
 		s.eachBackend(f.Backends, func(b *simBackend) { b.demoted = s.now })
+	case FaultKill:
+		linger := f.Linger.D()
+		if linger == 0 {
+			linger = 2 * time.Hour
+		}
+		for _, c := range s.clients {
+			if matches(f.Clients, c.name, true) {
+				s.kill(c, f.Down.D(), linger)
+			}
+		}
 	case FaultReset:
 		for _, c := range s.clients {
 			if matches(f.Clients, c.name, true) && c.inst != nil && c.inst.p != nil && !c.inst.closing {
@@ -296,6 +306,27 @@ func (s *Sim) restart(c *client, down time.Duration) {
 		}
 		s.startPool(c)
 	}))
+}
+
+// kill ends c's pool as if its host vanished: its connections close on
+// the client side, and the servers keep them for linger. With down, the
+// client starts a new pool down later.
+func (s *Sim) kill(c *client, down, linger time.Duration) {
+	if s.closed || c.inst == nil {
+		return
+	}
+	s.tr.record(s.now, "client", c.name, "", "kill", fmt.Sprintf("linger %v", linger), false)
+	c.res.restarts++
+	c.inst.linger = int64(linger)
+	s.closeInst(c.inst)
+	if down > 0 {
+		s.q.push(s.now+int64(down), handlerFunc(func(s *Sim) {
+			if s.closed || s.ending {
+				return
+			}
+			s.startPool(c)
+		}))
+	}
 }
 
 // worldChanged marks every client for a new recovery check.

@@ -332,6 +332,13 @@ const (
 	// every connection is replaced, idle ones at once, claimed ones when
 	// released. It is instant: it takes no for.
 	FaultReset = "reset"
+	// FaultKill kills Clients without closing their connections (a host
+	// that vanished: no FIN reaches the servers): the client side is
+	// gone at once, but each backend keeps counting the connections it
+	// held, against its max_conns, for Linger (default 2h, TCP keepalive's
+	// first probe), unless it restarts meanwhile. With Down, the client
+	// starts a new pool Down later.
+	FaultKill = "kill"
 	// FaultDNSOutage makes every DNS query time out.
 	FaultDNSOutage = "dns_outage"
 	// FaultDNSAdd lists Backends in DNS.
@@ -358,7 +365,7 @@ const (
 	FaultClose = "close"
 )
 
-var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail, FaultErrors, FaultDemote, FaultReset,
+var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail, FaultErrors, FaultDemote, FaultReset, FaultKill,
 	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad, FaultClose}
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
@@ -388,6 +395,9 @@ type Fault struct {
 	// close, how long after its Close returned the client starts a new
 	// pool (default 0: it stays down).
 	Down Duration `toml:"down,omitempty"`
+	// Linger is how long the servers keep a killed client's connections
+	// (kill faults); default 2h.
+	Linger Duration `toml:"linger,omitempty"`
 	// Probability makes hang and check_fail hit each connect, check or
 	// request with this probability (0 to 1) instead of all of them.
 	// Default 0: all of them.
@@ -665,7 +675,7 @@ func (sc *Scenario) check() error {
 			bad(p+"."+field, "%s", msg)
 		}
 		finite(p+".factor", f.Factor)
-		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition || f.Kind == FaultReset
+		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition || f.Kind == FaultReset || f.Kind == FaultKill
 		needBackends := f.Kind != FaultDNSOutage && (!takesClients || f.Kind == FaultPartition)
 		if f.Kind == FaultReset && f.For > 0 {
 			bad(p+".for", "a reset is instant: it takes no for")
@@ -719,8 +729,14 @@ func (sc *Scenario) check() error {
 		if f.Kind != FaultRestart && f.Kind != FaultClose && f.Spread > 0 {
 			bad(p+".spread", "only restart and close faults take spread")
 		}
-		if f.Kind != FaultRestart && f.Kind != FaultClose && f.Down > 0 {
-			bad(p+".down", "only restart and close faults take down")
+		if f.Kind != FaultKill && f.Linger > 0 {
+			bad(p+".linger", "only kill faults take linger")
+		}
+		if f.Kind == FaultKill && f.For > 0 {
+			bad(p+".for", "a kill is instant: it takes no for (down says when the client comes back)")
+		}
+		if f.Kind != FaultRestart && f.Kind != FaultClose && f.Kind != FaultKill && f.Down > 0 {
+			bad(p+".down", "only restart, close and kill faults take down")
 		}
 		if f.Kind != FaultReplace && f.Kind != FaultClose && f.Drain > 0 {
 			bad(p+".drain", "only replace and close faults take drain")
@@ -805,6 +821,8 @@ func (f Fault) pastEnd(end Duration) (field, msg string) {
 		}
 	case FaultClose:
 		parts = []part{{"spread", f.Spread, false}}
+	case FaultKill:
+		parts = []part{{"down", f.Down, false}}
 	default:
 		parts = []part{{"for", f.For, false}}
 	}

@@ -161,6 +161,9 @@ type poolInst struct {
 	// backends at once, before their backoff ends.
 	onlineSets   int
 	noneOnlineAt int64
+	// linger, when set, is how long the servers keep the connections this
+	// pool closes: it was killed (a kill fault).
+	linger int64
 }
 
 // setListed records the backend set the resolver delivered.

@@ -142,6 +142,9 @@ func (d *swarmDraw) fault(kind string) Fault {
 			f.Spread = d.length(100*time.Millisecond, 30*time.Second)
 		}
 		f.Down = d.length(10*time.Millisecond, 10*time.Second)
+	case FaultKill:
+		f.Down = d.length(10*time.Millisecond, 10*time.Second)
+		f.Linger = d.length(time.Second, 10*time.Minute)
 	case FaultClose:
 		if d.rng.IntN(2) == 0 {
 			f.Spread = d.length(100*time.Millisecond, 30*time.Second)
@@ -154,7 +157,7 @@ func (d *swarmDraw) fault(kind string) Fault {
 	switch kind {
 	case FaultReplace:
 		f.Backends, f.With = d.replacement()
-	case FaultRestart, FaultLoad, FaultClose, FaultReset:
+	case FaultRestart, FaultLoad, FaultClose, FaultReset, FaultKill:
 		f.Clients = d.some(d.clients, true)
 	case FaultDNSOutage:
 	default:
@@ -170,6 +173,10 @@ func (d *swarmDraw) fault(kind string) Fault {
 		lengths = []*Duration{&f.Spread, &f.Down}
 	case FaultClose:
 		lengths = []*Duration{&f.Spread} // its drain and down may pass the end
+	case FaultKill:
+		lengths = []*Duration{&f.Down} // its linger may pass the end
+	case FaultReset:
+		lengths = nil // instant
 	default:
 		lengths = []*Duration{&f.For}
 	}

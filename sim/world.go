@@ -46,6 +46,9 @@ type simBackend struct {
 	// probability: requests answered with an error.
 	errors  int
 	pErrors []float64
+	// ghosts counts the connections of killed clients the server still
+	// holds (kill faults).
+	ghosts int
 	// demoted is when a demote fault failed the backend over: the
 	// connections opened before answer with errors; 0 when none is in
 	// force.
@@ -413,7 +416,23 @@ func (c *connector) Close(cn *conn) error {
 		}
 	}
 	cn.hooked = nil
-	if cn.inc == cn.b.inc && cn.b.up {
+	switch {
+	case cn.inc != cn.b.inc || !cn.b.up:
+	case cn.inst.linger > 0:
+		// Its client vanished: the server holds the connection until it
+		// gives up on it, or restarts (or the run ends first).
+		b, inc := cn.b, cn.inc
+		b.ghosts++
+		if s.now+cn.inst.linger > s.end {
+			break
+		}
+		s.q.push(s.now+cn.inst.linger, handlerFunc(func(s *Sim) {
+			b.ghosts--
+			if b.inc == inc && b.up {
+				b.server--
+			}
+		}))
+	default:
 		cn.b.server--
 	}
 	cn.inst.countConn(cn.b, -1)
