@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/qorbgo/qorb/slot"
 )
@@ -40,15 +41,18 @@ func (p *Pool[C]) TryClaim(ctx context.Context) (*Handle[C], error) {
 	}
 	h, err := p.tryClaim(ctx)
 	if err == nil && (p.onAcquire != nil || h.sl.checkDue) {
-		hctx, cancel := context.WithTimeout(ctx, p.pol.HealthTimeout)
-		err = p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
-		cancel()
-		if err != nil {
-			p.loop.Enter()
-			p.hookFailed(h, err)
-			p.loop.Leave()
-			h = nil
+		herr := p.hooksOn(ctx, h, p.pol.HealthTimeout)
+		p.loop.Enter()
+		if herr != nil {
+			p.hookFailed(h, herr)
+			h, err = nil, herr
+		} else if h, err = p.afterHooks(h, time.Time{}); h == nil && err == nil {
+			// Its backend left the resolver's list while the hooks ran:
+			// nothing else is handed out without a wait.
+			p.st.failed(ErrNoIdle)
+			err = ErrNoIdle
 		}
+		p.loop.Leave()
 	}
 	if p.tr.claim != nil {
 		p.traceClaimEnd(ctxs, 0, h, err)

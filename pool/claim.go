@@ -274,9 +274,7 @@ func (p *Pool[C]) claimHooked(ctx context.Context, wait *time.Duration) (*Handle
 	}
 	deadline := start.Add(p.pol.ClaimTimeout)
 	for err == nil {
-		hctx, cancel := context.WithTimeout(ctx, min(p.pol.HealthTimeout, deadline.Sub(p.loop.Now())))
-		herr := p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
-		cancel()
+		herr := p.hooksOn(ctx, h, min(p.pol.HealthTimeout, deadline.Sub(p.loop.Now())))
 		if herr == nil {
 			p.loop.Enter()
 			ok, aerr := p.afterHooks(h, deadline)
@@ -307,6 +305,14 @@ func (p *Pool[C]) claimHooked(ctx context.Context, wait *time.Duration) (*Handle
 		return nil, err
 	}
 	return h, nil
+}
+
+// hooksOn runs the claim hooks of h, the claim of a claimer's goroutine,
+// within limit.
+func (p *Pool[C]) hooksOn(ctx context.Context, h *Handle[C], limit time.Duration) error {
+	hctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return p.claimHooks(hctx, h.sl.conn, h.sl.checkDue)
 }
 
 // claimHooks runs what a claim runs on its connection before the claimer
@@ -534,6 +540,11 @@ func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
 	switch h, err := p.afterHooks(h, c.deadline); {
 	case h != nil:
 		c.done(h, nil)
+	case err == nil && c.try:
+		// Its backend left while the hooks ran; a TryClaim does not
+		// look again (as TryClaim does not).
+		p.st.failed(ErrNoIdle)
+		c.done(nil, ErrNoIdle)
 	case err == nil:
 		c.request(true, c.deadline.Sub(p.now()))
 	default:
@@ -546,7 +557,8 @@ func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
 // or, when the backend left the resolver's list meanwhile, h goes back
 // unused and the claimer waits again at the head of the queue (nil, nil);
 // or the claim fails: ErrClosed when a forced Close stopped the slot,
-// the timeout error when its deadline passed while the hooks ran.
+// the timeout error when its deadline (if not zero) passed while the
+// hooks ran.
 func (p *Pool[C]) afterHooks(h *Handle[C], deadline time.Time) (*Handle[C], error) {
 	sl := h.sl
 	switch {
@@ -554,7 +566,7 @@ func (p *Pool[C]) afterHooks(h *Handle[C], deadline time.Time) (*Handle[C], erro
 		p.handBack(h)
 		p.st.failed(ErrClosed)
 		return nil, ErrClosed
-	case p.now().After(deadline):
+	case !deadline.IsZero() && p.now().After(deadline):
 		p.giveback(h)
 		err := p.claimErr()
 		p.st.failed(err)
