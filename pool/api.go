@@ -150,7 +150,7 @@ func (p *Pool[C]) Reset() {
 		for _, sl := range s.slots {
 			switch sl.State() {
 			case slot.Claimed, slot.Recycling, slot.Checking, slot.Connecting:
-				sl.stale = true
+				sl.replace = true
 			}
 		}
 		for _, sl := range slices.Clone(s.idle) {

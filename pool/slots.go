@@ -62,17 +62,19 @@ type pslot[C any] struct {
 	// t is the deadline of the I/O in flight or the end of the backoff;
 	// while the slot holds a connection and no I/O, its next health
 	// check, or the end of its lifetime if that comes first.
-	t         fsm.Timer
-	cancel    context.CancelFunc // of its I/O in flight
-	num       int32              // its number in its set: its ID is the set's, a slash and the number
-	pos       int32              // index in set.slots
-	idlePos   int32              // index in set.idle, or -1
-	expired   bool               // its lifetime ended while it was claimed: expire on release
-	moved     bool               // its connection goes to its backend's previous address
-	stale     bool               // Reset came after its connection (or connect) began: replace it when idle
-	checkDue  bool               // the claim checks the connection before the claimer gets it
-	expireAt  int64              // end of its connection's lifetime (stamp); 0 without a limit
-	idleSince int64              // when it last became idle (stamp), with an idle limit or a check on claim
+	t       fsm.Timer
+	cancel  context.CancelFunc // of its I/O in flight
+	num     int32              // its number in its set: its ID is the set's, a slash and the number
+	pos     int32              // index in set.slots
+	idlePos int32              // index in set.idle, or -1
+	// replace marks a connection to replace at its next idle moment: its
+	// lifetime ended while it was claimed, or Reset came after it (or its
+	// connect) began. Each connect clears it.
+	replace   bool
+	moved     bool  // its connection goes to its backend's previous address
+	checkDue  bool  // the claim checks the connection before the claimer gets it
+	expireAt  int64 // end of its connection's lifetime (stamp); 0 without a limit
+	idleSince int64 // when it last became idle (stamp), with an idle limit or a check on claim
 	// claimed is the claim's number (claimClock), or, with a release
 	// tracer, when it was claimed (stamp).
 	claimed int64
@@ -191,7 +193,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 		sl.set.dial.dialing++
 	}
 	s := sl.set
-	sl.moved, sl.stale = false, false // it connects to its backend's address now, after any Reset
+	sl.moved, sl.replace = false, false // a new connection, to its backend's address now
 	b := sl.set.b
 	sl.set.st.connects++
 	p.st.connects++
@@ -357,7 +359,6 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	sl.Succeeded()
 	now := p.loop.Nanos()
 	p.cclock.mark(p.loop.Time(now))
-	sl.expired = false
 	if p.pol.MaxConnLifetime > 0 {
 		jitter := sl.rng.Int64N(int64(p.pol.MaxConnLifetimeJitter) + 1)
 		sl.expireAt = now + int64(p.pol.MaxConnLifetime) - jitter
@@ -395,7 +396,7 @@ func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	case sl.Retiring() || p.closing():
 		p.stopSlot(sl)
 		return
-	case sl.expired, sl.moved, sl.stale: // its lifetime ended, its backend moved, or Reset: reconnect
+	case sl.replace, sl.moved: // its lifetime ended or Reset came, or its backend moved: reconnect
 		p.expire(sl)
 		return
 	}
@@ -429,7 +430,6 @@ func (p *Pool[C]) unidle(sl *pslot[C]) {
 func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.unidle(sl)
 	p.lcUpdate(sl.set)
-	sl.expired = false
 	c := sl.conn
 	var zero C
 	sl.conn = zero
@@ -574,7 +574,7 @@ func (p *Pool[C]) healthDue(sl *pslot[C]) {
 	p.cclock.mark(p.loop.Time(now)) // the timer of a claimed slot times the claims too
 	ended := sl.expireAt != 0 && now >= sl.expireAt
 	if sl.State() == slot.Claimed {
-		sl.expired = sl.expired || ended
+		sl.replace = sl.replace || ended
 		p.scheduleHealth(sl, now)
 		return
 	}
