@@ -152,7 +152,6 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	sl.fire(slot.Claim)
 	sl.set.Claimed++
 	p.unidle(sl)
-	p.lcUpdate(sl.set)
 	sl.set.st.claims++
 	p.nclaimed++
 	p.st.claims++

@@ -411,12 +411,17 @@ func (p *Pool[C]) idleSlot(sl *pslot[C]) {
 	p.lcUpdate(sl.set)
 }
 
-// unidle takes a slot off its set's idle stack, if it is there. The
-// caller then updates the LeastClaimed index (lcUpdate).
+// unidle takes a slot off its set's idle stack, if it is there, and
+// updates the LeastClaimed index with whatever else changed of the set
+// (its claimed count, its state).
 func (p *Pool[C]) unidle(sl *pslot[C]) {
-	if sl.idlePos < 0 {
-		return
+	if sl.idlePos >= 0 {
+		p.dropIdle(sl)
 	}
+	p.lcUpdate(sl.set)
+}
+
+func (p *Pool[C]) dropIdle(sl *pslot[C]) {
 	idle := sl.set.idle
 	last := idle[len(idle)-1]
 	idle[sl.idlePos] = last
@@ -429,7 +434,6 @@ func (p *Pool[C]) unidle(sl *pslot[C]) {
 // expire closes an idle slot's connection and connects again.
 func (p *Pool[C]) expire(sl *pslot[C]) {
 	p.unidle(sl)
-	p.lcUpdate(sl.set)
 	c := sl.conn
 	var zero C
 	sl.conn = zero
@@ -479,8 +483,7 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 // holds the connection and will close it itself.
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	hadConn := sl.State().HasConn()
-	p.unidle(sl)
-	p.lcUpdate(sl.set) // a discard also ended a claim
+	p.unidle(sl) // a discard also ended a claim: the index learns both
 	p.abandon(sl)      // any completion still in flight is stale now
 	if !sl.fire(ev) {
 		return
@@ -587,7 +590,6 @@ func (p *Pool[C]) healthDue(sl *pslot[C]) {
 		return
 	}
 	p.unidle(sl)
-	p.lcUpdate(sl.set)
 	sl.fire(slot.CheckDue)
 	p.st.checks++
 	p.runHook(sl, "health check", p.validate, slot.CheckOK, slot.CheckErr)
@@ -706,7 +708,6 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 		p.nclaimed--
 	}
 	p.unidle(sl)
-	p.lcUpdate(sl.set)
 	p.abandon(sl)
 	p.loop.Cancel(&sl.t)
 	sl.fire(slot.Stop)
