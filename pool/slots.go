@@ -483,8 +483,8 @@ func (p *Pool[C]) slotFailed(sl *pslot[C], ev slot.Event, err error) { p.fail(sl
 // holds the connection and will close it itself.
 func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	hadConn := sl.State().HasConn()
-	p.unidle(sl) // a discard also ended a claim: the index learns both
-	p.abandon(sl)      // any completion still in flight is stale now
+	p.unidle(sl)  // a discard also ended a claim: the index learns both
+	p.abandon(sl) // any completion still in flight is stale now
 	if !sl.fire(ev) {
 		return
 	}
