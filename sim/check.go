@@ -266,8 +266,8 @@ func (k *checker) atEventEnd(s *Sim) {
 		}
 	}
 	k.dirtyInsts = k.dirtyInsts[:0]
-	if len(s.hangingJobs) > 0 {
-		s.scanHanging()
+	if len(s.watched) > 0 {
+		s.watchContexts()
 	}
 }
 

@@ -56,9 +56,9 @@ type Sim struct {
 	opt  Options
 	seed uint64
 
-	// hangingJobs are I/O jobs waiting for their context to end (a hung
-	// or partitioned backend); scanned at the end of every event.
-	hangingJobs []*ioJob
+	// watched are the I/O jobs whose context may end without a
+	// transition (hung ones, acquire ones): see watchContexts.
+	watched []*ioJob
 
 	clk  vclock
 	loop *fsm.Loop
@@ -72,8 +72,7 @@ type Sim struct {
 	insts    map[string]*poolInst
 
 	io        ioRecord
-	running   *ioJob   // the I/O against a backend whose function runs now, or nil
-	hookJobs  []*ioJob // acquire I/O (hooks, checks on claim) in flight: see watchHooks
+	running   *ioJob // the I/O against a backend whose function runs now, or nil
 	nextConn  uint64
 	dnsOutage int
 	dnsRng    *rand.Rand
@@ -304,9 +303,6 @@ func (s *Sim) step(limit int64) bool {
 		s.loop.Enter()
 		s.events += uint64(s.loop.RunDue())
 		s.loop.Leave()
-		if len(s.hookJobs) > 0 {
-			s.watchHooks()
-		}
 	} else {
 		e := s.q.pop()
 		e.h.run(s)

@@ -187,7 +187,6 @@ type ioJob struct {
 	inc     uint32 // the backend's incarnation when the I/O started
 	hanging bool   // waits for its context to end
 
-	cancelSeen bool // watchHooks saw its context end
 }
 
 // spawn is the loop's spawner. An I/O against a backend runs when it
@@ -222,7 +221,7 @@ func (j *ioJob) run(s *Sim) {
 	if j.io != nil && !s.ended(j) && s.hangs(j.kind, j.b, j.inst) {
 		// The backend hangs now: the I/O waits for its context to end.
 		j.hanging = true
-		s.hangingJobs = append(s.hangingJobs, j)
+		s.watched = append(s.watched, j)
 		return
 	}
 	j.finished = true
@@ -259,24 +258,6 @@ func (j *ioJob) run(s *Sim) {
 	s.loop.Leave()
 }
 
-// scanHanging completes at once every hanging I/O whose context ended
-// during the event that just ended, whatever ended it (a timer of the
-// pool's, such as an acquire hook's deadline, moves no machine).
-func (s *Sim) scanHanging() {
-	kept := s.hangingJobs[:0]
-	for _, j := range s.hangingJobs {
-		switch {
-		case j.finished || !j.hanging:
-		case j.ctx.Err() != nil:
-			s.q.push(s.now, j)
-		default:
-			kept = append(kept, j)
-		}
-	}
-	clear(s.hangingJobs[len(kept):])
-	s.hangingJobs = kept
-}
-
 // scanCancelled completes at once every I/O of inst whose context was
 // cancelled during the event that just ended: a connector honours its
 // context.
@@ -289,26 +270,25 @@ func (s *Sim) scanCancelled(inst *poolInst) {
 	}
 }
 
-// watchHooks completes at once every acquire I/O (an acquire hook, a
-// check on claim) whose context a timer of the loop just cancelled. The
-// pool bounds these with a timer of its own (HealthTimeout) that cancels
-// the context without a transition of any machine, so scanCancelled,
-// which follows transitions, does not see it; a hung one would wait
-// forever.
-func (s *Sim) watchHooks() {
-	live := s.hookJobs[:0]
-	for _, j := range s.hookJobs {
-		if j.finished {
-			continue
-		}
-		if !j.cancelSeen && s.ended(j) {
-			j.cancelSeen = true
+// watchContexts completes at once every watched I/O whose context ended
+// during the event that just ended, whatever ended it: a hung I/O, and an
+// acquire I/O (a check on claim, an acquire hook), whose contexts a timer
+// of the pool (HealthTimeout, the claim's deadline) or its Close may end
+// without a transition of any machine, so that scanCancelled, which
+// follows transitions, does not see it.
+func (s *Sim) watchContexts() {
+	kept := s.watched[:0]
+	for _, j := range s.watched {
+		switch {
+		case j.finished:
+		case s.ended(j):
 			s.q.push(s.now, j)
+		default:
+			kept = append(kept, j)
 		}
-		live = append(live, j)
 	}
-	clear(s.hookJobs[len(live):])
-	s.hookJobs = live
+	clear(s.watched[len(kept):])
+	s.watched = kept
 }
 
 // ended reports whether the context of j ended.
@@ -536,14 +516,14 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 	j := &ioJob{io: io, ctx: a.Ctx, inst: inst, kind: a.Kind, b: b, inc: b.inc, pos: len(inst.pending)}
 	inst.pending = append(inst.pending, j)
 	if a.Kind == fsm.Acquire {
-		s.hookJobs = append(s.hookJobs, j)
+		s.watched = append(s.watched, j)
 	}
 	if s.ended(j) {
 		inst.scanIO = true
 	}
 	if s.hangs(a.Kind, b, inst) || a.Kind == fsm.Connect && b.up && b.chance(b.pHang) {
 		j.hanging = true
-		s.hangingJobs = append(s.hangingJobs, j)
+		s.watched = append(s.watched, j)
 		return true
 	}
 	s.q.push(s.now+lat, j)
