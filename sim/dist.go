@@ -69,7 +69,8 @@ const paretoCap = 1000
 //	"pareto(2ms, 1.5)"  heavy-tailed: Pareto with minimum 2ms and shape 1.5
 //	               (P(X > x) = (2ms/x)^1.5; capped at 1000 times the minimum)
 //
-// The zero Dist is always zero.
+// The zero Dist is always zero; where a field has a default, it means the
+// default.
 type Dist struct {
 	kind  distKind
 	a, b  time.Duration
@@ -80,19 +81,31 @@ type Dist struct {
 func Const(d time.Duration) Dist { return Dist{kind: distConst, a: d} }
 
 // Uniform returns the uniform distribution on [lo, hi].
-func Uniform(lo, hi time.Duration) Dist { return Dist{kind: distUniform, a: lo, b: hi} }
+func Uniform(lo, hi time.Duration) Dist { return Dist{kind: distUniform, a: lo, b: hi}.norm() }
 
 // Exp returns the exponential distribution with the given mean, capped at
 // 20 times the mean.
-func Exp(mean time.Duration) Dist { return Dist{kind: distExp, a: mean} }
+func Exp(mean time.Duration) Dist { return Dist{kind: distExp, a: mean}.norm() }
 
 // Pareto returns the Pareto distribution with minimum lo and the given
 // shape (above 0; the smaller, the heavier the tail), capped at 1000
 // times lo.
-func Pareto(lo time.Duration, shape float64) Dist { return Dist{kind: distPareto, a: lo, shape: shape} }
+func Pareto(lo time.Duration, shape float64) Dist {
+	return Dist{kind: distPareto, a: lo, shape: shape}.norm()
+}
 
-// IsZero reports whether d is always zero.
+// IsZero reports whether d is always zero. A zero Dist in a scenario
+// means the field's default; written in a file, it is an error.
 func (d Dist) IsZero() bool { return d.a == 0 && d.b == 0 }
+
+// norm returns the zero Dist for any distribution that only draws zero,
+// so that there is one zero value.
+func (d Dist) norm() Dist {
+	if d.IsZero() {
+		return Dist{}
+	}
+	return d
+}
 
 // Max is the largest value d can draw.
 func (d Dist) Max() time.Duration {

@@ -53,7 +53,7 @@ type DNSServerSpec struct {
 	// Latency of one answer over UDP; over TCP an exchange takes two (the
 	// connection's handshake, then the question). Default: the [dns]
 	// latency.
-	Latency Dist `toml:"latency,omitempty"`
+	Latency Dist `toml:"latency,omitempty,omitzero"`
 	// Loss is the probability that a UDP query gets no answer (the
 	// resolver waits out its timeout). Default 0.
 	Loss float64 `toml:"loss,omitempty"`
@@ -109,7 +109,7 @@ type DNSChange struct {
 	// Loss is their new probability of losing a UDP query.
 	Loss *float64 `toml:"loss,omitempty"`
 	// Latency is their new latency.
-	Latency Dist `toml:"latency,omitempty"`
+	Latency Dist `toml:"latency,omitempty,omitzero"`
 
 	// Backends are the backends whose records it changes, names or globs.
 	Backends []string `toml:"backends,omitempty"`

@@ -110,7 +110,7 @@ func (s *Sim) faultStart(fs *faultState) {
 	case FaultKill:
 		linger := f.Linger.D()
 		if linger == 0 {
-			linger = 2 * time.Hour
+			linger = defaultLinger
 		}
 		for _, c := range s.clients {
 			if matches(f.Clients, c.name, true) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ type DNSSpec struct {
 	TTL Duration `toml:"ttl,omitempty"`
 	// Latency of one answer. Default "1ms..3ms". With the real resolver,
 	// the default latency of each server (a TCP exchange takes two).
-	Latency Dist `toml:"latency,omitempty"`
+	Latency Dist `toml:"latency,omitempty,omitzero"`
 	// Timeout of one query when the DNS service does not answer (during a
 	// dns_outage fault). Default 2s. With the real resolver, its
 	// Config.Timeout: how long it waits for one server's answer.
@@ -123,10 +124,10 @@ type BackendSpec struct {
 	// (named Name).
 	Count int `toml:"count,omitempty"`
 	// ConnectLatency is the time one connect takes. Default "1ms..3ms".
-	ConnectLatency Dist `toml:"connect_latency,omitempty"`
+	ConnectLatency Dist `toml:"connect_latency,omitempty,omitzero"`
 	// CheckLatency is the time one health check (validate) takes.
 	// Default "200us..1ms".
-	CheckLatency Dist `toml:"check_latency,omitempty"`
+	CheckLatency Dist `toml:"check_latency,omitempty,omitzero"`
 	// ConnectErrorRate is the probability that a connect fails while the
 	// backend is up. Default 0.
 	ConnectErrorRate float64 `toml:"connect_error_rate,omitempty"`
@@ -275,7 +276,7 @@ type Workload struct {
 	// Rate is claims per second (Poisson arrivals). 0: no claims.
 	Rate float64 `toml:"rate,omitempty"`
 	// Hold is how long a claim keeps its connection. Default "5ms".
-	Hold Dist `toml:"hold,omitempty"`
+	Hold Dist `toml:"hold,omitempty,omitzero"`
 	// Timeout bounds each claim's wait. Default: the policy's ClaimTimeout.
 	Timeout Duration `toml:"timeout,omitempty"`
 	// DiscardRate is the probability that a claimer finds its connection
@@ -762,6 +763,7 @@ func (sc *Scenario) check() error {
 		}
 	}
 	sc.checkDNS(bad, finite, backends)
+	sc.checkWrittenZeros(bad)
 	if r := sc.Expect.MaxErrorRatio; r != nil && finite("expect.max_error_ratio", *r) && (*r < 0 || *r > 1) {
 		bad("expect.max_error_ratio", "%v: want 0 to 1", *r)
 	}
@@ -794,6 +796,72 @@ func (sc *Scenario) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkWrittenZeros refuses a zero written in the file where the
+// simulator or the pool reads zero as "the default": written, it would
+// silently mean something else than it says (a drain of "0s" would
+// have meant 30s, max_slots = 0 sixteen slots).
+func (sc *Scenario) checkWrittenZeros(bad func(path, format string, a ...any)) {
+	zero := func(path string, isZero bool, hint string, a ...any) {
+		if isZero && sc.pos.written(path) {
+			bad(path, "zero here would mean "+hint, a...)
+		}
+	}
+	zero("seed", sc.Seed == 0, "the default seed, 1: leave seed out, or write a positive seed")
+	zero("dns.latency", sc.DNS.Latency.IsZero(), "the default latency, 1ms..3ms: leave latency out for it, or write \"1ns\" for answers at once")
+	for i, b := range sc.Backends {
+		p := fmt.Sprintf("backends[%d].", i)
+		zero(p+"connect_latency", b.ConnectLatency.IsZero(), "the default, 1ms..3ms: leave connect_latency out for it, or write \"1ns\" for connects at once")
+		zero(p+"check_latency", b.CheckLatency.IsZero(), "the default, 200µs..1ms: leave check_latency out for it, or write \"1ns\" for checks at once")
+	}
+	for i, c := range sc.Clients {
+		p := fmt.Sprintf("clients[%d].", i)
+		zero(p+"workload.hold", c.Workload.Hold.IsZero(), "the default hold, 5ms: leave hold out for it, or write \"1ns\" for a release at once")
+		zero(p+"workload.timeout", c.Workload.Timeout == 0, "the policy's claim_timeout: leave timeout out for it")
+		sc.checkPolicyZeros(p+"policy.", c.Policy, bad)
+	}
+	for i, f := range sc.Faults {
+		p := fmt.Sprintf("faults[%d].", i)
+		switch f.Kind {
+		case FaultStart, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultClose, FaultReset, FaultKill:
+		default:
+			zero(p+"for", f.For == 0, "a fault that lasts to the end of the run: leave for out for that")
+		}
+		if f.Kind == FaultReplace || f.Kind == FaultClose {
+			zero(p+"drain", f.Drain == 0, "the default drain, %v: leave drain out for it, or write \"1ns\" to force at once", defaultDrain)
+		}
+		switch f.Kind {
+		case FaultRestart:
+			zero(p+"down", f.Down == 0, "the default down, %v: leave down out for it, or write \"1ns\" for a new pool at once", defaultRestartDown)
+		case FaultClose, FaultKill:
+			zero(p+"down", f.Down == 0, "a client that does not come back: leave down out for that, or write \"1ns\" for a new pool at once")
+		}
+		if f.Kind == FaultKill {
+			zero(p+"linger", f.Linger == 0, "the default linger, %v: leave linger out for it, or write \"1ns\" for servers that close at once", defaultLinger)
+		}
+	}
+}
+
+// checkPolicyZeros refuses a policy field written as zero where the pool
+// reads zero as a default that is not zero.
+func (sc *Scenario) checkPolicyZeros(prefix string, spec PolicySpec, bad func(path, format string, a ...any)) {
+	eff, err := validatePolicy(spec.Policy())
+	if err != nil {
+		return // reported already
+	}
+	effective := reflect.ValueOf(PolicySpecOf(eff))
+	v := reflect.ValueOf(spec)
+	t := v.Type()
+	for i := range t.NumField() {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if key == "" || !v.Field(i).IsZero() || !sc.pos.written(prefix+key) {
+			continue
+		}
+		if d := effective.Field(i); !d.IsZero() {
+			bad(prefix+key, "zero here would mean the pool's default, %v: leave %s out for it", d.Interface(), key)
+		}
+	}
 }
 
 // pastEnd says which field makes f last past the end of a run of the
@@ -910,6 +978,7 @@ const (
 	defaultDrain       = 30 * time.Second // replace and close faults
 	defaultRestartDown = time.Second
 	defaultIOTimeout   = time.Second // Workload.IOTimeout
+	defaultLinger      = 2 * time.Hour // kill faults
 )
 
 // withDefaults returns a copy of sc with the defaults of unset fields.

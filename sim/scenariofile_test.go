@@ -246,3 +246,50 @@ func orNil[S ~[]E, E any](s S) S {
 	}
 	return s
 }
+
+// TestWrittenZerosAreRefused checks that a zero written in a file where
+// zero reads as a default is an error that says what it would have meant,
+// and that the same fields left out take their defaults.
+func TestWrittenZerosAreRefused(t *testing.T) {
+	const head = "name = \"m\"\nduration = \"1m\"\n"
+	const rest = "[[backends]]\nname = \"db\"\ncount = 2\n[[clients]]\nname = \"c\"\n[clients.workload]\nrate = 5\n"
+	for _, tc := range []struct{ src, want string }{
+		{head + "seed = 0\n" + rest, `s.toml:3: seed: zero here would mean the default seed, 1`},
+		{head + rest + "hold = \"0s\"\n", `s.toml:10: clients[0].workload.hold: zero here would mean the default hold, 5ms: leave hold out for it, or write "1ns" for a release at once`},
+		{head + rest + "hold = \"exp(0s)\"\n", `s.toml:10: clients[0].workload.hold: zero here would mean the default hold, 5ms`},
+		{head + rest + "timeout = \"0s\"\n", `s.toml:10: clients[0].workload.timeout: zero here would mean the policy's claim_timeout`},
+		{head + "[[backends]]\nname = \"db\"\nconnect_latency = \"0s\"\n[[clients]]\nname = \"c\"\n", `s.toml:5: backends[0].connect_latency: zero here would mean the default, 1ms..3ms`},
+		{head + "[[backends]]\nname = \"db\"\ncheck_latency = \"0..0\"\n[[clients]]\nname = \"c\"\n", `s.toml:5: backends[0].check_latency: zero here would mean the default, 200µs..1ms`},
+		{head + rest + "[dns]\nlatency = \"0s\"\n", `s.toml:11: dns.latency: zero here would mean the default latency`},
+		{head + rest + "[clients.policy]\nmax_slots = 0\n", `s.toml:11: clients[0].policy.max_slots: zero here would mean the pool's default, 16: leave max_slots out for it`},
+		{head + rest + "[clients.policy]\nbackoff_max = \"0s\"\n", `s.toml:11: clients[0].policy.backoff_max: zero here would mean the pool's default, 30s`},
+		{head + rest + "[[faults]]\nat = \"1s\"\nkind = \"close\"\ndrain = \"0s\"\n", `s.toml:13: faults[0].drain: zero here would mean the default drain, 30s`},
+		{head + rest + "[[faults]]\nat = \"1s\"\nkind = \"restart\"\ndown = \"0s\"\n", `s.toml:13: faults[0].down: zero here would mean the default down, 1s`},
+		{head + rest + "[[faults]]\nat = \"1s\"\nkind = \"kill\"\ndown = \"0s\"\n", `s.toml:13: faults[0].down: zero here would mean a client that does not come back`},
+		{head + rest + "[[faults]]\nat = \"1s\"\nkind = \"kill\"\nlinger = \"0s\"\n", `s.toml:13: faults[0].linger: zero here would mean the default linger, 2h0m0s`},
+		{head + rest + "[[faults]]\nat = \"1s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\nfor = \"0s\"\n", `s.toml:14: faults[0].for: zero here would mean a fault that lasts to the end of the run`},
+	} {
+		_, err := Parse("s.toml", []byte(tc.src))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tc.src, err, tc.want)
+		}
+	}
+	// Zeros that mean what they say stay allowed.
+	for _, add := range []string{
+		"[clients.policy]\nmin_slots = 0\nconnect_rate_per_backend = 0\ncheck_on_release = false\n",
+		"[[faults]]\nat = \"1s\"\nkind = \"restart\"\nspread = \"0s\"\n",
+	} {
+		if _, err := Parse("s.toml", []byte(head+rest+add)); err != nil {
+			t.Errorf("%q: %v", add, err)
+		}
+	}
+	// Left out, they take their defaults.
+	sc, err := Parse("s.toml", []byte(head+rest+"[[faults]]\nat = \"1s\"\nkind = \"close\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sc.withDefaults()
+	if d.Seed != 1 || d.Clients[0].Workload.Hold != Const(5*time.Millisecond) || d.Faults[0].Drain.D() != 30*time.Second {
+		t.Errorf("defaults: seed %d, hold %v, drain %v", d.Seed, d.Clients[0].Workload.Hold, d.Faults[0].Drain)
+	}
+}
