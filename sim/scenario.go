@@ -977,7 +977,7 @@ const (
 	defaultRetryMax    = 30 * time.Second
 	defaultDrain       = 30 * time.Second // replace and close faults
 	defaultRestartDown = time.Second
-	defaultIOTimeout   = time.Second // Workload.IOTimeout
+	defaultIOTimeout   = time.Second   // Workload.IOTimeout
 	defaultLinger      = 2 * time.Hour // kill faults
 )
 
