@@ -10,7 +10,7 @@ import (
 func TestCloseFaultParseErrors(t *testing.T) {
 	const fault = "[[faults]]\nat = \"10s\"\nkind = \"close\"\n"
 	for _, tc := range []struct{ add, want string }{
-		{fault + "drian = \"1s\"\n", "s.toml:13: faults[0].drian: unknown field; known here: at, backends, clients, down, drain"},
+		{fault + "drian = \"1s\"\n", "s.toml:13: faults[0].drian: unknown field; known here: at, backends, clients, direction, down, drain"},
 		{fault + "drain = \"30 s\"\n", `s.toml:13: faults[0].drain: bad duration "30 s": want a number with a unit`},
 		{fault + "drain = 5\n", "s.toml:13: faults[0].drain: want a string, found an integer"},
 		{fault + "down = \"-2s\"\n", `s.toml:13: faults[0].down: bad duration "-2s": must not be negative`},

@@ -40,6 +40,9 @@ func (f Fault) describe() string {
 	if f.Probability > 0 {
 		fmt.Fprintf(&b, " p=%g", f.Probability)
 	}
+	if f.Direction != "" && f.Direction != DirectionBoth {
+		b.WriteString(" " + f.Direction)
+	}
 	if f.For > 0 {
 		fmt.Fprintf(&b, " for %v", f.For)
 	}
@@ -85,7 +88,12 @@ func (s *Sim) faultStart(fs *faultState) {
 		if len(f.Clients) > 0 {
 			s.cutClients(f, 1)
 		} else {
-			s.eachBackend(f.Backends, func(b *simBackend) { b.partition++ })
+			s.eachBackend(f.Backends, func(b *simBackend) {
+				b.partition++
+				if f.losesToBackends() {
+					b.partitionIn++
+				}
+			})
 		}
 	case FaultSlow:
 		if f.Ramp > 0 {
@@ -207,8 +215,14 @@ func (s *Sim) faultEnd(fs *faultState) {
 		if len(f.Clients) > 0 {
 			s.cutClients(f, -1)
 		} else {
-			s.eachBackend(f.Backends, func(b *simBackend) { b.partition-- })
+			s.eachBackend(f.Backends, func(b *simBackend) {
+				b.partition--
+				if f.losesToBackends() {
+					b.partitionIn--
+				}
+			})
 		}
+		s.deliverLostCloses()
 	case FaultSlow:
 		factor := f.Factor
 		if f.Ramp > 0 {
@@ -265,15 +279,55 @@ func (s *Sim) rampStep(fs *faultState, n int) {
 // cutClients adds d to the partitions in force between the clients and
 // the backends of f.
 func (s *Sim) cutClients(f Fault, d int32) {
+	in := f.losesToBackends()
 	for _, c := range s.clients {
 		if !matches(f.Clients, c.name, true) {
 			continue
 		}
 		if c.cut == nil {
 			c.cut = make([]int32, len(s.backends))
+			c.cutIn = make([]int32, len(s.backends))
 		}
-		s.eachBackend(f.Backends, func(b *simBackend) { c.cut[b.idx] += d })
+		s.eachBackend(f.Backends, func(b *simBackend) {
+			c.cut[b.idx] += d
+			if in {
+				c.cutIn[b.idx] += d
+			}
+		})
 	}
+}
+
+// lostClose is a connection a client closed while its packets to the
+// backend were lost: the server holds it until the partition ends.
+type lostClose struct {
+	c   *client
+	b   *simBackend
+	inc uint32
+}
+
+// loseClose records that the server keeps cn, closed by its client while
+// a partition loses its packets to the backend.
+func (s *Sim) loseClose(cn *conn) {
+	cn.b.ghosts++
+	s.lostCloses = append(s.lostCloses, lostClose{c: cn.inst.c, b: cn.b, inc: cn.inc})
+}
+
+// deliverLostCloses lets the servers close the connections whose FIN a
+// partition that has ended was losing.
+func (s *Sim) deliverLostCloses() {
+	kept := s.lostCloses[:0]
+	for _, lc := range s.lostCloses {
+		if lc.c.losesTo(lc.b) {
+			kept = append(kept, lc)
+			continue
+		}
+		lc.b.ghosts--
+		if lc.b.inc == lc.inc && lc.b.up {
+			lc.b.server--
+		}
+	}
+	clear(s.lostCloses[len(kept):])
+	s.lostCloses = kept
 }
 
 // removeOne removes one v from ps.

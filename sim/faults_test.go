@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,85 @@ func TestHeavyTailedHold(t *testing.T) {
 	}
 	if rq.Times.P50 > Duration(3*time.Millisecond) {
 		t.Fatalf("median request %v", rq.Times.P50)
+	}
+}
+
+// A partition that loses the packets a client sends to a backend loses
+// the FINs of the connections the client closes meanwhile: the server
+// holds them, against its max_conns, until the partition ends. One that
+// loses only the backend's packets lets the FINs through.
+func TestOneWayPartitionKeepsServerConnections(t *testing.T) {
+	const text = `name = "one-way"
+duration = "1m"
+[[backends]]
+name = "db-1"
+max_conns = 4
+[[clients]]
+name = "a"
+[clients.policy]
+max_slots = 4
+spares_wanted = 4
+health_interval = "1s"
+health_timeout = "100ms"
+connect_timeout = "200ms"
+[[clients]]
+name = "b"
+start = "20s"
+[clients.policy]
+max_slots = 2
+spares_wanted = 2
+[[faults]]
+at = "10s"
+kind = "partition"
+backends = ["db-1"]
+clients = ["a"]
+for = "30s"
+direction = "%s"
+`
+	run := func(direction string, until time.Duration) *Sim {
+		sc, err := Parse("one-way.toml", []byte(fmt.Sprintf(text, direction)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(sc, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.runUntil(int64(until))
+		if s.violation != nil {
+			t.Fatal(s.violation)
+		}
+		return s
+	}
+	s := run(DirectionToBackends, 39*time.Second)
+	b := s.backends[0]
+	if b.ghosts != 4 || b.server != 4 || b.refused == 0 || s.clients[1].inst.open != 0 {
+		t.Errorf("to_backends, before the end: the server keeps %d of a's closed connections, holds %d, refused %d connects; b has %d open; want 4, 4, some, 0",
+			b.ghosts, b.server, b.refused, s.clients[1].inst.open)
+	}
+	s = run(DirectionFromBackends, 39*time.Second)
+	b = s.backends[0]
+	if b.ghosts != 0 || b.server != 2 || b.refused != 0 || s.clients[1].inst.open != 2 {
+		t.Errorf("from_backends, before the end: the server keeps %d of a's closed connections, holds %d, refused %d connects; b has %d open; want 0, 2, 0, 2",
+			b.ghosts, b.server, b.refused, s.clients[1].inst.open)
+	}
+	// Once the partition ends, the server lets a's old connections go:
+	// it holds exactly what the clients hold.
+	s = run(DirectionToBackends, 50*time.Second)
+	b = s.backends[0]
+	if open := s.clients[0].inst.open + s.clients[1].inst.open; b.ghosts != 0 || b.server != open || open == 0 {
+		t.Errorf("to_backends, after the end: the server keeps %d closed connections and holds %d; the clients hold %d; want 0 and as many as the clients, some", b.ghosts, b.server, open)
+	}
+}
+
+func TestDirectionParseErrors(t *testing.T) {
+	for _, tc := range []struct{ add, want string }{
+		{"[[faults]]\nat = \"1s\"\nkind = \"partition\"\nbackends = [\"db-1\"]\ndirection = \"sideways\"\n", `s.toml:14: faults[0].direction: "sideways": want both, to_backends or from_backends`},
+		{"[[faults]]\nat = \"1s\"\nkind = \"crash\"\nbackends = [\"db-1\"]\ndirection = \"to_backends\"\n", `s.toml:14: faults[0].direction: only partition faults take a direction`},
+	} {
+		_, err := Parse("s.toml", []byte(minimal+tc.add))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tc.add, err, tc.want)
+		}
 	}
 }

@@ -307,7 +307,12 @@ const (
 	FaultHang = "hang"
 	// FaultPartition cuts Backends off: connects and health checks hang,
 	// and requests hang until the claimer's I/O timeout. With Clients,
-	// only those clients are cut off from Backends.
+	// only those clients are cut off from Backends. Direction says which
+	// way packets are lost: both ways (the default), only to the backends,
+	// or only from them. The pools see the same either way; the servers
+	// do not: while packets to a backend are lost, a connection a client
+	// closes stays open on the server (its FIN is lost) until the
+	// partition ends, and counts against the backend's max_conns.
 	FaultPartition = "partition"
 	// FaultSlow multiplies the connect, check and request latency of
 	// Backends by Factor. With Ramp, the factor grows from 1 to Factor
@@ -406,7 +411,21 @@ type Fault struct {
 	// Ramp makes a slow fault's factor grow from 1 to Factor over this
 	// long, in twenty equal steps; it then stays at Factor. At most For.
 	Ramp Duration `toml:"ramp,omitempty"`
+	// Direction is the way a partition loses packets: "both" (the
+	// default), "to_backends" or "from_backends".
+	Direction string `toml:"direction,omitempty"`
 }
+
+// Directions of a partition fault.
+const (
+	DirectionBoth         = "both"
+	DirectionToBackends   = "to_backends"
+	DirectionFromBackends = "from_backends"
+)
+
+// losesToBackends reports whether a partition fault loses the packets
+// clients send to its backends.
+func (f Fault) losesToBackends() bool { return f.Direction != DirectionFromBackends }
 
 // End is when the fault stops acting: At+For, or At for a fault without
 // a duration (and At+Drain for replace, At+Spread+Down for restart). For
@@ -750,6 +769,14 @@ func (sc *Scenario) check() error {
 			case f.Probability <= 0 || f.Probability > 1:
 				bad(p+".probability", "%v: want a probability above 0, at most 1 (leave probability out for every call)", f.Probability)
 			}
+		}
+		switch f.Direction {
+		case "", DirectionBoth, DirectionToBackends, DirectionFromBackends:
+			if f.Direction != "" && f.Kind != FaultPartition {
+				bad(p+".direction", "only partition faults take a direction")
+			}
+		default:
+			bad(p+".direction", "%q: want both, to_backends or from_backends", f.Direction)
 		}
 		if f.Ramp > 0 {
 			switch {

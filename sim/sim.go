@@ -93,6 +93,7 @@ type Sim struct {
 	faults      []*faultState
 	closes      []*closeState // graceful closes (close faults), in the order they began
 	pendingRec  []*faultState
+	lostCloses  []lostClose // connections closed while a partition lost their FIN
 	recDirty    []*client
 	unrecovered int
 
@@ -119,6 +120,9 @@ type client struct {
 	// this client and a backend (partition faults with clients); nil
 	// before the first.
 	cut []int32
+	// cutIn counts, of those, the partitions that lose the packets the
+	// client sends to the backend.
+	cutIn []int32
 
 	recovered bool
 	recQueued bool

@@ -35,6 +35,9 @@ type simBackend struct {
 	crashes   int     // crash faults in force
 	hang      int     // hang faults in force
 	partition int     // partition faults in force
+	// partitionIn counts those of them that lose the packets clients
+	// send to the backend.
+	partitionIn int
 	checkFail int     // check_fail faults in force
 	slow      float64 // latency factor, 1 normally
 	// pHang and pCheckFail are the probabilities of the hang and
@@ -85,6 +88,11 @@ func (b *simBackend) healthyFor(c *client) bool {
 // cutFrom reports whether a partition cuts c off from b.
 func (c *client) cutFrom(b *simBackend) bool {
 	return len(c.cut) > 0 && c.cut[b.idx] > 0
+}
+
+// losesTo reports whether a partition loses the packets c sends to b.
+func (c *client) losesTo(b *simBackend) bool {
+	return b.partitionIn > 0 || len(c.cutIn) > 0 && c.cutIn[b.idx] > 0
 }
 
 // chance draws whether one of the probabilistic faults ps hits.
@@ -398,6 +406,9 @@ func (c *connector) Close(cn *conn) error {
 	cn.hooked = nil
 	switch {
 	case cn.inc != cn.b.inc || !cn.b.up:
+	case cn.inst.c.losesTo(cn.b):
+		// Its FIN is lost: the server holds it until the partition ends.
+		s.loseClose(cn)
 	case cn.inst.linger > 0:
 		// Its client vanished: the server holds the connection until it
 		// gives up on it, or restarts (or the run ends first).
