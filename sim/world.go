@@ -31,15 +31,15 @@ type simBackend struct {
 	spec *BackendSpec
 	rng  *rand.Rand
 
-	stopped   bool    // not running (down at start, or stopped by replace)
-	crashes   int     // crash faults in force
-	hang      int     // hang faults in force
-	partition int     // partition faults in force
+	stopped   bool // not running (down at start, or stopped by replace)
+	crashes   int  // crash faults in force
+	hang      int  // hang faults in force
+	partition int  // partition faults in force
 	// partitionIn counts those of them that lose the packets clients
 	// send to the backend.
 	partitionIn int
-	checkFail int     // check_fail faults in force
-	slow      float64 // latency factor, 1 normally
+	checkFail   int     // check_fail faults in force
+	slow        float64 // latency factor, 1 normally
 	// pHang and pCheckFail are the probabilities of the hang and
 	// check_fail faults in force with a probability: each connect or
 	// request hangs, each check or request fails, with the chance that
