@@ -163,6 +163,25 @@ func (d *swarmDraw) fault(kind string) Fault {
 	default:
 		f.Backends = d.some(d.backends, false)
 	}
+	// The options of a kind, each drawn half the time: a probability per
+	// call, a ramp, a partition of some clients only and one way.
+	switch kind {
+	case FaultHang, FaultCheckFail, FaultErrors:
+		if d.rng.IntN(2) == 0 {
+			f.Probability = round(d.logUniform(0.01, 0.9), 2)
+		}
+	case FaultSlow:
+		if d.rng.IntN(2) == 0 {
+			f.Ramp = -1 // a share of the fault's length, once that is final
+		}
+	case FaultPartition:
+		if d.rng.IntN(2) == 0 && len(d.clients) > 1 {
+			f.Clients = d.some(d.clients, false)
+		}
+		if d.rng.IntN(2) == 0 {
+			f.Direction = []string{DirectionToBackends, DirectionFromBackends}[d.rng.IntN(2)]
+		}
+	}
 	// The lengths that must end within the run, and the time: drawn last,
 	// in what the lengths leave.
 	var lengths []*Duration
@@ -204,6 +223,13 @@ func (d *swarmDraw) fault(kind string) Fault {
 		return f
 	}
 	f.At = Duration(d.uniform(0, d.dur-sum))
+	if f.Ramp < 0 {
+		span := f.For.D()
+		if span == 0 {
+			span = d.dur - f.At.D()
+		}
+		f.Ramp = Duration(d.uniform(0, span))
+	}
 	return f
 }
 

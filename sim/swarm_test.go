@@ -56,6 +56,7 @@ func TestSwarmDrawIsDeterministic(t *testing.T) {
 func TestSwarmDrawsValidScenarios(t *testing.T) {
 	kinds := map[string]int{}
 	knobs := map[string]int{}
+	options := map[string]int{}
 	mixes := map[string]bool{}
 	for name, sc := range shipped(t) {
 		for seed := uint64(1); seed <= 60; seed++ {
@@ -77,6 +78,17 @@ func TestSwarmDrawsValidScenarios(t *testing.T) {
 			var mix []string
 			for _, f := range d.Faults {
 				kinds[f.Kind]++
+				switch {
+				case f.Probability > 0:
+					options["probability"]++
+				case f.Ramp > 0:
+					options["ramp"]++
+				case f.Kind == FaultPartition && len(f.Clients) > 0:
+					options["partition of some clients"]++
+				}
+				if f.Direction != "" {
+					options[f.Direction]++
+				}
 				if !slices.Contains(mix, f.Kind) {
 					mix = append(mix, f.Kind)
 				}
@@ -93,6 +105,11 @@ func TestSwarmDrawsValidScenarios(t *testing.T) {
 	for _, k := range swarmKinds {
 		if kinds[k] == 0 {
 			t.Errorf("no draw has a %s fault", k)
+		}
+	}
+	for _, o := range []string{"probability", "ramp", "partition of some clients", DirectionToBackends, DirectionFromBackends} {
+		if options[o] == 0 {
+			t.Errorf("no draw has a fault with %s: %v", o, options)
 		}
 	}
 	if knobs[swarmConnectErrors] == 0 || knobs[swarmDiscards] == 0 {
