@@ -320,11 +320,18 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 	}
 }
 
-// recovered reports whether c's pool is back to its target: running,
-// every healthy backend its resolver lists online (as many as MaxSlots
-// allows once each listed backend that is down holds a probe slot), and
-// at least min(SparesWanted, MaxSlots) connections, less those probes,
-// capped by what the healthy backends can hold.
+// recovered reports whether c's pool is back to its target, judged
+// against the world's truth, not against what the pool knows: running,
+// every backend that DNS serves now and that would serve c online (as
+// many as MaxSlots allows once each served backend that would not holds
+// a probe slot), and at least min(SparesWanted, MaxSlots) connections,
+// less those probes, capped by what those backends can hold.
+//
+// A backend would serve c when it is up, neither hung nor cut off from
+// c, and either c's pool has it online or it accepts connections (it is
+// below its max_conns, the connections of killed clients counted). A
+// backend DNS serves but c's resolver has not listed yet (its TTL has not
+// run out) counts against the recovery: the pool does not use it yet.
 //
 // It reads the model, not the pool: at the end of every event the model
 // agrees with the pool on every set the event touched (checkSet,
@@ -340,17 +347,7 @@ func (s *Sim) recovered(c *client) bool {
 	if inst.state != pool.Running {
 		return false
 	}
-	healthy, unhealthy := 0, 0
-	for _, b := range s.backends {
-		if inst.listed[b.idx] {
-			if b.healthyFor(c) {
-				healthy++
-			} else {
-				unhealthy++
-			}
-		}
-	}
-	online := 0
+	on := inst.onlineScratch()
 	for _, ss := range inst.sets {
 		if ss.state != slotset.Online {
 			continue
@@ -360,14 +357,38 @@ func (s *Sim) recovered(c *client) bool {
 			b = s.byName[ss.name]
 			ss.b = b
 		}
-		if b != nil && inst.listed[b.idx] && b.healthyFor(c) {
-			online++
+		if b != nil {
+			on[b.idx] = true
 		}
 	}
+	healthy, unhealthy, online := 0, 0, 0
+	for _, b := range s.backends {
+		if !b.listed {
+			continue
+		}
+		if b.healthyFor(c) && (on[b.idx] || b.accepts()) {
+			healthy++
+			if on[b.idx] {
+				online++
+			}
+		} else {
+			unhealthy++
+		}
+	}
+	clear(on)
 	pol := inst.pol
-	room := max(pol.MaxSlots-unhealthy, 0) // each listed backend that is down holds a probe slot
+	room := max(pol.MaxSlots-unhealthy, 0) // each served backend that would not serve c holds a probe slot
 	if online < min(healthy, room) {
 		return false
 	}
 	return inst.live >= min(pol.SparesWanted, room, healthy*pol.MaxSlotsPerBackend)
+}
+
+// onlineScratch returns the pool's scratch slice of one flag per backend,
+// all false.
+func (inst *poolInst) onlineScratch() []bool {
+	if inst.scratch == nil {
+		inst.scratch = make([]bool, len(inst.s.backends))
+	}
+	return inst.scratch
 }

@@ -189,3 +189,77 @@ func TestDirectionParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// Recovery is judged against what DNS serves, not against what the
+// pool's resolver lists: a backend added to DNS counts as recovered only
+// once the pools use it, after their TTL ran out.
+func TestRecoveryAgainstDNSTruth(t *testing.T) {
+	r, _ := runText(t, "truth.toml", `name = "truth"
+duration = "5m"
+[dns]
+ttl = "2m"
+[[backends]]
+name = "db"
+count = 3
+[[backends]]
+name = "db-4"
+unlisted = true
+[[clients]]
+name = "c"
+[clients.policy]
+max_slots = 8
+spares_wanted = 8
+[clients.workload]
+rate = 20
+[[faults]]
+at = "10s"
+kind = "dns_add"
+backends = ["db-4"]
+`)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rec := r.Faults[0].Recovery
+	// The resolver asked at 0s and asks again when its TTL of 2m runs out:
+	// db-4 is used from about 2m, 1m50s after it was added.
+	if rec == nil || rec.D() < 100*time.Second || rec.D() > 115*time.Second {
+		t.Fatalf("recovery after db-4 joined DNS: %v; want about 1m50s, when the pool's resolver lists it", rec)
+	}
+}
+
+// A backend at its max_conns refuses connects: for a client that holds no
+// connection to it, it is not there to recover to. Two clients share a
+// backend that accepts one connection; the one refused recovers from a
+// crash of the other backend without it.
+func TestRecoveryAgainstConnectionCaps(t *testing.T) {
+	r, _ := runText(t, "caps.toml", `name = "caps"
+duration = "2m"
+[[backends]]
+name = "db-1"
+[[backends]]
+name = "db-2"
+max_conns = 1
+[[clients]]
+name = "c"
+count = 2
+[clients.policy]
+max_slots = 2
+spares_wanted = 2
+max_slots_per_backend = 1
+[clients.workload]
+rate = 10
+[[faults]]
+at = "30s"
+kind = "crash"
+backends = ["db-1"]
+for = "10s"
+[expect]
+recover_within = "5s"
+`)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Backends[1].Refused == 0 {
+		t.Fatalf("db-2 refused no connect: %+v", r.Backends[1])
+	}
+}

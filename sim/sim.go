@@ -93,7 +93,8 @@ type Sim struct {
 	faults      []*faultState
 	closes      []*closeState // graceful closes (close faults), in the order they began
 	pendingRec  []*faultState
-	lostCloses  []lostClose // connections closed while a partition lost their FIN
+	lostCloses  []lostClose   // connections closed while a partition lost their FIN
+	capped      []*simBackend // the backends with a max_conns
 	recDirty    []*client
 	unrecovered int
 
@@ -144,6 +145,7 @@ type poolInst struct {
 	closing, forcing bool
 	cut              int // connections closed while a claimer held them
 	listed           []bool
+	scratch          []bool // one flag per backend, false between uses (see recovered)
 	pending          []*ioJob
 	scanIO           bool
 
@@ -219,6 +221,9 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 			b.b = backend.Backend{Name: backend.Name(n), Addr: addr(b.idx + 1)}
 			b.update()
 			s.backends = append(s.backends, b)
+			if spec.MaxConns > 0 {
+				s.capped = append(s.capped, b)
+			}
 			s.byName[b.b.Name] = b
 		}
 	}
@@ -313,9 +318,22 @@ func (s *Sim) step(limit int64) bool {
 		s.events++
 	}
 	if len(s.pendingRec) > 0 {
+		s.capsChanged()
 		s.evalRecovery()
 	}
 	return true
+}
+
+// capsChanged marks every client for a new recovery check when a backend
+// with a max_conns filled up or made room: whether it accepts counts in
+// the recovery (see recovered).
+func (s *Sim) capsChanged() {
+	for _, b := range s.capped {
+		if full := !b.accepts(); full != b.wasFull {
+			b.wasFull = full
+			s.worldChanged()
+		}
+	}
 }
 
 // runUntil runs every event due by virtual time t, then sets the clock to t.

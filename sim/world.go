@@ -52,6 +52,9 @@ type simBackend struct {
 	// ghosts counts the connections of killed clients the server still
 	// holds (kill faults).
 	ghosts int
+	// wasFull is whether it was at its max_conns when last looked at
+	// (see capsChanged).
+	wasFull bool
 	// demoted is when a demote fault failed the backend over: the
 	// connections opened before answer with errors; 0 when none is in
 	// force.
@@ -77,6 +80,12 @@ type simBackend struct {
 // healthy reports whether a pool should be able to use the backend.
 func (b *simBackend) healthy() bool {
 	return b.up && b.hang == 0 && b.partition == 0 && b.checkFail == 0
+}
+
+// accepts reports whether the backend would accept one more connection:
+// it is below its max_conns, if it has one.
+func (b *simBackend) accepts() bool {
+	return b.spec.MaxConns == 0 || b.server < b.spec.MaxConns
 }
 
 // healthyFor reports whether c's pool should be able to use the backend:
