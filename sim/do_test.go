@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"net"
+	"slices"
 	"testing"
 
 	"github.com/qorbgo/qorb/pool"
@@ -103,5 +104,37 @@ func TestDoClaims(t *testing.T) {
 				t.Fatalf("%d discards after %d failed requests; want %d", r.Fleet.Discards, n, want)
 			}
 		})
+	}
+}
+
+// failover-do's expectation fails without its classifier: with the
+// default IsBadConn a read-only answer is the request's, the old
+// connections are released and serve errors to the end, exactly as with
+// plain claims (the same trace).
+func TestFailoverDoNeedsItsClassifier(t *testing.T) {
+	sc := shipped(t)["failover-do"]
+	if sc == nil {
+		t.Fatal("no scenario failover-do")
+	}
+	run := func(do bool, isBadConn string) *Result {
+		c := *sc
+		c.Clients = slices.Clone(sc.Clients)
+		c.Clients[0].Workload.Do, c.Clients[0].Policy.IsBadConn = do, isBadConn
+		r, err := Run(&c, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	with, byDefault, plain := run(true, "read-only"), run(true, "default"), run(false, "")
+	if with.Err() != nil {
+		t.Fatal(with.Err())
+	}
+	if byDefault.Err() == nil || plain.Err() == nil {
+		t.Fatalf("the expectations hold without the classifier: %d and %d failed requests",
+			byDefault.Fleet.Requests.Failed(), plain.Fleet.Requests.Failed())
+	}
+	if byDefault.TraceHash != plain.TraceHash {
+		t.Errorf("Do claims with the default IsBadConn ran otherwise than plain claims")
 	}
 }
