@@ -95,6 +95,20 @@ func (p *Pool[C]) Do(ctx context.Context, f func(C) error) error {
 	if err != nil {
 		return err
 	}
+	_, err = h.do(f)
+	return err
+}
+
+// do is Do once the connection is claimed: it calls f with the
+// connection and ends the claim as f's outcome says. It releases the
+// connection when f returns nil or an error that Policy.IsBadConn does
+// not blame on the connection, and discards it with f's error when it
+// does; when f panics, it discards the connection and lets the panic go
+// on. It returns whether it discarded the connection, and f's error.
+// The simulator's Do claims end here too (internal/simhook.Do), with f
+// standing for their request.
+func (h *Handle[C]) do(f func(C) error) (discarded bool, err error) {
+	p := h.pool("Do")
 	done := false
 	defer func() {
 		if !done {
@@ -106,10 +120,10 @@ func (p *Pool[C]) Do(ctx context.Context, f func(C) error) error {
 	done = true
 	if err != nil && p.pol.IsBadConn(err) {
 		h.Discard(err)
-	} else {
-		h.Release()
+		return true, err
 	}
-	return err
+	h.Release()
+	return false, err
 }
 
 // DefaultIsBadConn is Policy.IsBadConn's default: it blames the

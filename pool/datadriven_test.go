@@ -238,6 +238,11 @@ func (h *ddHarness) inClaimerHook(d *datadriven.TestData, what string) bool {
 //	acquire-ok C, acquire-err C [err=E]
 //	                          end C's acquire hook
 //	release C, discard C [err=E]
+//	do C [err=E [bad]] [panic]
+//	                          end C's claim as Do ends its own after its
+//	                          function: the function returns nil, the
+//	                          error E (wrapping ErrBadConn with bad), or
+//	                          panics
 //	report C latency=D [err=E] C reports how its backend did (Handle.Report)
 //	cancel C                  end the context of claim (or close) C
 //	tick D                    advance the clock by D, firing timers at their
@@ -309,6 +314,8 @@ func (h *ddHarness) run(d *datadriven.TestData) (output string) {
 		} else {
 			c.h.Discard(h.errArg(d, "broken"))
 		}
+	case "do":
+		h.do(d)
 	case "report":
 		name := h.oneName(d)
 		h.mu.Lock()
@@ -402,6 +409,46 @@ func (h *ddHarness) errArg(d *datadriven.TestData, def string) error {
 	s := def
 	d.MaybeScanArgs(h.t, "err", &s)
 	return errors.New(s)
+}
+
+// do ends a claim through Do's end (Handle.do), with a function that
+// returns what d says, and prints what Do returned or panicked with.
+func (h *ddHarness) do(d *datadriven.TestData) {
+	name := h.oneName(d)
+	h.mu.Lock()
+	c := h.claimer(name)
+	h.mu.Unlock()
+	if c == nil || c.h == nil {
+		h.scriptError("%s holds no handle", name)
+	}
+	var ferr error
+	if d.HasArg("err") {
+		ferr = h.errArg(d, "")
+		if d.HasArg("bad") {
+			ferr = fmt.Errorf("%w: %w", ferr, ErrBadConn)
+		}
+	}
+	var text string
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				text = fmt.Sprintf("%s: Do panicked again: %v", name, v)
+			}
+		}()
+		discarded, err := c.h.do(func(*ddConn) error {
+			if d.HasArg("panic") {
+				panic("the function panicked")
+			}
+			return ferr
+		})
+		text = fmt.Sprintf("%s: Do returned %v", name, err)
+		if discarded {
+			text += ", discarded"
+		}
+	}()
+	h.mu.Lock()
+	h.lines = append(h.lines, ddLine{at: h.clk.Now(), text: text})
+	h.mu.Unlock()
 }
 
 // backend returns the backend called name; each name gets its own address.

@@ -22,6 +22,17 @@ type simPool interface {
 	closeAsync(quiet func()) (end func() int)
 }
 
+// simHandle is what every *Handle[C] offers the hooks.
+type simHandle interface {
+	doRequest(f func() error) (discarded bool, err error)
+}
+
+// doRequest is do with a function that does not need the connection:
+// the simulator's request, already made.
+func (h *Handle[C]) doRequest(f func() error) (bool, error) {
+	return h.do(func(C) error { return f() })
+}
+
 func init() {
 	simhook.WithLoop = func(l *fsm.Loop) any { return Option(func(o *options) { o.loop = l }) }
 	simhook.ClaimAsync = func(p any, ctx context.Context, timeout time.Duration, handed func(any), done func(any, error)) {
@@ -30,6 +41,7 @@ func init() {
 	simhook.TryClaimAsync = func(p any, ctx context.Context, handed func(any), done func(any, error)) {
 		p.(simPool).claimAsyncTry(ctx, 0, true, handed, done)
 	}
+	simhook.Do = func(h any, f func() error) (bool, error) { return h.(simHandle).doRequest(f) }
 	simhook.CloseAsync = func(p any, quiet func()) (end func() (forced int)) { return p.(simPool).closeAsync(quiet) }
 	simhook.Inspect = func(p any) simhook.Pool { return p.(simPool).inspectLocked() }
 	simhook.InspectSet = func(p any, name backend.Name) (simhook.Set, bool) {

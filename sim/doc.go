@@ -38,7 +38,9 @@
 // backend (slowness, hangs and partitions up to the workload's I/O
 // timeout, crashes, errors: see request.go). When it ends, without the
 // loop held, the claimer reports it (Handle.Report) and calls
-// Handle.Release, or Discard after a failed request.
+// Handle.Release, or Discard after a failed request; a Do claim
+// (Workload.Do) hands the request's error to Do's own end of the claim
+// (internal/simhook.Do), which asks the policy's IsBadConn.
 //
 // # Determinism
 //

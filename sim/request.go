@@ -2,7 +2,14 @@ package sim
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
 	"time"
+
+	"github.com/qorbgo/qorb/internal/simhook"
+	"github.com/qorbgo/qorb/pool"
 )
 
 // A served claim makes one request on its connection, and the request
@@ -28,6 +35,80 @@ var (
 	errReqTimeout = errors.New("request timed out: no answer within the claimer's I/O timeout")
 	errReqBackend = errors.New("request failed: the backend answered with an error")
 )
+
+// A Do claim (Workload.Do) hands its request's outcome to Do's end of
+// the claim as the error a client library returns for it, and the
+// policy's IsBadConn decides whether the connection goes.
+var (
+	// errConnReset is a read that met a reset: the backend lost the
+	// connection. pool.DefaultIsBadConn blames the connection.
+	errConnReset error = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	// errIOTimeout is a read past the claimer's I/O deadline: a net.Error
+	// whose Timeout is true, which pool.DefaultIsBadConn blames on the
+	// connection (the request may be left half done on it).
+	errIOTimeout error = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	// errAnswer is an error answer of the backend (check_fail, errors):
+	// the request's failure, not the connection's.
+	errAnswer error = &answerError{Code: "XX000", Message: "the backend answered with an error"}
+	// errReadOnly is the answer of a demoted primary to a write, on a
+	// connection opened before it was demoted (demote).
+	errReadOnly error = &answerError{Code: sqlStateReadOnly, Message: "cannot execute a write in a read-only transaction"}
+	// errFoundBad is a claimer that finds a good connection bad
+	// (Workload.DiscardRate).
+	errFoundBad = fmt.Errorf("%w: %w", errUse, pool.ErrBadConn)
+)
+
+// sqlStateReadOnly is PostgreSQL's read_only_sql_transaction.
+const sqlStateReadOnly = "25006"
+
+// answerError is an error answer of a backend as a database driver
+// returns it (pgconn.PgError is the model): a code and a message.
+type answerError struct{ Code, Message string }
+
+func (e *answerError) Error() string { return "ERROR: " + e.Message + " (SQLSTATE " + e.Code + ")" }
+
+// err returns the outcome of the claim's request as the error a client
+// library returns for it, or nil after a good request.
+func (cl *claim) err() error {
+	switch cl.outcome {
+	case reqReset:
+		return errConnReset
+	case reqTimeout:
+		return errIOTimeout
+	case reqError:
+		if cl.readOnly {
+			return errReadOnly
+		}
+		return errAnswer
+	}
+	return nil
+}
+
+// isBadConnNames are the names PolicySpec.IsBadConn takes ("": the
+// default).
+var isBadConnNames = []string{"", "default", "never", "any-error", "read-only"}
+
+// isBadConnNamed returns the pool.Policy.IsBadConn a PolicySpec names
+// (nil: the default, pool.DefaultIsBadConn).
+func isBadConnNamed(name string) func(error) bool {
+	switch name {
+	case "never":
+		return func(error) bool { return false }
+	case "any-error":
+		return func(err error) bool { return err != nil }
+	case "read-only":
+		return isBadConnReadOnly
+	}
+	return nil
+}
+
+// isBadConnReadOnly is pool.DefaultIsBadConn that also blames the
+// connection for a read-only answer: after a failover, a connection
+// that reaches a demoted primary is of no more use for writes.
+func isBadConnReadOnly(err error) bool {
+	var ae *answerError
+	return pool.DefaultIsBadConn(err) || errors.As(err, &ae) && ae.Code == sqlStateReadOnly
+}
 
 // ioTimeout is the client's request I/O timeout.
 func (c *client) ioTimeout() int64 {
@@ -55,7 +136,7 @@ func (cn *conn) blocked() bool {
 func (s *Sim) startRequest(cl *claim) {
 	c, cn := cl.c, cl.cn
 	hold := int64(c.spec.Workload.Hold.Draw(c.rng))
-	cl.reqStart, cl.outcome, cl.final, cl.keepConn = s.now, reqOK, false, false
+	cl.reqStart, cl.outcome, cl.final, cl.keepConn, cl.readOnly = s.now, reqOK, false, false, false
 	tmo := c.ioTimeout()
 	switch {
 	case cn.lost():
@@ -107,6 +188,7 @@ func (s *Sim) finishRequest(cl *claim) bool {
 		// An error answer on a healthy connection: the claimer reports
 		// it and gives the connection back.
 		cl.outcome, cl.keepConn = reqError, true
+		cl.readOnly = cn.b.demoted != 0 && cn.opened < cn.b.demoted
 	}
 	return true
 }
@@ -114,7 +196,8 @@ func (s *Sim) finishRequest(cl *claim) bool {
 // endRequest reports the request to the pool and gives the connection
 // back: released after a good request or an error answer of an errors
 // fault, discarded after another failed one (or by the workload's discard
-// rate). It runs without the loop held.
+// rate). A Do claim ends as Do does instead (endDo). It runs without the
+// loop held.
 func (s *Sim) endRequest(cl *claim) {
 	c, cn := cl.c, cl.cn
 	lat := time.Duration(s.now - cl.reqStart)
@@ -124,6 +207,10 @@ func (s *Sim) endRequest(cl *claim) {
 		s.tr.record(s.now, "request", cl.inst.name, "", "failed", reqOutcomeNames[cl.outcome]+" "+cn.b.name, false)
 	} else {
 		c.res.reqTimes.add(int64(lat))
+	}
+	if c.spec.Workload.Do {
+		s.endDo(cl)
+		return
 	}
 	if !cl.forced {
 		switch cl.outcome {
@@ -141,5 +228,22 @@ func (s *Sim) endRequest(cl *claim) {
 		cl.h.Discard(errUse)
 	} else {
 		cl.h.Release()
+	}
+}
+
+// endDo ends a Do claim as pool.Do ends its own: its function, the
+// request already made, returns the request's error (or errFoundBad at
+// the workload's discard rate after a good one), and Do's end of the
+// claim (internal/simhook.Do) releases the connection or discards it, as
+// the policy's IsBadConn says. Do gives its function no Handle, so
+// nothing is reported. It runs without the loop held.
+func (s *Sim) endDo(cl *claim) {
+	c := cl.c
+	err := cl.err()
+	if dr := c.spec.Workload.DiscardRate; err == nil && dr > 0 && c.rng.Float64() < dr {
+		err = errFoundBad
+	}
+	if discarded, _ := simhook.Do(cl.h, func() error { return err }); discarded {
+		c.res.discards++
 	}
 }

@@ -208,6 +208,13 @@ type PolicySpec struct {
 	MaxConnLifetimeJitter   Duration `toml:"max_conn_lifetime_jitter,omitempty"`   // pool.Policy.MaxConnLifetimeJitter
 	// Picker is "least-claimed" (the default) or "least-latency".
 	Picker string `toml:"picker,omitempty"`
+	// IsBadConn names pool.Policy.IsBadConn, which Do asks whether its
+	// function's error is the connection's fault (only Do claims,
+	// Workload.Do, ask it): "default" (pool.DefaultIsBadConn, also when
+	// left out), "never", "any-error", or "read-only" (the default, and
+	// an error answer saying the server is read-only: a demoted primary,
+	// as pgx users check after a failover).
+	IsBadConn string `toml:"is_bad_conn,omitempty"`
 	// Outlier ejection (pool.Policy.Ejection): off unless
 	// eject_consecutive_errors is set.
 	EjectConsecutiveErrors int      `toml:"eject_consecutive_errors,omitempty"`
@@ -228,7 +235,7 @@ func (p PolicySpec) Policy() pool.Policy {
 		TargetClaimDelay: p.TargetClaimDelay.D(), ClaimDelayInterval: p.ClaimDelayInterval.D(),
 		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
 		CheckIdleAfter: p.CheckIdleAfter.D(), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: p.MaxConnLifetimeJitter.D(),
-		Picker: pickerNamed(p.Picker),
+		Picker: pickerNamed(p.Picker), IsBadConn: isBadConnNamed(p.IsBadConn),
 		Ejection: pool.Ejection{ConsecutiveErrors: p.EjectConsecutiveErrors, BaseTime: p.EjectBaseTime.D(),
 			MaxTime: p.EjectMaxTime.D(), MaxEjectedPercent: p.EjectMaxPercent},
 	}
@@ -252,7 +259,8 @@ func pickerNamed(name string) pool.Picker {
 }
 
 // PolicySpecOf returns the numbers of p as a PolicySpec (its Rebalancer,
-// Picker and Backoff are Go values and are left out).
+// Backoff and IsBadConn are Go values and are left out, and so is a
+// Picker other than LeastLatency).
 func PolicySpecOf(p pool.Policy) PolicySpec {
 	return PolicySpec{
 		SparesWanted: p.SparesWanted, MaxSlots: p.MaxSlots, MaxSlotsPerBackend: p.MaxSlotsPerBackend,
@@ -292,6 +300,15 @@ type Workload struct {
 	// connection, or failed at once (pool.ErrNoIdle, counted as no_idle),
 	// never queued. Default false.
 	TryClaim bool `toml:"try_claim,omitempty"`
+	// Do makes each claim a pool.Do: after the request, its outcome, as
+	// the error a client library returns (a reset, a timeout, an error
+	// answer; see request.go), goes to Do's own end of the claim, which
+	// discards the connection when the policy's IsBadConn blames the
+	// error on it and releases it otherwise. A claimer that finds a good
+	// connection bad (DiscardRate) returns an error wrapping
+	// pool.ErrBadConn. Do gives its function no Handle: a Do claim
+	// reports nothing (Handle.Report). Not with TryClaim. Default false.
+	Do bool `toml:"do,omitempty"`
 }
 
 // Fault kinds. A fault starts at At and, when For is set, ends For later.
@@ -664,13 +681,22 @@ func (sc *Scenario) check() error {
 		if c.ConnSet < 0 || c.ConnSet > 1000 {
 			bad(p+".connset", "%d: want a target of 1 to 1000 connections", c.ConnSet)
 		}
-		if c.ConnSet > 0 && (c.Workload.Rate != 0 || c.AcquireHook) {
+		if c.ConnSet > 0 && (c.Workload.Rate != 0 || c.Workload.Do || c.AcquireHook) {
 			bad(p+".connset", "a connection set makes no claims: leave out its workload and acquire_hook")
 		}
 		switch c.Policy.Picker {
 		case "", "least-claimed", "least-latency":
 		default:
 			bad(p+".policy.picker", "%q: want least-claimed or least-latency", c.Policy.Picker)
+		}
+		switch {
+		case !containsStr(isBadConnNames, c.Policy.IsBadConn):
+			bad(p+".policy.is_bad_conn", "%q: want %s", c.Policy.IsBadConn, strings.Join(isBadConnNames[1:], ", "))
+		case c.Policy.IsBadConn != "" && !c.Workload.Do:
+			bad(p+".policy.is_bad_conn", "only Do asks it: set workload.do = true")
+		}
+		if c.Workload.Do && c.Workload.TryClaim {
+			bad(p+".workload.do", "Do claims with Claim: not with try_claim")
 		}
 		pol := c.Policy.Policy()
 		if _, err := validatePolicy(pol); err != nil {

@@ -43,6 +43,9 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 		{"[[faults]]\nat = \"10s\"\nkind = \"partition\"\nclients = [\"c\"]\n", "s.toml:10: faults[0].backends: a partition fault needs backends"},
 		{"[[faults]]\nat = \"10s\"\nkind = \"partition\"\nbackends = [\"db-1\"]\nclients = [\"x\"]\n", `s.toml:14: faults[0].clients[0]: "x" matches no client`},
 		{"[[faults]]\nat = \"10s\"\nkind = \"hang\"\nbackends = [\"db-1\"]\nclients = [\"c\"]\n", "s.toml:14: faults[0].clients: a hang fault takes no clients"},
+		{"do = true\ntry_claim = true\n", "s.toml:10: clients[0].workload.do: Do claims with Claim: not with try_claim"},
+		{"do = true\n[clients.policy]\nis_bad_conn = \"sometimes\"\n", `s.toml:12: clients[0].policy.is_bad_conn: "sometimes": want default, never, any-error, read-only`},
+		{"[clients.policy]\nis_bad_conn = \"never\"\n", "s.toml:11: clients[0].policy.is_bad_conn: only Do asks it: set workload.do = true"},
 	} {
 		_, err := Parse("s.toml", []byte(minimal+tc.add))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {

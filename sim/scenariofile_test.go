@@ -35,7 +35,7 @@ func TestFileFormatErrors(t *testing.T) {
 		{head + "[[clients]]\nname = \"d\"\n[clients.policy]\nmax_slots = true\n", "s.toml:10: clients[1].policy.max_slots: want an integer, found a boolean"},
 		{head + "policy = {max_slots = 3, bogus = 1}\n", "s.toml:7: clients[0].policy.bogus: unknown field; known here: backoff_jitter"},
 		{head + "policy = {max_slots = 3, claim_timeout = \"1 s\"}\n", `s.toml:7: clients[0].policy.claim_timeout: bad duration "1 s"`},
-		{head + "workload.bogus = 3\n", "s.toml:7: clients[0].workload.bogus: unknown field; known here: discard_rate, hold, io_timeout, rate, timeout"},
+		{head + "workload.bogus = 3\n", "s.toml:7: clients[0].workload.bogus: unknown field; known here: discard_rate, do, hold, io_timeout, rate, timeout"},
 		{head + "[clients.workload]\nhold = 5\n", "s.toml:8: clients[0].workload.hold: want a string, found an integer"},
 		{head + "[clients.workload]\nhold = 5m\n", `s.toml:8: clients[0].workload.hold: value 5m: not a number; strings (durations such as "5m" too) need quotes: "5m"`},
 		{head + "[clients.workload]\nrate = nan\n", "s.toml:8: clients[0].workload.rate: NaN: want a finite number"},

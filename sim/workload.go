@@ -29,6 +29,7 @@ type claim struct {
 	outcome  int8  // how it ends, one of the req… outcomes
 	final    bool  // outcome decided
 	keepConn bool  // a failed request the connection survives (an error answer)
+	readOnly bool  // the error answer is a demoted primary's (see claim.err)
 
 }
 

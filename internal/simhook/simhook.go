@@ -1,6 +1,6 @@
 // Package simhook is what the simulator (package sim) needs of a pool and
 // a pool's users must not depend on: a loop shared by several pools,
-// claims that do not block, and read-only views of the pool's bookkeeping.
+// claims that do not block, Do's end of a claim, and read-only views of the pool's bookkeeping.
 // Package pool fills the hooks in at init; the values it takes and returns
 // as any are *pool.Pool[C], *pool.Handle[C] and pool.Option.
 package simhook
@@ -41,6 +41,16 @@ var (
 	// idle connection done gets pool.ErrNoIdle at once, and a failed check
 	// on claim or acquire hook ends the claim with its error.
 	TryClaimAsync func(p any, ctx context.Context, handed func(h any), done func(h any, err error))
+
+	// Do ends a claim (h, a *pool.Handle[C]) as Pool.Do ends its own
+	// once its function returned: it calls f, then releases the
+	// connection, or discards it when f returns an error that the pool's
+	// Policy.IsBadConn blames on the connection, or panics (the panic goes
+	// on). It reports whether it discarded the connection, and f's error.
+	// It is the same code as Do's, for a simulated claimer whose request
+	// (f, which returns at once) was made in virtual time. It must be
+	// called without the loop held.
+	Do func(h any, f func() error) (discarded bool, err error)
 
 	// CloseAsync is Close for a caller that must not block: it must be
 	// called without the loop held, and runs the first half of Close at
