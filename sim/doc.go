@@ -58,8 +58,9 @@
 // of every slot and slot set, built from the trace alone, with the pools'
 // bookkeeping (through internal/simhook's read-only views): one state per
 // slot, counts by state that match, slot caps per pool and per backend,
-// sets online exactly when they hold a connection, and backoff delays
-// within the policy's bounds. Each hand-out is checked: no connection to
+// sets online exactly when they hold a connection, backoff delays
+// within the policy's bounds, and no storm of connects to a backend that
+// is down, whatever the policy's Backoff. Each hand-out is checked: no connection to
 // two claimers, none closed, none from a backend the client's resolver no
 // longer lists, none after the claim's deadline, none after the pool's
 // Close began, first-in first-out. No claimer's connection is closed

@@ -2,9 +2,12 @@ package sim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qorbgo/qorb/pool"
 )
 
 // A check_fail or hang fault with a probability hits some calls, not all.
@@ -261,5 +264,51 @@ recover_within = "5s"
 	}
 	if r.Backends[1].Refused == 0 {
 		t.Fatalf("db-2 refused no connect: %+v", r.Backends[1])
+	}
+}
+
+// zeroBackoff reconnects at once.
+type zeroBackoff struct{}
+
+func (zeroBackoff) Delay(int, *rand.Rand) time.Duration { return 0 }
+
+// A pool whose backoff lets slots reconnect at once storms a backend that
+// is down: the connect-storm invariant stops the run, whatever the
+// Backoff says of itself. The default backoff, and a short BackoffMin,
+// stay within the bound.
+func TestConnectStormIsAnInvariant(t *testing.T) {
+	const text = `name = "storm"
+duration = "1m"
+[[backends]]
+name = "db"
+count = 2
+[[clients]]
+name = "c"
+[clients.policy]
+backoff_min = "%s"
+[clients.workload]
+rate = 20
+[[faults]]
+at = "10s"
+kind = "crash"
+backends = ["db-1"]
+for = "30s"
+`
+	sc, err := Parse("storm.toml", []byte(fmt.Sprintf(text, "20ms")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(sc, Options{Policy: func(_ string, p pool.Policy) pool.Policy { p.Backoff = zeroBackoff{}; return p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation == nil || r.Violation.Invariant != "connect-storm" {
+		t.Fatalf("a zero backoff against a crashed backend: %v; want connect-storm", r.Violation)
+	}
+	t.Log(r.Violation)
+	for _, min := range []string{"20ms", "1ms", "1us"} {
+		if r, _ := runText(t, "storm.toml", fmt.Sprintf(text, min)); r.Err() != nil {
+			t.Errorf("backoff_min %s: %v", min, r.Err())
+		}
 	}
 }

@@ -166,6 +166,12 @@ type poolInst struct {
 	// backends at once, before their backoff ends.
 	onlineSets   int
 	noneOnlineAt int64
+	// downSec and downN count, by backend, the connects to a backend that
+	// is down in one second (downSec is that second + 1); nil before the
+	// first. stormLimit bounds them.
+	downSec    []int64
+	downN      []int32
+	stormLimit int
 	// linger, when set, is how long the servers keep the connections this
 	// pool closes: it was killed (a kill fault).
 	linger int64

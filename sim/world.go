@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool"
 )
 
 // stream returns the random stream of one component, derived from the
@@ -520,6 +522,9 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 		}
 		b.rateN++
 		b.peakRate = max(b.peakRate, b.rateN)
+		if !b.up {
+			inst.connectToDown(b)
+		}
 		lat = b.latency(b.spec.ConnectLatency)
 		if b.up && b.spec.AcceptRate > 0 {
 			start := max(s.now, b.nextAccept)
@@ -597,4 +602,39 @@ func (inst *poolInst) countConn(b *simBackend, d int) {
 	if n := int(inst.perBackend[b.idx]); n > inst.pol.MaxSlotsPerBackend {
 		s.violate("conn-cap", "%s holds %d connections to %s, open or opening; MaxSlotsPerBackend is %d", inst.name, n, b.name, inst.pol.MaxSlotsPerBackend)
 	}
+}
+
+// connectToDown counts a connect of the pool to a backend that is down,
+// and checks that the pool's backoff keeps such connects within its
+// bound in each second of the virtual clock (see stormLimit).
+func (inst *poolInst) connectToDown(b *simBackend) {
+	s := inst.s
+	if inst.downSec == nil {
+		inst.downSec = make([]int64, len(s.backends))
+		inst.downN = make([]int32, len(s.backends))
+		inst.stormLimit = stormLimit(inst.pol)
+	}
+	sec := s.now/int64(time.Second) + 1 // 0: none counted yet
+	if inst.downSec[b.idx] != sec {
+		inst.downSec[b.idx], inst.downN[b.idx] = sec, 0
+	}
+	inst.downN[b.idx]++
+	if n := int(inst.downN[b.idx]); n > inst.stormLimit {
+		s.violate("connect-storm", "%s made %d connects to %s in one second while it was down, over the %d its policy allows: its backoff lets slots reconnect at once",
+			inst.name, n, b.name, inst.stormLimit)
+	}
+}
+
+// stormLimit is the most connects a pool may make to a backend that is
+// down in one second: ten for each slot it may hold to the backend (a
+// slot backing off from the default 20ms tries about six times in its
+// first second), more when BackoffMin is shorter (two for each doubling
+// from BackoffMin to a second), and at least 100. A backoff of zero makes
+// about 400 a second from one probe slot.
+func stormLimit(p pool.Policy) int {
+	perSlot := 10
+	if m := p.BackoffMin; m > 0 && m < 20*time.Millisecond {
+		perSlot = 2 * (int(math.Log2(float64(time.Second)/float64(m))) + 1)
+	}
+	return max(100, perSlot*min(p.MaxSlotsPerBackend, p.MaxSlots))
 }
