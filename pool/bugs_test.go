@@ -177,9 +177,13 @@ func TestBugEveryConnectionIsClosedExactlyOnce(t *testing.T) {
 		h.advanceNoWait(2 * time.Second) // and times out
 		check(t, h, hc)
 	})
+	// The recycle hook is the check on release: with one slot, it is the
+	// only check once the connection is claimed.
+	recycle := pol
+	recycle.MaxSlots, recycle.CheckOnRelease = 1, true
 	t.Run("recycle after its timeout", func(t *testing.T) {
 		var hc *hangingChecks
-		h := newHarness(t, pol, 1, newChecks(&hc))
+		h := newHarness(t, recycle, 1, newChecks(&hc))
 		hd := h.claim()
 		hc.hang.Store(true)
 		hd.Release() // the recycle hook (Validate) hangs
@@ -189,7 +193,7 @@ func TestBugEveryConnectionIsClosedExactlyOnce(t *testing.T) {
 	})
 	t.Run("hook running at a forced Close", func(t *testing.T) {
 		var hc *hangingChecks
-		h := newHarness(t, pol, 1, newChecks(&hc))
+		h := newHarness(t, recycle, 1, newChecks(&hc))
 		hd := h.claim()
 		hc.hang.Store(true)
 		hd.Release()
