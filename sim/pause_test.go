@@ -224,3 +224,28 @@ func countKind(fs []Fault, kind string) int {
 	}
 	return n
 }
+
+// A fault that acts on a paused client's pool (here a restart) takes
+// effect at its resume.
+func TestPauseDefersRestartToResume(t *testing.T) {
+	_, trace := runText(t, "pause-restart.toml", pauseScenario+`[[faults]]
+at = "10s"
+kind = "pause"
+clients = ["api-001"]
+for = "3s"
+[[faults]]
+at = "11s"
+kind = "restart"
+clients = ["api-001"]
+`)
+	lines := parseTrace(t, strings.Split(strings.TrimSpace(trace), "\n"))
+	if n := countLines(lines, "client", "restart", "api-001", 0, 13); n != 0 {
+		t.Fatalf("%d restarts during the pause", n)
+	}
+	if n := countLines(lines, "client", "restart", "api-001", 13, 13.000001); n != 1 {
+		t.Fatalf("%d restarts at the resume", n)
+	}
+	if n := countLines(lines, "slot", "", "api-001#2/", 0, 14.1); n == 0 {
+		t.Fatal("no new pool after the restart's down time")
+	}
+}
