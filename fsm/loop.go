@@ -139,6 +139,7 @@ type Loop struct {
 
 	heap []*Timer
 	seq  uint32
+	gate func(*Timer) bool // see SetTimerGate; nil: every due timer fires
 
 	wake   *clock.Timer
 	wakeAt int64 // deadline the wake timer is armed for, when armed

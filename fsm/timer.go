@@ -12,9 +12,13 @@ import (
 type Timer struct {
 	when int64  // the deadline, in nanoseconds from the loop's root time
 	seq  uint32 // the order of scheduling, among equal deadlines (wraps)
-	idx  int32  // position in the heap, or -1
+	idx  int32  // position in the heap, -1 when not pending, or held
 	due  Due
 }
+
+// held is the idx of a timer that came due while its owner was stopped
+// (see [Loop.SetTimerGate]): pending, but in no heap.
+const held = -2
 
 // Due is what a timer runs when it fires, with the loop held. A thing that
 // owns a timer can implement it itself, so that the timer needs no
@@ -36,11 +40,17 @@ func (t *Timer) InitDue(d Due) {
 	t.idx = -1
 }
 
-// Pending reports whether the timer is scheduled.
-func (t *Timer) Pending() bool { return t.idx >= 0 }
+// Pending reports whether the timer is scheduled (or held by the loop's
+// gate: due, and not fired yet).
+func (t *Timer) Pending() bool { return t.idx != -1 }
 
-// When is the deadline of a pending timer on l's clock.
+// When is the deadline the timer was last scheduled for, on l's clock:
+// still its deadline after it fired, or while a gate holds it.
 func (t *Timer) When(l *Loop) time.Time { return l.root.Add(time.Duration(t.when)) }
+
+// Callback is what the timer runs when it fires (set by [Timer.Init] or
+// [Timer.InitDue]).
+func (t *Timer) Callback() Due { return t.due }
 
 // After schedules t to fire d from now on the loop's clock, replacing any
 // earlier schedule of t.
@@ -71,10 +81,34 @@ func (l *Loop) at(t *Timer, when int64) {
 }
 
 // Cancel unschedules t; it is a no-op for a timer that is not pending.
+// A held timer (see [Loop.SetTimerGate]) is let go: it will not fire.
 func (l *Loop) Cancel(t *Timer) {
 	if t.idx >= 0 {
 		heap.Remove((*timerHeap)(&l.heap), int(t.idx))
+	} else if t.idx == held {
+		t.idx = -1
 	}
+}
+
+// SetTimerGate installs a gate consulted by [Loop.RunDue] before each timer
+// fires: when it returns true the timer does not fire and is held (still
+// pending: Cancel lets it go, and scheduling it again puts it back in the
+// heap) until the gate's owner fires it with [Loop.FireHeld]. The
+// simulator stops a paused client's timers this way, on a loop all
+// clients share. The gate runs with the loop held; nil removes it.
+func (l *Loop) SetTimerGate(gate func(t *Timer) (hold bool)) { l.gate = gate }
+
+// FireHeld fires t, a timer the gate held, with the loop held; the caller
+// ends the event (Leave runs its follow-up work and the event-end check).
+// It reports false, and does nothing, when t is no longer held: cancelled
+// or scheduled again since.
+func (l *Loop) FireHeld(t *Timer) bool {
+	if t.idx != held {
+		return false
+	}
+	t.idx = -1
+	t.due.Due()
+	return true
 }
 
 // NextDeadline returns the earliest pending deadline, and false when no timer
@@ -95,6 +129,10 @@ func (l *Loop) RunDue() int {
 	n := 0
 	for len(l.heap) > 0 && l.heap[0].when <= now {
 		t := heap.Pop((*timerHeap)(&l.heap)).(*Timer)
+		if l.gate != nil && l.gate(t) {
+			t.idx = held
+			continue
+		}
 		n++
 		l.stamp, l.stamped = stamp, true // read above: the event needs no other
 		t.due.Due()

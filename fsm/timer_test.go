@@ -91,3 +91,58 @@ func TestRunDueFiresOnlyWhatIsDue(t *testing.T) {
 		t.Fatalf("next deadline %v %v", next, ok)
 	}
 }
+
+// TestTimerGateHoldsTimers checks that a timer the gate holds does not
+// fire, stays pending, fires once with FireHeld, and that cancelling or
+// scheduling it again lets it go.
+func TestTimerGateHoldsTimers(t *testing.T) {
+	clk := clock.NewMock()
+	l := fsm.NewLoop(fsm.Config{Clock: clk, Seed: 1, Strict: true})
+	l.Enter()
+	defer l.Leave()
+	l.Halt()
+	var a, b, c, d fsm.Timer
+	var fired []string
+	a.Init(func() { fired = append(fired, "a") })
+	b.Init(func() { fired = append(fired, "b") })
+	c.Init(func() { fired = append(fired, "c") })
+	d.Init(func() { fired = append(fired, "d") })
+	var held []*fsm.Timer
+	l.SetTimerGate(func(t *fsm.Timer) bool {
+		if t == &d {
+			return false
+		}
+		held = append(held, t)
+		return true
+	})
+	for i, tm := range []*fsm.Timer{&a, &b, &c, &d} {
+		l.After(tm, time.Duration(i+1)*time.Second)
+	}
+	clk.Add(time.Minute)
+	if n := l.RunDue(); n != 1 || !slices.Equal(fired, []string{"d"}) {
+		t.Fatalf("fired %d: %v", n, fired)
+	}
+	if len(held) != 3 || !a.Pending() || !b.Pending() || !c.Pending() || d.Pending() {
+		t.Fatalf("held %d; pending a %v b %v c %v d %v", len(held), a.Pending(), b.Pending(), c.Pending(), d.Pending())
+	}
+	if _, ok := l.NextDeadline(); ok {
+		t.Fatal("a held timer is in the heap")
+	}
+	l.Cancel(&b)           // let go: never fires
+	l.After(&c, time.Hour) // scheduled again: fires at its new deadline
+	l.SetTimerGate(nil)
+	for _, tm := range held {
+		l.FireHeld(tm)
+	}
+	if !slices.Equal(fired, []string{"d", "a"}) || a.Pending() || b.Pending() || !c.Pending() {
+		t.Fatalf("fired %v", fired)
+	}
+	if l.FireHeld(&a) {
+		t.Fatal("FireHeld fired a timer that is not held")
+	}
+	clk.Add(time.Hour)
+	l.RunDue()
+	if !slices.Equal(fired, []string{"d", "a", "c"}) {
+		t.Fatalf("fired %v", fired)
+	}
+}

@@ -199,3 +199,45 @@ func TestCloseAsyncInTwoHalves(t *testing.T) {
 		t.Fatalf("%d open, state %s", n, h.stats().State)
 	}
 }
+
+// TestServeFailsAWaiterPastItsDeadline: when a stalled process resumes
+// (a GC pause), a hand-off and a waiter's deadline may both be due, and
+// the hand-off may run first. The waiter is failed as its timer would
+// have failed it, never served past its deadline.
+func TestServeFailsAWaiterPastItsDeadline(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 1, ClaimTimeout: time.Minute}, 1, nil)
+	first := h.claim()
+	var got *Handle[*fakeConn]
+	var gotErr error
+	done := false
+	h.p.claimAsync(nil, 5*time.Second, nil, func(hd any, err error) {
+		got, _ = hd.(*Handle[*fakeConn])
+		gotErr, done = err, true
+	})
+	// Stall: hold every timer, as the simulator does for a paused client.
+	var held []*fsm.Timer
+	h.p.loop.Enter()
+	h.p.loop.SetTimerGate(func(tm *fsm.Timer) bool { held = append(held, tm); return true })
+	h.p.loop.Leave()
+	h.advance(10 * time.Second)
+	if done || len(held) == 0 {
+		t.Fatalf("done %v with every timer held (%d held)", done, len(held))
+	}
+	first.Release() // at resume the hand-off runs before the deadline's timer
+	if !done || got != nil || !errors.Is(gotErr, ErrAllClaimsUsed) {
+		t.Fatalf("done %v: handle %v, error %v; want ErrAllClaimsUsed", done, got, gotErr)
+	}
+	h.p.loop.Enter()
+	h.p.loop.SetTimerGate(nil)
+	for _, tm := range held {
+		h.p.loop.FireHeld(tm)
+	}
+	h.p.loop.Leave()
+	h.settle()
+	h.p.loop.Enter()
+	n := h.p.nclaimed
+	h.p.loop.Leave()
+	if n != 0 {
+		t.Fatalf("%d claimed after resume", n)
+	}
+}

@@ -509,7 +509,7 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 	c.pos = len(p.acquiring)
 	p.acquiring = append(p.acquiring, c)
 	t := new(fsm.Timer)
-	t.Init(cancel)
+	p.initTimer(t, cancel)
 	p.loop.After(t, min(p.pol.HealthTimeout, c.deadline.Sub(p.now())))
 	p.loop.Spawn(fsm.Action{Kind: fsm.Acquire, ID: h.sl.actionID(), Ctx: ctx}, func() func() {
 		herr := p.claimHooks(ctx, conn, check)
@@ -670,7 +670,7 @@ func (p *Pool[C]) newWaiter(ctx context.Context) *waiter[C] {
 		p.freeW = p.freeW[:n-1]
 	} else {
 		w = &waiter[C]{ready: make(chan struct{}, 1)}
-		w.timer.Init(func() { p.waiterTimedOut(w) })
+		p.initTimer(&w.timer, func() { p.waiterTimedOut(w) })
 	}
 	w.ctx = ctx
 	w.since = p.now()
@@ -709,6 +709,13 @@ func (p *Pool[C]) serve(sl *pslot[C]) bool {
 			continue
 		}
 		now := p.now()
+		if now.After(w.timer.When(p.loop)) {
+			// Its deadline passed and its timer has not fired yet: the
+			// process stalled (a GC pause, a VM stall) and this hand-off
+			// runs first. It fails as its timer would have.
+			p.finishWaiter(w, nil, p.claimErr())
+			continue
+		}
 		if p.codel.target > 0 && p.codelShed(w, now) {
 			p.st.shed++
 			p.finishWaiter(w, nil, ErrClaimShed)

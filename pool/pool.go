@@ -153,9 +153,9 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.afterEventFn = pl.afterEvent
 	_, pl.leastClaimed = p.Picker.(LeastClaimed)
 	pl.codel = codel{target: p.TargetClaimDelay, interval: p.ClaimDelayInterval, minWait: -1}
-	pl.codel.timer.Init(func() { pl.shed(pl.now()) })
-	pl.rebalance.Init(pl.rebalanceTick)
-	pl.decohere.Init(pl.decohereTick)
+	pl.initTimer(&pl.codel.timer, func() { pl.shed(pl.now()) })
+	pl.initTimer(&pl.rebalance, pl.rebalanceTick)
+	pl.initTimer(&pl.decohere, pl.decohereTick)
 
 	// On a shared loop other pools may be running: register with the loop
 	// held, and unregister at Close.
@@ -219,7 +219,7 @@ func (h *host[C]) ReportError(err error) {
 // NewTimer implements resolver.Host.
 func (h *host[C]) NewTimer(f func()) resolver.Timer {
 	t := &hostTimer{l: h.p.loop}
-	t.t.Init(f)
+	h.p.initTimer(&t.t, f)
 	return t
 }
 

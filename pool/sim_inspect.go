@@ -48,6 +48,7 @@ func init() {
 		return p.(simPool).inspectSetLocked(name)
 	}
 	simhook.InspectSets = func(p any, dst []simhook.Set) []simhook.Set { return p.(simPool).inspectSetsLocked(dst) }
+	simhook.TimerOwner = func(t *fsm.Timer) any { return timerOwnerOf(t.Callback()) }
 }
 
 func (p *Pool[C]) inspectLocked() simhook.Pool {

@@ -38,8 +38,8 @@ type set[C any] struct {
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	id := p.idPrefix + string(b.Name)
 	s := &set[C]{Set: slotset.New(id), p: p, b: &b, lcIn: -1}
-	s.dial.timer.Init(func() { p.dialNext(s) })
-	s.fb.timer.Init(func() { p.ejectionOver(s) })
+	p.initTimer(&s.dial.timer, func() { p.dialNext(s) })
+	p.initTimer(&s.fb.timer, func() { p.ejectionOver(s) })
 	s.dial.filled = p.loop.Nanos()
 	s.dial.tokens = max(1, p.pol.ConnectRatePerBackend)
 	s.rng.Init(p.loop, "set", s.ID())

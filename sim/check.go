@@ -212,6 +212,7 @@ func (k *checker) backoff(s *Sim, id string, sl *shadowSlot) {
 	if d < lo && s.now == sl.set.inst.noneOnlineAt {
 		return // probed at once: the last online backend just went down
 	}
+	hi += time.Duration(sl.set.inst.c.pausedBetween(sl.failedAt, s.now)) // a pause holds the backoff's timer
 	if d < lo || d > hi {
 		s.violate("backoff-bounds", "slot %s waited %v after failure %d in a row; the policy allows %v to %v", id, d, n, lo, hi)
 	}

@@ -127,8 +127,14 @@ func (s *Sim) faultStart(fs *faultState) {
 		}
 	case FaultReset:
 		for _, c := range s.clients {
-			if matches(f.Clients, c.name, true) && c.inst != nil && c.inst.p != nil && !c.inst.closing {
-				c.inst.p.Reset()
+			if matches(f.Clients, c.name, true) {
+				s.reset(c)
+			}
+		}
+	case FaultPause:
+		for _, c := range s.clients {
+			if matches(f.Clients, c.name, true) {
+				s.pauseClient(c, f)
 			}
 		}
 	case FaultDNSOutage:
@@ -246,6 +252,12 @@ func (s *Sim) faultEnd(fs *faultState) {
 		s.eachBackend(f.Backends, func(b *simBackend) { b.demoted = 0 })
 	case FaultDNSOutage:
 		s.dnsOutage--
+	case FaultPause:
+		for _, c := range s.clients {
+			if matches(f.Clients, c.name, true) {
+				s.resumeClient(c)
+			}
+		}
 	case FaultLoad:
 		for _, c := range s.clients {
 			if matches(f.Clients, c.name, true) {
@@ -346,8 +358,21 @@ func (s *Sim) faultOver(fs *faultState) {
 	s.worldChanged()
 }
 
+// reset calls Reset on a client's pool.
+func (s *Sim) reset(c *client) {
+	if s.holdIfPaused(c, func(s *Sim) { s.reset(c) }) {
+		return
+	}
+	if c.inst != nil && c.inst.p != nil && !c.inst.closing {
+		c.inst.p.Reset()
+	}
+}
+
 // restart closes a client's pool and creates a new one down later.
 func (s *Sim) restart(c *client, down time.Duration) {
+	if s.holdIfPaused(c, func(s *Sim) { s.restart(c, down) }) {
+		return
+	}
 	if s.closed || c.inst == nil {
 		return
 	}
@@ -366,6 +391,9 @@ func (s *Sim) restart(c *client, down time.Duration) {
 // the client side, and the servers keep them for linger. With down, the
 // client starts a new pool down later.
 func (s *Sim) kill(c *client, down, linger time.Duration) {
+	if s.holdIfPaused(c, func(s *Sim) { s.kill(c, down, linger) }) {
+		return
+	}
 	if s.closed || c.inst == nil {
 		return
 	}
@@ -444,6 +472,9 @@ type closeState struct {
 // issuing claims, and the pool's Close runs its first half now. The
 // second half runs once the pool is quiet, or at the drain deadline.
 func (s *Sim) closeClient(fs *faultState, c *client) {
+	if s.holdIfPaused(c, func(s *Sim) { s.closeClient(fs, c) }) {
+		return
+	}
 	inst := c.inst
 	if s.closed || inst == nil {
 		s.closeClientBack(fs) // down or restarting already
@@ -475,7 +506,7 @@ func (s *Sim) closeClient(fs *faultState, c *client) {
 // closing the connections still claimed. It checks that the pool closed
 // exactly the claimed connections it says it forced, and left none open.
 func (s *Sim) endClose(cs *closeState, forced bool) {
-	if cs.done || cs.end == nil {
+	if cs.done || cs.end == nil || s.holdIfPaused(cs.c, func(s *Sim) { s.endClose(cs, forced) }) {
 		return
 	}
 	cs.done = true

@@ -108,6 +108,8 @@ type clientAcc struct {
 	restarts  uint64
 	closes    uint64
 	cut       uint64
+	pauses    uint64 // pauses begun (pause faults)
+	paused    int64  // time spent paused
 	connects  uint64
 	failures  uint64
 	checks    uint64
@@ -211,10 +213,14 @@ type ClientResult struct {
 	// Cut counts the claims whose connection a Close closed while they
 	// held it (a restart, a close forced at its drain deadline, the end of
 	// the run).
-	Cut      uint64 `json:"cut"`
-	Connects uint64 `json:"connects"` // connects the pools started (pool Stats)
-	Failures uint64 `json:"failures"` // failed connects, checks, recycles and discards
-	Checks   uint64 `json:"checks"`   // health checks (pool Stats)
+	Cut uint64 `json:"cut"`
+	// Pauses counts the pauses of the client (pause faults), and Paused
+	// is how long they lasted in all.
+	Pauses   uint64   `json:"pauses,omitempty"`
+	Paused   Duration `json:"paused,omitempty"`
+	Connects uint64   `json:"connects"` // connects the pools started (pool Stats)
+	Failures uint64   `json:"failures"` // failed connects, checks, recycles and discards
+	Checks   uint64   `json:"checks"`   // health checks (pool Stats)
 	// PeakConns is the most connections, open or opening, the client held
 	// at once (for the fleet: the sum of the clients' peaks).
 	PeakConns int `json:"peak_conns"`
@@ -379,6 +385,8 @@ func (a *clientAcc) merge(o *clientAcc) {
 	a.restarts += o.restarts
 	a.closes += o.closes
 	a.cut += o.cut
+	a.pauses += o.pauses
+	a.paused += o.paused
 	a.connects += o.connects
 	a.failures += o.failures
 	a.checks += o.checks
@@ -392,7 +400,7 @@ func (a *clientAcc) merge(o *clientAcc) {
 
 func (a *clientAcc) result(name string) ClientResult {
 	r := ClientResult{Name: name, Claims: a.ok, Discards: a.discards, Dropped: a.dropped, Restarts: a.restarts,
-		Closes: a.closes, Cut: a.cut, Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
+		Closes: a.closes, Cut: a.cut, Pauses: a.pauses, Paused: Duration(a.paused), Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
 		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Shed: a.errs[errShed], NoIdle: a.errs[errNoIdle], Other: a.errs[errOther]}
 	r.DNS = a.dns
@@ -586,6 +594,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		}
 		if c.Cut > 0 {
 			fmt.Fprintf(w, ", cut %d", c.Cut)
+		}
+		if c.Pauses > 0 {
+			fmt.Fprintf(w, ", pauses %d (%s paused)", c.Pauses, short(c.Paused))
 		}
 		if c.DNS.Queries > 0 {
 			fmt.Fprintf(w, "; %s", c.DNS.summary(n, time.Duration(r.Virtual)))

@@ -386,10 +386,31 @@ const (
 	// starts a new pool Down after its Close returned; without it, the
 	// client stays down to the end.
 	FaultClose = "close"
+	// FaultPause pauses Clients for For (required), as a long GC pause or
+	// a VM stall stops a process: nothing of the client runs — its pools'
+	// timers do not fire, the completions of its I/O are not delivered,
+	// its claims that arrive are not issued, the claims it holds are not
+	// released — while the backends, DNS and the other clients go on. At
+	// its resume everything that came due runs, in the order it came due:
+	// claims are issued then with their arrival time (their waits count
+	// from it), and a queued claim whose deadline passed fails then, late.
+	// Faults that act on a paused client's pool (reset, restart, kill,
+	// close) take effect at its resume.
+	FaultPause = "pause"
 )
 
 var faultKinds = []string{FaultCrash, FaultStart, FaultHang, FaultPartition, FaultSlow, FaultCheckFail, FaultErrors, FaultDemote, FaultReset, FaultKill,
-	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad, FaultClose}
+	FaultDNSOutage, FaultDNSAdd, FaultDNSRemove, FaultReplace, FaultRestart, FaultLoad, FaultClose, FaultPause}
+
+// hasFault reports whether sc has a fault of the kind.
+func (sc *Scenario) hasFault(kind string) bool {
+	for _, f := range sc.Faults {
+		if f.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
 
 // Fault is one scheduled fault. Backends and Clients are names or glob
 // patterns (path.Match: "db-*"); an empty Clients means every client.
@@ -401,7 +422,7 @@ type Fault struct {
 	For      Duration `toml:"for,omitempty"`      // how long it lasts, at most to the end of the run; 0: to the end (or instant)
 	Kind     string   `toml:"kind,omitempty"`     // one of the Fault… constants
 	Backends []string `toml:"backends,omitempty"` // the backends it hits, names or globs
-	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load, close and partition; empty: all
+	Clients  []string `toml:"clients,omitempty"`  // the clients of restart, load, close, partition, reset, kill and pause; empty: all
 	// Factor is the latency multiplier of slow, and the rate multiplier
 	// of load.
 	Factor float64 `toml:"factor,omitempty"`
@@ -721,7 +742,10 @@ func (sc *Scenario) check() error {
 			bad(p+"."+field, "%s", msg)
 		}
 		finite(p+".factor", f.Factor)
-		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition || f.Kind == FaultReset || f.Kind == FaultKill
+		takesClients := f.Kind == FaultRestart || f.Kind == FaultLoad || f.Kind == FaultClose || f.Kind == FaultPartition || f.Kind == FaultReset || f.Kind == FaultKill || f.Kind == FaultPause
+		if f.Kind == FaultPause && f.For <= 0 {
+			bad(p+".for", "a pause needs for: how long the clients stay paused, such as \"2s\"")
+		}
 		needBackends := f.Kind != FaultDNSOutage && (!takesClients || f.Kind == FaultPartition)
 		if f.Kind == FaultReset && f.For > 0 {
 			bad(p+".for", "a reset is instant: it takes no for")
@@ -958,7 +982,7 @@ func (f Fault) pastEnd(end Duration) (field, msg string) {
 		}
 		if at > end {
 			msg := fmt.Sprintf("the fault lasts past the end of the run: %s ends at %v, after %v", b.String(), at, end)
-			if pt.key == "for" {
+			if pt.key == "for" && f.Kind != FaultPause {
 				msg += "; without for, it lasts to the end"
 			}
 			return pt.key, msg

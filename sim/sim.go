@@ -100,6 +100,11 @@ type Sim struct {
 
 	series    series
 	claimFree *claim
+
+	// pausedClients counts the clients paused now (pause faults); byPool
+	// finds a pool's instance from its timers, in scenarios with pauses.
+	pausedClients int
+	byPool        map[any]*poolInst
 }
 
 // client is one client of the scenario: a pool (re-created on restarts)
@@ -127,6 +132,7 @@ type client struct {
 
 	recovered bool
 	recQueued bool
+	pause     pauseState
 
 	res clientAcc
 }
@@ -257,6 +263,10 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 			s.q.push(int64(f.End()), handlerFunc(func(s *Sim) { s.faultOver(fs) }))
 		}
 	}
+	if sc.hasFault(FaultPause) {
+		s.byPool = map[any]*poolInst{}
+		s.loop.SetTimerGate(s.timerGate)
+	}
 	s.initDNS()
 	s.q.push(s.end, handlerFunc(func(s *Sim) { s.endWorkload() }))
 	s.series.init(s, opt.Samples)
@@ -365,6 +375,9 @@ func (s *Sim) startClient(c *client) {
 
 // startPool creates a new pool for c on the shared loop.
 func (s *Sim) startPool(c *client) {
+	if s.holdIfPaused(c, func(s *Sim) { s.startPool(c) }) {
+		return
+	}
 	c.gen++
 	name := c.name
 	if c.gen > 1 {
@@ -400,6 +413,9 @@ func (s *Sim) startPool(c *client) {
 		return
 	}
 	inst.p = p
+	if s.byPool != nil {
+		s.byPool[p] = inst
+	}
 	inst.pol = p.EffectivePolicy()
 	c.inst = inst
 	s.markRecovery(c)

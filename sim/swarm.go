@@ -19,8 +19,9 @@ import (
 // would mask a bug.
 
 // swarmKinds are the fault kinds [Scenario.Swarm] draws from: every kind
-// of fault the simulator has.
-var swarmKinds = slices.Clone(faultKinds)
+// of fault the simulator has but pause, which is drawn apart (see
+// swarmPauses).
+var swarmKinds = slices.DeleteFunc(slices.Clone(faultKinds), func(k string) bool { return k == FaultPause })
 
 // Swarm knobs that are not faults of the schedule: each run enables each
 // one time in two, and then draws its probability.
@@ -94,6 +95,8 @@ func (sc *Scenario) Swarm(seed uint64) *Scenario {
 	for range n {
 		c.Faults = append(c.Faults, d.fault(kinds[pick(d.rng, weights)]))
 	}
+	pauses := d.pauses(seed)
+	c.Faults = append(c.Faults, pauses...)
 	slices.SortStableFunc(c.Faults, func(a, b Fault) int { return cmp.Compare(a.At, b.At) })
 
 	var b strings.Builder
@@ -107,12 +110,33 @@ func (sc *Scenario) Swarm(seed uint64) *Scenario {
 	if len(knobs) > 0 {
 		b.WriteString("; " + strings.Join(knobs, ", "))
 	}
+	if len(pauses) > 0 {
+		fmt.Fprintf(&b, "; and %d pauses", len(pauses))
+	}
 	b.WriteString(".")
 	if desc := strings.TrimSpace(sc.Description); desc != "" {
 		b.WriteString("\n\nThe scenario's own story, with its own faults:\n" + desc)
 	}
 	c.Description = b.String()
 	return &c
+}
+
+// pauses draws the pause faults of a run: one run in two has one to
+// three, each of 10ms to 10s (a GC pause, a VM stall), of a few clients
+// or all. They are drawn from a stream of their own, after the other
+// faults, so that a seed draws the same other faults as before pauses
+// existed.
+func (d *swarmDraw) pauses(seed uint64) []Fault {
+	pd := *d
+	pd.rng = stream(seed, "swarm/pause")
+	if pd.rng.IntN(2) != 0 {
+		return nil
+	}
+	fs := make([]Fault, 1+pd.rng.IntN(3))
+	for i := range fs {
+		fs[i] = pd.fault(FaultPause)
+	}
+	return fs
 }
 
 // swarmDraw draws the faults of one swarm run.
@@ -145,6 +169,8 @@ func (d *swarmDraw) fault(kind string) Fault {
 	case FaultKill:
 		f.Down = d.length(10*time.Millisecond, 10*time.Second)
 		f.Linger = d.length(time.Second, 10*time.Minute)
+	case FaultPause:
+		f.For = d.length(10*time.Millisecond, 10*time.Second)
 	case FaultClose:
 		if d.rng.IntN(2) == 0 {
 			f.Spread = d.length(100*time.Millisecond, 30*time.Second)
@@ -157,7 +183,7 @@ func (d *swarmDraw) fault(kind string) Fault {
 	switch kind {
 	case FaultReplace:
 		f.Backends, f.With = d.replacement()
-	case FaultRestart, FaultLoad, FaultClose, FaultReset, FaultKill:
+	case FaultRestart, FaultLoad, FaultClose, FaultReset, FaultKill, FaultPause:
 		f.Clients = d.some(d.clients, true)
 	case FaultDNSOutage:
 	default:

@@ -21,7 +21,8 @@ type claim struct {
 	forced   bool // the pool's Close closed the connection while held
 	done     func(any, error)
 	handedFn func(any)
-	handed   bool // handed a connection at least once
+	handed   bool  // handed a connection at least once
+	handedAt int64 // when it was last handed a connection
 	next     *claim
 
 	// The request made on the connection (see request.go).
@@ -79,17 +80,25 @@ func (c *client) run(s *Sim) {
 	if s.ending || c.gone {
 		return
 	}
-	if c.inst != nil {
+	switch {
+	case c.paused():
+		c.hold(arrival{c, s.now}) // issued at its resume
+	case c.inst != nil:
 		s.issueClaim(c)
-	} else {
+	default:
 		c.res.dropped++ // the client is down (restarting, or closed with down)
 	}
 	c.scheduleArrival(s)
 }
 
-func (s *Sim) issueClaim(c *client) {
+func (s *Sim) issueClaim(c *client) { s.issueClaimAt(c, s.now) }
+
+// issueClaimAt issues a claim that arrived at arrival (earlier than now
+// when its client was paused): its wait counts from its arrival, its
+// timeout from now.
+func (s *Sim) issueClaimAt(c *client, arrival int64) {
 	cl := s.newClaim()
-	cl.c, cl.inst, cl.arrival = c, c.inst, s.now
+	cl.c, cl.inst, cl.arrival = c, c.inst, arrival
 	timeout := c.timeout()
 	cl.deadline = s.now + int64(timeout)
 	s.outstanding++
@@ -110,6 +119,7 @@ func (cl *claim) onHanded(hd any) {
 	if cn := hd.(*pool.Handle[*conn]).Conn(); cn != nil {
 		cn.hooked = cl
 	}
+	cl.handedAt = cl.s.now
 	if cl.handed {
 		return
 	}
@@ -150,7 +160,7 @@ func (cl *claim) onDone(hd any, err error) {
 		s.violate("foreign-conn", "%s: a claim was handed connection %d of pool %s", inst.name, cn.id, cn.inst.name)
 	case cn.state != connOpen:
 		s.violate("closed-conn", "%s: a claim was handed connection %d to %s, which is not open", inst.name, cn.id, cn.b.name)
-	case inst.pol.MaxConnLifetime > 0 && s.now-cn.opened > int64(inst.pol.MaxConnLifetime):
+	case inst.pol.MaxConnLifetime > 0 && s.now-cn.opened > int64(inst.pol.MaxConnLifetime) && !c.lateLifetime(cl, cn, int64(inst.pol.MaxConnLifetime)):
 		s.violate("expired-conn", "%s: a claim was handed connection %d to %s, opened %v ago, past the policy's lifetime %v",
 			inst.name, cn.id, cn.b.name, time.Duration(s.now-cn.opened), inst.pol.MaxConnLifetime)
 	case cn.held != nil:
@@ -180,6 +190,10 @@ func (cl *claim) onDone(hd any, err error) {
 func (cl *claim) run(s *Sim) {
 	if !s.finishRequest(cl) {
 		return // waits for the claimer's I/O timeout
+	}
+	if cl.c.paused() {
+		cl.c.hold(cl) // the claimer gives the connection back at its resume
+		return
 	}
 	cn := cl.cn
 	if cn.held == cl {

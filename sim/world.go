@@ -237,6 +237,10 @@ func (j *ioJob) run(s *Sim) {
 	if j.finished {
 		return
 	}
+	if j.io == nil && j.inst != nil && j.inst.c.paused() {
+		j.inst.c.hold(j) // its client sees the completion at its resume
+		return
+	}
 	if j.io != nil && !s.ended(j) && s.hangs(j.kind, j.b, j.inst) {
 		// The backend hangs now: the I/O waits for its context to end.
 		j.hanging = true
@@ -264,6 +268,12 @@ func (j *ioJob) run(s *Sim) {
 		s.running = j
 		done := j.io()
 		s.running = nil
+		if c := j.inst.c; c.paused() {
+			// Done in the world; its client sees it at its resume.
+			s.loop.Leave()
+			c.hold(completion(done))
+			return
+		}
 		if done != nil {
 			done()
 		}

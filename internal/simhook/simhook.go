@@ -67,6 +67,12 @@ var (
 	// Close returns nil. end is nil when the pool was already closing.
 	CloseAsync func(p any, quiet func()) (end func() (forced int))
 
+	// TimerOwner returns the pool (a *pool.Pool[C]) that armed t, a timer
+	// of the loop it runs on, or nil for a timer of no pool. Every timer
+	// of a pool names it: its slots', its sets', its claimers' deadlines,
+	// its rebalancing and its resolver's.
+	TimerOwner func(t *fsm.Timer) any
+
 	// Inspect returns a pool's totals. The loop must be held.
 	Inspect func(p any) Pool
 	// InspectSet returns the view of the named backend's set, and false
