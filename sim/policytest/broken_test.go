@@ -123,7 +123,7 @@ func (zeroBackoff) Delay(int, *rand.Rand) time.Duration { return 0 }
 // bounds it knows.
 func TestZeroBackoffIsCaught(t *testing.T) {
 	cfg := quick(Config{Policy: func() pool.Policy { return pool.Policy{Backoff: zeroBackoff{}} }}).withDefaults(t.Name())
-	s := Schedule{Seed: 1, Backends: 2, Clients: []Client{{Rate: 5, Hold: time.Millisecond}},
+	s := Schedule{Seed: 1, Backends: []Backend{{}, {}}, Clients: []Client{{Rate: 5, Hold: sim.Const(time.Millisecond)}},
 		Faults: []Fault{{Kind: sim.FaultCrash, Backend: 1, At: 10 * time.Second, For: 20 * time.Second}}}
 	_, err := cfg.run(s.Scenario(t.Name(), cfg.Policy(), cfg.Duration, cfg.RecoverWithin))
 	if err == nil || !strings.Contains(err.Error(), "connect-storm") {

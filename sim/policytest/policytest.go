@@ -2,17 +2,33 @@
 // and Backoff) in the simulator.
 //
 // [Check] draws workloads and fault schedules with pgregory.net/rapid as
-// structured values (a number of backends, a list of clients, a list of
-// faults), runs each in the simulator with the policy under test, and
-// fails when an invariant breaks or a client does not recover in time
-// after the last fault. rapid then shrinks the schedule: it removes faults
-// and clients and moves numbers toward their smallest values, not bits of
-// a seed. The smallest failing schedule is written as a scenario file
-// that [Replay] (with the policy) and qsim (with the default policies, for
-// comparison) run again.
+// structured values (a list of backends, a list of clients, a list of
+// faults, a DNS TTL: see [Schedule]), runs each in the simulator with the
+// policy under test, and fails when an invariant breaks, a client does
+// not recover in time after the last fault, or a backend sees a storm of
+// connects. rapid then shrinks the schedule: it removes faults, clients
+// and backends, and moves every drawn value toward the simplest (no
+// connection cap or accept rate, the default latencies, a constant hold,
+// short faults, small numbers), not bits of a seed.
+//
+// The drawn backends may cap their connections (max_conns) and accept
+// rate, their connect and check latencies and the clients' hold times
+// are drawn from constant, uniform, exponential and Pareto
+// distributions, and some faults keep a backend down for [LongFault]:
+// long enough for the policy's backoff to reach its maximum, so that a
+// backoff that grows past it is caught. Without Config.BackoffBounds a
+// Backoff of one's own is held to the policy's BackoffMax (plus
+// BackoffJitter).
+//
+// The smallest failing schedule is written as a scenario file that
+// [Replay] runs again with the policy from Go, and that a qsim of one's
+// own (package sim/qsim, with the policy registered under Config.Name)
+// runs from the command line; the file's header prints that command.
 //
 //	func TestMyRebalancer(t *testing.T) {
 //		policytest.Check(t, policytest.Config{
+//			Name:   "my-rebalancer", // registered with qsim.RegisterPolicy in cmd/myqsim
+//			QSim:   "go run ./cmd/myqsim",
 //			Policy: func() pool.Policy { return pool.Policy{Rebalancer: MyRebalancer{}} },
 //		})
 //	}
@@ -37,9 +53,22 @@ type Config struct {
 	// Policy returns the policy to test, with its Rebalancer, Picker or
 	// Backoff; it is called for every pool. Required.
 	Policy func() pool.Policy
+	// Name names the policy on the command line: the name it is
+	// registered under with qsim.RegisterPolicy (package sim/qsim) in a
+	// qsim of one's own. With it, the header of a failing schedule's
+	// file prints the command that replays it. Optional.
+	Name string
+	// QSim is the command, run from the module's root, that runs the qsim
+	// in which the policy is registered, as the header of a failing
+	// schedule's file writes it. Default "go run ./cmd/qsim".
+	QSim string
 	// BackoffBounds gives the delay allowed after the n-th consecutive
 	// failure when the policy's Backoff is not a pool.ExponentialBackoff
-	// (see sim.Options.BackoffBounds). Optional.
+	// (see sim.Options.BackoffBounds); p is the policy the pool runs
+	// with, its zero fields replaced by their defaults. Default: from 0
+	// to p.BackoffMax + p.BackoffJitter, so that a Backoff of one's own
+	// must keep within the policy's declared maximum (set BackoffMax to
+	// it, or give BackoffBounds).
 	BackoffBounds func(p pool.Policy, n int) (lo, hi time.Duration)
 	// Check adds checks of one's own on each run's result. Optional.
 	Check func(*sim.Result) error
@@ -58,7 +87,9 @@ type Config struct {
 	MaxBackends, MaxClients, MaxFaults int
 	// Duration of each run, in virtual time. Default 4m. Faults start and
 	// last within the first Duration-RecoverWithin, so that there is time
-	// to recover after the last one.
+	// to recover after the last one, except the faults that last
+	// LongFault: their run is lengthened to end RecoverWithin and ten
+	// seconds after them.
 	Duration time.Duration
 	// RecoverWithin is the liveness bound: every client is back to its
 	// target within this time after the last fault ends. Default 75s:
@@ -97,7 +128,19 @@ func (c Config) withDefaults(name string) Config {
 	if c.MaxConnectRate == 0 {
 		c.MaxConnectRate = 100
 	}
+	if c.BackoffBounds == nil {
+		c.BackoffBounds = declaredBackoffBounds
+	}
+	if c.QSim == "" {
+		c.QSim = "go run ./cmd/qsim"
+	}
 	return c
+}
+
+// declaredBackoffBounds holds a Backoff to the policy's declared
+// maximum: BackoffMax, plus BackoffJitter.
+func declaredBackoffBounds(p pool.Policy, _ int) (lo, hi time.Duration) {
+	return 0, p.BackoffMax + p.BackoffJitter
 }
 
 func safeName(s string) string {
@@ -109,141 +152,43 @@ func safeName(s string) string {
 	}, s)
 }
 
-// Schedule is one drawn workload and fault schedule.
-type Schedule struct {
-	Seed     uint64   // the simulation's seed
-	Backends int      // how many backends, db-1 …
-	Clients  []Client // one pool each
-	Faults   []Fault  // in any order
-}
-
-// Client is one drawn client: claims per second and how long each holds
-// its connection.
-type Client struct {
-	Rate int           // claims per second
-	Hold time.Duration // each claim's hold
-}
-
-// Fault is one drawn fault: Kind (a sim fault kind) on backend number
-// Backend (1-based; unused by dns_outage, restart, load and close) at At,
-// for For.
-type Fault struct {
-	Kind    string        // a sim fault kind, or Delist
-	Backend int           // 1-based
-	At      time.Duration // when it starts
-	For     time.Duration // how long it lasts (restart and close: how long the client is down)
-}
-
-// faultKinds are drawn in this order; shrinking moves toward the first.
-var faultKinds = []string{sim.FaultCrash, sim.FaultHang, sim.FaultPartition, sim.FaultCheckFail, sim.FaultSlow,
-	sim.FaultDNSOutage, Delist, sim.FaultRestart, sim.FaultLoad, sim.FaultClose}
-
-// Delist is a drawn fault kind of the harness's own: the backend leaves
-// DNS at At and comes back For later (a dns_remove and a dns_add).
-const Delist = "delist"
-
-// generator draws schedules within cfg's bounds.
-func generator(cfg Config) *rapid.Generator[Schedule] {
-	window := int((cfg.Duration - cfg.RecoverWithin) / time.Second) // faults happen in [0, window]
-	return rapid.Custom(func(t *rapid.T) Schedule {
-		s := Schedule{
-			Seed:     uint64(rapid.IntRange(1, 1000).Draw(t, "seed")),
-			Backends: rapid.IntRange(1, cfg.MaxBackends).Draw(t, "backends"),
-		}
-		s.Clients = rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Client {
-			return Client{
-				Rate: rapid.IntRange(1, 20).Draw(t, "rate"),
-				Hold: time.Duration(rapid.IntRange(1, 50).Draw(t, "hold_ms")) * time.Millisecond,
-			}
-		}), 1, cfg.MaxClients).Draw(t, "clients")
-		s.Faults = rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Fault {
-			return Fault{
-				Kind:    rapid.SampledFrom(faultKinds).Draw(t, "kind"),
-				Backend: rapid.IntRange(1, s.Backends).Draw(t, "backend"),
-				At:      time.Duration(rapid.IntRange(0, window/2).Draw(t, "at_s")) * time.Second,
-				For:     time.Duration(rapid.IntRange(1, window/2).Draw(t, "for_s")) * time.Second,
-			}
-		}), 0, cfg.MaxFaults).Draw(t, "faults")
-		return s
-	})
-}
-
-// Scenario turns the schedule into a scenario for the simulator, with the
-// numbers of policy p.
-func (s Schedule) Scenario(name string, p pool.Policy, d, recoverWithin time.Duration) *sim.Scenario {
-	sc := &sim.Scenario{
-		Name:     name,
-		Duration: sim.Duration(d),
-		Seed:     s.Seed,
-		DNS:      sim.DNSSpec{TTL: sim.Duration(5 * time.Second)},
-		Backends: []sim.BackendSpec{{Name: "db", Count: s.Backends}},
-		Expect:   sim.Expect{RecoverWithin: sim.Duration(recoverWithin)},
-	}
-	if s.Backends == 1 {
-		sc.Backends[0].Count = 0
-		sc.Backends[0].Name = "db-1"
-	}
-	for i, c := range s.Clients {
-		sc.Clients = append(sc.Clients, sim.ClientSpec{
-			Name:     fmt.Sprintf("client-%d", i+1),
-			Policy:   sim.PolicySpecOf(p),
-			Workload: sim.Workload{Rate: float64(c.Rate), Hold: sim.Const(c.Hold)},
-		})
-	}
-	for _, f := range s.Faults {
-		sf := sim.Fault{At: sim.Duration(f.At), Kind: f.Kind}
-		switch f.Kind {
-		case sim.FaultRestart, sim.FaultClose:
-			sf.Down = sim.Duration(f.For)
-		case sim.FaultDNSOutage:
-			sf.For = sim.Duration(f.For)
-		case sim.FaultLoad:
-			sf.For = sim.Duration(f.For)
-			sf.Factor = 5
-		case Delist:
-			b := []string{fmt.Sprintf("db-%d", f.Backend)}
-			sc.Faults = append(sc.Faults,
-				sim.Fault{At: sim.Duration(f.At), Kind: sim.FaultDNSRemove, Backends: b},
-				sim.Fault{At: sim.Duration(f.At + f.For), Kind: sim.FaultDNSAdd, Backends: b})
-			continue
-		default:
-			sf.For = sim.Duration(f.For)
-			sf.Backends = []string{fmt.Sprintf("db-%d", f.Backend)}
-			if f.Kind == sim.FaultSlow {
-				sf.Factor = 20
-			}
-		}
-		sc.Faults = append(sc.Faults, sf)
-	}
-	return sc
-}
-
-// options are the simulator options that plug cfg's policy in.
-func (c Config) options() sim.Options {
+// Options returns the simulator options that plug cfg's policy into
+// every client of a scenario, with the backoff bounds Check holds it to
+// (Config.BackoffBounds or its default). Set Seed, Trace and Progress on
+// the result as needed. Check, Replay and package sim/qsim run with them.
+func (c Config) Options() sim.Options {
+	c = c.withDefaults("")
 	return sim.Options{
 		Policy:        func(string, pool.Policy) pool.Policy { return c.Policy() },
 		BackoffBounds: c.BackoffBounds,
 	}
 }
 
+// Verify runs the checks the harness adds to the simulator's own on the
+// result r of a run of sc with cfg's policy (run with [Config.Options]):
+// the connect rate bound (Config.MaxConnectRate) and Config.Check. It
+// does not repeat r.Err(), the simulator's invariants and expectations.
+func (c Config) Verify(sc *sim.Scenario, r *sim.Result) error {
+	c = c.withDefaults("")
+	if err := c.checkConnectRate(sc, r); err != nil {
+		return err
+	}
+	if c.Check != nil {
+		return c.Check(r)
+	}
+	return nil
+}
+
 // run runs one scenario with cfg's policy and returns what went wrong.
 func (c Config) run(sc *sim.Scenario) (*sim.Result, error) {
-	r, err := sim.Run(sc, c.options())
+	r, err := sim.Run(sc, c.Options())
 	if err != nil {
 		return nil, err
 	}
 	if err := r.Err(); err != nil {
 		return r, err
 	}
-	if err := c.checkConnectRate(sc, r); err != nil {
-		return r, err
-	}
-	if c.Check != nil {
-		if err := c.Check(r); err != nil {
-			return r, err
-		}
-	}
-	return r, nil
+	return r, c.Verify(sc, r)
 }
 
 // checkConnectRate fails a run in which a backend saw more connects in
@@ -258,14 +203,8 @@ func (c Config) checkConnectRate(sc *sim.Scenario, r *sim.Result) error {
 		if c.Policy != nil {
 			pol = c.Policy()
 		}
-		per, most := pol.MaxSlotsPerBackend, pol.MaxSlots
-		if per == 0 {
-			per = 16
-		}
-		if most == 0 {
-			most = 16
-		}
-		limit += max(c.MaxConnectRate, 10*float64(min(per, most))) * float64(max(cl.Count, 1))
+		n := numbersOf(pol)
+		limit += max(c.MaxConnectRate, 10*float64(n.perBackend)) * float64(max(cl.Count, 1))
 	}
 	for _, b := range r.Backends {
 		if float64(b.PeakConnectRate) > limit {
@@ -293,24 +232,76 @@ func Check(t TB, cfg Config) {
 		return
 	}
 	cfg = cfg.withDefaults(t.Name())
+	p := cfg.Policy()
+	gen := generator(cfg, p)
 	rapid.Check(t, func(rt *rapid.T) {
-		s := generator(cfg).Draw(rt, "schedule")
-		sc := s.Scenario(t.Name(), cfg.Policy(), cfg.Duration, cfg.RecoverWithin)
+		s := gen.Draw(rt, "schedule")
+		sc := s.Scenario(t.Name(), p, cfg.Duration, cfg.RecoverWithin)
 		_, err := cfg.run(sc)
 		if err == nil {
 			return
 		}
-		if werr := writeSchedule(cfg.Out, sc, err); werr != nil {
+		if werr := cfg.writeSchedule(sc, err); werr != nil {
 			rt.Fatalf("%v (and writing the schedule: %v)", err, werr)
 		}
-		rt.Fatalf("%v\nsmallest failing schedule so far: %s (%d backends, %d clients, %d faults)",
-			err, cfg.Out, s.Backends, len(s.Clients), len(s.Faults))
+		rt.Fatalf("%v\nsmallest failing schedule so far: %s (%d backends, %d clients, %d faults)\n%s",
+			err, cfg.Out, len(s.Backends), len(s.Clients), len(s.Faults), cfg.replayHelp())
 	})
 }
 
-// writeSchedule writes sc as a scenario file, with a header saying what
-// failed and how to replay it.
-func writeSchedule(path string, sc *sim.Scenario, failure error) error {
+// ReplayCommand returns the command line, run from the module's root,
+// that replays the scenario file with cfg's policy in a qsim of one's
+// own: cfg.QSim -policy cfg.Name -scenario file, the file's path made
+// relative to the module's root when it lies within it. It is "" when
+// cfg has no Name.
+func (c Config) ReplayCommand(file string) string {
+	c = c.withDefaults("")
+	if c.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s -policy %s -scenario %s", c.QSim, c.Name, fromModuleRoot(file))
+}
+
+// replayHelp says how to replay cfg.Out.
+func (c Config) replayHelp() string {
+	if cmd := c.ReplayCommand(c.Out); cmd != "" {
+		return "replay it (from the module's root): " + cmd
+	}
+	return "replay it with policytest.Replay, or set Config.Name and register the policy in a qsim of your own (package sim/qsim)"
+}
+
+// fromModuleRoot returns file's path relative to the root of the module
+// the working directory is in (the directory with go.mod), or file's
+// absolute path when it is outside it or there is no module.
+func fromModuleRoot(file string) string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return file
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return abs
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return abs
+		}
+		dir = up
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return abs
+	}
+	return rel
+}
+
+// writeSchedule writes sc as a scenario file at c.Out, with a header
+// saying what failed and how to replay it.
+func (c Config) writeSchedule(sc *sim.Scenario, failure error) error {
 	body, err := sc.Marshal()
 	if err != nil {
 		return err
@@ -320,19 +311,27 @@ func writeSchedule(path string, sc *sim.Scenario, failure error) error {
 	for _, l := range strings.Split(failure.Error(), "\n") {
 		b.WriteString("# " + l + "\n")
 	}
-	b.WriteString("# The policy's Rebalancer, Picker and Backoff are Go values: replay it with\n")
-	b.WriteString("# policytest.Replay(file, config). qsim -scenario file runs it with the\n")
-	b.WriteString("# default policies, for comparison.\n\n")
+	b.WriteString("# The policy's Rebalancer, Picker and Backoff are Go values.\n")
+	if cmd := c.ReplayCommand(c.Out); cmd != "" {
+		b.WriteString("# Replay it with the policy, from the module's root:\n")
+		b.WriteString("#   " + cmd + "\n")
+		b.WriteString("# or from Go with policytest.Replay(file, config).\n")
+	} else {
+		b.WriteString("# Replay it with policytest.Replay(file, config), or set Config.Name and\n")
+		b.WriteString("# register the policy in a qsim of your own (package sim/qsim).\n")
+	}
+	b.WriteString("# qsim -scenario file runs it with the default Rebalancer, Picker and\n")
+	b.WriteString("# Backoff, for comparison.\n\n")
 	b.Write(body)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.Out), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	return os.WriteFile(c.Out, []byte(b.String()), 0o644)
 }
 
 // Replay runs a scenario file (a schedule Check wrote, or any scenario)
-// with cfg's policy, and returns the result and what went wrong, if
-// anything.
+// with cfg's policy and the harness's checks, and returns the result and
+// what went wrong, if anything.
 func Replay(file string, cfg Config) (*sim.Result, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("policytest: Config.Policy is required")
