@@ -1,4 +1,4 @@
-package main
+package qsim
 
 import (
 	"encoding/json"
@@ -26,6 +26,7 @@ type swarmConfig struct {
 	expect   bool   // a missed expectation fails the run (-swarm-expect)
 	out      string // where failing scenarios and swarm.json go; "" makes a temporary directory at the first failure
 	progress bool   // a status line on stderr
+	pol      *policy
 }
 
 // swarmRun is what one run of the swarm gives: only what the summary
@@ -36,7 +37,7 @@ type swarmRun struct {
 	virtual   time.Duration
 	faults    int
 	kinds     []string // the fault kinds of the drawn schedule, each once
-	failure   string   // the invariant violated, "panic", or with expect "expect:NAME"; "" when it passed
+	failure   string   // the invariant violated, "panic", with expect "expect:NAME", with -policy "policytest"; "" when it passed
 	detail    string   // the violation, the panic's value, or the unmet expectation
 	missed    []string // the expectations it did not meet
 	drawn     *sim.Scenario
@@ -46,7 +47,7 @@ type swarmRun struct {
 // swarmFailure is one failing run in swarm.json.
 type swarmFailure struct {
 	Seed    uint64 `json:"seed"`
-	Failure string `json:"failure"` // the invariant, "panic", or "expect:NAME"
+	Failure string `json:"failure"` // the invariant, "panic", "expect:NAME", or "policytest" (a check of -policy)
 	Detail  string `json:"detail"`
 	File    string `json:"file"`   // the drawn scenario, replayable
 	Replay  string `json:"replay"` // the command that replays it
@@ -96,7 +97,7 @@ func swarmOne(cfg *swarmConfig, seed uint64) (out swarmRun) {
 			out.kinds = append(out.kinds, f.Kind)
 		}
 	}
-	r, err := sim.Run(drawn, options(seed))
+	r, err := sim.Run(drawn, cfg.pol.options(seed))
 	if err != nil {
 		// The draw made a scenario the simulator refuses: a bug of the
 		// draw, reported as a failure with its file.
@@ -117,6 +118,10 @@ func swarmOne(cfg *swarmConfig, seed uint64) (out swarmRun) {
 		out.failure, out.detail = r.Violation.Invariant, r.Violation.Error()
 	case cfg.expect && len(out.missed) > 0:
 		out.failure, out.detail = "expect:"+out.missed[0], r.Err().Error()
+	default:
+		if err := cfg.pol.verify(drawn, r); err != nil {
+			out.failure, out.detail = "policytest", err.Error()
+		}
 	}
 	if out.failure != "" {
 		out.drawn = drawn
@@ -204,7 +209,7 @@ func writeFailure(cfg *swarmConfig, dir *string, sr swarmRun) (swarmFailure, err
 	detail, _, _ := strings.Cut(sr.detail, "\n")
 	f := swarmFailure{Seed: sr.seed, Failure: sr.failure, Detail: detail, TraceHash: sr.traceHash}
 	if sr.drawn == nil {
-		f.Replay = fmt.Sprintf("qsim -scenario %s -swarm 1 -seed %d", cfg.scenario, sr.seed)
+		f.Replay = fmt.Sprintf("qsim%s -scenario %s -swarm 1 -seed %d", cfg.pol.flag(), cfg.scenario, sr.seed)
 		return f, nil
 	}
 	if *dir == "" {
@@ -222,7 +227,7 @@ func writeFailure(cfg *swarmConfig, dir *string, sr swarmRun) (swarmFailure, err
 		return f, err
 	}
 	f.File = filepath.Join(*dir, fmt.Sprintf("seed-%d.toml", sr.seed))
-	f.Replay = fmt.Sprintf("qsim -scenario %s -seed %d", f.File, sr.seed)
+	f.Replay = fmt.Sprintf("qsim%s -scenario %s -seed %d", cfg.pol.flag(), f.File, sr.seed)
 	return f, os.WriteFile(f.File, data, 0o644)
 }
 

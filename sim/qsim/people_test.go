@@ -1,4 +1,4 @@
-package main
+package qsim
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 // runQsim runs qsim with args and returns its exit status and outputs.
 func runQsim(args ...string) (code int, stdout, stderr string) {
 	var out, errs bytes.Buffer
-	code = run(args, &out, &errs)
+	code = Main(args, &out, &errs)
 	return code, out.String(), errs.String()
 }
 

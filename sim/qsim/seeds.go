@@ -1,4 +1,4 @@
-package main
+package qsim
 
 import (
 	"fmt"
@@ -82,14 +82,14 @@ func runSafe(sc *sim.Scenario, opt sim.Options, dir string) (out seedRun) {
 // runSeeds runs every seed of the range on workers goroutines and prints
 // one line each, in seed order. With out, each seed's files go into
 // out/seed-N.
-func runSeeds(sc *sim.Scenario, lo, hi uint64, workers int, out string, stdout, stderr io.Writer) int {
+func runSeeds(sc *sim.Scenario, lo, hi uint64, workers int, out string, pol *policy, stdout, stderr io.Writer) int {
 	status, failed := 0, 0
 	parallel(hi-lo+1, workers, func(i uint64) seedRun {
 		dir := ""
 		if out != "" {
 			dir = filepath.Join(out, fmt.Sprintf("seed-%d", lo+i))
 		}
-		return runSafe(sc, options(lo+i), dir)
+		return runSafe(sc, pol.options(lo+i), dir)
 	}, func(i uint64, sr seedRun) {
 		seed := lo + i
 		switch {
@@ -105,7 +105,11 @@ func runSeeds(sc *sim.Scenario, lo, hi uint64, workers int, out string, stdout, 
 		}
 		r := sr.r
 		verdict := "ok"
-		if err := r.Err(); err != nil {
+		err := r.Err()
+		if err == nil {
+			err = pol.verify(sc, r)
+		}
+		if err != nil {
 			verdict = "FAIL " + err.Error()
 			status = max(status, 1)
 			failed++

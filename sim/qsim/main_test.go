@@ -1,4 +1,4 @@
-package main
+package qsim
 
 import (
 	"bytes"
@@ -29,13 +29,13 @@ func TestBuiltinMatchesTestdata(t *testing.T) {
 		}
 		got, err := builtin.ReadFile("scenarios/" + filepath.Base(f))
 		if err != nil || !bytes.Equal(got, src) {
-			t.Errorf("cmd/qsim/scenarios/%s differs from testdata/scenarios (go test ./cmd/qsim -update)", filepath.Base(f))
+			t.Errorf("sim/qsim/scenarios/%s differs from testdata/scenarios (go test ./sim/qsim -update)", filepath.Base(f))
 		}
 	}
 	entries, _ := fs.ReadDir(builtin, "scenarios")
 	for _, e := range entries {
 		if !want[e.Name()] {
-			t.Errorf("cmd/qsim/scenarios/%s has no testdata/scenarios counterpart", e.Name())
+			t.Errorf("sim/qsim/scenarios/%s has no testdata/scenarios counterpart", e.Name())
 		}
 	}
 }
@@ -44,10 +44,10 @@ var hashLine = regexp.MustCompile(`(?m)^trace hash: [0-9a-f]{64}$`)
 
 func TestDefaultRunPrintsTraceHash(t *testing.T) {
 	var out1, out2, errs bytes.Buffer
-	if code := run([]string{"-progress=false"}, &out1, &errs); code != 0 {
+	if code := Main([]string{"-progress=false"}, &out1, &errs); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out1.String(), errs.String())
 	}
-	run([]string{"-progress=false"}, &out2, &errs)
+	Main([]string{"-progress=false"}, &out2, &errs)
 	h1, h2 := hashLine.FindString(out1.String()), hashLine.FindString(out2.String())
 	if h1 == "" || h1 != h2 {
 		t.Fatalf("hash lines %q and %q\n%s", h1, h2, out1.String())
@@ -59,7 +59,7 @@ func TestDefaultRunPrintsTraceHash(t *testing.T) {
 
 func TestSeedsRange(t *testing.T) {
 	var out, errs bytes.Buffer
-	if code := run([]string{"-scenario", "all-down-then-back", "-seeds", "1-3"}, &out, &errs); code != 0 {
+	if code := Main([]string{"-scenario", "all-down-then-back", "-seeds", "1-3"}, &out, &errs); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errs.String())
 	}
 	lines := regexp.MustCompile(`(?m)^seed \d+ .* ok  trace hash: [0-9a-f]{64}$`).FindAllString(out.String(), -1)
@@ -95,7 +95,7 @@ min_claims = 1000000
 		{[]string{"-seeds", "5-1"}, 2, "want A-B"},
 	} {
 		var out, errs bytes.Buffer
-		code := run(tc.args, &out, &errs)
+		code := Main(tc.args, &out, &errs)
 		if code != tc.code || !strings.Contains(out.String()+errs.String(), tc.msg) {
 			t.Errorf("%v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.msg, out.String(), errs.String())
 		}
@@ -105,7 +105,7 @@ min_claims = 1000000
 func TestOutDir(t *testing.T) {
 	dir := t.TempDir()
 	var out, errs bytes.Buffer
-	if code := run([]string{"-scenario", "all-down-then-back", "-out", dir, "-progress=false"}, &out, &errs); code != 0 {
+	if code := Main([]string{"-scenario", "all-down-then-back", "-out", dir, "-progress=false"}, &out, &errs); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errs.String())
 	}
 	for _, f := range []string{"trace.jsonl", "summary.txt", "result.json", "picture.svg"} {

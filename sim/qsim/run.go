@@ -1,4 +1,4 @@
-package main
+package qsim
 
 import (
 	"bufio"
@@ -11,21 +11,51 @@ import (
 	"strings"
 
 	"github.com/qorbgo/qorb/sim"
+	"github.com/qorbgo/qorb/sim/policytest"
 )
 
-// options returns the options of a run of seed, with adjustOptions
-// applied.
-func options(seed uint64) sim.Options {
-	opt := sim.Options{Seed: seed}
+// policy is the registered policy -policy plugs into every client; a
+// nil *policy runs the scenario's own policies.
+type policy struct {
+	name string
+	cfg  policytest.Config
+}
+
+// options returns the options of a run of seed: those that plug p's
+// policy in, with adjustOptions applied.
+func (p *policy) options(seed uint64) sim.Options {
+	var opt sim.Options
+	if p != nil {
+		opt = p.cfg.Options()
+	}
+	opt.Seed = seed
 	if adjustOptions != nil {
 		adjustOptions(&opt)
 	}
 	return opt
 }
 
-// runOne runs one seed, prints the summary, and writes the files of -out.
-func runOne(sc *sim.Scenario, seed uint64, out string, progress bool, stdout, stderr io.Writer) int {
-	opt := options(seed)
+// verify runs the checks policytest adds to the simulator's own on a
+// run of sc with p's policy; nil without a policy.
+func (p *policy) verify(sc *sim.Scenario, r *sim.Result) error {
+	if p == nil {
+		return nil
+	}
+	return p.cfg.Verify(sc, r)
+}
+
+// flag is how a replay command names p: " -policy NAME", or "".
+func (p *policy) flag() string {
+	if p == nil {
+		return ""
+	}
+	return " -policy " + p.name
+}
+
+// runOne runs one seed, prints the summary (and the failure of a check of
+// p's), and writes the files of -out.
+func runOne(sc *sim.Scenario, seed uint64, out string, progress bool, pol *policy, stdout, stderr io.Writer) int {
+	opt := pol.options(seed)
 	if progress {
 		opt.Progress = newProgressBar(stderr).update
 	}
@@ -35,10 +65,14 @@ func runOne(sc *sim.Scenario, seed uint64, out string, progress bool, stdout, st
 		return 2
 	}
 	r.WriteSummary(stdout)
+	perr := pol.verify(sc, r)
+	if perr != nil {
+		fmt.Fprintf(stdout, "FAIL %v\n", perr)
+	}
 	if out != "" {
 		fmt.Fprintf(stdout, "wrote %s\n", out)
 	}
-	if !r.OK() {
+	if !r.OK() || perr != nil {
 		return 1
 	}
 	return 0

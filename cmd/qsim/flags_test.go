@@ -1,5 +1,0 @@
-package main
-
-import "flag"
-
-var update = flag.Bool("update", false, "copy testdata/scenarios into cmd/qsim/scenarios")
