@@ -632,7 +632,13 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 			sl.Succeeded()
 			sl.set.Checked()
 			if sl.fire(ok) {
-				p.scheduleHealth(sl, p.loop.Nanos())
+				now := p.loop.Nanos()
+				if sl.expireAt != 0 && now >= sl.expireAt {
+					// The lifetime ended while the check ran, so its
+					// timer passed: replace the connection now.
+					sl.replace = true
+				}
+				p.scheduleHealth(sl, now)
 				p.idleSlot(sl)
 			}
 		}

@@ -181,3 +181,38 @@ backends = ["db-2"]
 		}
 	}
 }
+
+// TestPoolBugLifetimeEndsDuringAHealthCheck: a health check that was
+// still running when its connection's lifetime ended took the lifetime's
+// timer with it: the check's completion scheduled the next health check
+// only, so the connection stayed in the pool, handed out past its
+// lifetime, until the next health check (5s here). Found by policytest
+// (QORB_SIM_EXPLORE=1) with a backend whose checks take 8.4ms.
+func TestPoolBugLifetimeEndsDuringAHealthCheck(t *testing.T) {
+	r, _ := runText(t, "lifetime-check.toml", `name = "lifetime-check"
+duration = "3m"
+seed = 4
+[dns]
+ttl = "5s"
+[[backends]]
+name = "db-1"
+[[backends]]
+name = "db-2"
+check_latency = "8.4ms"
+[[clients]]
+name = "client-1"
+[clients.policy]
+spares_wanted = 3
+max_slots = 8
+connect_timeout = "1s"
+health_interval = "5s"
+health_timeout = "300ms"
+max_conn_lifetime = "20s"
+[clients.workload]
+rate = 2
+hold = "1ms"
+`)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
