@@ -68,7 +68,7 @@ func TestGrowingBackoffIsCaught(t *testing.T) {
 func TestDrawnSchedulesFindGrowingBackoff(t *testing.T) {
 	cfg := quick(Config{Policy: func() pool.Policy { return pool.Policy{Backoff: growingBackoff{}} }}).withDefaults(t.Name())
 	gen := generator(cfg, cfg.Policy())
-	for i := range 40 {
+	for i := range 100 {
 		s := gen.Example(i)
 		_, err := cfg.run(s.Scenario(t.Name(), cfg.Policy(), cfg.Duration, cfg.RecoverWithin))
 		if err == nil {
@@ -80,5 +80,5 @@ func TestDrawnSchedulesFindGrowingBackoff(t *testing.T) {
 		t.Logf("schedule %d of the draws fails: %v", i, err)
 		return
 	}
-	t.Fatal("no drawn schedule of 40 caught the growing backoff")
+	t.Fatal("no drawn schedule of 100 caught the growing backoff")
 }

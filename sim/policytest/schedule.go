@@ -48,18 +48,18 @@ type Client struct {
 }
 
 // Fault is one drawn fault: Kind (a sim fault kind) on backend number
-// Backend (1-based; unused by dns_outage, restart, load and close) at At,
-// for For.
+// Backend (1-based; unused by dns_outage, restart, load, close, pause and
+// kill) at At, for For.
 type Fault struct {
 	Kind    string        // a sim fault kind, or Delist
 	Backend int           // 1-based
 	At      time.Duration // when it starts
-	For     time.Duration // how long it lasts (restart and close: how long the client is down)
+	For     time.Duration // how long it lasts (restart, close and kill: how long the client is down)
 }
 
 // faultKinds are drawn in this order; shrinking moves toward the first.
 var faultKinds = []string{sim.FaultCrash, sim.FaultHang, sim.FaultPartition, sim.FaultCheckFail, sim.FaultSlow,
-	sim.FaultDNSOutage, Delist, sim.FaultRestart, sim.FaultLoad, sim.FaultClose}
+	sim.FaultDNSOutage, Delist, sim.FaultRestart, sim.FaultLoad, sim.FaultClose, sim.FaultPause, sim.FaultKill}
 
 // longKinds are the fault kinds that make connects fail, and so may last
 // LongFault.
@@ -269,6 +269,13 @@ func (s Schedule) Scenario(name string, p pool.Policy, d, recoverWithin time.Dur
 		switch f.Kind {
 		case sim.FaultRestart, sim.FaultClose:
 			sf.Down = sim.Duration(f.For)
+		case sim.FaultPause:
+			sf.For = sim.Duration(f.For)
+		case sim.FaultKill:
+			// The client comes back For later; the servers keep its
+			// connections for as long again.
+			sf.Down = sim.Duration(f.For)
+			sf.Linger = sim.Duration(f.For)
 		case sim.FaultDNSOutage:
 			sf.For = sim.Duration(f.For)
 		case sim.FaultLoad:
