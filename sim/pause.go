@@ -66,16 +66,31 @@ func (c *client) pausedBetween(from, to int64) int64 {
 }
 
 // lateLifetime reports whether a connection handed to cl past its
-// lifetime was handed out because a pause of c held the lifetime's timer:
-// at the resume a claim that came due before the lifetime ended may take
-// the connection before the timer fires. The age is judged when the
-// connection was handed to the claim (before its check on claim or
-// acquire hook), with the time c was paused since the lifetime ended.
+// lifetime was handed out because of a pause of c. A connection opened
+// while c was paused reaches its pool at the resume, and its lifetime
+// counts from then; and at a resume a claim that came due before the
+// lifetime ended may take the connection before the lifetime's held
+// timer fires. The age is judged when the connection was handed to the
+// claim (before its check on claim or acquire hook), from when the pool
+// got the connection, with the time c was paused since the lifetime
+// ended.
 func (c *client) lateLifetime(cl *claim, cn *conn, lifetime int64) bool {
 	if len(c.pause.spans) == 0 && c.pause.n == 0 {
 		return false
 	}
-	return cl.handedAt-cn.opened <= lifetime+c.pausedBetween(cn.opened+lifetime, cl.handedAt)
+	got := c.resumedAt(cn.opened)
+	return cl.handedAt-got <= lifetime+c.pausedBetween(got+lifetime, cl.handedAt)
+}
+
+// resumedAt is t, or the end of the pause of c that t falls in: when a
+// completion due at t reached c's pools.
+func (c *client) resumedAt(t int64) int64 {
+	for _, sp := range c.pause.spans {
+		if t >= sp.from && t < sp.to {
+			return sp.to
+		}
+	}
+	return t
 }
 
 // pauseClient begins a pause of c.
