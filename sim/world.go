@@ -635,16 +635,31 @@ func (inst *poolInst) connectToDown(b *simBackend) {
 	}
 }
 
+// ConnectStormLimit is the most connects a pool with policy p (zero
+// fields taking the pool's defaults) may make in one second to a backend
+// that is down before the simulator stops the run with the connect-storm
+// invariant. See docs/sim.md.
+func ConnectStormLimit(p pool.Policy) int {
+	if eff, err := validatePolicy(p); err == nil {
+		p = eff
+	}
+	return stormLimit(p)
+}
+
 // stormLimit is the most connects a pool may make to a backend that is
 // down in one second: ten for each slot it may hold to the backend (a
 // slot backing off from the default 20ms tries about six times in its
 // first second), more when BackoffMin is shorter (two for each doubling
-// from BackoffMin to a second), and at least 100. A backoff of zero makes
-// about 400 a second from one probe slot.
+// from BackoffMin to a second) or BackoffMax is under a second (twice
+// the tries a second at BackoffMax), and at least 100. A backoff of zero
+// makes about 400 a second from one probe slot.
 func stormLimit(p pool.Policy) int {
 	perSlot := 10
 	if m := p.BackoffMin; m > 0 && m < 20*time.Millisecond {
 		perSlot = 2 * (int(math.Log2(float64(time.Second)/float64(m))) + 1)
+	}
+	if m := p.BackoffMax; m > 0 && m < time.Second {
+		perSlot = max(perSlot, 2*int(math.Ceil(float64(time.Second)/float64(m))))
 	}
 	return max(100, perSlot*min(p.MaxSlotsPerBackend, p.MaxSlots))
 }

@@ -72,14 +72,15 @@ type Config struct {
 	BackoffBounds func(p pool.Policy, n int) (lo, hi time.Duration)
 	// Check adds checks of one's own on each run's result. Optional.
 	Check func(*sim.Result) error
-	// MaxConnectRate bounds the connects a backend sees in one second
-	// from each client: the larger of MaxConnectRate and ten a second for
-	// each slot the client may hold to it (MaxSlotsPerBackend, capped by
-	// MaxSlots; a slot of the default backoff tries about five times in
-	// its first second of failures). A policy that reconnects at once (a
+	// MaxConnectRate bounds the connects a backend, up or down, sees in
+	// one second from each client: the larger of MaxConnectRate and
+	// sim.ConnectStormLimit of the client's policy (ten a second for each
+	// slot the client may hold to it, more with a BackoffMin under 20ms
+	// or a BackoffMax under a second). A policy that reconnects at once (a
 	// backoff of zero) storms a dead backend far past it (about 400 a
-	// second from one probe slot), whatever its Backoff claims. Default
-	// 100; negative turns the check off.
+	// second from one probe slot), whatever its Backoff claims; the
+	// simulator's connect-storm invariant catches that too, per pool, for
+	// backends that are down. Default 100; negative turns the check off.
 	MaxConnectRate float64
 
 	// MaxBackends, MaxClients and MaxFaults bound the schedules drawn.
@@ -203,8 +204,7 @@ func (c Config) checkConnectRate(sc *sim.Scenario, r *sim.Result) error {
 		if c.Policy != nil {
 			pol = c.Policy()
 		}
-		n := numbersOf(pol)
-		limit += max(c.MaxConnectRate, 10*float64(n.perBackend)) * float64(max(cl.Count, 1))
+		limit += max(c.MaxConnectRate, float64(sim.ConnectStormLimit(pol))) * float64(max(cl.Count, 1))
 	}
 	for _, b := range r.Backends {
 		if float64(b.PeakConnectRate) > limit {
