@@ -82,6 +82,9 @@ type numbers struct {
 	maxSlots, perBackend, spares  int
 	connectTimeout, healthTimeout time.Duration
 	backoffMin, backoffMax        time.Duration
+	// churn is the shortest time a connection may live, by its lifetime
+	// (less the jitter) or its idle time; 0 with neither.
+	churn time.Duration
 }
 
 func numbersOf(p pool.Policy) numbers {
@@ -104,6 +107,16 @@ func numbersOf(p pool.Policy) numbers {
 	}
 	n.perBackend = min(n.perBackend, n.maxSlots)
 	n.spares = min(n.spares, n.maxSlots)
+	if l := p.MaxConnLifetime; l > 0 {
+		jitter := p.MaxConnLifetimeJitter
+		if jitter <= 0 {
+			jitter = l / 10
+		}
+		n.churn = max(l-jitter, time.Millisecond)
+	}
+	if d := p.MaxConnIdleTime; d > 0 && (n.churn == 0 || d < n.churn) {
+		n.churn = d
+	}
 	return n
 }
 
@@ -180,9 +193,13 @@ func backendGen(n numbers, clients int) *rapid.Generator[Backend] {
 			b.MaxConns = hi + 1 - k
 		}
 		// Accepting every slot of every client within half the connect
-		// timeout, times 8, 4, 2 or 1; 0 is no limit.
+		// timeout, and twice the reconnects of their lifetimes, times 8,
+		// 4, 2 or 1; 0 is no limit.
 		if k := rapid.IntRange(0, 4).Draw(t, "accept_rate"); k > 0 {
 			base := float64(2*n.perBackend*clients) / n.connectTimeout.Seconds()
+			if n.churn > 0 {
+				base = max(base, float64(2*n.perBackend*clients)/n.churn.Seconds())
+			}
 			b.AcceptRate = int(base+0.999) << (4 - k)
 		}
 		b.Connect = latencyGen(min(100*time.Millisecond, n.connectTimeout/10)).Draw(t, "connect_latency")
