@@ -553,8 +553,10 @@ func (c *asyncClaim[C]) hooked(h *Handle[C], herr error) {
 
 // afterHooks decides, with the loop held, what becomes of a claim whose
 // hooks (a check on claim, an AcquireHook) succeeded: the claimer gets h;
-// or, when the backend left the resolver's list meanwhile, h goes back
-// unused and the claimer waits again at the head of the queue (nil, nil);
+// or, when the backend left the resolver's list meanwhile, or the
+// connection's lifetime ended or Reset came, h goes back unused (to be
+// replaced, in the latter cases) and the claimer waits again at the head
+// of the queue (nil, nil);
 // or the claim fails: ErrClosed when a forced Close stopped the slot,
 // the timeout error when its deadline (if not zero) passed while the
 // hooks ran.
@@ -571,6 +573,12 @@ func (p *Pool[C]) afterHooks(h *Handle[C], deadline time.Time) (*Handle[C], erro
 		p.st.failed(err)
 		return nil, err
 	case sl.set.State() == slotset.Draining:
+		p.giveback(h)
+		return nil, nil
+	case sl.replace || sl.expireAt != 0 && p.loop.Nanos() >= sl.expireAt:
+		// Its lifetime ended (or Reset came) while the hooks ran: it is
+		// replaced, not handed out.
+		sl.replace = true
 		p.giveback(h)
 		return nil, nil
 	}

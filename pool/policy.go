@@ -103,8 +103,11 @@ type Policy struct {
 	CheckOnRelease bool
 	// MaxConnLifetime closes and replaces a connection this long after it
 	// was opened (less a random jitter up to MaxConnLifetimeJitter): at
-	// once if it is idle then, else when it is released. A connection past
-	// its lifetime is never handed out. Zero means no limit.
+	// once if it is idle then, else when it is released or its check
+	// ends. A connection past its lifetime is never handed out: one whose
+	// lifetime ends while its check on claim or AcquireHook runs is
+	// replaced, and the claimer waits again at the head of the queue.
+	// Zero means no limit.
 	MaxConnLifetime time.Duration
 	// MaxConnLifetimeJitter bounds the random part taken off each
 	// connection's lifetime, so that connections opened together are not

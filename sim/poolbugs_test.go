@@ -216,3 +216,34 @@ hold = "1ms"
 		t.Fatal(err)
 	}
 }
+
+// TestPoolBugLifetimeEndsDuringACheckOnClaim: a connection whose lifetime
+// ended while its check on claim ran was handed to the claimer, past its
+// lifetime. Now it goes back to be replaced, and the claimer waits again
+// at the head of the queue. Found by policytest (QORB_SIM_EXPLORE=3) with
+// checks of 100ms and a lifetime of 2s.
+func TestPoolBugLifetimeEndsDuringACheckOnClaim(t *testing.T) {
+	r, _ := runText(t, "lifetime-claim.toml", `name = "lifetime-claim"
+duration = "3m"
+[[backends]]
+name = "db-1"
+check_latency = "100ms"
+[[clients]]
+name = "client-1"
+[clients.policy]
+spares_wanted = 1
+max_slots = 3
+max_slots_per_backend = 1
+claim_timeout = "200ms"
+backoff_min = "1ms"
+backoff_max = "5ms"
+backoff_jitter = "1ms"
+max_conn_lifetime = "2s"
+[clients.workload]
+rate = 1
+hold = "1ms"
+`)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
