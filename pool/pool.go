@@ -293,6 +293,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 		if !ok {
 			s = p.newSet(b)
 			p.sets[b.Name] = s
+			s.inPool = true
 			// A new backend enters the preference order at a random place.
 			i := s.rng.IntN(len(p.order) + 1)
 			p.order = slices.Insert(p.order, i, s)
@@ -350,6 +351,7 @@ func (p *Pool[C]) forget(s *set[C]) {
 	s.dial.queue = nil
 	if p.sets[s.b.Name] == s {
 		delete(p.sets, s.b.Name)
+		s.inPool = false
 	}
 	if i := slices.Index(p.order, s); i >= 0 {
 		p.order = slices.Delete(p.order, i, i+1)

@@ -32,6 +32,9 @@ type checker struct {
 	dirtySets  []*shadowSet
 	dirtyInsts []*poolInst
 	checks     uint64
+	// The views of the pool and set checked last, filled in place.
+	pv simhook.Pool
+	sv simhook.Set
 }
 
 type shadowSlot struct {
@@ -45,8 +48,9 @@ type shadowSet struct {
 	inst  *poolInst
 	id    string
 	name  backend.Name
-	b     *simBackend // the backend, once known
-	i     int         // in inst.sets
+	b     *simBackend          // the backend, once known
+	view  simhook.SetInspector // the pool's set, once looked up
+	i     int                  // in inst.sets
 	n     [slot.NumStates]int
 	total int
 	state slotset.State
@@ -272,12 +276,17 @@ func (k *checker) atEventEnd(s *Sim) {
 }
 
 func (k *checker) checkSet(s *Sim, ss *shadowSet) {
-	p := ss.inst.p
-	if p == nil || s.violation != nil {
+	if ss.inst.p == nil || s.violation != nil {
 		return
 	}
 	k.checks++
-	v, ok := simhook.InspectSet(p, ss.name)
+	v, ok := &k.sv, ss.view != nil && ss.view.Inspect(&k.sv)
+	if !ok {
+		// First look, or the set the view was of is gone: the pool may
+		// have another for the backend.
+		ss.view = ss.inst.view.Set(ss.name)
+		ok = ss.view != nil && ss.view.Inspect(v)
+	}
 	if !ok {
 		if ss.total != 0 {
 			s.violate("slot-counts", "set %s is gone from its pool, with %d slots by the trace", ss.id, ss.total)
@@ -304,7 +313,8 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 	if inst.p == nil || s.violation != nil {
 		return
 	}
-	v := simhook.Inspect(inst.p)
+	v := &k.pv
+	inst.view.Inspect(v)
 	switch {
 	case pool.State(v.State) != inst.state:
 		s.violate("pool-state", "pool %s is %s; its trace says %s", inst.name, pool.State(v.State), inst.state)

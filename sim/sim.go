@@ -132,6 +132,7 @@ type poolInst struct {
 	c        *client
 	name     string
 	p        *pool.Pool[*conn]
+	view     simhook.PoolInspector // p's, for the checks
 	res      resolver.Resolver
 	pol      pool.Policy
 	finished bool // Close returned
@@ -372,6 +373,7 @@ func (s *Sim) startPool(c *client) {
 		return
 	}
 	inst.p = p
+	inst.view = simhook.Inspector(p)
 	inst.pol = p.EffectivePolicy()
 	c.inst = inst
 	s.markRecovery(c)
