@@ -38,6 +38,7 @@ type checker struct {
 }
 
 type shadowSlot struct {
+	id       []byte // the slot's ID as a JSON string, for the trace
 	set      *shadowSet
 	state    slot.State
 	failures int
@@ -122,14 +123,19 @@ func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
 			s.violate("slot-state", "slot %s created in %s", id, t.To)
 			return
 		}
-		k.slots[id] = &shadowSlot{set: ss, state: slot.Connecting}
+		k.slots[id] = &shadowSlot{id: appendString(nil, id), set: ss, state: slot.Connecting}
 		ss.n[slot.Connecting]++
 		ss.total++
 		ss.inst.nslots++
 		k.dirtySet(s, ss)
 		return
 	}
-	sl := k.slots[id]
+	k.step(s, id, t, k.slots[id])
+}
+
+// step follows a transition of an existing slot, sl in the model (nil
+// when the model has none).
+func (k *checker) step(s *Sim, id string, t fsm.Step[slot.State, slot.Event], sl *shadowSlot) {
 	if sl == nil {
 		s.violate("slot-state", "transition of slot %s, which does not exist: %s --%s--> %s", id, t.From, t.Event, t.To)
 		return
