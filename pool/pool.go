@@ -69,6 +69,7 @@ type Pool[C any] struct {
 	handles      []Handle[C]      // unused handles of the current block
 	hooking      []*hookJob[C]    // checks and recycle hooks in flight
 	acquiring    []*asyncClaim[C] // simulated claims whose hooks run
+	asyncFree    *asyncClaim[C]   // for the next simulated claim
 	unregister   []func()         // undo what New registered on the loop
 	fu           followUp         // follow-up work asked for in this event
 	following    bool             // afterEvent is running
