@@ -179,3 +179,61 @@ func TestLeastClaimedInPlace(t *testing.T) {
 		hd.Release()
 	}
 }
+
+// TestLeastClaimedChecks corrupts the LeastClaimed index in the ways a
+// missed update would, and checks that the simulator's checks see each:
+// the entry of a set that moved (lcCheckSet), and a set moved without a
+// transition (an ejection) by the whole check it calls for.
+func TestLeastClaimedChecks(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 16, SparesWanted: 16}, 5, nil)
+	p := h.p
+	p.loop.Enter()
+	defer p.loop.Leave()
+	if err := p.lcCheckEvent(); err != nil {
+		t.Fatalf("a sound index: %v", err)
+	}
+	s := p.order[2]
+	for _, corrupt := range []struct {
+		name string
+		do   func() (undo func())
+	}{
+		{"stale bucket", func() func() {
+			in := s.lcIn
+			s.lcIn++
+			return func() { s.lcIn = in }
+		}},
+		{"bit in a second bucket", func() func() {
+			for len(p.lc.buckets) < 3 {
+				p.lc.buckets = append(p.lc.buckets, make([]uint64, p.lc.words))
+			}
+			b := p.lc.buckets[2]
+			b[0] |= 1 << s.rank
+			return func() { b[0] &^= 1 << s.rank }
+		}},
+		{"wrong rank", func() func() {
+			r := s.rank
+			s.rank = 3
+			return func() { s.rank = r }
+		}},
+	} {
+		undo := corrupt.do()
+		if err := p.lcCheckSet(s); err == nil {
+			t.Errorf("%s: lcCheckSet saw nothing", corrupt.name)
+		}
+		undo()
+		if err := p.lcCheckSet(s); err != nil {
+			t.Fatalf("%s undone: %v", corrupt.name, err)
+		}
+	}
+	// An ejection without its update of the index: the next check is
+	// a whole one.
+	s.fb.ejected = true
+	p.lc.moved++
+	if err := p.lcCheckEvent(); err == nil {
+		t.Errorf("an ejection the index missed: lcCheckEvent saw nothing")
+	}
+	s.fb.ejected = false
+	if err := p.lcCheckEvent(); err != nil {
+		t.Fatalf("ejection undone: %v", err)
+	}
+}

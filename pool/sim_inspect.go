@@ -77,7 +77,7 @@ func (p *Pool[C]) inspectLocked() simhook.Pool {
 func (p *Pool[C]) inspectInto(v *simhook.Pool) {
 	v.State, v.Slots, v.Claimed, v.Waiters, v.Sets = int8(p.state.Get()), p.nslots, p.nclaimed, p.waiters.n, len(p.order)
 	v.IndexErr = ""
-	if err := p.lcCheck(true); err != nil {
+	if err := p.lcCheckEvent(); err != nil {
 		v.IndexErr = err.Error()
 	}
 	v.PolicyError = errString(p.st.policyErr)
@@ -112,6 +112,10 @@ func (s *set[C]) inspectInto(v *simhook.Set) {
 		if int(sl.State()) < len(v.ByState) {
 			v.ByState[sl.State()]++
 		}
+	}
+	v.IndexErr = ""
+	if err := s.p.lcCheckSet(s); err != nil {
+		v.IndexErr = err.Error()
 	}
 }
 

@@ -312,6 +312,8 @@ func (k *checker) checkSet(s *Sim, ss *shadowSet) {
 		s.violate("set-state", "set %s is %s; its trace says %s", ss.id, v.State, ss.state)
 	case v.State != slotset.Draining && (v.State == slotset.Online) != (live > 0):
 		s.violate("set-online", "set %s is %s with %d slots holding a connection", ss.id, v.State, live)
+	case v.IndexErr != "":
+		s.violate("picker-index", "set %s: %s", ss.id, v.IndexErr)
 	}
 }
 

@@ -101,6 +101,10 @@ type Pool struct {
 	Sets    int  // slot sets, draining ones included
 	// IndexErr describes a disagreement between the pool's index of what
 	// its picker would pick and the sets themselves; "" when they agree.
+	// The pick is checked at every call, every set when a change that no
+	// transition shows (the preference order, an ejection) came since the
+	// last call, and at one call in 64; a set that moved is checked by
+	// its own view (Set.IndexErr).
 	IndexErr string
 	// PolicyError is the last error a policy of the pool caused
 	// (Stats.PolicyError), or "".
@@ -121,4 +125,7 @@ type Set struct {
 	Idle     int           // connected slots in the idle stack
 	// ByState counts the set's slots by state, indexed by slot.State.
 	ByState [slot.NumStates]int
+	// IndexErr describes a disagreement between the set and its entry in
+	// the pool's index of what its picker would pick; "" when they agree.
+	IndexErr string
 }
