@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,52 @@ func TestLeastClaimedChecks(t *testing.T) {
 	s.fb.ejected = false
 	if err := p.lcCheckEvent(); err != nil {
 		t.Fatalf("ejection undone: %v", err)
+	}
+}
+
+// TestDefaultRebalancerProbeOrder checks the short round of
+// DefaultRebalancer (fewer slots than backends) against a stable sort of
+// the backends by probe rank.
+func TestDefaultRebalancerProbeOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		n := 1 + rng.IntN(40)
+		in := RebalanceInput{Sets: make([]SetInfo, n), MaxSlots: 1 + rng.IntN(n), Claimed: rng.IntN(4), Spares: rng.IntN(8)}
+		for i := range in.Sets {
+			in.Sets[i] = SetInfo{Online: rng.IntN(3) == 0, Dead: rng.IntN(4) == 0, Failures: rng.IntN(4), Cap: rng.IntN(3)}
+		}
+		got := make([]int, n)
+		DefaultRebalancer{}.Rebalance(in, got)
+		// The reference: one slot each in a stable order by probe rank,
+		// then the share round robin as Rebalance hands it out.
+		want := make([]int, n)
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return probeRank(in.Sets[a]) - probeRank(in.Sets[b]) })
+		budget, given := in.MaxSlots, 0
+		for _, i := range order {
+			if budget > 0 && in.Sets[i].Cap > 0 {
+				want[i], budget, given = 1, budget-1, given+1
+			}
+		}
+		target := min(max(in.Claimed+in.Waiters+in.Spares, in.Min), in.MaxSlots)
+		for share := min(max(target-given, 0), budget); share > 0; {
+			gave := false
+			for i, s := range in.Sets {
+				if share > 0 && s.Online && want[i] < s.Cap {
+					want[i]++
+					share--
+					gave = true
+				}
+			}
+			if !gave {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("sets %+v, MaxSlots %d: got %v, want %v", in.Sets, in.MaxSlots, got, want)
+		}
 	}
 }
