@@ -128,6 +128,9 @@ func (p *Pool[C]) lcCheckSet(s *set[C]) error {
 	}
 	w, bit := s.rank>>6, uint64(1)<<(s.rank&63)
 	for b, words := range p.lc.buckets {
+		if int(w) >= len(words) {
+			return fmt.Errorf("LeastClaimed index: set %s at rank %d, beyond bucket %d's %d words", s.b.Name, s.rank, b, len(words))
+		}
 		if in := words[w]&bit != 0; in != (int32(b) == want) {
 			return fmt.Errorf("LeastClaimed index: set %s in bucket %d: %v; it belongs in bucket %d", s.b.Name, b, in, want)
 		}
