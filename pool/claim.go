@@ -452,11 +452,22 @@ func (p *Pool[C]) claimAsyncTry(ctx context.Context, timeout time.Duration, try 
 	if timeout <= 0 {
 		timeout = p.pol.ClaimTimeout
 	}
-	c := &asyncClaim[C]{p: p, ctx: ctx, handedOff: handedOff, done: done, try: try}
 	p.loop.Enter()
 	defer p.loop.Leave()
+	// Most claims are served or refused at once: their asyncClaim is
+	// then the next one's.
+	c := p.asyncFree
+	if c == nil {
+		c = new(asyncClaim[C])
+	}
+	p.asyncFree = nil
+	*c = asyncClaim[C]{p: p, ctx: ctx, handedOff: handedOff, done: done, try: try}
 	c.deadline = p.now().Add(timeout)
 	c.request(false, timeout)
+	if !c.kept {
+		*c = asyncClaim[C]{}
+		p.asyncFree = c
+	}
 }
 
 // asyncClaim is one claim of claimAsync, through its acquire-hook retries.
@@ -469,6 +480,7 @@ type asyncClaim[C any] struct {
 	cancel    context.CancelFunc // of its hooks in flight (Close cancels them)
 	try       bool               // TryClaim's: never waits, and a failed hook ends it
 	pos       int                // index in Pool.acquiring while its hooks run
+	kept      bool               // a waiter or its hooks call it back later
 }
 
 func (c *asyncClaim[C]) request(front bool, timeout time.Duration) {
@@ -479,6 +491,7 @@ func (c *asyncClaim[C]) request(front bool, timeout time.Duration) {
 	}
 	h, w, err := c.p.request(c.ctx, front, timeout)
 	if w != nil {
+		c.kept = true
 		w.done = c.handed
 		return
 	}
@@ -504,6 +517,7 @@ func (c *asyncClaim[C]) handed(h *Handle[C], err error) {
 	// The hooks end with the claim's context, after HealthTimeout (or at
 	// the claim's deadline, if sooner) on the loop's clock, or when the
 	// pool closes.
+	c.kept = true
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.cancel = cancel
 	c.pos = len(p.acquiring)

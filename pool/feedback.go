@@ -145,6 +145,7 @@ func (p *Pool[C]) eject(s *set[C]) {
 	d := min(time.Duration(s.fb.times)*e.BaseTime, e.MaxTime)
 	p.loop.After(&s.fb.timer, d)
 	p.loop.Log(p.log, slog.LevelWarn, "backend ejected", "backend", s.b.Name, "for", d, "errors in a row", s.fb.errsInRow)
+	p.lc.moved++
 	p.lcUpdate(s)
 }
 
@@ -166,6 +167,7 @@ func (p *Pool[C]) probeEnded(sl *pslot[C], discarded bool) {
 func (p *Pool[C]) picked(s *set[C], sl *pslot[C]) {
 	if s.fb.probing && !s.fb.probeOut {
 		s.fb.probeOut, s.probe = true, sl
+		p.lc.moved++
 		p.lcUpdate(s)
 	}
 }
@@ -173,6 +175,7 @@ func (p *Pool[C]) picked(s *set[C], sl *pslot[C]) {
 // ejectionOver lets one claim probe s.
 func (p *Pool[C]) ejectionOver(s *set[C]) {
 	s.fb.probing, s.fb.probeOut = true, false
+	p.lc.moved++
 	p.lcUpdate(s)
 }
 
@@ -180,6 +183,7 @@ func (p *Pool[C]) ejectionOver(s *set[C]) {
 func (p *Pool[C]) unejectDone(s *set[C]) {
 	s.fb.ejected, s.fb.probing, s.fb.probeOut, s.probe = false, false, false, nil
 	s.fb.errsInRow = 0
+	p.lc.moved++
 	p.lcUpdate(s)
 }
 

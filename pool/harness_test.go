@@ -416,7 +416,7 @@ func (p *Pool[C]) checkInvariants() error {
 	if total > p.pol.MaxSlots {
 		return fmt.Errorf("%d slots, MaxSlots %d", total, p.pol.MaxSlots)
 	}
-	return p.lcCheck(false)
+	return p.lcCheck()
 }
 
 func resolverFor(n int) *resolver.Fixed { return resolver.NewFixed(addrs(n)...) }

@@ -19,7 +19,11 @@ type lcIndex[C any] struct {
 	words   int        // words of a bucket's bitset: one per 64 sets
 	buckets [][]uint64 // by claimed count
 	low     int        // every bucket below is empty
-	checks  uint64     // calls of lcCheck
+	checks  uint64     // calls of lcCheckEvent
+	// moved counts the changes of the index that no slot or set
+	// transition shows (the preference order, a set's ejection or
+	// probe); verified is its value at the last whole check.
+	moved, verified uint64
 }
 
 // lcUpdate puts s in the bucket its state calls for, or takes it out.
@@ -54,6 +58,7 @@ func (p *Pool[C]) lcUpdate(s *set[C]) {
 
 // lcRebuild builds the index anew after the preference order changed.
 func (p *Pool[C]) lcRebuild() {
+	p.lc.moved++
 	for i, s := range p.order {
 		s.rank, s.lcIn = int32(i), -1
 	}
@@ -89,20 +94,59 @@ func (p *Pool[C]) lcPick() *set[C] {
 	return nil
 }
 
+// lcCheckEvent verifies the index at the end of an event, for the
+// simulator, whose checks also verify the entry of every set the event
+// moved (lcCheckSet): the pick, at every call; every set's entry, when a
+// change that no transition shows (the preference order, an ejection or
+// a probe) came since the last whole check, and at one call in 64.
+// Between those, a set whose entry went wrong must have moved (a claim,
+// a release, a slot or set transition), and so was checked itself.
+func (p *Pool[C]) lcCheckEvent() error {
+	if !p.leastClaimed || p.closing() {
+		return nil
+	}
+	p.lc.checks++
+	if p.lc.moved != p.lc.verified || p.lc.checks%64 == 1 {
+		return p.lcCheck()
+	}
+	return p.lcCheckPick()
+}
+
+// lcCheckSet verifies s's entry in the index: s sits at its place in
+// the preference order, in the bucket its state calls for and in no
+// other.
+func (p *Pool[C]) lcCheckSet(s *set[C]) error {
+	if !p.leastClaimed || p.closing() {
+		return nil
+	}
+	want := int32(-1)
+	if len(s.idle) > 0 && s.State() == slotset.Online && s.pickable() {
+		want = int32(s.Claimed)
+	}
+	if s.rank < 0 || int(s.rank) >= len(p.order) || p.order[s.rank] != s || s.lcIn != want {
+		return fmt.Errorf("LeastClaimed index: set %s at rank %d in bucket %d; want bucket %d", s.b.Name, s.rank, s.lcIn, want)
+	}
+	w, bit := s.rank>>6, uint64(1)<<(s.rank&63)
+	for b, words := range p.lc.buckets {
+		if int(w) >= len(words) {
+			return fmt.Errorf("LeastClaimed index: set %s at rank %d, beyond bucket %d's %d words", s.b.Name, s.rank, b, len(words))
+		}
+		if in := words[w]&bit != 0; in != (int32(b) == want) {
+			return fmt.Errorf("LeastClaimed index: set %s in bucket %d: %v; it belongs in bucket %d", s.b.Name, b, in, want)
+		}
+	}
+	return nil
+}
+
 // lcCheck verifies the index against the sets, for tests and the
 // simulator's invariant checks: every set sits in the bucket its state
 // calls for, and the pick is the one a scan of the sets finds. The scan
-// costs a look at every backend; when sampled, it runs at one call in 16
-// (the simulator checks after every event), and the calls between check
-// only that the pick is the least-claimed set of the index.
-func (p *Pool[C]) lcCheck(sampled bool) error {
+// costs a look at every backend.
+func (p *Pool[C]) lcCheck() error {
 	if !p.leastClaimed || p.closing() {
 		return nil // a closing pool serves no claim, and keeps no index
 	}
-	p.lc.checks++
-	if sampled && p.lc.checks%16 != 1 {
-		return p.lcCheckPick()
-	}
+	p.lc.verified = p.lc.moved
 	var scan *set[C]
 	eligible := 0
 	for i, s := range p.order {

@@ -329,13 +329,17 @@ func (DefaultRebalancer) Rebalance(in RebalanceInput, want []int) {
 			give(i)
 		}
 	} else {
-		order := make([]int, len(in.Sets))
-		for i := range order {
-			order[i] = i
+		// The first budget backends by probe rank, in preference order
+		// among equals: each key is the rank above the index.
+		keys := make([]uint64, 0, len(in.Sets))
+		for i := range in.Sets {
+			if in.Sets[i].Cap > 0 {
+				keys = append(keys, uint64(probeRank(in.Sets[i]))<<32|uint64(i))
+			}
 		}
-		slices.SortStableFunc(order, func(a, b int) int { return probeRank(in.Sets[a]) - probeRank(in.Sets[b]) })
-		for _, i := range order {
-			give(i)
+		slices.Sort(keys)
+		for _, k := range keys {
+			give(int(uint32(k)))
 		}
 	}
 	share := min(max(target-given, 0), budget)

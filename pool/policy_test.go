@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,110 @@ func TestLeastClaimedInPlace(t *testing.T) {
 	}
 	for _, hd := range held {
 		hd.Release()
+	}
+}
+
+// TestLeastClaimedChecks corrupts the LeastClaimed index in the ways a
+// missed update would, and checks that the simulator's checks see each:
+// the entry of a set that moved (lcCheckSet), and a set moved without a
+// transition (an ejection) by the whole check it calls for.
+func TestLeastClaimedChecks(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 16, SparesWanted: 16}, 5, nil)
+	p := h.p
+	p.loop.Enter()
+	defer p.loop.Leave()
+	if err := p.lcCheckEvent(); err != nil {
+		t.Fatalf("a sound index: %v", err)
+	}
+	s := p.order[2]
+	for _, corrupt := range []struct {
+		name string
+		do   func() (undo func())
+	}{
+		{"stale bucket", func() func() {
+			in := s.lcIn
+			s.lcIn++
+			return func() { s.lcIn = in }
+		}},
+		{"bit in a second bucket", func() func() {
+			for len(p.lc.buckets) < 3 {
+				p.lc.buckets = append(p.lc.buckets, make([]uint64, p.lc.words))
+			}
+			b := p.lc.buckets[2]
+			b[0] |= 1 << s.rank
+			return func() { b[0] &^= 1 << s.rank }
+		}},
+		{"wrong rank", func() func() {
+			r := s.rank
+			s.rank = 3
+			return func() { s.rank = r }
+		}},
+	} {
+		undo := corrupt.do()
+		if err := p.lcCheckSet(s); err == nil {
+			t.Errorf("%s: lcCheckSet saw nothing", corrupt.name)
+		}
+		undo()
+		if err := p.lcCheckSet(s); err != nil {
+			t.Fatalf("%s undone: %v", corrupt.name, err)
+		}
+	}
+	// An ejection without its update of the index: the next check is
+	// a whole one.
+	s.fb.ejected = true
+	p.lc.moved++
+	if err := p.lcCheckEvent(); err == nil {
+		t.Errorf("an ejection the index missed: lcCheckEvent saw nothing")
+	}
+	s.fb.ejected = false
+	if err := p.lcCheckEvent(); err != nil {
+		t.Fatalf("ejection undone: %v", err)
+	}
+}
+
+// TestDefaultRebalancerProbeOrder checks the short round of
+// DefaultRebalancer (fewer slots than backends) against a stable sort of
+// the backends by probe rank.
+func TestDefaultRebalancerProbeOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		n := 1 + rng.IntN(40)
+		in := RebalanceInput{Sets: make([]SetInfo, n), MaxSlots: 1 + rng.IntN(n), Claimed: rng.IntN(4), Spares: rng.IntN(8)}
+		for i := range in.Sets {
+			in.Sets[i] = SetInfo{Online: rng.IntN(3) == 0, Dead: rng.IntN(4) == 0, Failures: rng.IntN(4), Cap: rng.IntN(3)}
+		}
+		got := make([]int, n)
+		DefaultRebalancer{}.Rebalance(in, got)
+		// The reference: one slot each in a stable order by probe rank,
+		// then the share round robin as Rebalance hands it out.
+		want := make([]int, n)
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return probeRank(in.Sets[a]) - probeRank(in.Sets[b]) })
+		budget, given := in.MaxSlots, 0
+		for _, i := range order {
+			if budget > 0 && in.Sets[i].Cap > 0 {
+				want[i], budget, given = 1, budget-1, given+1
+			}
+		}
+		target := min(max(in.Claimed+in.Waiters+in.Spares, in.Min), in.MaxSlots)
+		for share := min(max(target-given, 0), budget); share > 0; {
+			gave := false
+			for i, s := range in.Sets {
+				if share > 0 && s.Online && want[i] < s.Cap {
+					want[i]++
+					share--
+					gave = true
+				}
+			}
+			if !gave {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("sets %+v, MaxSlots %d: got %v, want %v", in.Sets, in.MaxSlots, got, want)
+		}
 	}
 }

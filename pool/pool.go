@@ -69,6 +69,7 @@ type Pool[C any] struct {
 	handles      []Handle[C]      // unused handles of the current block
 	hooking      []*hookJob[C]    // checks and recycle hooks in flight
 	acquiring    []*asyncClaim[C] // simulated claims whose hooks run
+	asyncFree    *asyncClaim[C]   // for the next simulated claim
 	unregister   []func()         // undo what New registered on the loop
 	fu           followUp         // follow-up work asked for in this event
 	following    bool             // afterEvent is running
@@ -284,6 +285,26 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 		return
 	}
 	seen := make(map[backend.Name]bool, len(bs))
+	// A new backend enters the preference order at a random place. During
+	// a run of new backends (a pool's first snapshot is all new) the order
+	// is kept as places in run, which move without pointers, and is
+	// rebuilt with the index once after the run, before anything else may
+	// use them.
+	var (
+		run    []*set[C] // the order as the run began, then the new sets
+		places []int32   // the order during the run, as indexes into run
+	)
+	endRun := func() {
+		if run == nil {
+			return
+		}
+		p.order = p.order[:0]
+		for _, i := range places {
+			p.order = append(p.order, run[i])
+		}
+		run = nil
+		p.lcRebuild()
+	}
 	for _, b := range bs {
 		if b.Name == "" || seen[b.Name] {
 			continue
@@ -293,12 +314,20 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 		if !ok {
 			s = p.newSet(b)
 			p.sets[b.Name] = s
-			// A new backend enters the preference order at a random place.
-			i := s.rng.IntN(len(p.order) + 1)
-			p.order = slices.Insert(p.order, i, s)
-			p.lcRebuild()
+			s.inPool = true
+			if run == nil {
+				run = slices.Clone(p.order)
+				places = places[:0]
+				for i := range run {
+					places = append(places, int32(i))
+				}
+			}
+			run = append(run, s)
+			i := s.rng.IntN(len(places) + 1)
+			places = slices.Insert(places, i, int32(len(run)-1))
 			continue
 		}
+		endRun()
 		if s.b.Addr != b.Addr {
 			// The same backend at a new address: its slots reconnect
 			// there, the idle ones now, the others when they come back
@@ -318,6 +347,7 @@ func (p *Pool[C]) update(bs []backend.Backend) {
 		}
 		s.Restore(p.loop)
 	}
+	endRun()
 	for _, s := range slices.Clone(p.order) {
 		if !seen[s.b.Name] && s.State() != slotset.Draining {
 			p.drain(s)
@@ -350,9 +380,18 @@ func (p *Pool[C]) forget(s *set[C]) {
 	s.dial.queue = nil
 	if p.sets[s.b.Name] == s {
 		delete(p.sets, s.b.Name)
+		s.inPool = false
 	}
 	if i := slices.Index(p.order, s); i >= 0 {
-		p.order = slices.Delete(p.order, i, i+1)
+		if i < len(p.order)/2 {
+			// The sets before it move up one place: a closing pool
+			// forgets its sets first to last, each at the front.
+			copy(p.order[1:i+1], p.order[:i])
+			p.order[0] = nil
+			p.order = p.order[1:]
+		} else {
+			p.order = slices.Delete(p.order, i, i+1)
+		}
 		if !p.closing() {
 			// A closing pool serves no claim: its sets go one by one,
 			// and rebuilding the index for each would cost the square

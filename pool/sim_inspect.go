@@ -20,6 +20,7 @@ type simPool interface {
 	claimAsync(ctx context.Context, timeout time.Duration, handed func(any), done func(any, error))
 	claimAsyncTry(ctx context.Context, timeout time.Duration, try bool, handed func(any), done func(any, error))
 	closeAsync(quiet func()) (end func() int)
+	inspector() simhook.PoolInspector
 }
 
 // simHandle is what every *Handle[C] offers the hooks.
@@ -49,15 +50,50 @@ func init() {
 	}
 	simhook.InspectSets = func(p any, dst []simhook.Set) []simhook.Set { return p.(simPool).inspectSetsLocked(dst) }
 	simhook.TimerOwner = func(t *fsm.Timer) any { return timerOwnerOf(t.Callback()) }
+	simhook.Inspector = func(p any) simhook.PoolInspector { return p.(simPool).inspector() }
+}
+
+// poolView and setView are the pool and a set seen through
+// simhook.PoolInspector and simhook.SetInspector: the methods the
+// interfaces need, kept off the pool's own.
+type (
+	poolView[C any] Pool[C]
+	setView[C any]  set[C]
+)
+
+func (p *Pool[C]) inspector() simhook.PoolInspector { return (*poolView[C])(p) }
+
+func (v *poolView[C]) Inspect(dst *simhook.Pool) { (*Pool[C])(v).inspectInto(dst) }
+
+func (v *poolView[C]) Set(name backend.Name) simhook.SetInspector {
+	if s := v.sets[name]; s != nil {
+		return (*setView[C])(s)
+	}
+	return nil
+}
+
+func (v *setView[C]) Inspect(dst *simhook.Set) bool {
+	s := (*set[C])(v)
+	if !s.inPool {
+		return false
+	}
+	s.inspectInto(dst)
+	return true
 }
 
 func (p *Pool[C]) inspectLocked() simhook.Pool {
-	v := simhook.Pool{State: int8(p.state.Get()), Slots: p.nslots, Claimed: p.nclaimed, Waiters: p.waiters.n, Sets: len(p.order)}
-	if err := p.lcCheck(true); err != nil {
+	var v simhook.Pool
+	p.inspectInto(&v)
+	return v
+}
+
+func (p *Pool[C]) inspectInto(v *simhook.Pool) {
+	v.State, v.Slots, v.Claimed, v.Waiters, v.Sets = int8(p.state.Get()), p.nslots, p.nclaimed, p.waiters.n, len(p.order)
+	v.IndexErr = ""
+	if err := p.lcCheckEvent(); err != nil {
 		v.IndexErr = err.Error()
 	}
 	v.PolicyError = errString(p.st.policyErr)
-	return v
 }
 
 func (p *Pool[C]) inspectSetLocked(name backend.Name) (simhook.Set, bool) {
@@ -76,14 +112,24 @@ func (p *Pool[C]) inspectSetsLocked(dst []simhook.Set) []simhook.Set {
 }
 
 func (s *set[C]) inspect() simhook.Set {
-	v := simhook.Set{Name: s.b.Name, State: s.State(), Dead: s.Dead(), Wanted: s.Wanted, Slots: len(s.slots),
-		Live: s.Live(), Claimed: s.Claimed, Retiring: s.Retiring, Idle: len(s.idle)}
+	var v simhook.Set
+	s.inspectInto(&v)
+	return v
+}
+
+func (s *set[C]) inspectInto(v *simhook.Set) {
+	v.Name, v.State, v.Dead, v.Wanted, v.Slots = s.b.Name, s.State(), s.Dead(), s.Wanted, len(s.slots)
+	v.Live, v.Claimed, v.Retiring, v.Idle = s.Live(), s.Claimed, s.Retiring, len(s.idle)
+	v.ByState = [len(v.ByState)]int{}
 	for _, sl := range s.slots {
 		if int(sl.State()) < len(v.ByState) {
 			v.ByState[sl.State()]++
 		}
 	}
-	return v
+	v.IndexErr = ""
+	if err := s.p.lcCheckSet(s); err != nil {
+		v.IndexErr = err.Error()
+	}
 }
 
 // closeAsync is Close in two halves for a caller that must not block: it

@@ -33,6 +33,7 @@ type set[C any] struct {
 	probe       *pslot[C]   // the slot claimed to probe it after an ejection
 	rank        int32       // its place in the preference order
 	lcIn        int32       // its bucket in the LeastClaimed index, or -1
+	inPool      bool        // in p.sets: false once the pool forgot it
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {

@@ -32,9 +32,13 @@ type checker struct {
 	dirtySets  []*shadowSet
 	dirtyInsts []*poolInst
 	checks     uint64
+	// The views of the pool and set checked last, filled in place.
+	pv simhook.Pool
+	sv simhook.Set
 }
 
 type shadowSlot struct {
+	id       []byte // the slot's ID as a JSON string, for the trace
 	set      *shadowSet
 	state    slot.State
 	failures int
@@ -45,8 +49,9 @@ type shadowSet struct {
 	inst  *poolInst
 	id    string
 	name  backend.Name
-	b     *simBackend // the backend, once known
-	i     int         // in inst.sets
+	b     *simBackend          // the backend, once known
+	view  simhook.SetInspector // the pool's set, once looked up
+	i     int                  // in inst.sets
 	n     [slot.NumStates]int
 	total int
 	state slotset.State
@@ -118,14 +123,19 @@ func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
 			s.violate("slot-state", "slot %s created in %s", id, t.To)
 			return
 		}
-		k.slots[id] = &shadowSlot{set: ss, state: slot.Connecting}
+		k.slots[id] = &shadowSlot{id: appendString(nil, id), set: ss, state: slot.Connecting}
 		ss.n[slot.Connecting]++
 		ss.total++
 		ss.inst.nslots++
 		k.dirtySet(s, ss)
 		return
 	}
-	sl := k.slots[id]
+	k.step(s, id, t, k.slots[id])
+}
+
+// step follows a transition of an existing slot, sl in the model (nil
+// when the model has none).
+func (k *checker) step(s *Sim, id string, t fsm.Step[slot.State, slot.Event], sl *shadowSlot) {
 	if sl == nil {
 		s.violate("slot-state", "transition of slot %s, which does not exist: %s --%s--> %s", id, t.From, t.Event, t.To)
 		return
@@ -273,12 +283,17 @@ func (k *checker) atEventEnd(s *Sim) {
 }
 
 func (k *checker) checkSet(s *Sim, ss *shadowSet) {
-	p := ss.inst.p
-	if p == nil || s.violation != nil {
+	if ss.inst.p == nil || s.violation != nil {
 		return
 	}
 	k.checks++
-	v, ok := simhook.InspectSet(p, ss.name)
+	v, ok := &k.sv, ss.view != nil && ss.view.Inspect(&k.sv)
+	if !ok {
+		// First look, or the set the view was of is gone: the pool may
+		// have another for the backend.
+		ss.view = ss.inst.view.Set(ss.name)
+		ok = ss.view != nil && ss.view.Inspect(v)
+	}
 	if !ok {
 		if ss.total != 0 {
 			s.violate("slot-counts", "set %s is gone from its pool, with %d slots by the trace", ss.id, ss.total)
@@ -298,6 +313,8 @@ func (k *checker) checkSet(s *Sim, ss *shadowSet) {
 		s.violate("set-state", "set %s is %s; its trace says %s", ss.id, v.State, ss.state)
 	case v.State != slotset.Draining && (v.State == slotset.Online) != (live > 0):
 		s.violate("set-online", "set %s is %s with %d slots holding a connection", ss.id, v.State, live)
+	case v.IndexErr != "":
+		s.violate("picker-index", "set %s: %s", ss.id, v.IndexErr)
 	}
 }
 
@@ -305,7 +322,8 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 	if inst.p == nil || s.violation != nil {
 		return
 	}
-	v := simhook.Inspect(inst.p)
+	v := &k.pv
+	inst.view.Inspect(v)
 	switch {
 	case pool.State(v.State) != inst.state:
 		s.violate("pool-state", "pool %s is %s; its trace says %s", inst.name, pool.State(v.State), inst.state)

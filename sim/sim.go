@@ -143,6 +143,7 @@ type poolInst struct {
 	c        *client
 	name     string
 	p        *pool.Pool[*conn]
+	view     simhook.PoolInspector // p's, for the checks
 	res      resolver.Resolver
 	pol      pool.Policy
 	finished bool // Close returned
@@ -416,6 +417,7 @@ func (s *Sim) startPool(c *client) {
 	if s.byPool != nil {
 		s.byPool[p] = inst
 	}
+	inst.view = simhook.Inspector(p)
 	inst.pol = p.EffectivePolicy()
 	c.inst = inst
 	s.markRecovery(c)
@@ -513,7 +515,18 @@ func (o observer) Observe(t fsm.Transition) { o.s.observe(&t) }
 
 func (s *Sim) observe(t *fsm.Transition) {
 	s.transitions++
-	s.tr.transition(s.now, t)
+	if st, ok := slot.Kind.Step(*t); ok && !t.Created && !t.Impossible {
+		// The common case: the model's slot has its ID encoded.
+		sl := s.chk.slots[t.ID]
+		var id []byte
+		if sl != nil {
+			id = sl.id
+		}
+		s.tr.transition(s.now, t, id)
+		s.chk.step(s, t.ID, st, sl)
+		return
+	}
+	s.tr.transition(s.now, t, nil)
 	if t.Impossible {
 		s.violate("impossible-transition", "%s[%s] has no event %s in state %s", t.Kind(), t.ID, t.EventName(), t.FromName())
 		return

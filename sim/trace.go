@@ -36,6 +36,9 @@ type tracer struct {
 	ncur  int    // lines in cur
 	lines uint64
 	kinds []*kindEnc
+	// at is the start of a line at virtual second atSec: `{"at":S.`.
+	at    []byte
+	atSec int64
 }
 
 const (
@@ -54,7 +57,20 @@ type kindEnc struct {
 }
 
 func newTracer(w io.Writer) *tracer {
-	return &tracer{h: sha256.New(), w: w, cur: make([]byte, 0, 2*chunkSize), prev: make([]byte, 0, 2*chunkSize)}
+	return &tracer{h: sha256.New(), w: w, cur: make([]byte, 0, 2*chunkSize), prev: make([]byte, 0, 2*chunkSize), atSec: -1}
+}
+
+// appendAt appends the start of a line at ns nanoseconds: `{"at":`, and
+// the seconds with nine decimals.
+func (t *tracer) appendAt(b []byte, ns int64) []byte {
+	if ns < 0 {
+		return appendSeconds(append(b, `{"at":`...), ns)
+	}
+	if sec := ns / 1e9; sec != t.atSec {
+		t.atSec = sec
+		t.at = append(strconv.AppendInt(append(t.at[:0], `{"at":`...), sec, 10), '.')
+	}
+	return appendFrac(append(b, t.at...), ns%1e9)
 }
 
 // kind returns the encoded pieces of m's lines.
@@ -87,8 +103,7 @@ func appendTail(b []byte, from, event, to string, impossible bool) []byte {
 }
 
 func (t *tracer) record(at int64, machine, id, from, event, to string, impossible bool) {
-	b := append(t.cur, `{"at":`...)
-	b = appendSeconds(b, at)
+	b := t.appendAt(t.cur, at)
 	b = append(b, `,"machine":`...)
 	b = appendString(b, machine)
 	b = append(b, `,"id":`...)
@@ -96,7 +111,8 @@ func (t *tracer) record(at int64, machine, id, from, event, to string, impossibl
 	t.end(appendTail(b, from, event, to, impossible))
 }
 
-func (t *tracer) transition(at int64, tr *fsm.Transition) {
+// transition records tr. id is tr.ID encoded as a JSON string, or nil.
+func (t *tracer) transition(at int64, tr *fsm.Transition, id []byte) {
 	k := t.kind(tr.Machine)
 	var tail []byte
 	switch f, e, to := int(tr.From), int(tr.Event), int(tr.To); {
@@ -118,10 +134,13 @@ func (t *tracer) transition(at int64, tr *fsm.Transition) {
 		t.record(at, tr.Kind(), tr.ID, tr.FromName(), tr.EventName(), tr.ToName(), tr.Impossible)
 		return
 	}
-	b := append(t.cur, `{"at":`...)
-	b = appendSeconds(b, at)
+	b := t.appendAt(t.cur, at)
 	b = append(b, k.machine...)
-	b = appendString(b, tr.ID)
+	if id != nil {
+		b = append(b, id...)
+	} else {
+		b = appendString(b, tr.ID)
+	}
 	t.end(append(b, tail...))
 }
 
@@ -175,15 +194,24 @@ func appendSeconds(b []byte, ns int64) []byte {
 		ns = -ns
 	}
 	b = strconv.AppendInt(b, ns/1e9, 10)
-	b = append(b, '.')
-	frac := ns % 1e9
+	return appendFrac(append(b, '.'), ns%1e9)
+}
+
+// appendFrac appends f, below 1e9, as nine digits.
+func appendFrac(b []byte, f int64) []byte {
 	var d [9]byte
-	for i := 8; i >= 0; i-- {
-		d[i] = byte('0' + frac%10)
-		frac /= 10
+	for i := 7; i > 0; i -= 2 {
+		q := f / 100
+		r := f - q*100
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		f = q
 	}
+	d[0] = byte('0' + f)
 	return append(b, d[:]...)
 }
+
+const digitPairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" + "30313233343536373839" + "40414243444546474849" +
+	"50515253545556575859" + "60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
 
 // appendString appends s as a JSON string.
 func appendString(b []byte, s string) []byte {

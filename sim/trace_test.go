@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -23,9 +25,12 @@ func TestTracerChunks(t *testing.T) {
 		for i := range n {
 			before := w.Len()
 			id := strings.Repeat("x", (i*7919)%300)
-			if i%3 == 0 {
-				tr.transition(int64(i)*1e6, &fsm.Transition{Machine: slot.Kind.Machine(), ID: id, From: int8(slot.Connected), Event: int8(slot.Claim), To: int8(slot.Claimed)})
-			} else {
+			switch {
+			case i%6 == 3:
+				tr.transition(int64(i)*1e6+int64(i%1000), &fsm.Transition{Machine: slot.Kind.Machine(), ID: id, From: int8(slot.Claimed), Event: int8(slot.Return), To: int8(slot.Connected)}, appendString(nil, id))
+			case i%3 == 0:
+				tr.transition(int64(i)*1e6, &fsm.Transition{Machine: slot.Kind.Machine(), ID: id, From: int8(slot.Connected), Event: int8(slot.Claim), To: int8(slot.Claimed)}, nil)
+			default:
 				tr.record(int64(i)*1e6, "sim", id, "", "ev", "", i%5 == 0)
 			}
 			want = append(want, strings.TrimSuffix(string(w.Bytes()[before:]), "\n"))
@@ -37,6 +42,28 @@ func TestTracerChunks(t *testing.T) {
 		sum := sha256.Sum256(w.Bytes())
 		if got := tr.sum(); got != hex.EncodeToString(sum[:]) || tr.lines != uint64(n) {
 			t.Fatalf("%d lines: hash %s over %d lines, want %x over %d", n, got, tr.lines, sum, n)
+		}
+	}
+}
+
+// TestAppendSeconds checks the trace's times against fmt's.
+func TestAppendSeconds(t *testing.T) {
+	tr := newTracer(nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 100000 {
+		ns := rng.Int64N(int64(i+1) * 1e6)
+		if i%7 == 0 {
+			ns = -ns
+		}
+		want := fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9)
+		if ns < 0 {
+			want = fmt.Sprintf("-%d.%09d", -ns/1e9, -ns%1e9)
+		}
+		if got := string(appendSeconds(nil, ns)); got != want {
+			t.Fatalf("appendSeconds(%d) = %s, want %s", ns, got, want)
+		}
+		if got := string(tr.appendAt(nil, ns)); got != `{"at":`+want {
+			t.Fatalf("appendAt(%d) = %s, want %s", ns, got, want)
 		}
 	}
 }

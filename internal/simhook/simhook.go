@@ -81,7 +81,32 @@ var (
 	// InspectSets appends the views of every set, in preference order, to
 	// dst. The loop must be held.
 	InspectSets func(p any, dst []Set) []Set
+
+	// Inspector returns the views of a pool that the simulator reads at
+	// the end of every event: the same as Inspect and InspectSet, looked
+	// up once and filled in place.
+	Inspector func(p any) PoolInspector
 )
+
+// PoolInspector is a read-only view of one pool. Its methods must be
+// called with the loop held.
+type PoolInspector interface {
+	// Inspect fills v with the pool's totals, as Inspect returns them.
+	Inspect(v *Pool)
+	// Set returns the view of the named backend's set, or nil when the
+	// pool has none.
+	Set(name backend.Name) SetInspector
+}
+
+// SetInspector is a read-only view of one slot set of a pool. Its method
+// must be called with the loop held.
+type SetInspector interface {
+	// Inspect fills v with the set's view, as InspectSet returns it, and
+	// reports true while the set is its pool's; once the pool dropped it
+	// (it stopped), it reports false and leaves v alone: the pool may
+	// have a new set for the same backend, which Set returns.
+	Inspect(v *Set) bool
+}
 
 // Pool is a read-only view of a pool's totals.
 type Pool struct {
@@ -92,6 +117,10 @@ type Pool struct {
 	Sets    int  // slot sets, draining ones included
 	// IndexErr describes a disagreement between the pool's index of what
 	// its picker would pick and the sets themselves; "" when they agree.
+	// The pick is checked at every call, every set when a change that no
+	// transition shows (the preference order, an ejection) came since the
+	// last call, and at one call in 64; a set that moved is checked by
+	// its own view (Set.IndexErr).
 	IndexErr string
 	// PolicyError is the last error a policy of the pool caused
 	// (Stats.PolicyError), or "".
@@ -112,4 +141,7 @@ type Set struct {
 	Idle     int           // connected slots in the idle stack
 	// ByState counts the set's slots by state, indexed by slot.State.
 	ByState [slot.NumStates]int
+	// IndexErr describes a disagreement between the set and its entry in
+	// the pool's index of what its picker would pick; "" when they agree.
+	IndexErr string
 }
