@@ -523,8 +523,8 @@ func (s *Sim) endClose(cs *closeState, forced bool) {
 	}
 	s.tr.record(s.now, "client", c.name, "", "closed", fmt.Sprintf("%s, %s after %v", inst.name, what, time.Duration(s.now-cs.began)), false)
 	switch {
-	case inst.open != 0:
-		s.violate("conn-leak", "%s: %d connections still open after Close returned", inst.name, inst.open)
+	case inst.open-inst.undelivered != 0:
+		s.violate("conn-leak", "%s: %d connections still open after Close returned", inst.name, inst.open-inst.undelivered)
 	case cs.forcedClaims != inst.cut-cut:
 		s.violate("close-forced", "%s: Close says it closed %d claimed connections; %d claimers lost theirs", inst.name, cs.forcedClaims, inst.cut-cut)
 	}

@@ -157,6 +157,21 @@ func (h heldTimer) run(s *Sim) {
 // its client was paused: it runs, with the loop held, at the resume.
 type completion func()
 
+// delivery is the completion of a connect that opened cn in the world
+// while its client was paused: the pool gets cn at the resume.
+type delivery struct {
+	cn   *conn
+	done func()
+}
+
+func (d delivery) run(s *Sim) {
+	inst := d.cn.inst
+	d.cn.undelivered = false
+	inst.undelivered--
+	d.cn.late = inst.finished
+	completion(d.done).run(s)
+}
+
 func (f completion) run(s *Sim) {
 	s.loop.Enter()
 	if f != nil {

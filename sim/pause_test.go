@@ -249,3 +249,50 @@ clients = ["api-001"]
 		t.Fatal("no new pool after the restart's down time")
 	}
 }
+
+// A connect that completes in the world while its client is paused opens
+// a connection its pool gets only at the resume. When a restart held for
+// the same resume closes the pool first, Close cannot close what it has
+// not got: the connection arrives after Close returned, and the pool
+// closes it then, as its Close documents. (Found by policytest, once its
+// schedules drew pauses.)
+func TestPauseConnectArrivesAfterClose(t *testing.T) {
+	r, trace := runText(t, "late.toml", `name = "late"
+duration = "1m"
+[dns]
+ttl = "1s"
+[[backends]]
+name = "db-1"
+accept_rate = 7
+connect_latency = "71ms"
+check_latency = "2ms"
+[[clients]]
+name = "client-1"
+[clients.policy]
+picker = "least-latency"
+[clients.workload]
+rate = 9
+hold = "1ms"
+[[clients]]
+name = "client-2"
+[clients.policy]
+picker = "least-latency"
+[clients.workload]
+rate = 1
+hold = "1ms"
+[[faults]]
+at = "1s"
+kind = "pause"
+for = "14s"
+[[faults]]
+at = "3s"
+kind = "restart"
+down = "27s"
+`)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(trace, `"event":"restart"`) {
+		t.Fatal("no restart in the trace")
+	}
+}

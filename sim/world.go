@@ -159,6 +159,10 @@ type conn struct {
 	// hooked is the claim handed it whose check on claim or acquire
 	// hook has not returned yet, or nil.
 	hooked *claim
+	// undelivered is set while the connect that opened it is done in the
+	// world but held for its paused client; late once it reached a pool
+	// whose Close had returned, which may then close it.
+	undelivered, late bool
 }
 
 // alive reports whether the connection still works for its user.
@@ -265,12 +269,20 @@ func (j *ioJob) run(s *Sim) {
 			j.inst.countConn(j.b, -1) // no longer opening: open, or not at all
 		}
 		s.loop.Enter()
-		s.running = j
+		s.running, s.opening = j, nil
 		done := j.io()
 		s.running = nil
 		if c := j.inst.c; c.paused() {
 			// Done in the world; its client sees it at its resume.
 			s.loop.Leave()
+			if cn := s.opening; cn != nil {
+				// Its pool gets the connection at the resume: until
+				// then, it is open in the world but not the pool's.
+				cn.undelivered = true
+				j.inst.undelivered++
+				c.hold(delivery{cn: cn, done: done})
+				return
+			}
 			c.hold(completion(done))
 			return
 		}
@@ -384,6 +396,7 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 	}
 	s.nextConn++
 	cn := &conn{id: s.nextConn, b: b, inc: b.inc, inst: c.inst, state: connOpen, opened: s.now}
+	s.opening = cn
 	b.server++
 	b.held++
 	b.opened++
@@ -398,7 +411,9 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 // completes after it meets its cancelled context and opens nothing.
 func (c *connector) Close(cn *conn) error {
 	s := c.s
-	c.call("Close")
+	if cn == nil || !cn.late {
+		c.call("Close") // a connection that arrived after Close returned may be closed then
+	}
 	if cn == nil {
 		s.violate("close-nil", "%s: Close of a nil connection", c.inst.name)
 		return nil
