@@ -27,7 +27,7 @@ import (
 // The claim callback checks the hand-outs (workload.go) and the connector
 // checks the connector calls (world.go).
 type checker struct {
-	slots      map[string]*shadowSlot
+	slots      slotIndex
 	sets       map[string]*shadowSet
 	dirtySets  []*shadowSet
 	dirtyInsts []*poolInst
@@ -43,6 +43,7 @@ type shadowSlot struct {
 	state    slot.State
 	failures int
 	failedAt int64
+	gone     bool // stopped: out of the model (see slotIndex)
 }
 
 type shadowSet struct {
@@ -59,7 +60,7 @@ type shadowSet struct {
 }
 
 func (k *checker) init() {
-	k.slots = map[string]*shadowSlot{}
+	k.slots.init()
 	k.sets = map[string]*shadowSet{}
 }
 
@@ -115,7 +116,7 @@ func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
 		if ss == nil {
 			return
 		}
-		if k.slots[id] != nil {
+		if k.slots.has(id) {
 			s.violate("slot-state", "slot %s created twice", id)
 			return
 		}
@@ -123,14 +124,14 @@ func (k *checker) slot(s *Sim, id string, t fsm.Step[slot.State, slot.Event]) {
 			s.violate("slot-state", "slot %s created in %s", id, t.To)
 			return
 		}
-		k.slots[id] = &shadowSlot{id: appendString(nil, id), set: ss, state: slot.Connecting}
+		k.slots.add(id, &shadowSlot{id: appendString(nil, id), set: ss, state: slot.Connecting})
 		ss.n[slot.Connecting]++
 		ss.total++
 		ss.inst.nslots++
 		k.dirtySet(s, ss)
 		return
 	}
-	k.step(s, id, t, k.slots[id])
+	k.step(s, id, t, k.slots.get(id))
 }
 
 // step follows a transition of an existing slot, sl in the model (nil
@@ -180,7 +181,7 @@ func (k *checker) step(s *Sim, id string, t fsm.Step[slot.State, slot.Event], sl
 		inst.scanIO = true // an I/O context may have been cancelled
 	}
 	if to == slot.Stopped {
-		delete(k.slots, id)
+		k.slots.del(id, sl)
 		ss.n[slot.Stopped]--
 		ss.total--
 		inst.nslots--

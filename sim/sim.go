@@ -522,7 +522,7 @@ func (s *Sim) observe(t *fsm.Transition) {
 	s.transitions++
 	if st, ok := slot.Kind.Step(*t); ok && !t.Created && !t.Impossible {
 		// The common case: the model's slot has its ID encoded.
-		sl := s.chk.slots[t.ID]
+		sl := s.chk.slots.get(t.ID)
 		var id []byte
 		if sl != nil {
 			id = sl.id
