@@ -107,7 +107,10 @@ func (e *ImpossibleError) Error() string {
 // seeded with 0, that discards its logs and is not strict.
 type Config struct {
 	// Clock is what the loop reads time and sets its one real timer
-	// through. Nil means the real clock.
+	// through. Nil means the real clock. A clock that also implements
+	// [NanoClock] is read through Nanos where the loop wants a stamp (see
+	// [Loop.Nanos]), which is cheaper than reading and subtracting a
+	// time.Time.
 	Clock clock.Clock
 	// Seed seeds every random stream of the loop (see [Stream]).
 	Seed uint64
@@ -119,6 +122,18 @@ type Config struct {
 	// it on; otherwise it is reported to the observers and logged as an
 	// error, and the machine does not move.
 	Strict bool
+}
+
+// NanoClock is a clock that can give its time as a count of nanoseconds,
+// without building a time.Time. A virtual clock, which keeps its time as
+// such a count, implements it so that the loop's timers and stamps cost
+// no time arithmetic. The loop checks for it once, in [NewLoop].
+type NanoClock interface {
+	clock.Clock
+	// Nanos returns the clock's time as nanoseconds since an origin of
+	// the clock's choosing that never changes: Now() is always
+	// origin.Add(time.Duration(Nanos())).
+	Nanos() int64
 }
 
 // Loop is the one event loop of a pool: a lock-protected executor with a
@@ -155,6 +170,8 @@ type Loop struct {
 	logs     []logRecord // written during the event, emitted by Leave
 	mono     bool        // the real clock, read as root plus monotonic time
 	root     time.Time   // the loop's start: timers keep deadlines as offsets from it
+	nano     NanoClock   // clk, when it is one; nil otherwise
+	nanoRoot int64       // nano's Nanos at root
 	deferred []func()    // follow-up work, run at the end of the event
 	// stamp is the time of the current event's transition records, read
 	// once per event (stamped); both are cleared when the event ends.
@@ -177,6 +194,9 @@ func NewLoop(cfg Config) *Loop {
 		// read, and immune to the wall clock being set.
 		l.root = time.Now()
 		l.mono = true
+	} else if nc, ok := l.clk.(NanoClock); ok {
+		l.nano = nc
+		l.root, l.nanoRoot = nc.Now(), nc.Nanos()
 	} else {
 		l.root = l.clk.Now()
 	}
@@ -256,6 +276,9 @@ func (l *Loop) Time(n int64) time.Time { return l.root.Add(time.Duration(n)) }
 func (l *Loop) nanos() int64 {
 	if l.mono {
 		return int64(time.Since(l.root))
+	}
+	if l.nano != nil {
+		return l.nano.Nanos() - l.nanoRoot
 	}
 	return int64(l.clk.Now().Sub(l.root))
 }

@@ -120,6 +120,15 @@ func (l *Loop) NextDeadline() (time.Time, bool) {
 	return l.root.Add(time.Duration(l.heap[0].when)), true
 }
 
+// NextDeadlineNanos is [Loop.NextDeadline] as a stamp of [Loop.Nanos]:
+// nanoseconds from the loop's root time.
+func (l *Loop) NextDeadlineNanos() (int64, bool) {
+	if len(l.heap) == 0 {
+		return 0, false
+	}
+	return l.heap[0].when, true
+}
+
 // RunDue fires, in (deadline, sequence) order, every timer whose deadline is
 // not after the clock's now, including timers that firing schedules for now.
 // It returns how many fired.

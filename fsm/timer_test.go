@@ -146,3 +146,57 @@ func TestTimerGateHoldsTimers(t *testing.T) {
 		t.Fatalf("fired %v", fired)
 	}
 }
+
+// nanoClock is a mock clock that also gives its time as nanoseconds
+// since an origin of its own.
+type nanoClock struct {
+	*clock.Mock
+	origin time.Time
+	reads  int
+}
+
+func (c *nanoClock) Nanos() int64 {
+	c.reads++
+	return int64(c.Now().Sub(c.origin))
+}
+
+// TestNanoClock checks that a loop on a clock that gives nanoseconds reads
+// it through Nanos, and that its stamps, deadlines and times agree with
+// the clock's Now.
+func TestNanoClock(t *testing.T) {
+	mock := clock.NewMock()
+	clk := &nanoClock{Mock: mock, origin: mock.Now().Add(-time.Hour)}
+	l := fsm.NewLoop(fsm.Config{Clock: clk, Seed: 1, Strict: true})
+	l.Enter()
+	defer l.Leave()
+	l.Halt()
+	if n := l.Nanos(); n != 0 {
+		t.Fatalf("Nanos at the start = %d, want 0", n)
+	}
+	var tm fsm.Timer
+	fired := 0
+	tm.Init(func() { fired++ })
+	mock.Add(time.Second)
+	l.After(&tm, time.Minute)
+	reads := clk.reads
+	if n := l.Nanos(); n != int64(time.Second) || clk.reads != reads+1 {
+		t.Fatalf("Nanos = %d after %d reads, want %d after one", n, clk.reads-reads, int64(time.Second))
+	}
+	if d, ok := l.NextDeadlineNanos(); !ok || d != int64(time.Second+time.Minute) {
+		t.Fatalf("NextDeadlineNanos = %d, %v", d, ok)
+	}
+	if d, ok := l.NextDeadline(); !ok || !d.Equal(mock.Now().Add(time.Minute)) || !l.Time(l.Nanos()).Equal(mock.Now()) {
+		t.Fatalf("NextDeadline = %v, %v; now %v", d, ok, mock.Now())
+	}
+	mock.Add(time.Minute - 1)
+	if l.RunDue() != 0 {
+		t.Fatal("fired early")
+	}
+	mock.Add(1)
+	if l.RunDue() != 1 || fired != 1 {
+		t.Fatalf("fired %d times", fired)
+	}
+	if _, ok := l.NextDeadlineNanos(); ok {
+		t.Fatal("a deadline is left")
+	}
+}

@@ -221,7 +221,7 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 		end:    int64(sc.Duration),
 		tr:     newTracer(opt.Trace),
 	}
-	s.clk.now = epoch
+	s.clk = vclock{now: epoch}
 	s.loop = fsm.NewLoop(fsm.Config{Clock: &s.clk, Seed: seed, Strict: true})
 	s.loop.Halt() // the simulator advances time itself
 	s.loop.SetSpawner(s.spawn)
@@ -314,8 +314,8 @@ func (s *Sim) Run() *Result {
 // by limit; it reports false when none is.
 func (s *Sim) step(limit int64) bool {
 	lt := int64(math.MaxInt64)
-	if d, ok := s.loop.NextDeadline(); ok {
-		lt = int64(d.Sub(epoch))
+	if d, ok := s.loop.NextDeadlineNanos(); ok {
+		lt = d // the loop's root time is epoch
 	}
 	qt := int64(math.MaxInt64)
 	if s.q.len() > 0 {
@@ -328,7 +328,7 @@ func (s *Sim) step(limit int64) bool {
 	if t > s.now {
 		s.series.upTo(t)
 		s.now = t
-		s.clk.now = epoch.Add(time.Duration(t))
+		s.clk.ns = t
 	}
 	if lt <= qt {
 		s.loop.Enter()
@@ -365,7 +365,7 @@ func (s *Sim) runUntil(t int64) {
 	if t > s.now {
 		s.series.upTo(t)
 		s.now = t
-		s.clk.now = epoch.Add(time.Duration(t))
+		s.clk.ns = t
 	}
 }
 
