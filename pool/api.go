@@ -95,28 +95,48 @@ func (p *Pool[C]) Do(ctx context.Context, f func(C) error) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.do(f)
+	_, err = h.do(f, nil)
 	return err
 }
 
-// do is Do once the connection is claimed: it calls f with the
-// connection and ends the claim as f's outcome says. It releases the
-// connection when f returns nil or an error that Policy.IsBadConn does
-// not blame on the connection, and discards it with f's error when it
-// does; when f panics, it discards the connection and lets the panic go
-// on. It returns whether it discarded the connection, and f's error.
+// DoHandle is Do for a function that needs the claim's handle, not only
+// its connection: to report how the backend did (Handle.Report, which
+// the LeastLatency picker and outlier ejection learn from) or to read
+// which backend serves it (Handle.Backend). The function must not
+// Release or Discard the handle; DoHandle ends the claim as Do does, by
+// the function's error or panic.
+func (p *Pool[C]) DoHandle(ctx context.Context, f func(*Handle[C]) error) error {
+	h, err := p.Claim(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = h.do(nil, f)
+	return err
+}
+
+// do is Do and DoHandle once the connection is claimed: it calls f with
+// the connection, or fh with the handle, and ends the claim as the
+// call's outcome says. It releases the connection when the call returns
+// nil or an error that Policy.IsBadConn does not blame on the
+// connection, and discards it with that error when it does; when the
+// call panics, it discards the connection and lets the panic go on. It
+// returns whether it discarded the connection, and the call's error.
 // The simulator's Do claims end here too (internal/simhook.Do), with f
 // standing for their request.
-func (h *Handle[C]) do(f func(C) error) (discarded bool, err error) {
+func (h *Handle[C]) do(f func(C) error, fh func(*Handle[C]) error) (discarded bool, err error) {
 	p := h.pool("Do")
 	done := false
 	defer func() {
 		if !done {
-			// f panicked: the connection may be in any state.
+			// The function panicked: the connection may be in any state.
 			h.Discard(errors.New("pool: Do: the function panicked"))
 		}
 	}()
-	err = f(h.Conn())
+	if fh != nil {
+		err = fh(h)
+	} else {
+		err = f(h.Conn())
+	}
 	done = true
 	if err != nil && p.pol.IsBadConn(err) {
 		h.Discard(err)

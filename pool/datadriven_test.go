@@ -440,7 +440,7 @@ func (h *ddHarness) do(d *datadriven.TestData) {
 				panic("the function panicked")
 			}
 			return ferr
-		})
+		}, nil)
 		text = fmt.Sprintf("%s: Do returned %v", name, err)
 		if discarded {
 			text += ", discarded"

@@ -36,7 +36,8 @@
 //
 // [Pool.Claim] waits in the queue; [Pool.TryClaim] never waits; [Pool.Do]
 // claims, runs a function and gives the connection back (or discards it
-// when the function's error is the connection's fault). A claimer can tell
+// when the function's error is the connection's fault); [Pool.DoHandle]
+// does the same with a function that gets the handle. A claimer can tell
 // the pool how the backend did ([Handle.Report]), which the latency-aware
 // picker ([LeastLatency]) and outlier ejection (Policy.Ejection) use.
 // [Pool.Reset] replaces every connection without failing a claim.

@@ -166,6 +166,25 @@ func ExamplePool_Do() {
 	// protocol: pool: bad connection 1
 }
 
+func ExamplePool_DoHandle() {
+	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
+	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 1, SparesWanted: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close(context.Background())
+
+	// With the handle, the function can say how the backend did: the
+	// LeastLatency picker and outlier ejection learn from it.
+	err = p.DoHandle(context.Background(), func(h *pool.Handle[*session]) error {
+		h.Report(3*time.Millisecond, nil)
+		return nil
+	})
+	b := p.Stats().Backends[0]
+	fmt.Println(err, b.Reports, b.Latency)
+	// Output: <nil> 1 3ms
+}
+
 func ExamplePool_TryClaim() {
 	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
 	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 1, SparesWanted: 1})

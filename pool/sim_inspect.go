@@ -28,10 +28,11 @@ type simHandle interface {
 	doRequest(f func() error) (discarded bool, err error)
 }
 
-// doRequest is do with a function that does not need the connection:
-// the simulator's request, already made.
+// doRequest is DoHandle's end of a claim with a function that does not
+// need the connection: the simulator's request, already made, which
+// reports how it went.
 func (h *Handle[C]) doRequest(f func() error) (bool, error) {
-	return h.do(func(C) error { return f() })
+	return h.do(nil, func(*Handle[C]) error { return f() })
 }
 
 func init() {

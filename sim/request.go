@@ -209,19 +209,10 @@ func (s *Sim) endRequest(cl *claim) {
 		c.res.reqTimes.add(int64(lat))
 	}
 	if c.spec.Workload.Do {
-		s.endDo(cl)
+		s.endDo(cl, lat)
 		return
 	}
-	if !cl.forced {
-		switch cl.outcome {
-		case reqOK:
-			cl.h.Report(lat, nil)
-		case reqTimeout:
-			cl.h.Report(lat, errReqTimeout)
-		case reqError:
-			cl.h.Report(lat, errReqBackend)
-		}
-	}
+	s.report(cl, lat)
 	dr := c.spec.Workload.DiscardRate
 	if (cl.outcome != reqOK && !cl.keepConn) || (dr > 0 && c.rng.Float64() < dr) {
 		c.res.discards++
@@ -231,19 +222,35 @@ func (s *Sim) endRequest(cl *claim) {
 	}
 }
 
-// endDo ends a Do claim as pool.Do ends its own: its function, the
-// request already made, returns the request's error (or errFoundBad at
-// the workload's discard rate after a good one), and Do's end of the
-// claim (internal/simhook.Do) releases the connection or discards it, as
-// the policy's IsBadConn says. Do gives its function no Handle, so
-// nothing is reported. It runs without the loop held.
-func (s *Sim) endDo(cl *claim) {
+// report tells the claim's pool how its request went (Handle.Report),
+// unless a forced Close took the connection from it.
+func (s *Sim) report(cl *claim, lat time.Duration) {
+	if cl.forced {
+		return
+	}
+	switch cl.outcome {
+	case reqOK:
+		cl.h.Report(lat, nil)
+	case reqTimeout:
+		cl.h.Report(lat, errReqTimeout)
+	case reqError:
+		cl.h.Report(lat, errReqBackend)
+	}
+}
+
+// endDo ends a Do claim as pool.DoHandle ends its own: its function, the
+// request already made, reports how it went and returns the request's
+// error (or errFoundBad at the workload's discard rate after a good
+// one), and DoHandle's end of the claim (internal/simhook.Do) releases
+// the connection or discards it, as the policy's IsBadConn says. It runs
+// without the loop held.
+func (s *Sim) endDo(cl *claim, lat time.Duration) {
 	c := cl.c
 	err := cl.err()
 	if dr := c.spec.Workload.DiscardRate; err == nil && dr > 0 && c.rng.Float64() < dr {
 		err = errFoundBad
 	}
-	if discarded, _ := simhook.Do(cl.h, func() error { return err }); discarded {
+	if discarded, _ := simhook.Do(cl.h, func() error { s.report(cl, lat); return err }); discarded {
 		c.res.discards++
 	}
 }

@@ -300,14 +300,14 @@ type Workload struct {
 	// connection, or failed at once (pool.ErrNoIdle, counted as no_idle),
 	// never queued. Default false.
 	TryClaim bool `toml:"try_claim,omitempty"`
-	// Do makes each claim a pool.Do: after the request, its outcome, as
-	// the error a client library returns (a reset, a timeout, an error
+	// Do makes each claim a pool.DoHandle: after the request, reported
+	// as plain claims report theirs (Handle.Report), its outcome, as the
+	// error a client library returns (a reset, a timeout, an error
 	// answer; see request.go), goes to Do's own end of the claim, which
 	// discards the connection when the policy's IsBadConn blames the
 	// error on it and releases it otherwise. A claimer that finds a good
 	// connection bad (DiscardRate) returns an error wrapping
-	// pool.ErrBadConn. Do gives its function no Handle: a Do claim
-	// reports nothing (Handle.Report). Not with TryClaim. Default false.
+	// pool.ErrBadConn. Not with TryClaim. Default false.
 	Do bool `toml:"do,omitempty"`
 }
 
