@@ -116,7 +116,6 @@ type Member[C any] struct {
 type Set[C any] struct {
 	p      *pool.Pool[C]
 	target int
-	loop   *fsm.Loop // the pool's, for the machine's transitions
 
 	mu      sync.Mutex // guards members and state for readers
 	members []Member[C]

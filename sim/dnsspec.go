@@ -145,18 +145,6 @@ func dnsServerAddr(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 53, byte(i >> 8), byte(i + 1)}), 53)
 }
 
-// serverNames lists the servers' names, the default one included.
-func (d *DNSSpec) serverNames() []string {
-	if len(d.Servers) == 0 {
-		return []string{"ns1"}
-	}
-	out := make([]string, len(d.Servers))
-	for i, sv := range d.Servers {
-		out[i] = sv.Name
-	}
-	return out
-}
-
 // resolverConfig is the real resolver's configuration, from a scenario
 // with its defaults applied.
 func (d *DNSSpec) resolverConfig() dns.Config {
