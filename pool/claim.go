@@ -589,7 +589,7 @@ func (p *Pool[C]) afterHooks(h *Handle[C], deadline time.Time) (*Handle[C], erro
 	case sl.set.State() == slotset.Draining:
 		p.giveback(h)
 		return nil, nil
-	case sl.replace || sl.expireAt != 0 && p.loop.Nanos() >= sl.expireAt:
+	case sl.replace || sl.expired(p.loop.Nanos()):
 		// Its lifetime ended (or Reset came) while the hooks ran: it is
 		// replaced, not handed out.
 		sl.replace = true

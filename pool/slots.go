@@ -375,6 +375,10 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	}
 }
 
+// expired reports whether the slot's connection is past its lifetime at
+// now (a stamp).
+func (sl *pslot[C]) expired(now int64) bool { return sl.expireAt != 0 && now >= sl.expireAt }
+
 // scheduleHealth points the slot's timer, now (a stamp), at its next
 // health check, or at the end of its connection's lifetime if that comes
 // first.
@@ -576,7 +580,7 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
 	now := p.loop.Nanos()
 	p.cclock.mark(p.loop.Time(now)) // the timer of a claimed slot times the claims too
-	ended := sl.expireAt != 0 && now >= sl.expireAt
+	ended := sl.expired(now)
 	if sl.State() == slot.Claimed {
 		sl.replace = sl.replace || ended
 		p.scheduleHealth(sl, now)
@@ -634,7 +638,7 @@ func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) er
 			sl.set.Checked()
 			if sl.fire(ok) {
 				now := p.loop.Nanos()
-				if sl.expireAt != 0 && now >= sl.expireAt {
+				if sl.expired(now) {
 					// The lifetime ended while the check ran, so its
 					// timer passed: replace the connection now.
 					sl.replace = true
