@@ -126,7 +126,7 @@ func (p *Pool[C]) heldFor(sl *pslot[C]) time.Duration {
 	return time.Duration(p.loop.Nanos() - sl.claimed)
 }
 
-// discard closes a claimed slot's connection and charges its backend.
+// discard closes a claimed slot's connection: a lost connection of its backend.
 func (p *Pool[C]) discard(sl *pslot[C], err error) {
 	if err == nil {
 		err = fmt.Errorf("discarded")
@@ -235,8 +235,8 @@ func (p *Pool[C]) callPicker() (i int) {
 //
 // With an AcquireHook, the hook runs in the caller's goroutine, bounded by
 // Policy.HealthTimeout; when it fails (or panics), the connection is
-// discarded, its backend is charged a failure, and the caller waits again
-// at the head of the queue. Policy.ClaimTimeout bounds the whole claim,
+// discarded (a lost connection of its backend, see Policy.DeadAfter), and
+// the caller waits again at the head of the queue. Policy.ClaimTimeout bounds the whole claim,
 // retries included.
 func (p *Pool[C]) Claim(ctx context.Context) (*Handle[C], error) {
 	if p.tr.claim == nil {

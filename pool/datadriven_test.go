@@ -937,6 +937,12 @@ func (h *ddHarness) stats(out *strings.Builder) {
 	out.WriteString("\n")
 	for _, b := range st.Backends {
 		fmt.Fprintf(out, "%s %s: wanted %d, slots %s; failures %d, %d in a row", b.Name, b.State, b.Wanted, slotCounts(b.Slots), b.Failures, b.ConsecutiveFailures)
+		if b.Lost > 0 || b.Refused > 0 {
+			fmt.Fprintf(out, " (lost %d, refused %d)", b.Lost, b.Refused)
+		}
+		if b.Capacity > 0 {
+			fmt.Fprintf(out, "; capacity %d", b.Capacity)
+		}
 		if b.Dead {
 			out.WriteString("; dead")
 		}

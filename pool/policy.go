@@ -91,7 +91,7 @@ type Policy struct {
 	// CheckIdleAfter: with a Validator, a connection idle for longer than
 	// this is checked when it is claimed, in the claimer's goroutine and
 	// within HealthTimeout, before Claim returns it (pgxpool's rule). One
-	// that fails is discarded, its backend charged a failure, and the
+	// that fails is discarded (a lost connection, see DeadAfter), and the
 	// claimer served by another connection at the head of the queue.
 	// Default 1s; a negative value turns the check on claim off.
 	CheckIdleAfter time.Duration
@@ -133,9 +133,19 @@ type Policy struct {
 	// (Handle.Report): see [Ejection]. The zero value is off.
 	Ejection Ejection
 
-	// DeadAfter is the number of consecutive failures after which a
-	// backend is dead: it keeps one probe slot, and when every backend is
-	// dead the pool is failed and claims fail fast. Default 5.
+	// DeadAfter is the number of consecutive failed connects, while the
+	// backend holds no connection, after which it is dead: it keeps one
+	// probe slot, and when every backend is dead the pool is failed and
+	// claims fail fast. Default 5.
+	//
+	// Only connects count. Connections that were open and are lost (a
+	// Discard, a failed health check or recycle hook: a server ending
+	// sessions, an idle timeout, a caller's cancelled query) are counted
+	// in Stats.Lost and reconnected. A connect refused while the backend
+	// holds other connections says it is at its capacity (a connection
+	// cap, PostgreSQL's "too many clients"): it keeps what it holds, the
+	// slots it refuses go to the other backends, and one more connect is
+	// tried after a backoff (Stats.Refused, BackendStats.Capacity).
 	DeadAfter int
 
 	// Rebalancer decides how many slots each backend wants. Default:
@@ -266,14 +276,19 @@ func (p Policy) validate() error {
 type SetInfo struct {
 	Name   backend.Name
 	Online bool // at least one slot holds a connection
-	Dead   bool // Policy.DeadAfter consecutive failures
-	// Failures counts the backend's consecutive failures (connects,
-	// checks, recycles, discards), reset when one of its slots connects
-	// or passes a check.
+	Dead   bool // Policy.DeadAfter consecutive failed connects
+	// Failures counts the backend's consecutive failed connects while it
+	// held no connection, reset when one of its slots connects or passes
+	// a check. Lost connections (discards, failed checks and recycles)
+	// and connects refused while it held others do not count.
 	Failures int
 	Claimed  int // slots claimed now
 	Slots    int // slots now, in any state
-	Cap      int // Policy.MaxSlotsPerBackend
+	// Cap is the most slots the backend may have: Policy.MaxSlotsPerBackend,
+	// or less while it refuses connects beyond what it holds (see
+	// BackendStats.Capacity). The pool cuts a want above it, without
+	// reporting a policy error for the capacity.
+	Cap int
 }
 
 // RebalanceInput is what a [Rebalancer] decides from. Sets come in the

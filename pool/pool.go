@@ -377,6 +377,7 @@ func (p *Pool[C]) forget(s *set[C]) {
 	// nothing to eject.
 	p.loop.Cancel(&s.dial.timer)
 	p.loop.Cancel(&s.fb.timer)
+	p.loop.Cancel(&s.capTimer)
 	s.dial.queue = nil
 	if p.sets[s.b.Name] == s {
 		delete(p.sets, s.b.Name)
@@ -432,7 +433,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 			continue
 		}
 		p.info = append(p.info, SetInfo{Name: s.b.Name, Online: s.State() == slotset.Online, Dead: s.Dead(), Failures: s.Failures(),
-			Claimed: s.Claimed, Slots: s.wantedNow(), Cap: p.pol.MaxSlotsPerBackend})
+			Claimed: s.Claimed, Slots: s.wantedNow(), Cap: s.cap()})
 		p.rebSets = append(p.rebSets, s)
 	}
 	p.want = slices.Grow(p.want[:0], len(p.info))[:len(p.info)]
@@ -447,6 +448,9 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		case w > p.pol.MaxSlotsPerBackend:
 			p.policyError("pool: rebalancer wanted %d slots for %s, above MaxSlotsPerBackend %d", w, s.b.Name, p.pol.MaxSlotsPerBackend)
 			w = p.pol.MaxSlotsPerBackend
+		}
+		if c := s.cap(); w > c {
+			w = c // the backend refuses more: not the rebalancer's fault
 		}
 		if total+w > p.pol.MaxSlots {
 			p.policyError("pool: rebalancer wanted more than MaxSlots %d in all", p.pol.MaxSlots)
@@ -533,6 +537,12 @@ func (p *Pool[C]) fill() {
 		}
 	}
 	for _, s := range p.order {
+		// A backend that just came back online grows to its share at once, even
+		// beyond the room: the backends that took its slots while it was
+		// offline give their surplus back at the next periodic rebalance,
+		// damped. Without this it would get one slot back per minute.
+		back := s.back && s.State() == slotset.Online
+		s.back = false
 		// A slot waiting to retire is kept rather than replaced.
 		for i := 0; s.State() != slotset.Draining && s.Retiring > 0 && s.wantedNow() < s.Wanted && i < len(s.slots); i++ {
 			if sl := s.slots[i]; sl.Keep() {
@@ -540,7 +550,7 @@ func (p *Pool[C]) fill() {
 				room--
 			}
 		}
-		for (room > 0 || s.State() == slotset.Offline) && s.State() != slotset.Draining && s.wantedNow() < s.Wanted &&
+		for (room > 0 || back || s.State() == slotset.Offline) && s.State() != slotset.Draining && s.wantedNow() < s.Wanted &&
 			len(s.slots)+s.Orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)
 			room--
@@ -592,8 +602,13 @@ func (p *Pool[C]) checkDead() {
 	}
 }
 
-// setUp records that s came online.
+// setUp records that s came online. When it comes back (it was online
+// before), the rebalance that follows gives it its share at once (see
+// fill), even while other backends still hold the slots it had before it
+// went offline.
 func (p *Pool[C]) setUp(s *set[C]) {
+	s.back = s.wasUp
+	s.wasUp = true
 	if p.state.Get() == Starting || p.state.Get() == Failed {
 		p.fire(BackendUp)
 	}

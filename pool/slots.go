@@ -34,6 +34,13 @@ type set[C any] struct {
 	rank        int32       // its place in the preference order
 	lcIn        int32       // its bucket in the LeastClaimed index, or -1
 	inPool      bool        // in p.sets: false once the pool forgot it
+	back        bool        // came back online since the last fill: it may grow beyond the room
+	// capTimer ends the capacity the backend showed by refusing connects,
+	// so that it is asked for its share again; capRounds counts the times
+	// in a row it was learned, for the delay (Policy.Backoff).
+	capTimer  fsm.Timer
+	capRounds int
+	wasUp     bool // has been online
 }
 
 func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
@@ -41,6 +48,7 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	s := &set[C]{Set: slotset.New(id), p: p, b: &b, lcIn: -1}
 	p.initTimer(&s.dial.timer, func() { p.dialNext(s) })
 	p.initTimer(&s.fb.timer, func() { p.ejectionOver(s) })
+	p.initTimer(&s.capTimer, func() { p.capacityOver(s) })
 	s.dial.filled = p.loop.Nanos()
 	s.dial.tokens = max(1, p.pol.ConnectRatePerBackend)
 	s.rng.Init(p.loop, "set", s.ID())
@@ -49,6 +57,39 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 
 // wantedNow is the number of slots that will remain: those not retiring.
 func (s *set[C]) wantedNow() int { return len(s.slots) - s.Retiring }
+
+// capacityOver runs when the capacity a backend showed has been kept for
+// its backoff: one more connect to it is tried, unless its share is below
+// the capacity, which then binds nothing and is forgotten.
+func (p *Pool[C]) capacityOver(s *set[C]) {
+	switch {
+	case s.Capacity() == 0:
+		return
+	case s.Wanted < s.Capacity() || s.Capacity()+1 >= p.pol.MaxSlotsPerBackend:
+		p.forgetCapacity(s)
+	default:
+		s.Probe()
+	}
+	p.follow(followRebalance)
+}
+
+// forgetCapacity forgets what s showed it accepts, for good: it went
+// offline, or a connect beyond it succeeded.
+func (p *Pool[C]) forgetCapacity(s *set[C]) {
+	s.Forget()
+	s.capRounds = 0
+	p.loop.Cancel(&s.capTimer)
+}
+
+// cap is the most slots the backend is given: Policy.MaxSlotsPerBackend,
+// or fewer once it refused a connect while holding that many (its
+// Capacity), until it accepts more or goes offline.
+func (s *set[C]) cap() int {
+	if c := s.Capacity(); c > 0 && c < s.p.pol.MaxSlotsPerBackend {
+		return c
+	}
+	return s.p.pol.MaxSlotsPerBackend
+}
 
 // pslot is one slot: a commitment to hold one connection. It is kept
 // small (the pool may hold a million): times are stamps of the loop's
@@ -243,7 +284,7 @@ func (p *Pool[C]) openConn(ctx context.Context, b backend.Backend) (c C, err err
 		err = errNilConn
 	case p.validate != nil:
 		if err = p.call("validate", ctx, c, p.validate); err != nil {
-			err = fmt.Errorf("first check: %w", err)
+			err = &firstCheckError{err}
 			// The slot never saw this connection; close it here.
 			p.closeConn(b, c, CloseFailed)
 			c = zero
@@ -254,6 +295,13 @@ func (p *Pool[C]) openConn(ctx context.Context, b backend.Backend) (c C, err err
 	}
 	return c, err
 }
+
+// firstCheckError is the error of a new connection's first check: the
+// backend accepted the connection, and the Validator found it bad.
+type firstCheckError struct{ err error }
+
+func (e *firstCheckError) Error() string { return "first check: " + e.err.Error() }
+func (e *firstCheckError) Unwrap() error { return e.err }
 
 // isNil reports whether c is a nil pointer, interface, map, slice,
 // channel or function.
@@ -358,6 +406,12 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	s := sl.set
 	first := s.Connected(p.loop)
 	sl.Succeeded()
+	if c := s.Capacity(); c > 0 && s.Live() >= c && s.Wanted > c {
+		// The backend took the probe above its capacity: try one more
+		// soon.
+		s.capRounds = 0
+		p.loop.After(&s.capTimer, p.backoff(1, sl.rng.Rand()))
+	}
 	now := p.loop.Nanos()
 	p.cclock.mark(p.loop.Time(now))
 	if p.pol.MaxConnLifetime > 0 {
@@ -452,6 +506,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 // lostConn records that a slot of s no longer holds a connection.
 func (p *Pool[C]) lostConn(s *set[C]) {
 	if s.Lost(p.loop) {
+		p.forgetCapacity(s) // what it accepts may change across a restart
 		p.probeDeadIfNoneOnline()
 		// A dead backend may have lost the last connection of the pool.
 		p.follow(followRebalance | followDead)
@@ -507,11 +562,54 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		}
 	}
 	sl.Failed()
-	newlyDead := s.Failed(err, p.pol.DeadAfter)
+	// A backend is dead only when connects to it fail: a connection that
+	// was open and is lost (a discard, a failed check or recycle hook)
+	// says nothing of whether the next connect succeeds, and a connect
+	// refused while the backend holds others says it is at its capacity.
+	var refused, capped, newlyDead bool
+	var fc *firstCheckError
+	if ev == slot.ConnectErr && !(s.Live() > 0 && errors.As(err, &fc)) {
+		// A first check that fails while the backend holds other
+		// connections: it accepted this one, which is lost as an open
+		// one is. With none held, it counts as a failed connect.
+		connecting := 0
+		if s.Live() > 0 {
+			for _, o := range s.slots {
+				if o.State() == slot.Connecting {
+					connecting++
+				}
+			}
+		}
+		refused, capped, newlyDead = s.Failed(err, p.loop.Nanos(), p.pol.DeadAfter, connecting)
+	} else {
+		s.Dropped(err, p.loop.Nanos())
+		s.st.lost++
+		p.st.lost++
+	}
 	s.st.failures++
 	p.lastErr = err
 	p.st.failures++
 	p.loop.Log(p.log, slog.LevelDebug, "slot failed", "slot", sl.ID(), "err", err)
+	if refused {
+		s.st.refused++
+		p.st.refused++
+	}
+	if capped {
+		p.loop.Log(p.log, slog.LevelInfo, "backend at its capacity", "backend", s.b.Name, "open", s.Live(), "err", err)
+		// The rebalancer is offered the capacity as the backend's cap,
+		// and gives what it refuses to the other backends. One more
+		// connect is tried after a backoff that grows each time it is
+		// refused (the connections of other clients, or ghosts of killed
+		// ones, may hold the rest), and is short again after one is
+		// accepted (see connectDone).
+		p.follow(followRebalance)
+		s.capRounds++
+		p.loop.After(&s.capTimer, p.backoff(s.capRounds, sl.rng.Rand()))
+	}
+	// A slot it refused retires when the set has more than it accepts, so
+	// that no slot retries against a full backend: the capacity's probe
+	// does, one connect at a time.
+	over := refused && s.Capacity() > 0 && s.wantedNow() > s.Capacity()
 	if newlyDead {
 		p.loop.Log(p.log, slog.LevelWarn, "backend dead", "backend", s.b.Name, "failures", s.Failures(), "err", err)
 	}
@@ -528,7 +626,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		}
 	}
 	switch {
-	case sl.Retiring() || p.closing():
+	case sl.Retiring() || p.closing() || over:
 		p.stopSlot(sl)
 	default:
 		p.loop.After(&sl.t, p.backoff(sl.Failures(), sl.rng.Rand()))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
 )
 
 // Stats is a snapshot of a pool, serialisable to JSON.
@@ -35,12 +36,26 @@ type Stats struct {
 	Waits       Histogram   `json:"waits"`
 	Connects    uint64      `json:"connects"` // connects started, whatever their outcome
 	Failures    uint64      `json:"failures"` // failed connects, checks, recycles, discards
-	Checks      uint64      `json:"checks"`
-	Recycles    uint64      `json:"recycles"`
-	Discards    uint64      `json:"discards"`
-	Expired     uint64      `json:"expired"`
-	Resets      uint64      `json:"resets"` // calls of Reset
-	Closes      uint64      `json:"closes"`
+	// Lost counts connections that were open and were lost: discarded,
+	// or closed by a failed check or recycle hook. They are failures, but
+	// not connect failures: they never make a backend dead.
+	Lost uint64 `json:"lost"`
+	// Refused counts connects that failed while their backend held other
+	// connections: the backend is at its capacity (a connection cap), not
+	// dead; the slots it refuses go to the other backends.
+	Refused uint64 `json:"refused"`
+	// Probes counts the slots kept on dead backends to find when they
+	// come back (one per dead backend, see Policy.DeadAfter). They count
+	// against Policy.MaxSlots, so that the cap holds even when a probe
+	// connects: a pool of MaxSlots 6 with one backend down holds at most 5
+	// connections to the others.
+	Probes   int    `json:"probes"`
+	Checks   uint64 `json:"checks"`
+	Recycles uint64 `json:"recycles"`
+	Discards uint64 `json:"discards"`
+	Expired  uint64 `json:"expired"`
+	Resets   uint64 `json:"resets"` // calls of Reset
+	Closes   uint64 `json:"closes"`
 	// ClosesRunning counts connector Close calls that have started and not
 	// returned: after a Close whose context ended, the closes it forced
 	// may still be running.
@@ -113,7 +128,20 @@ type BackendStats struct {
 	Connects            uint64     `json:"connects"`
 	Failures            uint64     `json:"failures"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
-	LastError           string     `json:"last_error,omitempty"`
+	Lost                uint64     `json:"lost"`    // open connections lost (see Stats.Lost)
+	Refused             uint64     `json:"refused"` // connects refused while it held others
+	// Capacity is the number of connections the backend held when it last
+	// refused one more, and so the most it is given now, until it accepts
+	// more or goes offline; 0 when it has refused none.
+	Capacity int `json:"capacity,omitempty"`
+	// Probe is set when the backend is dead and keeps a slot only to find
+	// when it comes back (see Stats.Probes).
+	Probe bool `json:"probe,omitempty"`
+	// LastError is the backend's last failure since it came back: it is
+	// cleared when the backend gets its first connection after having
+	// none. LastErrorAge is how long ago it came, on the pool's clock.
+	LastError    string        `json:"last_error,omitempty"`
+	LastErrorAge time.Duration `json:"last_error_age,omitempty"`
 	// From the claimers' reports (Handle.Report): how many, the decaying
 	// average latency, the backend errors, and outlier ejection.
 	Reports       uint64        `json:"reports"`
@@ -146,15 +174,15 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
-	claimErrors                                                                                              ClaimErrors
-	waits                                                                                                    histogram
-	backoffMin, backoffMax                                                                                   time.Duration
-	policyErr                                                                                                error
+	claims, connects, failures, lost, refused, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
+	claimErrors                                                                                                             ClaimErrors
+	waits                                                                                                                   histogram
+	backoffMin, backoffMax                                                                                                  time.Duration
+	policyErr                                                                                                               error
 }
 
 type setCounters struct {
-	claims, connects, failures uint64
+	claims, connects, failures, lost, refused uint64
 }
 
 func (c *counters) failed(err error) {
@@ -197,7 +225,7 @@ func (p *Pool[C]) stats() Stats {
 	st := Stats{
 		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
-		Connects: p.st.connects, Failures: p.st.failures, Checks: p.st.checks,
+		Connects: p.st.connects, Failures: p.st.failures, Lost: p.st.lost, Refused: p.st.refused, Checks: p.st.checks,
 		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
@@ -216,8 +244,15 @@ func (p *Pool[C]) stats() Stats {
 	for _, s := range sets {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
-			ConsecutiveFailures: s.Failures(), LastError: errString(s.LastErr()),
+			ConsecutiveFailures: s.Failures(), Lost: s.st.lost, Refused: s.st.refused, Capacity: s.Capacity(), LastError: errString(s.LastErr()),
 			Reports: s.fb.reports, Latency: s.fb.decayed(p.reports, len(p.order)), BackendErrors: s.fb.errors, Ejected: s.fb.ejected, Ejections: s.fb.ejections}
+		if s.LastErr() != nil {
+			bs.LastErrorAge = now.Sub(p.loop.Time(s.LastErrAt()))
+		}
+		if s.Dead() && s.State() == slotset.Offline && len(s.slots) > 0 {
+			bs.Probe = true
+			st.Probes++
+		}
 		for _, sl := range s.slots {
 			bs.Slots.add(sl.State())
 			st.Slots.add(sl.State())

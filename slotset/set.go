@@ -16,13 +16,22 @@ type Set struct {
 	state fsm.State[State, Event]
 	live  int // slots holding a connection
 
-	// failures counts consecutive failures across the set's slots:
-	// connects, checks, recycles and discards; a connect or a check that
-	// succeeds resets it. At Policy.DeadAfter the backend is dead: it
-	// stays offline with a single probe slot until a connect succeeds.
+	// failures counts consecutive connects that failed while the set
+	// held no connection; a connect or a check that succeeds resets it.
+	// At Policy.DeadAfter the backend is dead: it stays offline with a
+	// single probe slot until a connect succeeds. Connections that were
+	// open and are lost (a server ending sessions, an idle timeout, a
+	// failed check, a caller's discard) are not connect failures and do
+	// not count; nor does a connect refused while the set holds others,
+	// which says the backend is at its capacity, not down.
 	failures int
 	dead     bool
 	lastErr  error
+	lastAt   int64 // when lastErr was recorded, a stamp of the loop's clock
+	// refusedAt is the number of connections the set held and was
+	// opening when a connect to it was refused while it held others: the
+	// most the backend accepts now (0 when none is known).
+	refusedAt int
 
 	// Counts the pool keeps for the set, as its slots change:
 	Wanted   int // slots the rebalancer last wanted for the backend
@@ -54,8 +63,18 @@ func (s *Set) Dead() bool { return s.dead }
 // Failures is the number of consecutive failures.
 func (s *Set) Failures() int { return s.failures }
 
-// LastErr is the last failure's error, or nil.
+// LastErr is the last failure's error, or nil once the backend came back:
+// it is cleared when the set gets its first connection.
 func (s *Set) LastErr() error { return s.lastErr }
+
+// LastErrAt is when LastErr was recorded (a stamp of the loop's clock,
+// fsm.Loop.Nanos), or 0.
+func (s *Set) LastErrAt() int64 { return s.lastAt }
+
+// Capacity is the number of connections the set held when the backend
+// last refused one more (see Refused), or 0 when it has refused none since
+// Forget: the most the backend accepts from this pool now.
+func (s *Set) Capacity() int { return s.refusedAt }
 
 func (s *Set) fire(l *fsm.Loop, ev Event) { Kind.Fire(l, &s.state, s.id, ev) }
 
@@ -66,6 +85,12 @@ func (s *Set) Connected(l *fsm.Loop) (first bool) {
 	s.live++
 	s.failures = 0
 	s.dead = false
+	if s.live == 1 {
+		s.lastErr, s.lastAt = nil, 0 // back: what failed before is over
+	}
+	if s.refusedAt > 0 && s.live > s.refusedAt {
+		s.refusedAt = s.live // it accepts more than it did
+	}
 	if s.live == 1 && s.state.Get() == Offline {
 		s.fire(l, Up)
 	}
@@ -84,16 +109,49 @@ func (s *Set) Lost(l *fsm.Loop) (down bool) {
 	return false
 }
 
-// Failed records a failure with its error. It reports whether the backend
-// became dead with it: deadAfter consecutive failures.
-func (s *Set) Failed(err error, deadAfter int) (newlyDead bool) {
+// Failed records a connect that failed, with its error, at now (a stamp),
+// and says what it means for the backend:
+//
+//   - While the set holds connections the backend is up and refused this
+//     one (refused): that does not count toward dead. The connections it
+//     holds and the connects in flight (connecting, which it accepted so
+//     far) are its capacity (see Capacity), and capped reports that the
+//     capacity was learned now or lowered.
+//   - Otherwise it is a connect failure, and newlyDead reports whether the
+//     backend became dead with it: deadAfter consecutive failures.
+func (s *Set) Failed(err error, now int64, deadAfter, connecting int) (refused, capped, newlyDead bool) {
+	s.lastErr, s.lastAt = err, now
+	if s.live > 0 {
+		if c := s.live + connecting; s.refusedAt == 0 || c < s.refusedAt {
+			s.refusedAt = c
+			return true, true, false
+		}
+		return true, false, false
+	}
 	s.failures++
-	s.lastErr = err
 	if !s.dead && s.failures >= deadAfter {
 		s.dead = true
-		return true
+		return false, false, true
 	}
-	return false
+	return false, false, false
+}
+
+// Dropped records that an open connection of the set was lost (a check or
+// a recycle hook failed, or a claimer discarded it), with the error, at now
+// (a stamp). It says nothing of whether the backend accepts connections:
+// the failures in a row do not change.
+func (s *Set) Dropped(err error, now int64) { s.lastErr, s.lastAt = err, now }
+
+// Forget forgets the capacity the backend showed by refusing connects,
+// so that the set may grow to its share again and learn anew.
+func (s *Set) Forget() { s.refusedAt = 0 }
+
+// Probe raises the capacity by one, so that one more connect is tried; a
+// capacity of 0 stays 0.
+func (s *Set) Probe() {
+	if s.refusedAt > 0 {
+		s.refusedAt++
+	}
 }
 
 // Checked records a check or a recycle hook that succeeded: the failures

@@ -39,15 +39,18 @@ func TestSetDeadAfterFailuresInARow(t *testing.T) {
 	s := slotset.New("db")
 	bad := errors.New("refused")
 	for i := 1; i <= 3; i++ {
-		if dead := s.Failed(bad, 3); dead != (i == 3) {
+		if refused, _, dead := s.Failed(bad, int64(i), 3, 0); refused || dead != (i == 3) {
 			t.Fatalf("failure %d: newly dead %v", i, dead)
 		}
 	}
 	if !s.Dead() || s.Failures() != 3 || s.LastErr() != bad {
 		t.Fatalf("dead %v failures %d last %v", s.Dead(), s.Failures(), s.LastErr())
 	}
-	if s.Failed(bad, 3) {
+	if _, _, dead := s.Failed(bad, 4, 3, 0); dead {
 		t.Fatal("a dead backend became dead again")
+	}
+	if s.LastErrAt() != 4 {
+		t.Fatalf("last error at %d, want 4", s.LastErrAt())
 	}
 	s.Checked()
 	if s.Failures() != 0 || !s.Dead() {
@@ -57,8 +60,55 @@ func TestSetDeadAfterFailuresInARow(t *testing.T) {
 	l := traced(&trace)
 	defer l.Leave()
 	s.Connected(l)
-	if s.Dead() || s.Failures() != 0 {
-		t.Fatal("a connect did not revive the backend")
+	if s.Dead() || s.Failures() != 0 || s.LastErr() != nil || s.LastErrAt() != 0 {
+		t.Fatal("a connect did not revive the backend and clear its last error")
+	}
+}
+
+// Lost connections and connects refused while the set holds others do not
+// count toward dead: a backend is dead only when connects to it fail.
+func TestSetDeadOnlyWhenConnectsFail(t *testing.T) {
+	var trace []string
+	l := traced(&trace)
+	defer l.Leave()
+	s := slotset.New("db")
+	for range 5 {
+		s.Connected(l)
+	}
+	gone := errors.New("terminating connection due to administrator command")
+	for i := range 5 {
+		s.Lost(l)
+		s.Dropped(gone, int64(i))
+	}
+	if s.Dead() || s.Failures() != 0 || s.LastErr() != gone {
+		t.Fatalf("after five lost connections: dead %v, failures %d, last %v", s.Dead(), s.Failures(), s.LastErr())
+	}
+	for range 3 {
+		s.Connected(l)
+	}
+	full := errors.New("too many clients")
+	// Refused with 3 open and 2 opening: capacity 5; refused again once
+	// the two opening were refused too: 3; refused at 3 again: no news.
+	for i, tc := range []struct {
+		opening, capacity int
+		capped            bool
+	}{{2, 5, true}, {1, 4, true}, {0, 3, true}, {0, 3, false}} {
+		refused, capped, dead := s.Failed(full, int64(i), 3, tc.opening)
+		if !refused || dead || capped != tc.capped || s.Capacity() != tc.capacity {
+			t.Fatalf("refusal %d with 3 open, %d opening: refused %v, capped %v, dead %v, capacity %d; want capacity %d", i, tc.opening, refused, capped, dead, s.Capacity(), tc.capacity)
+		}
+	}
+	s.Connected(l)
+	if s.Capacity() != 4 {
+		t.Fatalf("a fourth connection: capacity %d, want 4", s.Capacity())
+	}
+	s.Probe()
+	if s.Capacity() != 5 {
+		t.Fatalf("a probe: capacity %d, want 5", s.Capacity())
+	}
+	s.Forget()
+	if s.Probe(); s.Capacity() != 0 {
+		t.Fatal("Forget kept the capacity, or a probe made one up")
 	}
 }
 

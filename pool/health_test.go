@@ -1,0 +1,195 @@
+package pool
+
+// Regression tests of the health rules (docs/pool.md): a backend is dead
+// only when connects to it fail; connections that were open and are lost
+// are not connect failures; a backend that refuses more connections is at
+// its capacity, not dead, and what it refuses goes to the others. Each
+// failed before its fix.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qorbgo/qorb/backend"
+)
+
+// A server that ends every session of the pool (pg_terminate_backend, an
+// idle timeout on the server, a proxy restart) is healthy: the discards
+// of its connections must not make it dead, and claims must wait for the
+// reconnect instead of failing fast.
+func TestBugLostSessionsDoNotKillTheBackend(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 6, SparesWanted: 6, ClaimTimeout: 10 * time.Second}, 1, nil)
+	var held []*Handle[*fakeConn]
+	for range 6 {
+		held = append(held, h.claim())
+	}
+	ended := errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+	for _, hd := range held {
+		hd.Discard(ended)
+	}
+	h.settle()
+	st := h.stats()
+	if st.State != "running" || st.Backends[0].Dead || st.Backends[0].ConsecutiveFailures != 0 {
+		t.Fatalf("after six lost sessions: pool %s, backend dead %v, %d failures in a row", st.State, st.Backends[0].Dead, st.Backends[0].ConsecutiveFailures)
+	}
+	if st.Lost != 6 || st.Backends[0].Lost != 6 {
+		t.Fatalf("lost %d (backend %d), want 6", st.Lost, st.Backends[0].Lost)
+	}
+	// A claim now waits for the reconnect and gets a connection.
+	if err := h.claimAfter(time.Second); err != nil {
+		t.Fatalf("claim after the sessions ended: %v", err)
+	}
+	h.advance(time.Second)
+	st = h.stats()
+	if st.ClaimErrors != (ClaimErrors{}) || st.Slots.Connected != 6 || st.Backends[0].LastError != "" {
+		t.Fatalf("after the reconnect: claim errors %+v, %d connected, last error %q", st.ClaimErrors, st.Slots.Connected, st.Backends[0].LastError)
+	}
+}
+
+// A caller whose context ends in the middle of a query discards the
+// connection (pgx closes a connection whose query was interrupted): that
+// says nothing of the backend. Here eight queries are interrupted at once
+// while the reconnects take their time: the pool must stay running, and a
+// claim meanwhile waits for a reconnect instead of failing fast.
+func TestBugCancelledCallersDoNotKillTheBackend(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 8, SparesWanted: 8, ClaimTimeout: 10 * time.Second}, 1, nil)
+	var held []*Handle[*fakeConn]
+	for range 8 {
+		held = append(held, h.claim())
+	}
+	h.fake.set(func(f *fakeConnector) { f.hang[name(1)] = true }) // reconnects take a while
+	for _, hd := range held {
+		hd.Discard(fmt.Errorf("query: %w", context.DeadlineExceeded))
+	}
+	if st := h.stats(); st.State != "running" || st.Backends[0].Dead {
+		t.Fatalf("pool %s, backend dead %v after interrupted queries", st.State, st.Backends[0].Dead)
+	}
+	got := make(chan error, 1)
+	go func() {
+		hd, err := h.p.Claim(context.Background())
+		if err == nil {
+			hd.Release()
+		}
+		got <- err
+	}()
+	h.waitUntil("claimer queued or failed", func() bool { return h.p.waiters.n == 1 || len(got) == 1 })
+	h.fake.set(func(f *fakeConnector) { delete(f.hang, name(1)) })
+	close(h.fake.unhangOnce())
+	h.advance(time.Second)
+	if err := <-got; err != nil {
+		t.Fatalf("claim while the backend reconnects: %v", err)
+	}
+	h.advance(time.Second)
+	if st := h.stats(); st.Slots.Connected != 8 || st.ClaimErrors != (ClaimErrors{}) {
+		t.Fatalf("%d connected, claim errors %+v", st.Slots.Connected, st.ClaimErrors)
+	}
+}
+
+// cappedConnector refuses connects to one backend beyond a cap of open
+// and opening connections, as a server at max_connections does.
+type cappedConnector struct {
+	*fakeConnector
+	name backend.Name
+	cap  int
+	mu   sync.Mutex
+	n    int // open and opening to name
+}
+
+func (c *cappedConnector) Connect(ctx context.Context, b backend.Backend) (*fakeConn, error) {
+	if b.Name != c.name {
+		return c.fakeConnector.Connect(ctx, b)
+	}
+	c.mu.Lock()
+	if c.n >= c.cap {
+		c.mu.Unlock()
+		return nil, errors.New("FATAL: sorry, too many clients already (SQLSTATE 53300)")
+	}
+	c.n++
+	c.mu.Unlock()
+	fc, err := c.fakeConnector.Connect(ctx, b)
+	if err != nil {
+		c.mu.Lock()
+		c.n--
+		c.mu.Unlock()
+	}
+	return fc, err
+}
+
+func (c *cappedConnector) Close(fc *fakeConn) error {
+	if fc.b.Name == c.name {
+		c.mu.Lock()
+		c.n--
+		c.mu.Unlock()
+	}
+	return c.fakeConnector.Close(fc)
+}
+
+// A backend capped below its share keeps what it accepts, is not dead,
+// and the slots it refuses go to the other backends, so the pool holds
+// its target.
+func TestBugCappedBackendGivesItsShareToTheOthers(t *testing.T) {
+	var capped *cappedConnector
+	h := newHarness(t, Policy{MaxSlots: 20, SparesWanted: 20, MaxSlotsPerBackend: 16}, 3, func(f *fakeConnector) backend.Connector[*fakeConn] {
+		capped = &cappedConnector{fakeConnector: f, name: name(1), cap: 5}
+		return capped
+	})
+	h.advance(5 * time.Second) // well within one RebalanceInterval
+	st := h.stats()
+	if st.Slots.Connected != 20 {
+		t.Errorf("%d connected, want the target of 20", st.Slots.Connected)
+	}
+	for _, b := range st.Backends {
+		if b.Dead || b.State != "online" {
+			t.Errorf("backend %s: %s, dead %v", b.Name, b.State, b.Dead)
+		}
+		if b.Name == string(name(1)) && (b.Slots.Connected != 5 || b.Capacity != 5 || b.Slots.Total != 5) {
+			t.Errorf("capped backend: %d connected of %d slots, capacity %d; want 5, 5, 5", b.Slots.Connected, b.Slots.Total, b.Capacity)
+			h.mu.Lock()
+			for _, tr := range h.trace {
+				t.Logf("%v", tr)
+			}
+			h.mu.Unlock()
+		}
+	}
+	if n := h.fake.openTo(name(1)); n != 5 {
+		t.Errorf("%d connections open to the capped backend", n)
+	}
+	// It stays so: no connect storm on the capped backend meanwhile.
+	before := st.Backends[0].Connects
+	h.advance(2 * time.Minute)
+	st = h.stats()
+	if got := st.Backends[0].Connects - before; got > 30 {
+		t.Errorf("%d connects to the capped backend in two minutes", got)
+	}
+	if st.Slots.Connected != 20 {
+		t.Errorf("after two minutes: %d connected", st.Slots.Connected)
+	}
+}
+
+// A backend that comes back gets its share within seconds of its first
+// good connect, not at the next periodic rebalance.
+func TestBugRecoveredBackendGetsItsShareAtOnce(t *testing.T) {
+	// Eight spares under a cap of 16: four on each backend.
+	h := newHarness(t, Policy{MaxSlots: 16, SparesWanted: 8}, 2, func(f *fakeConnector) backend.Connector[*fakeConn] { return validating{f} })
+	down := errors.New("connection refused")
+	// The backend restarts: its connections fail their health checks, and
+	// connects to it fail until it is back.
+	h.fake.set(func(f *fakeConnector) { f.fail[name(2)], f.validateErr[name(2)] = down, down })
+	h.advance(40 * time.Second) // past one health interval
+	if st := h.stats(); !st.Backends[1].Dead || st.Backends[0].Slots.Total != 7 {
+		t.Fatalf("while down: backend 2 dead %v, backend 1 has %d slots", st.Backends[1].Dead, st.Backends[0].Slots.Total)
+	}
+	h.fake.set(func(f *fakeConnector) { delete(f.fail, name(2)); delete(f.validateErr, name(2)) })
+	h.advance(31 * time.Second) // the probe's backoff is at most BackoffMax, 30s
+	st := h.stats()
+	if got := st.Backends[1].Slots.Connected; got != 4 {
+		t.Fatalf("after it came back: backend 2 has %d connected, want its share of 4 (wanted %d)", got, st.Backends[1].Wanted)
+	}
+	if st.Slots.Total > 16 {
+		t.Fatalf("%d slots, above MaxSlots", st.Slots.Total)
+	}
+}
