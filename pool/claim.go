@@ -364,8 +364,10 @@ func (p *Pool[C]) await(ctx context.Context, w *waiter[C], wait *time.Duration) 
 			p.st.failed(err)
 			p.waited(w, wait)
 			p.freeWaiter(w)
+			why := p.claimErr()
+			why.(*claimError).timeout = false // the context ended, not the pool's deadline
 			p.loop.Leave()
-			return nil, err
+			return nil, &waitError{ctx: err, why: why}
 		}
 		p.loop.Leave()
 		<-w.ready // already sent, with the loop held

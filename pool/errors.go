@@ -50,6 +50,23 @@ func (e *claimError) Unwrap() []error {
 	return []error{e.kind, e.cause}
 }
 
+// waitError is the error of a claim whose context ended while it waited
+// in the queue: the context's error, and why no connection had come (the
+// error the claim would have had at its deadline, without the timeout
+// mark), as grpc-go adds the last connection error to a deadline.
+// errors.Is sees both: context.DeadlineExceeded (or Canceled) and, say,
+// ErrNoBackendsOnline with the last connect error.
+type waitError struct {
+	ctx error
+	why error
+}
+
+func (e *waitError) Error() string { return fmt.Sprintf("%v (while waiting: %v)", e.ctx, e.why) }
+
+// Unwrap returns the context's error and the reason, for errors.Is and
+// errors.As.
+func (e *waitError) Unwrap() []error { return []error{e.ctx, e.why} }
+
 // timedOut reports whether err says that a claim's deadline passed.
 func timedOut(err error) bool {
 	if err == nil {

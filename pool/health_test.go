@@ -10,11 +10,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/clock"
+
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/resolver"
 )
 
 // A server that ends every session of the pool (pg_terminate_backend, an
@@ -191,5 +196,51 @@ func TestBugRecoveredBackendGetsItsShareAtOnce(t *testing.T) {
 	}
 	if st.Slots.Total > 16 {
 		t.Fatalf("%d slots, above MaxSlots", st.Slots.Total)
+	}
+}
+
+// refusingResolver is a resolver whose every query fails, as a DNS server
+// that answers REFUSED.
+type refusingResolver struct{}
+
+func (refusingResolver) Start(h resolver.Host) {
+	h.Querying()
+	h.ReportError(errors.New("query _db._tcp.example.com. SRV at 127.0.0.1:53: REFUSED"))
+}
+func (refusingResolver) Stop()                  {}
+func (refusingResolver) Stats() resolver.Stats { return resolver.Stats{} }
+
+// A claim that fails because the resolver lists nothing says why: the
+// resolver's last error, at the pool's deadline and when the claimer's
+// context ends first.
+func TestBugResolverErrorIsInTheClaimError(t *testing.T) {
+	clk := clock.NewMock()
+	p, err := New(refusingResolver{}, newFakeConnector(), Policy{ClaimTimeout: time.Second}, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	got := make(chan error, 1)
+	go func() { _, err := p.Claim(context.Background()); got <- err }()
+	for p.Stats().Waiters != 1 {
+		runtime.Gosched()
+	}
+	clk.Add(time.Second)
+	err = <-got
+	if !errors.Is(err, ErrNoBackends) || !strings.Contains(err.Error(), "REFUSED") {
+		t.Fatalf("claim at the deadline: %v, want ErrNoBackends with the resolver's error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, err := p.Claim(ctx); got <- err }()
+	for p.Stats().Waiters != 1 {
+		runtime.Gosched()
+	}
+	cancel()
+	err = <-got
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNoBackends) || !strings.Contains(err.Error(), "REFUSED") {
+		t.Fatalf("claim whose context ended: %v, want context.Canceled with ErrNoBackends and the resolver's error", err)
+	}
+	if st := p.Stats(); st.ClaimErrors.Context != 1 || st.ClaimErrors.NoBackends != 1 || st.ClaimErrors.Timeouts != 1 {
+		t.Fatalf("claim errors %+v", st.ClaimErrors)
 	}
 }

@@ -80,13 +80,16 @@ type Policy struct {
 	ConnectRatePerBackend float64
 
 	// ConnectTimeout bounds one connect, including the first health check.
-	// Default 10s.
+	// Default 10s; at least 1ms.
 	ConnectTimeout time.Duration
 	// HealthInterval is how often an idle connection is validated (with a
-	// Validator). Default 30s.
+	// Validator), counted from the end of its last check. Default 30s; at
+	// least 1ms.
 	HealthInterval time.Duration
 	// HealthTimeout bounds one health check, one recycle hook and one
-	// acquire hook. Default 3s.
+	// acquire hook. Default 3s; at least 1ms. It may be longer than
+	// HealthInterval: a connection's next check is due one interval after
+	// its last one ended, so the checks of one connection never overlap.
 	HealthTimeout time.Duration
 	// CheckIdleAfter: with a Validator, a connection idle for longer than
 	// this is checked when it is claimed, in the claimer's goroutine and
@@ -205,6 +208,9 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
+// minPeriod is the shortest interval or I/O deadline a policy may set.
+const minPeriod = time.Millisecond
+
 // maxSlotsLimit bounds MaxSlots, so that sums of slot counts never
 // overflow.
 const maxSlotsLimit = 1 << 20
@@ -243,6 +249,20 @@ func (p Policy) validate() error {
 	} {
 		if f.v < 0 {
 			bad("%s is %v; it must not be negative", f.name, f.v)
+		}
+	}
+	// Periods so short that the loop would do nothing but run them, and
+	// deadlines no real I/O can meet, are mistakes (a unit left out:
+	// HealthInterval: 30 is 30ns), not policies.
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"HealthInterval", p.HealthInterval}, {"HealthTimeout", p.HealthTimeout}, {"ConnectTimeout", p.ConnectTimeout},
+		{"RebalanceInterval", p.RebalanceInterval}, {"DecoherenceInterval", p.DecoherenceInterval}, {"ClaimDelayInterval", p.ClaimDelayInterval},
+	} {
+		if f.v > 0 && f.v < minPeriod {
+			bad("%s is %v; it must be at least %v (was a unit left out?)", f.name, f.v, minPeriod)
 		}
 	}
 	if p.MaxSlots > maxSlotsLimit {

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -43,17 +44,22 @@ type Pool[C any] struct {
 	closesRunning atomic.Int64
 
 	// Everything below is owned by the loop.
-	state        fsm.State[State, Event]
-	rng          *rand.Rand // decoherence, the picker
-	host         *host[C]
-	resTr        resolver.Tracker // the resolver machine
-	sets         map[backend.Name]*set[C]
-	order        []*set[C] // every set not stopped, in preference order
-	waiters      waiterList[C]
-	freeW        []*waiter[C]
-	nslots       int // slots not stopped
-	nclaimed     int
-	lastErr      error
+	state    fsm.State[State, Event]
+	rng      *rand.Rand // decoherence, the picker
+	host     *host[C]
+	resTr    resolver.Tracker // the resolver machine
+	sets     map[backend.Name]*set[C]
+	order    []*set[C] // every set not stopped, in preference order
+	waiters  waiterList[C]
+	freeW    []*waiter[C]
+	nslots   int // slots not stopped
+	nclaimed int
+	lastErr  error
+	// resErr is the resolver's last error, until it lists backends again;
+	// resAnswered is whether it answered at all. A claim that finds no
+	// backend says why with them.
+	resErr       error
+	resAnswered  bool
 	ioCtx        context.Context
 	ioCancel     context.CancelFunc
 	rebalance    fsm.Timer
@@ -203,6 +209,10 @@ func (h *host[C]) Querying() { h.p.resTr.Querying(h.p.loop, h.p.name) }
 func (h *host[C]) Update(bs []backend.Backend) {
 	p := h.p
 	p.resTr.Answered(p.loop, p.name)
+	p.resAnswered = true
+	if len(bs) > 0 {
+		p.resErr = nil
+	}
 	if h.delivered && slices.Equal(bs, h.last) {
 		return
 	}
@@ -213,6 +223,9 @@ func (h *host[C]) Update(bs []backend.Backend) {
 
 // ReportError implements resolver.Host.
 func (h *host[C]) ReportError(err error) {
+	if err != nil {
+		h.p.resErr = fmt.Errorf("resolver: %w", err)
+	}
 	h.p.resTr.Failed(h.p.loop, h.p.name)
 	h.Log(slog.LevelDebug, "resolver error", "err", err)
 }
@@ -642,11 +655,28 @@ func (p *Pool[C]) claimErr() error {
 	}
 	switch {
 	case known == 0:
-		err.kind = ErrNoBackends
+		err.kind, err.cause = ErrNoBackends, p.resolverCause()
 	case online == 0:
 		err.kind, err.cause = ErrNoBackendsOnline, p.lastErr
 	}
 	return err
+}
+
+var (
+	errNoAnswer    = errors.New("resolver: no answer yet")
+	errEmptyAnswer = errors.New("resolver: its last answer listed no backend")
+)
+
+// resolverCause says why the pool knows no backend: the resolver's last
+// error, or that it has not answered, or that its answer was empty.
+func (p *Pool[C]) resolverCause() error {
+	switch {
+	case p.resErr != nil:
+		return p.resErr
+	case !p.resAnswered:
+		return errNoAnswer
+	}
+	return errEmptyAnswer
 }
 
 // Close stops the resolver, fails waiting claims with ErrClosed, closes

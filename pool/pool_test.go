@@ -468,6 +468,13 @@ func TestPolicyValidation(t *testing.T) {
 		{Policy{MinSlots: -1}, "MinSlots"},
 		{Policy{ConnectRatePerBackend: -1}, "ConnectRatePerBackend"},
 		{Policy{MaxConnectingPerBackend: -2}, "MaxConnectingPerBackend"},
+		// Periods and deadlines below a millisecond: a unit left out.
+		{Policy{HealthInterval: 1}, "HealthInterval is 1ns; it must be at least 1ms"},
+		{Policy{ConnectTimeout: 30}, "ConnectTimeout is 30ns"},
+		{Policy{HealthTimeout: time.Microsecond}, "HealthTimeout is 1µs"},
+		{Policy{RebalanceInterval: 60}, "RebalanceInterval is 60ns"},
+		{Policy{DecoherenceInterval: 999 * time.Microsecond}, "DecoherenceInterval"},
+		{Policy{TargetClaimDelay: time.Millisecond, ClaimDelayInterval: 100}, "ClaimDelayInterval is 100ns"},
 	} {
 		_, err := New(resolverFor(1), newFakeConnector(), tc.p)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
