@@ -406,7 +406,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	s := sl.set
 	first := s.Connected(p.loop)
 	sl.Succeeded()
-	if c := s.Capacity(); c > 0 && s.Live() >= c && s.Wanted > c {
+	if c := s.Capacity(); c > 0 && s.Live() >= c && s.Wanted >= c {
 		// The backend took the probe above its capacity: try one more
 		// soon.
 		s.capRounds = 0
