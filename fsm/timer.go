@@ -48,6 +48,9 @@ func (t *Timer) Pending() bool { return t.idx != -1 }
 // still its deadline after it fired, or while a gate holds it.
 func (t *Timer) When(l *Loop) time.Time { return l.root.Add(time.Duration(t.when)) }
 
+// WhenNanos is When as a stamp of the loop's clock (see Loop.Nanos).
+func (t *Timer) WhenNanos() int64 { return t.when }
+
 // Callback is what the timer runs when it fires (set by [Timer.Init] or
 // [Timer.InitDue]).
 func (t *Timer) Callback() Due { return t.due }

@@ -610,9 +610,36 @@ func (p *Pool[C]) admit() error {
 		return ErrClosed
 	case Failed:
 		p.st.failed(ErrNoBackendsOnline)
-		return withCause(ErrNoBackendsOnline, p.lastErr)
+		return p.allDeadErr()
 	}
 	return nil
+}
+
+// allDeadErr is the error of a claim that fails because every backend is
+// dead: ErrNoBackendsOnline with the last connect error, and how long
+// until the next connect to a dead backend is tried (RetryAfter).
+func (p *Pool[C]) allDeadErr() error {
+	err := &claimError{kind: ErrNoBackendsOnline, cause: p.lastErr}
+	var next int64 = -1
+	for _, s := range p.order {
+		if !s.Dead() || s.State() == slotset.Draining {
+			continue
+		}
+		for _, sl := range s.slots {
+			switch {
+			case sl.State() == slot.Failed && sl.t.Pending():
+				if w := sl.t.WhenNanos(); next < 0 || w < next {
+					next = w
+				}
+			case sl.State() == slot.Connecting || sl.State() == slot.Waiting:
+				return err // an attempt is under way: its outcome is not known yet
+			}
+		}
+	}
+	if next >= 0 {
+		err.retryAfter = max(time.Duration(next-p.loop.Nanos()), time.Nanosecond)
+	}
+	return err
 }
 
 // takeIdle claims an idle connection for a claimer allowed to skip the

@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -33,6 +34,23 @@ type claimError struct {
 	kind    error
 	cause   error
 	timeout bool // the claim's deadline passed
+	// retryAfter, when positive, is how long until the pool next tries a
+	// connect to a dead backend (see RetryAfter).
+	retryAfter time.Duration
+}
+
+// RetryAfter reports, for an error of a claim that failed fast because
+// every backend is dead (ErrNoBackendsOnline from a failed pool), how long
+// until the pool next tries to connect to one of them: a claim made before
+// then fails the same way, so a caller that retries should wait this
+// long (an HTTP server may pass it on as Retry-After). ok is false for
+// any other error, and when no attempt is scheduled (one is in flight).
+func RetryAfter(err error) (d time.Duration, ok bool) {
+	var ce *claimError
+	if errors.As(err, &ce) && ce.retryAfter > 0 {
+		return ce.retryAfter, true
+	}
+	return 0, false
 }
 
 func (e *claimError) Error() string {

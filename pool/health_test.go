@@ -244,3 +244,38 @@ func TestBugResolverErrorIsInTheClaimError(t *testing.T) {
 		t.Fatalf("claim errors %+v", st.ClaimErrors)
 	}
 }
+
+// During an outage of every backend, a claim fails fast and says when the
+// pool next tries to connect, so that a caller that retries need not spin.
+func TestRetryAfterWhenEveryBackendIsDead(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 2, SparesWanted: 2}, 1, nil)
+	h.fake.set(func(f *fakeConnector) { f.fail[name(1)] = errors.New("connection refused") })
+	var held []*Handle[*fakeConn]
+	for range 2 {
+		held = append(held, h.claim())
+	}
+	for _, hd := range held {
+		hd.Discard(errors.New("server restarting"))
+	}
+	h.advance(5 * time.Second)
+	if st := h.stats(); st.State != "failed" {
+		t.Fatalf("pool %s, want failed", st.State)
+	}
+	_, err := h.p.Claim(context.Background())
+	d, ok := RetryAfter(err)
+	if !errors.Is(err, ErrNoBackendsOnline) || !ok || d <= 0 || d > h.p.pol.BackoffMax+h.p.pol.BackoffJitter {
+		t.Fatalf("claim: %v, retry after %v (%v)", err, d, ok)
+	}
+	connects := h.stats().Connects
+	h.advance(d - time.Nanosecond)
+	if got := h.stats().Connects; got != connects {
+		t.Fatalf("%d connects before the retry-after ended", got-connects)
+	}
+	h.advance(time.Nanosecond)
+	if got := h.stats().Connects; got != connects+1 {
+		t.Fatalf("%d connects when the retry-after ended, want 1", got-connects)
+	}
+	if _, ok := RetryAfter(ErrNoBackendsOnline); ok {
+		t.Fatal("RetryAfter of a plain sentinel")
+	}
+}

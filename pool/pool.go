@@ -609,7 +609,7 @@ func (p *Pool[C]) checkDead() {
 		return
 	}
 	p.fire(AllDead)
-	err := withCause(ErrNoBackendsOnline, p.lastErr)
+	err := p.allDeadErr()
 	for w := p.waiters.head; w != nil; w = p.waiters.head {
 		p.finishWaiter(w, nil, err)
 	}
