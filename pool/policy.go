@@ -448,8 +448,12 @@ func (LeastClaimed) Pick(cands []Candidate, _ *rand.Rand) int {
 }
 
 // Backoff computes the delay before a slot reconnects after its n-th
-// consecutive failure (n ≥ 1). It runs on the loop. A negative answer is
-// reported in Stats.PolicyError and replaced by Policy.BackoffMin.
+// consecutive failure (n ≥ 1). r is a math/rand/v2 source: the slot's own
+// stream, derived from the pool's seed (WithSeed), so that a run can be
+// replayed; draw jitter from it, never from the global source. Delay runs
+// on the loop and must not block or keep r. A negative answer is reported
+// in Stats.PolicyError and replaced by Policy.BackoffMin; a panic is
+// reported and replaced by Policy.BackoffMax.
 type Backoff interface {
 	Delay(n int, r *rand.Rand) time.Duration
 }

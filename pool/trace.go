@@ -20,6 +20,12 @@ import (
 // the connect or close for connects and closes. They must be safe for
 // concurrent use and must not call back into the pool. A pool without a
 // tracer pays nothing for tracing: no clock read, no allocation.
+//
+// Tracer is any value, not an interface with methods, because a tracer
+// implements whichever of the four it needs and Go cannot spell "at least
+// one of these interfaces" as a type: New checks it, and fails with an
+// error naming the four when a value given to WithTracer implements none
+// (WithTracer(42) is an error from New, not a silent no-op).
 type Tracer any
 
 // ClaimTracer traces claims. TraceClaimStart is called when Claim is
