@@ -14,7 +14,7 @@ import (
 
 	"github.com/qorbgo/qorb/connset"
 	"github.com/qorbgo/qorb/fsm"
-	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
@@ -31,7 +31,7 @@ var machines = []struct {
 	{slot.Kind.Machine(), "slot.md", slot.Markdown},
 	{slotset.Kind.Machine(), "set.md", slotset.Markdown},
 	{resolver.Kind.Machine(), "resolver.md", resolver.Markdown},
-	{pool.Kind.Machine(), "pool.md", pool.Markdown},
+	{machine.Kind.Machine(), "pool.md", machine.Markdown},
 	{connset.Kind.Machine(), "connset.md", connset.Markdown},
 }
 
@@ -86,7 +86,7 @@ func TestEveryDeclaredTransition(t *testing.T) {
 	everyTransition(t, slot.Kind)
 	everyTransition(t, slotset.Kind)
 	everyTransition(t, resolver.Kind)
-	everyTransition(t, pool.Kind)
+	everyTransition(t, machine.Kind)
 }
 
 // state returns a machine of kind k in state s, reached by firing declared
@@ -249,7 +249,7 @@ func TestStateAndEventNamesAreStable(t *testing.T) {
 		slot.BackoffElapsed.String(): "backoff_elapsed",
 		slotset.Draining.String():    "draining",
 		resolver.Failed.String():     "failed",
-		pool.Stopping.String():       "stopping",
+		machine.Stopping.String():    "stopping",
 		slot.State(99).String():      "state(99)",
 		slotset.Event(-1).String():   "event(-1)",
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
 )
@@ -605,10 +606,10 @@ func (p *Pool[C]) afterHooks(h *Handle[C], deadline time.Time) (*Handle[C], erro
 // or failed.
 func (p *Pool[C]) admit() error {
 	switch p.state.Get() {
-	case Stopping, Stopped:
+	case machine.Stopping, machine.Stopped:
 		p.st.failed(ErrClosed)
 		return ErrClosed
-	case Failed:
+	case machine.Failed:
 		p.st.failed(ErrNoBackendsOnline)
 		return p.allDeadErr()
 	}

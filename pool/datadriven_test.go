@@ -18,6 +18,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
 )
@@ -765,7 +766,7 @@ func (h *ddHarness) stable() bool {
 		}
 		if k.first {
 			// Blocked until nothing is left, unless nothing is.
-			if h.p.state.Get() != Stopping || isClosed(h.p.quiet) {
+			if h.p.state.Get() != machine.Stopping || isClosed(h.p.quiet) {
 				return false
 			}
 		} else if isClosed(h.p.done) {

@@ -207,7 +207,7 @@ func (refusingResolver) Start(h resolver.Host) {
 	h.Querying()
 	h.ReportError(errors.New("query _db._tcp.example.com. SRV at 127.0.0.1:53: REFUSED"))
 }
-func (refusingResolver) Stop()                  {}
+func (refusingResolver) Stop()                 {}
 func (refusingResolver) Stats() resolver.Stats { return resolver.Stats{} }
 
 // A claim that fails because the resolver lists nothing says why: the

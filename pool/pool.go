@@ -14,6 +14,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
@@ -44,7 +45,7 @@ type Pool[C any] struct {
 	closesRunning atomic.Int64
 
 	// Everything below is owned by the loop.
-	state    fsm.State[State, Event]
+	state    fsm.State[machine.State, machine.Event]
 	rng      *rand.Rand // decoherence, the picker
 	host     *host[C]
 	resTr    resolver.Tracker // the resolver machine
@@ -279,8 +280,8 @@ type hostTimer struct {
 
 func (t *hostTimer) Reset(d time.Duration) { t.l.After(&t.t, d) }
 func (t *hostTimer) Stop()                 { t.l.Cancel(&t.t) }
-func (p *Pool[C]) fire(ev Event)           { Kind.Fire(p.loop, &p.state, p.name, ev) }
-func (p *Pool[C]) closing() bool           { return p.state.Get() >= Stopping }
+func (p *Pool[C]) fire(ev machine.Event)   { machine.Kind.Fire(p.loop, &p.state, p.name, ev) }
+func (p *Pool[C]) closing() bool           { return p.state.Get() >= machine.Stopping }
 func (p *Pool[C]) policyError(format string, a ...any) {
 	err := fmt.Errorf(format, a...)
 	p.st.policyErr = err
@@ -583,7 +584,7 @@ func (p *Pool[C]) demand() int {
 // and back to running when a failed pool knows one that is not.
 func (p *Pool[C]) checkDead() {
 	st := p.state.Get()
-	if st != Starting && st != Running && st != Failed {
+	if st != machine.Starting && st != machine.Running && st != machine.Failed {
 		return
 	}
 	n := 0
@@ -600,15 +601,15 @@ func (p *Pool[C]) checkDead() {
 	if n <= 0 {
 		// A backend is alive or untried, or none is listed: a failed pool
 		// lets claims wait again.
-		if st == Failed {
-			p.fire(Revive)
+		if st == machine.Failed {
+			p.fire(machine.Revive)
 		}
 		return
 	}
-	if st == Failed {
+	if st == machine.Failed {
 		return
 	}
-	p.fire(AllDead)
+	p.fire(machine.AllDead)
 	err := p.allDeadErr()
 	for w := p.waiters.head; w != nil; w = p.waiters.head {
 		p.finishWaiter(w, nil, err)
@@ -622,8 +623,8 @@ func (p *Pool[C]) checkDead() {
 func (p *Pool[C]) setUp(s *set[C]) {
 	s.back = s.wasUp
 	s.wasUp = true
-	if p.state.Get() == Starting || p.state.Get() == Failed {
-		p.fire(BackendUp)
+	if p.state.Get() == machine.Starting || p.state.Get() == machine.Failed {
+		p.fire(machine.BackendUp)
 	}
 }
 
@@ -740,7 +741,7 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 // beginClose is the first half of Close, with the loop held: the resolver
 // stops, waiters fail, and every slot stops now or at its release.
 func (p *Pool[C]) beginClose() {
-	p.fire(CloseCalled)
+	p.fire(machine.CloseCalled)
 	p.res.Stop()
 	p.resTr.Stop(p.loop, p.name)
 	p.loop.Cancel(&p.rebalance)
@@ -792,7 +793,7 @@ func (p *Pool[C]) endClose() (forced int) {
 	}
 	p.closeHooked()
 	p.finished.Store(true)
-	p.fire(Closed)
+	p.fire(machine.Closed)
 	for _, f := range p.unregister {
 		f()
 	}
@@ -804,7 +805,7 @@ func (p *Pool[C]) endClose() (forced int) {
 
 // checkQuiet releases Close once nothing is left to wait for.
 func (p *Pool[C]) checkQuiet() {
-	if p.state.Get() != Stopping || p.nslots != 0 {
+	if p.state.Get() != machine.Stopping || p.nslots != 0 {
 		return
 	}
 	if p.loop.InFlight() == 0 {

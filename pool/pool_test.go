@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
 )
@@ -361,7 +362,7 @@ func TestCloseWaitsForClaimedThenForces(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.p.Close(ctx) }()
 	h.waitUntil("stopping with only claimed slots left", func() bool {
-		return h.p.state.Get() == Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
+		return h.p.state.Get() == machine.Stopping && h.p.nslots == 2 && h.p.loop.InFlight() == 0
 	})
 	if _, err := h.p.Claim(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("claim while closing: %v", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
 )
@@ -326,8 +327,8 @@ func (k *checker) checkInst(s *Sim, inst *poolInst) {
 	v := &k.pv
 	inst.view.Inspect(v)
 	switch {
-	case pool.State(v.State) != inst.state:
-		s.violate("pool-state", "pool %s is %s; its trace says %s", inst.name, pool.State(v.State), inst.state)
+	case machine.State(v.State) != inst.state:
+		s.violate("pool-state", "pool %s is %s; its trace says %s", inst.name, machine.State(v.State), inst.state)
 	case v.Slots != inst.nslots || v.Claimed != inst.nclaimed:
 		s.violate("slot-counts", "pool %s counts %d slots, %d claimed; its trace says %d, %d", inst.name, v.Slots, v.Claimed, inst.nslots, inst.nclaimed)
 	case v.Slots > inst.pol.MaxSlots:
@@ -364,7 +365,7 @@ func (s *Sim) recovered(c *client) bool {
 	if inst == nil || inst.p == nil {
 		return false
 	}
-	if inst.state != pool.Running {
+	if inst.state != machine.Running {
 		return false
 	}
 	on := inst.onlineScratch()

@@ -14,6 +14,7 @@ import (
 	"github.com/qorbgo/qorb/internal/poolhook"
 	"github.com/qorbgo/qorb/internal/simhook"
 	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/resolver"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
@@ -163,10 +164,10 @@ type poolInst struct {
 	connects   uint64
 	checks     uint64
 
-	nslots, nclaimed int          // from the trace
-	live             int          // slots holding a connection, from the trace
-	state            pool.State   // from the trace
-	sets             []*shadowSet // the sets not stopped, from the trace
+	nslots, nclaimed int           // from the trace
+	live             int           // slots holding a connection, from the trace
+	state            machine.State // from the trace
+	sets             []*shadowSet  // the sets not stopped, from the trace
 	dirty            bool
 	lastServed       int64
 	// onlineSets counts the sets online by the trace; noneOnlineAt is
@@ -544,7 +545,7 @@ func (s *Sim) observe(t *fsm.Transition) {
 		s.chk.set(s, t.ID, st)
 		return
 	}
-	if st, ok := pool.Kind.Step(*t); ok {
+	if st, ok := machine.Kind.Step(*t); ok {
 		if inst := s.insts[t.ID]; inst != nil {
 			inst.state = st.To
 			inst.scanIO = true

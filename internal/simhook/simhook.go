@@ -110,7 +110,7 @@ type SetInspector interface {
 
 // Pool is a read-only view of a pool's totals.
 type Pool struct {
-	State   int8 // the pool machine's state, a pool.State
+	State   int8 // the pool machine's state, a pool/machine.State
 	Slots   int  // slots not stopped, in every set (the pool's own count)
 	Claimed int  // claimed slots (the pool's own count)
 	Waiters int  // claimers in the queue

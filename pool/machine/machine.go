@@ -1,4 +1,9 @@
-package pool
+// Package machine declares the pool machine: the states a Pool as a whole
+// goes through and the events that move it (docs/pool.md). The names are
+// part of traces; an observer (pool.WithObserver) reads a pool's
+// transitions back with Kind.Step. The slot's and the slot set's machines
+// are declared in packages slot and slotset.
+package machine
 
 import (
 	lf "github.com/looplab/fsm"
@@ -76,7 +81,7 @@ func (s State) String() string { return Kind.StateName(s) }
 // String returns the event's trace name.
 func (e Event) String() string { return Kind.EventName(e) }
 
-// Markdown renders docs/pool.md.
+// Markdown renders docs/pool.md from the declaration.
 func Markdown() string {
 	return Kind.Machine().Markdown("The pool as a whole. Claims fail fast while it is failed.", stateDocs, eventDocs)
 }
