@@ -312,3 +312,13 @@ for = "30s"
 		}
 	}
 }
+
+// A kill's end is when its clients are back, At+Down: recovery is timed
+// from then, not from the kill (which charged a correct policy the whole
+// time its clients were down).
+func TestKillEndsWhenItsClientsAreBack(t *testing.T) {
+	f := Fault{Kind: FaultKill, At: Duration(time.Minute), Down: Duration(5 * time.Second), Linger: Duration(time.Minute)}
+	if got := f.End(); got != time.Minute+5*time.Second {
+		t.Fatalf("kill at 1m, down 5s: ends %v, want 1m5s", got)
+	}
+}

@@ -466,11 +466,14 @@ const (
 func (f Fault) losesToBackends() bool { return f.Direction != DirectionFromBackends }
 
 // End is when the fault stops acting: At+For, or At for a fault without
-// a duration (and At+Drain for replace, At+Spread+Down for restart). For
-// close it is the latest end, At+Spread+Drain+Down: a run records when
-// the last of its clients is back (or its Close returned, without Down).
+// a duration (and At+Drain for replace, At+Spread+Down for restart, At+Down
+// for kill: when its clients are back). For close it is the latest end,
+// At+Spread+Drain+Down: a run records when the last of its clients is
+// back (or its Close returned, without Down).
 func (f Fault) End() time.Duration {
 	switch f.Kind {
+	case FaultKill:
+		return f.At.D() + f.Down.D()
 	case FaultReplace:
 		return f.At.D() + f.Drain.D()
 	case FaultRestart:

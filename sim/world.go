@@ -275,7 +275,9 @@ func (j *ioJob) run(s *Sim) {
 		if c := j.inst.c; c.paused() {
 			// Done in the world; its client sees it at its resume.
 			s.loop.Leave()
-			if cn := s.opening; cn != nil {
+			if cn := s.opening; cn != nil && cn.state == connOpen {
+				// (A connection the job closed itself, as the pool does
+				// when its first check fails, was never the pool's.)
 				// Its pool gets the connection at the resume: until
 				// then, it is open in the world but not the pool's.
 				cn.undelivered = true
