@@ -12,9 +12,11 @@
 //
 // With [Config.Validate] set, the connector also implements
 // [backend.Validator], so the pool runs the function on every new
-// connection, periodically on idle ones (Policy.HealthInterval) and on every
-// released one. Without it the connector does not implement Validator at
-// all, and the pool checks nothing.
+// connection, periodically on idle ones (Policy.HealthInterval), on one
+// claimed after it stayed idle longer than Policy.CheckIdleAfter, and, only
+// with Policy.CheckOnRelease, on every released one. Without it the
+// connector does not implement Validator at all, and the pool checks
+// nothing.
 package tcp
 
 import (
@@ -49,7 +51,10 @@ type Config struct {
 	// new connection, periodically on idle ones, and on one claimed after
 	// it stayed idle longer than Policy.CheckIdleAfter (with
 	// Policy.CheckOnRelease, on every released one too); an error closes
-	// the connection and counts a failure against its backend.
+	// the connection. A failed check of an open connection is a lost
+	// connection (pool.Stats.Lost), not a failed connect: it never makes
+	// the backend dead. A failed first check, with no other connection
+	// to the backend open, counts as a failed connect.
 	//
 	// Validate runs with the connection's deadline set to ctx's deadline
 	// (none when ctx has none), and when ctx is cancelled a blocked read

@@ -117,3 +117,10 @@ func TestNoServer(t *testing.T) {
 		t.Errorf("stats: %+v slots, %d failures, last error %q; want no connection and the failures", st.Slots, st.Failures, st.LastError)
 	}
 }
+
+// Release of a nil handle, as a failed Claim returns, does nothing: a
+// deferred Release after a failed Claim must not panic.
+func TestReleaseNilHandle(t *testing.T) {
+	pg.Release(nil, nil)
+	pg.Release(nil, errors.New("statement failed"))
+}

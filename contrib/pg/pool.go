@@ -70,9 +70,16 @@ func (p *Pool) Claim(ctx context.Context) (*Handle, error) {
 // connection-level error (a network error or an unexpected end of stream,
 // not a *pgconn.PgError); otherwise it releases it (Handle.Release) and the
 // recycle hook rolls back any transaction left open. Pass nil when the
-// connection's last statement succeeded. Like Handle.Release, it panics when
-// h is not claimed.
+// connection's last statement succeeded.
+//
+// Like Handle.Release, a call on a handle whose claim already ended (a
+// second Release) does nothing to any connection: it is counted in the
+// pool's Stats.Misuse and logged. A nil handle, as a failed Claim returns,
+// does nothing, so that a deferred Release after a failed Claim is safe.
 func Release(h *Handle, err error) {
+	if h == nil {
+		return
+	}
 	c := h.Conn()
 	if broken(c, err) {
 		if err == nil {
