@@ -159,7 +159,7 @@ func (p *Pool[C]) claimSlot(sl *pslot[C]) *Handle[C] {
 	if p.tr.release != nil {
 		sl.claimed = p.loop.Nanos()
 	} else {
-		sl.claimed = int64(p.cclock.start())
+		sl.claimed = int64(p.cclock.Start())
 	}
 	sl.checkDue = false
 	if len(p.handles) == 0 {
@@ -674,7 +674,7 @@ func (p *Pool[C]) enqueue(w *waiter[C], front bool, timeout time.Duration) {
 		p.waiters.pushBack(w)
 	}
 	p.loop.After(&w.timer, timeout)
-	if p.codel.target > 0 && !p.codel.timer.Pending() {
+	if p.codel.On() && !p.shedTimer.Pending() {
 		p.armShed(w.since)
 	}
 	if p.nslots < p.demand() {
@@ -768,16 +768,16 @@ func (p *Pool[C]) serve(sl *pslot[C]) bool {
 			p.finishWaiter(w, nil, p.claimErr())
 			continue
 		}
-		if p.codel.target > 0 && p.codelShed(w, now) {
+		if p.codel.On() && p.codelShed(w, now) {
 			p.st.shed++
 			p.finishWaiter(w, nil, ErrClaimShed)
 			continue
 		}
 		h := p.claimSlot(sl)
-		p.cclock.mark(now)
+		p.cclock.Mark(now)
 		p.st.waits.observe(now.Sub(w.since))
 		p.finishWaiter(w, h, nil)
-		if p.codel.target > 0 {
+		if p.codel.On() {
 			p.armShed(now)
 		}
 		return true

@@ -1,9 +1,7 @@
 package pool
 
 import (
-	"math"
-	"time"
-
+	"github.com/qorbgo/qorb/core"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/slot"
 )
@@ -16,11 +14,9 @@ import (
 // state waiting, in its backend's queue; the first in the queue connects
 // when a connect of the backend ends or the rate allows one more.
 type dialGate[C any] struct {
-	dialing int         // connects (and first checks) in flight, stale ones included
-	tokens  float64     // connects the rate allows now
-	filled  int64       // when tokens was last refilled (stamp)
-	queue   []*pslot[C] // slots waiting to connect, first come first
-	timer   fsm.Timer   // when the rate allows the next connect
+	core.ConnectGate             // connects (and first checks) in flight, stale ones included; the rate's tokens
+	queue            []*pslot[C] // slots waiting to connect, first come first
+	timer            fsm.Timer   // when the rate allows the next connect
 }
 
 // dialLimited reports whether the policy limits connects at all.
@@ -48,21 +44,7 @@ func (p *Pool[C]) dial(sl *pslot[C]) {
 // dialAllowed reports whether s may start one more connect now, and if so
 // takes the rate's token for it.
 func (p *Pool[C]) dialAllowed(s *set[C]) bool {
-	g := &s.dial
-	if m := p.pol.MaxConnectingPerBackend; m > 0 && g.dialing >= m {
-		return false
-	}
-	if r := p.pol.ConnectRatePerBackend; r > 0 {
-		now := p.loop.Nanos()
-		burst := math.Max(1, r)
-		g.tokens = math.Min(burst, g.tokens+r*float64(now-g.filled)/1e9)
-		g.filled = now
-		if g.tokens < 1 {
-			return false
-		}
-		g.tokens--
-	}
-	return true
+	return s.dial.Allow(p.loop.Nanos(), p.pol.MaxConnectingPerBackend, p.pol.ConnectRatePerBackend)
 }
 
 // dialDone records the end of a connect of s, and lets the next waiting
@@ -71,7 +53,7 @@ func (p *Pool[C]) dialDone(s *set[C]) {
 	if !p.dialLimited() {
 		return
 	}
-	s.dial.dialing--
+	s.dial.Done()
 	p.dialNext(s)
 }
 
@@ -101,11 +83,10 @@ func (p *Pool[C]) dialNext(s *set[C]) {
 // connect, while slots wait for one and the rate is what holds them.
 func (p *Pool[C]) armDial(s *set[C]) {
 	g := &s.dial
-	r := p.pol.ConnectRatePerBackend
-	if len(g.queue) == 0 || r <= 0 || (p.pol.MaxConnectingPerBackend > 0 && g.dialing >= p.pol.MaxConnectingPerBackend) {
+	at, ok := g.Next(p.pol.MaxConnectingPerBackend, p.pol.ConnectRatePerBackend)
+	if len(g.queue) == 0 || !ok {
 		p.loop.Cancel(&g.timer)
 		return
 	}
-	need := (1 - g.tokens) / r // seconds until one token
-	p.loop.AtNanos(&g.timer, g.filled+int64(math.Ceil(need*float64(time.Second))))
+	p.loop.AtNanos(&g.timer, at)
 }

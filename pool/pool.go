@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/core"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/pool/machine"
 	"github.com/qorbgo/qorb/resolver"
@@ -86,11 +87,12 @@ type Pool[C any] struct {
 	queries      int              // resolver queries in flight
 	onQuiet      func()           // closeAsync's: called once when the pool is quiet (ioDone)
 	st           counters
-	cclock       claimClock   // times claims for Stats.OldestClaim
-	lc           lcIndex[C]   // what LeastClaimed picks, when it is the picker
-	codel        codel        // sheds claims under overload (Policy.TargetClaimDelay)
-	hooks        connHooks[C] // WithConnHooks
-	reports      uint64       // Handle.Report calls so far
+	cclock       core.ClaimClock // times claims for Stats.OldestClaim
+	lc           lcIndex[C]      // what LeastClaimed picks, when it is the picker
+	codel        core.CoDel      // sheds claims under overload (Policy.TargetClaimDelay)
+	shedTimer    fsm.Timer       // the next time codel is asked to shed the queue's head
+	hooks        connHooks[C]    // WithConnHooks
+	reports      uint64          // Handle.Report calls so far
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -160,8 +162,8 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.ioCtx, pl.ioCancel = context.WithCancel(context.Background())
 	pl.afterEventFn = pl.afterEvent
 	_, pl.leastClaimed = p.Picker.(LeastClaimed)
-	pl.codel = codel{target: p.TargetClaimDelay, interval: p.ClaimDelayInterval, minWait: -1}
-	pl.initTimer(&pl.codel.timer, func() { pl.shed(pl.now()) })
+	pl.codel = core.NewCoDel(p.TargetClaimDelay, p.ClaimDelayInterval)
+	pl.initTimer(&pl.shedTimer, func() { pl.shed(pl.now()) })
 	pl.initTimer(&pl.rebalance, pl.rebalanceTick)
 	pl.initTimer(&pl.decohere, pl.decohereTick)
 
@@ -454,21 +456,15 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 	p.callRebalancer()
 	total := 0
 	for i, s := range p.rebSets {
-		w := p.want[i]
-		switch {
-		case w < 0:
-			p.policyError("pool: rebalancer wanted %d slots for %s", w, s.b.Name)
-			w = 0
-		case w > p.pol.MaxSlotsPerBackend:
-			p.policyError("pool: rebalancer wanted %d slots for %s, above MaxSlotsPerBackend %d", w, s.b.Name, p.pol.MaxSlotsPerBackend)
-			w = p.pol.MaxSlotsPerBackend
+		w, bad := core.Clamp(p.want[i], p.pol.MaxSlotsPerBackend, s.cap(), p.pol.MaxSlots-total)
+		if bad.Has(core.WantNegative) {
+			p.policyError("pool: rebalancer wanted %d slots for %s", p.want[i], s.b.Name)
 		}
-		if c := s.cap(); w > c {
-			w = c // the backend refuses more: not the rebalancer's fault
+		if bad.Has(core.WantAbovePerBackend) {
+			p.policyError("pool: rebalancer wanted %d slots for %s, above MaxSlotsPerBackend %d", p.want[i], s.b.Name, p.pol.MaxSlotsPerBackend)
 		}
-		if total+w > p.pol.MaxSlots {
+		if bad.Has(core.WantAboveTotal) {
 			p.policyError("pool: rebalancer wanted more than MaxSlots %d in all", p.pol.MaxSlots)
-			w = p.pol.MaxSlots - total
 		}
 		total += w
 		s.Wanted = w
@@ -497,9 +493,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 			// the surplus decays with Policy.ShrinkHalfLife. The share is
 			// rounded to whole slots, and what rounding left carries to
 			// the next step, so that a small surplus decays too.
-			s.shrinkCarry += float64(surplus) * p.shrinkShare
-			n = min(int(s.shrinkCarry+0.5), surplus)
-			s.shrinkCarry -= float64(n)
+			n = core.DampedShrink(&s.shrinkCarry, surplus, p.shrinkShare)
 		}
 		n = max(n, min(surplus, short))
 		short -= n
@@ -577,7 +571,7 @@ func (p *Pool[C]) fill() {
 // and exceeds the slots, so that a pool held below demand by its caps does
 // not rebalance on every claim.
 func (p *Pool[C]) demand() int {
-	return min(max(p.nclaimed+p.waiters.n+p.pol.SparesWanted, p.pol.MinSlots), p.pol.MaxSlots)
+	return core.Demand(p.nclaimed, p.waiters.n, p.pol.SparesWanted, p.pol.MinSlots, p.pol.MaxSlots)
 }
 
 // checkDead moves the pool to failed when every known backend is dead,
@@ -746,7 +740,7 @@ func (p *Pool[C]) beginClose() {
 	p.resTr.Stop(p.loop, p.name)
 	p.loop.Cancel(&p.rebalance)
 	p.loop.Cancel(&p.decohere)
-	p.loop.Cancel(&p.codel.timer)
+	p.loop.Cancel(&p.shedTimer)
 	for w := p.waiters.head; w != nil; w = p.waiters.head {
 		p.finishWaiter(w, nil, ErrClosed)
 	}

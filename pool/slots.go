@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/core"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/slot"
 	"github.com/qorbgo/qorb/slotset"
@@ -49,8 +50,7 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	p.initTimer(&s.dial.timer, func() { p.dialNext(s) })
 	p.initTimer(&s.fb.timer, func() { p.ejectionOver(s) })
 	p.initTimer(&s.capTimer, func() { p.capacityOver(s) })
-	s.dial.filled = p.loop.Nanos()
-	s.dial.tokens = max(1, p.pol.ConnectRatePerBackend)
+	s.dial.ConnectGate = core.NewConnectGate(p.loop.Nanos(), p.pol.ConnectRatePerBackend)
 	s.rng.Init(p.loop, "set", s.ID())
 	return s
 }
@@ -117,7 +117,7 @@ type pslot[C any] struct {
 	checkDue  bool  // the claim checks the connection before the claimer gets it
 	expireAt  int64 // end of its connection's lifetime (stamp); 0 without a limit
 	idleSince int64 // when it last became idle (stamp), with an idle limit or a check on claim
-	// claimed is the claim's number (claimClock), or, with a release
+	// claimed is the claim's number (core.ClaimClock), or, with a release
 	// tracer, when it was claimed (stamp).
 	claimed int64
 }
@@ -232,7 +232,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	sl.cancel = cancel
 	p.loop.After(&sl.t, p.pol.ConnectTimeout)
 	if p.dialLimited() {
-		sl.set.dial.dialing++
+		sl.set.dial.Started()
 	}
 	s := sl.set
 	sl.moved, sl.replace = false, false // a new connection, to its backend's address now
@@ -413,7 +413,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 		p.loop.After(&s.capTimer, p.backoff(1, sl.rng.Rand()))
 	}
 	now := p.loop.Nanos()
-	p.cclock.mark(p.loop.Time(now))
+	p.cclock.Mark(p.loop.Time(now))
 	if p.pol.MaxConnLifetime > 0 {
 		jitter := sl.rng.Int64N(int64(p.pol.MaxConnLifetimeJitter) + 1)
 		sl.expireAt = now + int64(p.pol.MaxConnLifetime) - jitter
@@ -677,7 +677,7 @@ func (p *Pool[C]) hookTimedOut(sl *pslot[C], ev slot.Event, what string) {
 // on release once its lifetime ended.
 func (p *Pool[C]) healthDue(sl *pslot[C]) {
 	now := p.loop.Nanos()
-	p.cclock.mark(p.loop.Time(now)) // the timer of a claimed slot times the claims too
+	p.cclock.Mark(p.loop.Time(now)) // the timer of a claimed slot times the claims too
 	ended := sl.expired(now)
 	if sl.State() == slot.Claimed {
 		sl.replace = sl.replace || ended

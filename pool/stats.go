@@ -267,9 +267,9 @@ func (p *Pool[C]) stats() Stats {
 	case p.tr.release != nil: // claims are stamped for the tracer: exact
 		st.OldestClaim = now.Sub(p.loop.Time(oldest))
 	default:
-		st.OldestClaim = p.cclock.heldAtLeast(uint64(oldest), now)
+		st.OldestClaim = p.cclock.HeldAtLeast(uint64(oldest), now)
 	}
-	p.cclock.mark(now)
+	p.cclock.Mark(now)
 	return st
 }
 

@@ -1,8 +1,8 @@
-package pool
+package core
 
 import "time"
 
-// claimClock times claims without a clock read on the claim path, where a
+// ClaimClock times claims without a clock read on the claim path, where a
 // read would cost more than the rest of a claim. Claims are numbered in
 // the order they start; the pool's clock reads made for other reasons (a
 // Stats call, a claim that waited, a health check, a connect) are kept as
@@ -12,7 +12,7 @@ import "time"
 //
 // The ring keeps the last marks only: for a claim older than all of them,
 // the earliest one kept still bounds it from below, less closely.
-type claimClock struct {
+type ClaimClock struct {
 	started uint64 // claims started so far; never decremented
 	marks   [32]claimMark
 	n       int // marks written so far
@@ -23,15 +23,15 @@ type claimMark struct {
 	at      time.Time
 }
 
-// start numbers a new claim.
-func (c *claimClock) start() uint64 {
+// Start numbers a new claim.
+func (c *ClaimClock) Start() uint64 {
 	c.started++
 	return c.started
 }
 
-// mark records a clock read. Of marks that follow the same claims, the
+// Mark records a clock read. Of marks that follow the same claims, the
 // earliest is kept: it bounds those claims' age most closely.
-func (c *claimClock) mark(now time.Time) {
+func (c *ClaimClock) Mark(now time.Time) {
 	if c.n > 0 && c.marks[(c.n-1)%len(c.marks)].started == c.started {
 		return
 	}
@@ -39,8 +39,8 @@ func (c *claimClock) mark(now time.Time) {
 	c.n++
 }
 
-// heldAtLeast returns how long claim s has been held at least, by now.
-func (c *claimClock) heldAtLeast(s uint64, now time.Time) time.Duration {
+// HeldAtLeast returns how long claim s has been held at least, by now.
+func (c *ClaimClock) HeldAtLeast(s uint64, now time.Time) time.Duration {
 	for i := max(0, c.n-len(c.marks)); i < c.n; i++ {
 		if m := c.marks[i%len(c.marks)]; m.started >= s {
 			return max(0, now.Sub(m.at))
