@@ -19,6 +19,10 @@ var (
 	// waiting, whom TryClaim does not overtake).
 	ErrNoIdle = errors.New("pool: no idle connection")
 
+	// ErrQueueFull is returned by Claim when the claim would have to wait
+	// and Policy.MaxWaiters claims already wait.
+	ErrQueueFull = errors.New("pool: claim queue full")
+
 	// ErrBadConn marks an error as the connection's fault: Do discards
 	// the connection when f returns an error that wraps it (see
 	// DefaultIsBadConn).

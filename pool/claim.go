@@ -399,7 +399,7 @@ func (p *Pool[C]) await(ctx context.Context, w *waiter[C], wait *time.Duration) 
 
 // request is the core of a claim, with the loop held, shared by Claim and
 // the simulator's claims: the claim fails at once (closed, failed, its
-// context done, or its time already out), or takes an idle connection
+// context done, its time already out, or the queue full), or takes an idle connection
 // (skipping the queue only when nobody waits, or when front: a claimer
 // whose acquire hook failed keeps its place at the head), or waits in the
 // queue with its deadline, returned as the waiter.
@@ -422,6 +422,10 @@ func (p *Pool[C]) request(ctx context.Context, front bool, timeout time.Duration
 		if h := p.takeIdle(); h != nil {
 			return h, nil, nil
 		}
+	}
+	if m := p.pol.MaxWaiters; m > 0 && !front && p.waiters.n >= m {
+		p.st.failed(ErrQueueFull)
+		return nil, nil, ErrQueueFull
 	}
 	w := p.newWaiter(ctx)
 	p.enqueue(w, front, timeout)

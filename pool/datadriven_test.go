@@ -541,6 +541,8 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.ClaimDelayInterval = dur(a)
 		case "idle-time":
 			pol.MaxConnIdleTime = dur(a)
+		case "max-waiters":
+			pol.MaxWaiters = num(a)
 		case "validate":
 			validate = true
 		case "check-idle":
@@ -925,6 +927,9 @@ func (h *ddHarness) stats(out *strings.Builder) {
 		}
 		if ce.Shed > 0 {
 			fmt.Fprintf(out, ", shed %d", ce.Shed)
+		}
+		if ce.QueueFull > 0 {
+			fmt.Fprintf(out, ", queue full %d", ce.QueueFull)
 		}
 	}
 	for _, b := range st.Backends {

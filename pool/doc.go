@@ -56,7 +56,8 @@
 //
 // A claim that cannot be served fails with one of [ErrNoBackends],
 // [ErrNoBackendsOnline], [ErrAllClaimsUsed] or [ErrClosed], with
-// [ErrClaimShed] under load shedding, with [ErrNoIdle] from TryClaim, or
+// [ErrClaimShed] under load shedding, with [ErrQueueFull] when the queue
+// is bounded (Policy.MaxWaiters) and full, with [ErrNoIdle] from TryClaim, or
 // with its context's error; all work with errors.Is, and
 // ErrNoBackendsOnline also wraps the last connect or check error.
 package pool

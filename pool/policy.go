@@ -41,6 +41,15 @@ type Policy struct {
 	// ClaimDelayInterval is the window over which TargetClaimDelay judges
 	// the queue. Default 100ms.
 	ClaimDelayInterval time.Duration
+	// MaxWaiters bounds the claim queue: a claim that would wait while
+	// MaxWaiters claims already wait fails at once with ErrQueueFull
+	// (Stats.ClaimErrors.QueueFull), so that an overload ends in fast
+	// errors rather than in a queue that holds every caller's goroutine
+	// and memory until ClaimTimeout. A claim served at once is never
+	// refused, and a claimer whose acquire hook or check on claim failed
+	// keeps its place at the head of the queue whatever the bound.
+	// Default 0: no bound (as database/sql, pgxpool and puddle).
+	MaxWaiters int
 	// RebalanceInterval is how often slots are redistributed and surplus
 	// idle slots closed. Slots are added at once when demand grows.
 	// Default 60s.
@@ -230,7 +239,7 @@ func (p Policy) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}, {"MinSlots", p.MinSlots}, {"MaxConnectingPerBackend", p.MaxConnectingPerBackend}} {
+	}{{"SparesWanted", p.SparesWanted}, {"MaxSlots", p.MaxSlots}, {"MaxSlotsPerBackend", p.MaxSlotsPerBackend}, {"DeadAfter", p.DeadAfter}, {"MinSlots", p.MinSlots}, {"MaxConnectingPerBackend", p.MaxConnectingPerBackend}, {"MaxWaiters", p.MaxWaiters}} {
 		if f.v < 0 {
 			bad("%s is %d; it must be positive (zero takes the default)", f.name, f.v)
 		}

@@ -469,6 +469,7 @@ func TestPolicyValidation(t *testing.T) {
 		{Policy{MinSlots: -1}, "MinSlots"},
 		{Policy{ConnectRatePerBackend: -1}, "ConnectRatePerBackend"},
 		{Policy{MaxConnectingPerBackend: -2}, "MaxConnectingPerBackend"},
+		{Policy{MaxWaiters: -1}, "MaxWaiters is -1"},
 		// Periods and deadlines below a millisecond: a unit left out.
 		{Policy{HealthInterval: 1}, "HealthInterval is 1ns; it must be at least 1ms"},
 		{Policy{ConnectTimeout: 30}, "ConnectTimeout is 30ns"},

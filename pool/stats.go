@@ -107,9 +107,10 @@ type ClaimErrors struct {
 	NoBackendsOnline uint64 `json:"no_backends_online"`
 	AllClaimsUsed    uint64 `json:"all_claims_used"`
 	Closed           uint64 `json:"closed"`
-	NoIdle           uint64 `json:"no_idle"` // TryClaim found nothing idle
-	Shed             uint64 `json:"shed"`    // failed with ErrClaimShed (Policy.TargetClaimDelay)
-	Context          uint64 `json:"context"` // the claimer's context ended
+	NoIdle           uint64 `json:"no_idle"`    // TryClaim found nothing idle
+	Shed             uint64 `json:"shed"`       // failed with ErrClaimShed (Policy.TargetClaimDelay)
+	QueueFull        uint64 `json:"queue_full"` // failed with ErrQueueFull (Policy.MaxWaiters)
+	Context          uint64 `json:"context"`    // the claimer's context ended
 	// Timeouts counts the claims whose deadline (Policy.ClaimTimeout)
 	// passed, whatever their kind above: ErrNoBackends and ErrAllClaimsUsed
 	// always are, ErrNoBackendsOnline is when it did not fail fast.
@@ -202,6 +203,8 @@ func (c *counters) failed(err error) {
 		c.claimErrors.NoIdle++
 	case errors.Is(err, ErrClaimShed):
 		c.claimErrors.Shed++
+	case errors.Is(err, ErrQueueFull):
+		c.claimErrors.QueueFull++
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		c.claimErrors.Context++
 	}

@@ -175,6 +175,9 @@ type ClaimErrors struct {
 	// Shed counts claims shed from an overloaded queue
 	// (pool.ErrClaimShed, Policy.TargetClaimDelay).
 	Shed uint64 `json:"shed"`
+	// QueueFull counts claims refused because the queue was full
+	// (pool.ErrQueueFull, Policy.MaxWaiters).
+	QueueFull uint64 `json:"queue_full"`
 	// Context counts claims whose own context ended first.
 	Context uint64 `json:"context"`
 	// Timeouts counts the claims whose deadline passed, whatever their
