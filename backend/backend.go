@@ -47,8 +47,10 @@ type Connector[C any] interface {
 // connections (Policy.HealthInterval), and on a connection claimed after
 // it stayed idle longer than Policy.CheckIdleAfter (default 1s), before
 // Claim returns it. With Policy.CheckOnRelease and no [RecycleHook], it
-// also runs on every released connection. An error closes the connection
-// and counts a failure against its backend.
+// also runs on every released connection. An error closes the connection:
+// on an open connection it is a lost connection, which never makes the
+// backend dead; on a new one, while the backend holds no other, it counts
+// as a failed connect.
 type Validator[C any] interface {
 	Validate(ctx context.Context, c C) error
 }

@@ -92,7 +92,7 @@ func TestConnectGate(t *testing.T) {
 	if g.Allow(0, 2, 0) || g.Connecting() != 2 {
 		t.Fatal("a third connect allowed with two in flight")
 	}
-	if _, ok := g.Next(2, 0); ok {
+	if _, ok := g.Next(0, 2, 0); ok {
 		t.Fatal("Next gave a time with no rate: only a connect's end frees the gate")
 	}
 	g.Done()
@@ -110,7 +110,7 @@ func TestConnectGate(t *testing.T) {
 	if g.Allow(0, 0, 10) {
 		t.Fatal("the 11th connect at once allowed")
 	}
-	next, ok := g.Next(0, 10)
+	next, ok := g.Next(0, 0, 10)
 	if !ok || next != 100*ms {
 		t.Fatalf("Next = %v %v, want 100ms", time.Duration(next), ok)
 	}
@@ -133,7 +133,7 @@ func TestConnectGate(t *testing.T) {
 	if !g.Allow(0, 0, 0.5) || g.Allow(ms, 0, 0.5) {
 		t.Fatal("rate 0.5: want one connect, then none")
 	}
-	if next, _ := g.Next(0, 0.5); next != 2*int64(time.Second) {
+	if next, _ := g.Next(0, 0, 0.5); next != 2*int64(time.Second) {
 		t.Fatalf("rate 0.5: next token at %v, want 2s", time.Duration(next))
 	}
 }

@@ -621,6 +621,17 @@ func (h *ddHarness) complete(d *datadriven.TestData) {
 	var fail error
 	if result == "err" {
 		fail = h.errArg(d, map[string]string{"connect": "refused", "check": "unhealthy", "recycle": "dirty"}[verb])
+		if d.HasArg("overloaded") {
+			// The server refused under load, asking to be left alone
+			// this long (0: it said nothing).
+			var after string
+			d.ScanArgs(h.t, "overloaded", &after)
+			ra, err := time.ParseDuration(after)
+			if err != nil {
+				h.scriptError("overloaded=%s: %v", after, err)
+			}
+			fail = backend.Overloaded(fail, ra)
+		}
 	}
 	var ids []string
 	for _, a := range d.CmdArgs {
@@ -948,6 +959,12 @@ func (h *ddHarness) stats(out *strings.Builder) {
 		}
 		if b.Capacity > 0 {
 			fmt.Fprintf(out, "; capacity %d", b.Capacity)
+		}
+		if b.Overloaded > 0 {
+			fmt.Fprintf(out, "; overloaded %d", b.Overloaded)
+		}
+		if b.HeldFor > 0 {
+			fmt.Fprintf(out, "; held for %v", b.HeldFor)
 		}
 		if b.Dead {
 			out.WriteString("; dead")

@@ -10,9 +10,11 @@ import (
 // MaxConcurrentDials, cueball's maxChurnRate): at most
 // Policy.MaxConnectingPerBackend in flight, and at most
 // Policy.ConnectRatePerBackend a second on average, with a burst of one
-// second's worth. A slot that may not connect yet waits, in the declared
-// state waiting, in its backend's queue; the first in the queue connects
-// when a connect of the backend ends or the rate allows one more.
+// second's worth; and none at all while the backend holds connects off
+// (it refused one as overloaded, with a retry-after: backend.Overloaded).
+// A slot that may not connect yet waits, in the declared state waiting, in
+// its backend's queue; the first in the queue connects when a connect of
+// the backend ends, the rate allows one more, or the hold ends.
 type dialGate[C any] struct {
 	core.ConnectGate             // connects (and first checks) in flight, stale ones included; the rate's tokens
 	queue            []*pslot[C] // slots waiting to connect, first come first
@@ -27,11 +29,11 @@ func (p *Pool[C]) dialLimited() bool {
 // dial starts the connect of a slot in connecting now, or queues it
 // (waiting) until its backend's limits allow one.
 func (p *Pool[C]) dial(sl *pslot[C]) {
-	if !p.dialLimited() {
+	s := sl.set
+	if !p.dialLimited() && len(s.dial.queue) == 0 && !s.dial.Held(p.loop.Nanos()) {
 		p.connect(sl)
 		return
 	}
-	s := sl.set
 	if len(s.dial.queue) == 0 && p.dialAllowed(s) {
 		p.connect(sl)
 		return
@@ -83,7 +85,7 @@ func (p *Pool[C]) dialNext(s *set[C]) {
 // connect, while slots wait for one and the rate is what holds them.
 func (p *Pool[C]) armDial(s *set[C]) {
 	g := &s.dial
-	at, ok := g.Next(p.pol.MaxConnectingPerBackend, p.pol.ConnectRatePerBackend)
+	at, ok := g.Next(p.loop.Nanos(), p.pol.MaxConnectingPerBackend, p.pol.ConnectRatePerBackend)
 	if len(g.queue) == 0 || !ok {
 		p.loop.Cancel(&g.timer)
 		return

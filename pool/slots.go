@@ -568,20 +568,25 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	// refused while the backend holds others says it is at its capacity.
 	var refused, capped, newlyDead bool
 	var fc *firstCheckError
-	if ev == slot.ConnectErr && !(s.Live() > 0 && errors.As(err, &fc)) {
+	retryAfter, overloaded := backend.IsOverloaded(err)
+	switch {
+	case ev == slot.ConnectErr && overloaded:
+		// The backend is up and refused under load: never toward dead,
+		// its open connections kept, every connect to it held for the
+		// time it asked.
+		refused = s.Live() > 0
+		capped = s.Overloaded(err, p.loop.Nanos(), p.connectingOf(s))
+		s.st.overloaded++
+		p.st.overloaded++
+		if retryAfter > 0 {
+			s.dial.Hold(p.loop.Nanos() + int64(retryAfter))
+		}
+	case ev == slot.ConnectErr && !(s.Live() > 0 && errors.As(err, &fc)):
 		// A first check that fails while the backend holds other
 		// connections: it accepted this one, which is lost as an open
 		// one is. With none held, it counts as a failed connect.
-		connecting := 0
-		if s.Live() > 0 {
-			for _, o := range s.slots {
-				if o.State() == slot.Connecting {
-					connecting++
-				}
-			}
-		}
-		refused, capped, newlyDead = s.Failed(err, p.loop.Nanos(), p.pol.DeadAfter, connecting)
-	} else {
+		refused, capped, newlyDead = s.Failed(err, p.loop.Nanos(), p.pol.DeadAfter, p.connectingOf(s))
+	default:
 		s.Dropped(err, p.loop.Nanos())
 		s.st.lost++
 		p.st.lost++
@@ -629,8 +634,23 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 	case sl.Retiring() || p.closing() || over:
 		p.stopSlot(sl)
 	default:
-		p.loop.After(&sl.t, p.backoff(sl.Failures(), sl.rng.Rand()))
+		p.loop.After(&sl.t, max(p.backoff(sl.Failures(), sl.rng.Rand()), retryAfter))
 	}
+}
+
+// connectingOf counts the connects in flight to s while it holds
+// connections: with them, the most it accepted so far (Set.Failed,
+// Set.Overloaded). It is 0 for a set that holds none.
+func (p *Pool[C]) connectingOf(s *set[C]) int {
+	connecting := 0
+	if s.Live() > 0 {
+		for _, o := range s.slots {
+			if o.State() == slot.Connecting {
+				connecting++
+			}
+		}
+	}
+	return connecting
 }
 
 func (p *Pool[C]) backoff(n int, r *rand.Rand) (d time.Duration) {

@@ -44,6 +44,10 @@ type Stats struct {
 	// connections: the backend is at its capacity (a connection cap), not
 	// dead; the slots it refuses go to the other backends.
 	Refused uint64 `json:"refused"`
+	// Overloaded counts connects the backend refused under load (the
+	// connector's error wraps backend.ErrOverloaded): never toward dead;
+	// every connect to the backend is held for the retry-after it asked.
+	Overloaded uint64 `json:"overloaded"`
 	// Probes counts the slots kept on dead backends to find when they
 	// come back (one per dead backend, see Policy.DeadAfter). They count
 	// against Policy.MaxSlots, so that the cap holds even when a probe
@@ -131,6 +135,11 @@ type BackendStats struct {
 	ConsecutiveFailures int        `json:"consecutive_failures"`
 	Lost                uint64     `json:"lost"`    // open connections lost (see Stats.Lost)
 	Refused             uint64     `json:"refused"` // connects refused while it held others
+	// Overloaded counts its connects refused under load (see
+	// Stats.Overloaded); HeldFor is how long from now no connect to it
+	// starts, for the retry-after it asked (0: none in force).
+	Overloaded uint64        `json:"overloaded"`
+	HeldFor    time.Duration `json:"held_for,omitempty"`
 	// Capacity is the number of connections the backend held when it last
 	// refused one more, and so the most it is given now, until it accepts
 	// more or goes offline; 0 when it has refused none.
@@ -175,15 +184,15 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, lost, refused, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
-	claimErrors                                                                                                             ClaimErrors
-	waits                                                                                                                   histogram
-	backoffMin, backoffMax                                                                                                  time.Duration
-	policyErr                                                                                                               error
+	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
+	claimErrors                                                                                                                         ClaimErrors
+	waits                                                                                                                               histogram
+	backoffMin, backoffMax                                                                                                              time.Duration
+	policyErr                                                                                                                           error
 }
 
 type setCounters struct {
-	claims, connects, failures, lost, refused uint64
+	claims, connects, failures, lost, refused, overloaded uint64
 }
 
 func (c *counters) failed(err error) {
@@ -228,7 +237,7 @@ func (p *Pool[C]) stats() Stats {
 	st := Stats{
 		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
-		Connects: p.st.connects, Failures: p.st.failures, Lost: p.st.lost, Refused: p.st.refused, Checks: p.st.checks,
+		Connects: p.st.connects, Failures: p.st.failures, Lost: p.st.lost, Refused: p.st.refused, Overloaded: p.st.overloaded, Checks: p.st.checks,
 		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
@@ -247,8 +256,11 @@ func (p *Pool[C]) stats() Stats {
 	for _, s := range sets {
 		bs := BackendStats{Name: string(s.b.Name), Addr: s.b.Addr.String(), State: s.State().String(), Dead: s.Dead(),
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
-			ConsecutiveFailures: s.Failures(), Lost: s.st.lost, Refused: s.st.refused, Capacity: s.Capacity(), LastError: errString(s.LastErr()),
+			ConsecutiveFailures: s.Failures(), Lost: s.st.lost, Refused: s.st.refused, Overloaded: s.st.overloaded, Capacity: s.Capacity(), LastError: errString(s.LastErr()),
 			Reports: s.fb.reports, Latency: s.fb.decayed(p.reports, len(p.order)), BackendErrors: s.fb.errors, Ejected: s.fb.ejected, Ejections: s.fb.ejections}
+		if n := p.loop.Nanos(); s.dial.Held(n) {
+			bs.HeldFor = time.Duration(s.dial.HeldUntil() - n)
+		}
 		if s.LastErr() != nil {
 			bs.LastErrorAge = now.Sub(p.loop.Time(s.LastErrAt()))
 		}

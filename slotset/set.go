@@ -136,6 +136,24 @@ func (s *Set) Failed(err error, now int64, deadAfter, connecting int) (refused, 
 	return false, false, false
 }
 
+// Overloaded records a connect the backend refused under load (the
+// connector's error wraps backend.ErrOverloaded), with its error, at now (a
+// stamp). The backend is up and asked to be left alone: that never counts
+// toward dead, whether or not the set holds connections. While it holds
+// some, they and the connects in flight (connecting) are its capacity, as
+// for a refusal in Failed, and capped reports that the capacity was learned
+// now or lowered.
+func (s *Set) Overloaded(err error, now int64, connecting int) (capped bool) {
+	s.lastErr, s.lastAt = err, now
+	if s.live > 0 {
+		if c := s.live + connecting; s.refusedAt == 0 || c < s.refusedAt {
+			s.refusedAt = c
+			return true
+		}
+	}
+	return false
+}
+
 // Dropped records that an open connection of the set was lost (a check or
 // a recycle hook failed, or a claimer discarded it), with the error, at now
 // (a stamp). It says nothing of whether the backend accepts connections:

@@ -139,3 +139,26 @@ func TestSetDrainsWhenNothingIsLeft(t *testing.T) {
 		t.Fatalf("trace %q\nwant  %q", got, want)
 	}
 }
+
+// A refusal under load never makes the backend dead, held connections or
+// not; with connections held it teaches the capacity, as a refusal does.
+func TestSetOverloadedIsNeverDead(t *testing.T) {
+	s := slotset.New("a")
+	overloaded := errors.New("too many clients")
+	for i := range 10 {
+		if capped := s.Overloaded(overloaded, int64(i), 0); capped {
+			t.Fatalf("refusal %d with nothing held: capped", i)
+		}
+	}
+	if s.Dead() || s.Failures() != 0 || s.LastErr() != overloaded || s.LastErrAt() != 9 {
+		t.Fatalf("after 10 refusals under load: dead %v, failures %d, last %v at %d", s.Dead(), s.Failures(), s.LastErr(), s.LastErrAt())
+	}
+	s.Connected(nil)
+	s.Connected(nil)
+	if capped := s.Overloaded(overloaded, 10, 1); !capped || s.Capacity() != 3 {
+		t.Fatalf("refused while holding 2 with 1 connecting: capped %v, capacity %d; want true, 3", capped, s.Capacity())
+	}
+	if capped := s.Overloaded(overloaded, 11, 1); capped || s.Capacity() != 3 {
+		t.Fatalf("the same refusal again: capped %v, capacity %d; want false, 3", capped, s.Capacity())
+	}
+}
