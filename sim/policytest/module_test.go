@@ -3,6 +3,7 @@ package policytest
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +94,7 @@ func TestReplayInAModuleOfOnesOwn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("go.mod", "module example.com/userpolicy\n\n"+goLine+"\n\nrequire github.com/qorbgo/qorb v0.0.0\n\nreplace github.com/qorbgo/qorb => "+root+"\n")
+	write("go.mod", fmt.Sprintf("module example.com/userpolicy\n\n%s\n\nrequire github.com/qorbgo/qorb v0.0.0\n\nreplace github.com/qorbgo/qorb => %q\n", goLine, root))
 	write("go.sum", string(goSum))
 	write("pkg/userpolicy/policy_test.go", userTest)
 
@@ -124,6 +125,9 @@ func TestReplayInAModuleOfOnesOwn(t *testing.T) {
 	}
 
 	out, code := run(nil, goCmd, "test", "./pkg/userpolicy", "-rapid.seed=1", "-rapid.nofailfile")
+	if code != 0 && (strings.Contains(out, "GOPROXY=off") || strings.Contains(out, "missing go.sum entry")) {
+		t.Skipf("the module does not build offline from the module cache:\n%s", out)
+	}
 	if code != 1 || !strings.Contains(out, "--- FAIL: TestForgetsDead") {
 		t.Fatalf("go test of the broken policy: exit %d, want 1 and the test failed:\n%s", code, out)
 	}
