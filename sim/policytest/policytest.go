@@ -20,18 +20,42 @@
 // Backoff of one's own is held to the policy's BackoffMax (plus
 // BackoffJitter).
 //
-// The smallest failing schedule is written as a scenario file that
-// [Replay] runs again with the policy from Go, and that a qsim of one's
-// own (package sim/qsim, with the policy registered under Config.Name)
-// runs from the command line; the file's header prints that command.
-//
 //	func TestMyRebalancer(t *testing.T) {
 //		policytest.Check(t, policytest.Config{
-//			Name:   "my-rebalancer", // registered with qsim.RegisterPolicy in cmd/myqsim
-//			QSim:   "go run ./cmd/myqsim",
 //			Policy: func() pool.Policy { return pool.Policy{Rebalancer: MyRebalancer{}} },
+//			// Optional: the qsim of one's own the policy is registered in
+//			// (qsim.RegisterPolicy("my-rebalancer", ...) in cmd/myqsim).
+//			Name: "my-rebalancer",
+//			QSim: "go run ./cmd/myqsim",
 //		})
 //	}
+//
+// # Files written, and replaying a failure
+//
+// On a failure Check writes the smallest failing schedule as a scenario
+// file into the test's package directory: testdata/policytest/<test
+// name>.toml ([DefaultDir]), or <dir>/<test name>.toml with
+// -policytest.dir=dir or $POLICYTEST_DIR ([DirEnv]), or the file
+// Config.Out names. The failure says where it wrote it, and prints the
+// command, run from the module's root, that replays it in the test
+// itself ([GoTestCommand]):
+//
+//	go test ./mypkg -run '^TestMyRebalancer$' -args -policytest.replay=testdata/policytest/TestMyRebalancer.toml
+//
+// With -policytest.replay=file (or $POLICYTEST_REPLAY, [ReplayEnv]) every
+// Check runs the scenario in file once with its policy in place of
+// drawn schedules, and fails as the search did while the bug is there.
+// [Replay] runs a file from Go, for a regression test of one's own; a
+// qsim of one's own (package sim/qsim, with the policy registered under
+// Config.Name, run by Config.QSim) runs it from the command line, and
+// with both set the failure prints that command too.
+//
+// rapid writes a fail file of its own on a failure, under
+// testdata/rapid/<test name>/ in the package directory, and runs it
+// again first on the next go test; -rapid.nofailfile turns it off. The
+// values in a failure's log read as one writes them: the drawn
+// [Schedule] with its durations as duration strings and distributions
+// as in scenario files, the policy by the fields set.
 package policytest
 
 import (
@@ -55,12 +79,14 @@ type Config struct {
 	Policy func() pool.Policy
 	// Name names the policy on the command line: the name it is
 	// registered under with qsim.RegisterPolicy (package sim/qsim) in a
-	// qsim of one's own. With it, the header of a failing schedule's
-	// file prints the command that replays it. Optional.
+	// qsim of one's own. With it and QSim, a failure prints the qsim
+	// command that replays the failing schedule too. Optional.
 	Name string
 	// QSim is the command, run from the module's root, that runs the qsim
-	// in which the policy is registered, as the header of a failing
-	// schedule's file writes it. Default "go run ./cmd/qsim".
+	// in which the policy is registered under Name, for example
+	// "go run ./cmd/myqsim". Optional: without it no qsim command is
+	// printed (the stock qsim knows no policy of one's own), only the go
+	// test command that replays the failure in the test itself.
 	QSim string
 	// BackoffBounds gives the delay allowed after the n-th consecutive
 	// failure when the policy's Backoff is not a pool.ExponentialBackoff
@@ -97,9 +123,14 @@ type Config struct {
 	// with the default policy a backend may wait up to RebalanceInterval
 	// (60s) for a probe slot while the pool is at MaxSlots.
 	RecoverWithin time.Duration
-	// Out is the file the smallest failing schedule is written to.
-	// Default testdata/policytest/<test name>.toml, next to the test.
+	// Out is the file the smallest failing schedule is written to; a
+	// relative path is from the test's package directory. Default
+	// <dir>/<test name>.toml, where dir is -policytest.dir, else
+	// $POLICYTEST_DIR, else testdata/policytest ([DefaultDir]): in the
+	// package's directory, next to the test.
 	Out string
+
+	outDefault bool // Out was left to its default
 }
 
 func (c Config) withDefaults(name string) Config {
@@ -124,16 +155,14 @@ func (c Config) withDefaults(name string) Config {
 		c.Duration = c.RecoverWithin + 10*time.Second
 	}
 	if c.Out == "" {
-		c.Out = filepath.Join("testdata", "policytest", safeName(name)+".toml")
+		c.Out = filepath.Join(outDir(), safeName(name)+".toml")
+		c.outDefault = true
 	}
 	if c.MaxConnectRate == 0 {
 		c.MaxConnectRate = 100
 	}
 	if c.BackoffBounds == nil {
 		c.BackoffBounds = declaredBackoffBounds
-	}
-	if c.QSim == "" {
-		c.QSim = "go run ./cmd/qsim"
 	}
 	return c
 }
@@ -223,8 +252,15 @@ type TB interface {
 // Check draws schedules and runs them with cfg's policy. On a failure it
 // writes the smallest failing schedule to cfg.Out (overwritten as rapid
 // shrinks, so the file holds the smallest) and fails t with the
-// violation and the file's name. rapid's flags (-rapid.checks,
-// -rapid.seed) apply.
+// violation, the policy, the file's name and the go test command that
+// replays the file in this test ([GoTestCommand]). rapid's flags
+// (-rapid.checks, -rapid.seed) apply, and rapid writes a fail file of
+// its own under testdata/rapid.
+//
+// With -policytest.replay=file (or $POLICYTEST_REPLAY) Check draws
+// nothing: it runs the scenario in file once with cfg's policy and, when
+// the run fails, fails t with the violation and the policy (and writes
+// no file).
 func Check(t TB, cfg Config) {
 	t.Helper()
 	if cfg.Policy == nil {
@@ -232,6 +268,10 @@ func Check(t TB, cfg Config) {
 		return
 	}
 	cfg = cfg.withDefaults(t.Name())
+	if file := replayFile(); file != "" {
+		cfg.replay(t, file)
+		return
+	}
 	p := cfg.Policy()
 	gen := generator(cfg, p)
 	rapid.Check(t, func(rt *rapid.T) {
@@ -241,85 +281,77 @@ func Check(t TB, cfg Config) {
 		if err == nil {
 			return
 		}
-		if werr := cfg.writeSchedule(sc, err); werr != nil {
-			rt.Fatalf("%v (and writing the schedule: %v)", err, werr)
-		}
-		rt.Fatalf("%v\nsmallest failing schedule so far: %s (%d backends, %d clients, %d faults)\n%s",
-			err, cfg.Out, len(s.Backends), len(s.Clients), len(s.Faults), cfg.replayHelp())
+		werr := cfg.writeSchedule(t.Name(), sc, err)
+		rt.Fatalf("%s", cfg.failure(t.Name(), sc, err, werr))
 	})
 }
 
 // ReplayCommand returns the command line, run from the module's root,
 // that replays the scenario file with cfg's policy in a qsim of one's
 // own: cfg.QSim -policy cfg.Name -scenario file, the file's path made
-// relative to the module's root when it lies within it. It is "" when
-// cfg has no Name.
+// relative to the module's root when it lies within it. It is "" unless
+// cfg has both a Name and a QSim. [GoTestCommand] replays the file with
+// go test, in the test that calls Check.
 func (c Config) ReplayCommand(file string) string {
-	c = c.withDefaults("")
-	if c.Name == "" {
+	if c.Name == "" || c.QSim == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s -policy %s -scenario %s", c.QSim, c.Name, fromModuleRoot(file))
+	return fmt.Sprintf("%s -policy %s -scenario %s", c.QSim, c.Name, shellQuote(fromModuleRoot(file)))
 }
 
-// replayHelp says how to replay cfg.Out.
-func (c Config) replayHelp() string {
+// failure is the message of a failed Check: the violation, the policy,
+// where the schedule was written (or why it was not) and how to replay
+// it.
+func (c Config) failure(test string, sc *sim.Scenario, err, werr error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v\npolicy under test: %s\n", err, formatPolicy(c.Policy()))
+	if werr != nil {
+		fmt.Fprintf(&b, "policytest could not write the smallest failing schedule (%s) to %s: %v", counts(sc), c.Out, werr)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "policytest wrote the smallest failing schedule (%s) to %s", counts(sc), fromModuleRoot(c.Out))
+	if c.outDefault {
+		fmt.Fprintf(&b, " (-policytest.dir or $%s choose the folder, Config.Out the file)", DirEnv)
+	}
+	fmt.Fprintf(&b, "\nreplay it, from the module's root: %s", GoTestCommand(test, c.Out))
 	if cmd := c.ReplayCommand(c.Out); cmd != "" {
-		return "replay it (from the module's root): " + cmd
+		fmt.Fprintf(&b, "\nor with the qsim the policy is registered in: %s", cmd)
 	}
-	return "replay it with policytest.Replay, or set Config.Name and register the policy in a qsim of your own (package sim/qsim)"
+	return b.String()
 }
 
-// fromModuleRoot returns file's path relative to the root of the module
-// the working directory is in (the directory with go.mod), or file's
-// absolute path when it is outside it or there is no module.
-func fromModuleRoot(file string) string {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return file
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return abs
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+// counts says how many backends, clients and faults sc has.
+func counts(sc *sim.Scenario) string {
+	n := func(k int, what string) string {
+		if k == 1 {
+			return "1 " + what
 		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return abs
-		}
-		dir = up
+		return fmt.Sprintf("%d %ss", k, what)
 	}
-	rel, err := filepath.Rel(dir, abs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return abs
-	}
-	return rel
+	return n(len(sc.BackendNames()), "backend") + ", " + n(len(sc.Clients), "client") + ", " + n(len(sc.Faults), "fault")
 }
 
-// writeSchedule writes sc as a scenario file at c.Out, with a header
-// saying what failed and how to replay it.
-func (c Config) writeSchedule(sc *sim.Scenario, failure error) error {
+// writeSchedule writes sc, which fails test, as a scenario file at
+// c.Out, with a header saying what failed and how to replay it.
+func (c Config) writeSchedule(test string, sc *sim.Scenario, failure error) error {
 	body, err := sc.Marshal()
 	if err != nil {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString("# The smallest failing schedule policytest found.\n")
+	b.WriteString("# The smallest failing schedule policytest found in " + test + ".\n")
 	for _, l := range strings.Split(failure.Error(), "\n") {
 		b.WriteString("# " + l + "\n")
 	}
-	b.WriteString("# The policy's Rebalancer, Picker and Backoff are Go values.\n")
+	b.WriteString("# The policy under test (its Rebalancer, Picker and Backoff are Go values):\n")
+	b.WriteString("#   " + formatPolicy(c.Policy()) + "\n")
+	b.WriteString("# Replay it in the test, from the module's root:\n")
+	b.WriteString("#   " + GoTestCommand(test, c.Out) + "\n")
 	if cmd := c.ReplayCommand(c.Out); cmd != "" {
-		b.WriteString("# Replay it with the policy, from the module's root:\n")
+		b.WriteString("# with the qsim the policy is registered in, from the module's root:\n")
 		b.WriteString("#   " + cmd + "\n")
-		b.WriteString("# or from Go with policytest.Replay(file, config).\n")
-	} else {
-		b.WriteString("# Replay it with policytest.Replay(file, config), or set Config.Name and\n")
-		b.WriteString("# register the policy in a qsim of your own (package sim/qsim).\n")
 	}
+	b.WriteString("# or from Go with policytest.Replay(file, config).\n")
 	b.WriteString("# qsim -scenario file runs it with the default Rebalancer, Picker and\n")
 	b.WriteString("# Backoff, for comparison.\n\n")
 	b.Write(body)
