@@ -11,8 +11,9 @@ import (
 type myRebalancer struct{ pool.DefaultRebalancer }
 
 // A qsim of one's own, cmd/myqsim/main.go: it registers the policy that
-// policytest tests under the name given in policytest.Config.Name, so
-// that
+// policytest tests under the name given in policytest.Config.Name (with
+// policytest.Config.QSim "go run ./cmd/myqsim", policytest prints the
+// command), so that
 //
 //	go run ./cmd/myqsim -policy my-rebalancer -scenario testdata/policytest/TestMyRebalancer.toml
 //

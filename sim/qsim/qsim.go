@@ -53,8 +53,11 @@
 // the same backoff bounds and the same checks after the run (the connect
 // rate bound and Config.Check), which fail the run like an invariant.
 // With -seeds and -swarm the policy runs in every seed. Give the same
-// name as policytest.Config.Name, and policytest prints this command in
-// the header of the files it writes. [Register] registers a whole
+// name as policytest.Config.Name, and the command that runs this qsim as
+// policytest.Config.QSim (for example "go run ./cmd/myqsim"), and
+// policytest prints this command in the header of the files it writes,
+// next to the go test command that replays the failure in the test
+// itself. [Register] registers a whole
 // policytest.Config, for a policy tested with BackoffBounds, Check or
 // MaxConnectRate of its own.
 package qsim
