@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,25 @@ type Config struct {
 	// Terminate message and closing the socket), in time.Duration. Zero
 	// means DefaultCloseTimeout (5s); it must not be negative.
 	CloseTimeout time.Duration
+
+	// AfterConnect, when set, runs on every new connection once pgx has
+	// connected (after ConnConfig's own AfterConnect, which sees only the
+	// pgconn.PgConn), before the pool's first check of it and before it
+	// is first handed out: pgxpool's AfterConnect. It may do I/O, for
+	// example load and register types (conn.LoadType then
+	// conn.TypeMap().RegisterType, for enums, domains and composite
+	// types, or pgvector's RegisterTypes), prepare statements or set
+	// session parameters. ctx ends at the connect's deadline,
+	// Policy.ConnectTimeout, which bounds the connect, this hook and the
+	// first check together.
+	//
+	// An error, or a panic, closes the connection; the connect counts as
+	// failed (a failure of its backend, retried after the backoff, see
+	// Policy.DeadAfter), and the error, wrapped, is the backend's last
+	// error, which a claim that fails carries (errors.Is and errors.As
+	// find it). It is called from several goroutines at once, one per
+	// connect in flight.
+	AfterConnect func(ctx context.Context, conn *pgx.Conn) error
 }
 
 // validate checks a Config and returns the pgx configuration to copy for
@@ -77,16 +97,30 @@ func (c Config) validate() (*pgx.ConnConfig, error) {
 	if c.ConnConfig != nil && c.ConnString != "" {
 		return nil, fmt.Errorf("%w: both ConnConfig and ConnString are set; set one", ErrConfig)
 	}
+	var cc *pgx.ConnConfig
 	if c.ConnConfig != nil {
-		cc := c.ConnConfig.Copy()
+		cc = c.ConnConfig.Copy()
 		if err := checkParsed(cc); err != nil {
 			return nil, err
 		}
-		return cc, nil
+	} else {
+		var err error
+		if cc, err = pgx.ParseConfig(c.ConnString); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
-	cc, err := pgx.ParseConfig(c.ConnString)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	var pgxpoolKeys []string
+	for k := range cc.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			pgxpoolKeys = append(pgxpoolKeys, k)
+		}
+	}
+	if len(pgxpoolKeys) > 0 {
+		// pgx would send them to the server as settings, which the
+		// server refuses on every connect.
+		slices.Sort(pgxpoolKeys)
+		return nil, fmt.Errorf("%w: %s: pgxpool settings, not PostgreSQL ones: give the connection string to "+
+			"pg.Open, or set the pool.Policy fields they stand for (docs/pg.md)", ErrConfig, strings.Join(pgxpoolKeys, ", "))
 	}
 	return cc, nil
 }
@@ -141,6 +175,7 @@ type Connector struct {
 	serverName   func(backend.Backend) string
 	reset        string
 	closeTimeout time.Duration
+	afterConnect func(context.Context, *pgx.Conn) error
 }
 
 // Connector implements the connector interfaces the pool looks for.
@@ -157,7 +192,8 @@ func NewConnector(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{base: base, serverName: cfg.ServerName, reset: cfg.ResetQuery, closeTimeout: cfg.CloseTimeout}
+	c := &Connector{base: base, serverName: cfg.ServerName, reset: cfg.ResetQuery, closeTimeout: cfg.CloseTimeout,
+		afterConnect: cfg.AfterConnect}
 	if c.closeTimeout == 0 {
 		c.closeTimeout = DefaultCloseTimeout
 	}
@@ -169,12 +205,29 @@ func NewConnector(cfg Config) (*Connector, error) {
 // fallbacks, of which one with TLS and one without are kept, in their
 // order, so that sslmode=prefer or allow still falls back between TLS and
 // plain. ctx bounds the connect together with the configuration's
-// connect_timeout. Errors are pgx's (a *pgconn.ConnectError).
+// connect_timeout. Then Config.AfterConnect runs, when set, within ctx;
+// when it fails or panics the connection is closed. Errors are pgx's (a
+// *pgconn.ConnectError), or AfterConnect's wrapped in an error that names
+// it.
 func (c *Connector) Connect(ctx context.Context, b backend.Backend) (*pgx.Conn, error) {
 	if !b.Addr.IsValid() {
 		return nil, fmt.Errorf("pg: backend %q has no address", b.Name)
 	}
-	return pgx.ConnectConfig(ctx, c.configFor(b))
+	conn, err := pgx.ConnectConfig(ctx, c.configFor(b))
+	if err != nil || c.afterConnect == nil {
+		return conn, err
+	}
+	kept := false
+	defer func() {
+		if !kept { // the hook failed or panicked: the pool never sees conn
+			_ = c.Close(conn)
+		}
+	}()
+	if err := c.afterConnect(ctx, conn); err != nil {
+		return nil, fmt.Errorf("pg: AfterConnect on %s: %w", b.Name, err)
+	}
+	kept = true
+	return conn, nil
 }
 
 // configFor returns the pgx configuration of a connection to b.
@@ -207,6 +260,12 @@ func (c *Connector) configFor(b backend.Backend) *pgx.ConnConfig {
 	// The address is a literal: never ask the configuration's resolver.
 	cc.LookupFunc = func(_ context.Context, h string) ([]string, error) { return []string{h}, nil }
 	return cc
+}
+
+// config returns the configuration in use (see Pool.Config).
+func (c *Connector) config() Config {
+	return Config{ConnConfig: c.base.Copy(), ServerName: c.serverName, ResetQuery: c.reset,
+		CloseTimeout: c.closeTimeout, AfterConnect: c.afterConnect}
 }
 
 // Close closes conn (PostgreSQL's Terminate message, then the socket),

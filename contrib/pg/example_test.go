@@ -95,15 +95,7 @@ func ExampleNew_badConfig() {
 // pgx's connect error. The example runs without PostgreSQL: it points the
 // pool at a loopback port where nothing listens.
 func ExamplePool_Exec_noServer() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	addr := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close() // nothing listens there now
-
-	p, err := pg.New(resolver.NewFixed(addr), pg.Config{ConnString: "user=app sslmode=disable"},
+	p, err := pg.New(resolver.NewFixed(unusedAddr()), pg.Config{ConnString: "user=app sslmode=disable"},
 		pool.Policy{DeadAfter: 1, ClaimTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Println(err)
@@ -118,6 +110,17 @@ func ExamplePool_Exec_noServer() {
 	// Output:
 	// no backend online: true
 	// pgx's connect error: true
+}
+
+// unusedAddr returns a loopback address where nothing listens: one the
+// system gave a listener, closed at once.
+func unusedAddr() netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
 // SRVTarget names the SRV target of a backend found by resolver/dns, for
