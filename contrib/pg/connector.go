@@ -76,7 +76,9 @@ type Config struct {
 	// types, or pgvector's RegisterTypes), prepare statements or set
 	// session parameters. ctx ends at the connect's deadline,
 	// Policy.ConnectTimeout, which bounds the connect, this hook and the
-	// first check together.
+	// first check together (with [New], ctx carries that deadline; a bare
+	// Connector in pool.New gets a context the pool cancels then, with
+	// no deadline of its own).
 	//
 	// An error, or a panic, closes the connection; the connect counts as
 	// failed (a failure of its backend, retried after the backoff, see
@@ -176,6 +178,11 @@ type Connector struct {
 	reset        string
 	closeTimeout time.Duration
 	afterConnect func(context.Context, *pgx.Conn) error
+	// connectTimeout, when positive, is the deadline Connect puts on its
+	// context: New sets the pool's Policy.ConnectTimeout, whose timer
+	// cancels the context at the same time, so that the connect and
+	// AfterConnect see the deadline too.
+	connectTimeout time.Duration
 }
 
 // Connector implements the connector interfaces the pool looks for.
@@ -205,13 +212,20 @@ func NewConnector(cfg Config) (*Connector, error) {
 // fallbacks, of which one with TLS and one without are kept, in their
 // order, so that sslmode=prefer or allow still falls back between TLS and
 // plain. ctx bounds the connect together with the configuration's
-// connect_timeout. Then Config.AfterConnect runs, when set, within ctx;
+// connect_timeout (with [New], ctx has the deadline of the pool's
+// Policy.ConnectTimeout). Then Config.AfterConnect runs, when set, within
+// ctx;
 // when it fails or panics the connection is closed. Errors are pgx's (a
 // *pgconn.ConnectError), or AfterConnect's wrapped in an error that names
 // it.
 func (c *Connector) Connect(ctx context.Context, b backend.Backend) (*pgx.Conn, error) {
 	if !b.Addr.IsValid() {
 		return nil, fmt.Errorf("pg: backend %q has no address", b.Name)
+	}
+	if c.connectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.connectTimeout)
+		defer cancel()
 	}
 	conn, err := pgx.ConnectConfig(ctx, c.configFor(b))
 	if err != nil || c.afterConnect == nil {

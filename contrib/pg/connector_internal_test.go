@@ -5,8 +5,11 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
 )
 
 // Each connection's configuration has the backend's address for every
@@ -84,6 +87,23 @@ func TestConfigForIPv6(t *testing.T) {
 		cc := c.configFor(backend.FromAddr(netip.MustParseAddrPort(addr)))
 		if cc.Host != want {
 			t.Errorf("%s: host %q, want %q", addr, cc.Host, want)
+		}
+	}
+}
+
+// New puts the pool's ConnectTimeout on the connector, its default
+// included.
+func TestConnectDeadline(t *testing.T) {
+	for _, pol := range []pool.Policy{{}, {ConnectTimeout: 3 * time.Second}} {
+		p, err := New(resolver.NewFixed(), Config{}, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := p.c.connectTimeout, p.EffectivePolicy().ConnectTimeout; got != want {
+			t.Errorf("policy %v: the connector's deadline is %v, the pool's ConnectTimeout %v", pol.ConnectTimeout, got, want)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,7 +76,12 @@ func New(r resolver.Resolver, cfg Config, p pool.Policy, opts ...pool.Option) (*
 			c.serverName = hostServerName
 		}
 	}
-	qp, err := pool.New[*pgx.Conn](r, c, withDefaults(p), opts...)
+	p = withDefaults(p)
+	c.connectTimeout = p.ConnectTimeout
+	if c.connectTimeout == 0 {
+		c.connectTimeout = defaultConnectTimeout
+	}
+	qp, err := pool.New[*pgx.Conn](r, c, p, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +91,11 @@ func New(r resolver.Resolver, cfg Config, p pool.Policy, opts ...pool.Option) (*
 // DefaultSpares is the SparesWanted that [New] and [Open] give a policy
 // that leaves it zero: one idle connection ready beyond those claimed.
 const DefaultSpares = 1
+
+// defaultConnectTimeout is pool.Policy's default ConnectTimeout, which the
+// connector puts on its connects' contexts as their deadline
+// (TestConnectDeadline checks that the two agree).
+const defaultConnectTimeout = 10 * time.Second
 
 // withDefaults sets pg's own defaults of a policy's zero fields.
 func withDefaults(p pool.Policy) pool.Policy {
