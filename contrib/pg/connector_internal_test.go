@@ -17,7 +17,7 @@ import (
 // keeps one TLS and one plain fallback for sslmode=prefer, and never looks
 // a name up.
 func TestConfigFor(t *testing.T) {
-	b := backend.Backend{Name: "pg2.db.example.com.@127.0.0.2:15433", Addr: netip.MustParseAddrPort("127.0.0.2:15433")}
+	b := backend.Backend{Name: "pg2.db.example.com.@127.0.0.2:6433", Addr: netip.MustParseAddrPort("127.0.0.2:6433")}
 	for _, tc := range []struct {
 		name, conn string
 		serverName func(backend.Backend) string
@@ -59,8 +59,8 @@ func TestConfigFor(t *testing.T) {
 				}
 			}
 			for i := range hosts {
-				if hosts[i] != "127.0.0.2" || ports[i] != 15433 {
-					t.Errorf("host %d is %s:%d, want the backend's 127.0.0.2:15433", i, hosts[i], ports[i])
+				if hosts[i] != "127.0.0.2" || ports[i] != 6433 {
+					t.Errorf("host %d is %s:%d, want the backend's 127.0.0.2:6433", i, hosts[i], ports[i])
 				}
 			}
 			if !slices.Equal(tls, tc.wantTLS) || !slices.Equal(names, tc.wantName) {
