@@ -146,7 +146,7 @@ func ExampleOpen() {
 // does. It needs a server, so it is compiled but not run.
 func ExampleConfig_afterConnect() {
 	cfg := pg.Config{
-		ConnString: "user=app dbname=app",
+		ConnString: "postgres://app@db.example.com:5432/app",
 		AfterConnect: func(ctx context.Context, c *pgx.Conn) error {
 			for _, name := range []string{"mood", "_mood"} { // an enum and its array
 				t, err := c.LoadType(ctx, name)
@@ -158,7 +158,7 @@ func ExampleConfig_afterConnect() {
 			return nil
 		},
 	}
-	p, err := pg.New(nil, cfg, pool.Policy{}) // no resolver: the connection string's host (pgx's default here)
+	p, err := pg.New(nil, cfg, pool.Policy{}) // no resolver: the connection string's host
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -282,3 +282,28 @@ func ExamplePool_Exec_retry() {
 	// Output:
 	// gave up: true
 }
+
+// Without a resolver, a host name that does not resolve is the claim's
+// error: the lookup's error is the resolver's last error, which the
+// claim's carries. (The lookup is the configuration's LookupFunc, here one
+// that fails without asking any server.)
+func TestHostLookupFails(t *testing.T) {
+	cc, err := pgx.ParseConfig("postgres://app@db.example.com:5432/app?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSuchHost := errors.New("no such host")
+	cc.LookupFunc = func(context.Context, string) ([]string, error) { return nil, noSuchHost }
+	p, err := pg.New(nil, pg.Config{ConnConfig: cc}, pool.Policy{ClaimTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, p)
+	_, err = p.Exec(context.Background(), "select 1")
+	if !errors.Is(err, pool.ErrNoBackends) || !strings.Contains(err.Error(), `look up host "db.example.com": no such host`) {
+		t.Errorf("Exec: %v, want pool.ErrNoBackends with the lookup's error", err)
+	}
+	if st := p.Stats().Resolver; st.State != "failed" || !strings.Contains(st.LastError, "no such host") {
+		t.Errorf("resolver stats %+v, want failed with the lookup's error", st)
+	}
+}
