@@ -20,14 +20,18 @@ import (
 // [Config.CloseTimeout] is zero.
 const DefaultCloseTimeout = 5 * time.Second
 
-// ErrConfig is wrapped by the error NewConnector and New return for a bad
-// Config: an unparsable connection string, both ConnConfig and ConnString
-// set, a ConnConfig not made by pgx.ParseConfig, or a negative timeout.
-// Fix the configuration; retrying does not help.
+// ErrConfig is wrapped by the error NewConnector, New and Open return for
+// a bad Config: an unparsable connection string, both ConnConfig and
+// ConnString set, a ConnConfig not made by pgx.ParseConfig, a negative
+// timeout, pgxpool's pool_ settings given to New (Open takes them) or a
+// bad or unknown one given to Open, and, for a pool without a resolver, a
+// connection string whose host is a Unix socket. Fix the configuration;
+// retrying does not help.
 var ErrConfig = errors.New("pg: invalid config")
 
 // Config says how to connect to every backend of a PostgreSQL service. The
-// backends' addresses come from the pool's resolver: the host and port of
+// backends' addresses come from the pool's resolver (or, for [New] without
+// one and [Open], from the configuration's hosts): the host and port of
 // the pgx configuration are replaced by each backend's address; everything
 // else (user, database, password, TLS, runtime parameters such as
 // application_name, pgx's hooks and tracer) applies to every connection.
