@@ -11,6 +11,7 @@ import (
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/contrib/otelpool"
+	"github.com/qorbgo/qorb/contrib/pg"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
 )
@@ -94,4 +95,24 @@ func show(reader *sdkmetric.ManualReader, name string, attrs ...attribute.KeyVal
 			}
 		}
 	}
+}
+
+// A pg.Pool (contrib/pg) is a Source: pass the Metrics as its tracer and
+// observe it. It needs a PostgreSQL server, so it is compiled but not run.
+func Example_pg() {
+	m, err := otelpool.New() // the global meter provider
+	if err != nil {
+		panic(err)
+	}
+	p, err := pg.Open("postgres://app@db.example.com:5432/app?pool_max_conns=16",
+		pool.WithName("app-db"), pool.WithTracer(m))
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close(context.Background())
+	reg, err := m.Observe(p)
+	if err != nil {
+		panic(err)
+	}
+	defer reg.Unregister()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,14 +20,18 @@ import (
 // [Config.CloseTimeout] is zero.
 const DefaultCloseTimeout = 5 * time.Second
 
-// ErrConfig is wrapped by the error NewConnector and New return for a bad
-// Config: an unparsable connection string, both ConnConfig and ConnString
-// set, a ConnConfig not made by pgx.ParseConfig, or a negative timeout.
-// Fix the configuration; retrying does not help.
+// ErrConfig is wrapped by the error NewConnector, New and Open return for
+// a bad Config: an unparsable connection string, both ConnConfig and
+// ConnString set, a ConnConfig not made by pgx.ParseConfig, a negative
+// timeout, pgxpool's pool_ settings given to New (Open takes them) or a
+// bad or unknown one given to Open, and, for a pool without a resolver, a
+// connection string whose host is a Unix socket. Fix the configuration;
+// retrying does not help.
 var ErrConfig = errors.New("pg: invalid config")
 
 // Config says how to connect to every backend of a PostgreSQL service. The
-// backends' addresses come from the pool's resolver: the host and port of
+// backends' addresses come from the pool's resolver (or, for [New] without
+// one and [Open], from the configuration's hosts): the host and port of
 // the pgx configuration are replaced by each backend's address; everything
 // else (user, database, password, TLS, runtime parameters such as
 // application_name, pgx's hooks and tracer) applies to every connection.
@@ -65,6 +70,27 @@ type Config struct {
 	// Terminate message and closing the socket), in time.Duration. Zero
 	// means DefaultCloseTimeout (5s); it must not be negative.
 	CloseTimeout time.Duration
+
+	// AfterConnect, when set, runs on every new connection once pgx has
+	// connected (after ConnConfig's own AfterConnect, which sees only the
+	// pgconn.PgConn), before the pool's first check of it and before it
+	// is first handed out: pgxpool's AfterConnect. It may do I/O, for
+	// example load and register types (conn.LoadType then
+	// conn.TypeMap().RegisterType, for enums, domains and composite
+	// types, or pgvector's RegisterTypes), prepare statements or set
+	// session parameters. ctx ends at the connect's deadline,
+	// Policy.ConnectTimeout, which bounds the connect, this hook and the
+	// first check together (with [New], ctx carries that deadline; a bare
+	// Connector in pool.New gets a context the pool cancels then, with
+	// no deadline of its own).
+	//
+	// An error, or a panic, closes the connection; the connect counts as
+	// failed (a failure of its backend, retried after the backoff, see
+	// Policy.DeadAfter), and the error, wrapped, is the backend's last
+	// error, which a claim that fails carries (errors.Is and errors.As
+	// find it). It is called from several goroutines at once, one per
+	// connect in flight.
+	AfterConnect func(ctx context.Context, conn *pgx.Conn) error
 }
 
 // validate checks a Config and returns the pgx configuration to copy for
@@ -77,16 +103,30 @@ func (c Config) validate() (*pgx.ConnConfig, error) {
 	if c.ConnConfig != nil && c.ConnString != "" {
 		return nil, fmt.Errorf("%w: both ConnConfig and ConnString are set; set one", ErrConfig)
 	}
+	var cc *pgx.ConnConfig
 	if c.ConnConfig != nil {
-		cc := c.ConnConfig.Copy()
+		cc = c.ConnConfig.Copy()
 		if err := checkParsed(cc); err != nil {
 			return nil, err
 		}
-		return cc, nil
+	} else {
+		var err error
+		if cc, err = pgx.ParseConfig(c.ConnString); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
-	cc, err := pgx.ParseConfig(c.ConnString)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	var pgxpoolKeys []string
+	for k := range cc.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			pgxpoolKeys = append(pgxpoolKeys, k)
+		}
+	}
+	if len(pgxpoolKeys) > 0 {
+		// pgx would send them to the server as settings, which the
+		// server refuses on every connect.
+		slices.Sort(pgxpoolKeys)
+		return nil, fmt.Errorf("%w: %s: pgxpool settings, not PostgreSQL ones: give the connection string to "+
+			"pg.Open, or set the pool.Policy fields they stand for (docs/pg.md)", ErrConfig, strings.Join(pgxpoolKeys, ", "))
 	}
 	return cc, nil
 }
@@ -141,6 +181,12 @@ type Connector struct {
 	serverName   func(backend.Backend) string
 	reset        string
 	closeTimeout time.Duration
+	afterConnect func(context.Context, *pgx.Conn) error
+	// connectTimeout, when positive, is the deadline Connect puts on its
+	// context: New sets the pool's Policy.ConnectTimeout, whose timer
+	// cancels the context at the same time, so that the connect and
+	// AfterConnect see the deadline too.
+	connectTimeout time.Duration
 }
 
 // Connector implements the connector interfaces the pool looks for.
@@ -157,7 +203,8 @@ func NewConnector(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{base: base, serverName: cfg.ServerName, reset: cfg.ResetQuery, closeTimeout: cfg.CloseTimeout}
+	c := &Connector{base: base, serverName: cfg.ServerName, reset: cfg.ResetQuery, closeTimeout: cfg.CloseTimeout,
+		afterConnect: cfg.AfterConnect}
 	if c.closeTimeout == 0 {
 		c.closeTimeout = DefaultCloseTimeout
 	}
@@ -169,12 +216,36 @@ func NewConnector(cfg Config) (*Connector, error) {
 // fallbacks, of which one with TLS and one without are kept, in their
 // order, so that sslmode=prefer or allow still falls back between TLS and
 // plain. ctx bounds the connect together with the configuration's
-// connect_timeout. Errors are pgx's (a *pgconn.ConnectError).
+// connect_timeout (with [New], ctx has the deadline of the pool's
+// Policy.ConnectTimeout). Then Config.AfterConnect runs, when set, within
+// ctx;
+// when it fails or panics the connection is closed. Errors are pgx's (a
+// *pgconn.ConnectError), or AfterConnect's wrapped in an error that names
+// it.
 func (c *Connector) Connect(ctx context.Context, b backend.Backend) (*pgx.Conn, error) {
 	if !b.Addr.IsValid() {
 		return nil, fmt.Errorf("pg: backend %q has no address", b.Name)
 	}
-	return pgx.ConnectConfig(ctx, c.configFor(b))
+	if c.connectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.connectTimeout)
+		defer cancel()
+	}
+	conn, err := pgx.ConnectConfig(ctx, c.configFor(b))
+	if err != nil || c.afterConnect == nil {
+		return conn, err
+	}
+	kept := false
+	defer func() {
+		if !kept { // the hook failed or panicked: the pool never sees conn
+			_ = c.Close(conn)
+		}
+	}()
+	if err := c.afterConnect(ctx, conn); err != nil {
+		return nil, fmt.Errorf("pg: AfterConnect on %s: %w", b.Name, err)
+	}
+	kept = true
+	return conn, nil
 }
 
 // configFor returns the pgx configuration of a connection to b.
@@ -207,6 +278,12 @@ func (c *Connector) configFor(b backend.Backend) *pgx.ConnConfig {
 	// The address is a literal: never ask the configuration's resolver.
 	cc.LookupFunc = func(_ context.Context, h string) ([]string, error) { return []string{h}, nil }
 	return cc
+}
+
+// config returns the configuration in use (see Pool.Config).
+func (c *Connector) config() Config {
+	return Config{ConnConfig: c.base.Copy(), ServerName: c.serverName, ResetQuery: c.reset,
+		CloseTimeout: c.closeTimeout, AfterConnect: c.afterConnect}
 }
 
 // Close closes conn (PostgreSQL's Terminate message, then the socket),

@@ -5,8 +5,11 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/pool"
+	"github.com/qorbgo/qorb/resolver"
 )
 
 // Each connection's configuration has the backend's address for every
@@ -14,7 +17,7 @@ import (
 // keeps one TLS and one plain fallback for sslmode=prefer, and never looks
 // a name up.
 func TestConfigFor(t *testing.T) {
-	b := backend.Backend{Name: "pg2.db.example.com.@127.0.0.2:15433", Addr: netip.MustParseAddrPort("127.0.0.2:15433")}
+	b := backend.Backend{Name: "pg2.db.example.com.@127.0.0.2:6433", Addr: netip.MustParseAddrPort("127.0.0.2:6433")}
 	for _, tc := range []struct {
 		name, conn string
 		serverName func(backend.Backend) string
@@ -56,8 +59,8 @@ func TestConfigFor(t *testing.T) {
 				}
 			}
 			for i := range hosts {
-				if hosts[i] != "127.0.0.2" || ports[i] != 15433 {
-					t.Errorf("host %d is %s:%d, want the backend's 127.0.0.2:15433", i, hosts[i], ports[i])
+				if hosts[i] != "127.0.0.2" || ports[i] != 6433 {
+					t.Errorf("host %d is %s:%d, want the backend's 127.0.0.2:6433", i, hosts[i], ports[i])
 				}
 			}
 			if !slices.Equal(tls, tc.wantTLS) || !slices.Equal(names, tc.wantName) {
@@ -84,6 +87,23 @@ func TestConfigForIPv6(t *testing.T) {
 		cc := c.configFor(backend.FromAddr(netip.MustParseAddrPort(addr)))
 		if cc.Host != want {
 			t.Errorf("%s: host %q, want %q", addr, cc.Host, want)
+		}
+	}
+}
+
+// New puts the pool's ConnectTimeout on the connector, its default
+// included.
+func TestConnectDeadline(t *testing.T) {
+	for _, pol := range []pool.Policy{{}, {ConnectTimeout: 3 * time.Second}} {
+		p, err := New(resolver.NewFixed(), Config{}, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := p.c.connectTimeout, p.EffectivePolicy().ConnectTimeout; got != want {
+			t.Errorf("policy %v: the connector's deadline is %v, the pool's ConnectTimeout %v", pol.ConnectTimeout, got, want)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -14,6 +14,19 @@
 //	var n int
 //	err = p.QueryRow(ctx, "select count(*) from users").Scan(&n)
 //
+// Or from a connection string alone, as pgxpool.New does, its hosts being
+// the backends and pgxpool's pool_ settings the policy ([Open]):
+//
+//	p, err := pg.Open("postgres://app@db.example.com:5432/app?pool_max_conns=16")
+//
+// For a pgxpool user: [Config.AfterConnect] prepares every new connection
+// (register types), [Pool.Reset] replaces every connection, [Pool.Config]
+// and [Pool.EffectivePolicy] give the configuration in use, [Pool.Stat]
+// gives the figures under pgxpool's names, and a *Pool is the Source that
+// contrib/prompool and contrib/otelpool read. pg's policy defaults keep one
+// spare connection, not pool's eight (see [New]). docs/pg.md maps pgxpool's
+// API and settings to pg's.
+//
 // # Connections
 //
 // Every connection uses one pgx configuration (Config.ConnConfig, or
@@ -47,4 +60,8 @@
 // went away, the network failed, a context ended mid-statement) is
 // discarded, so that the pool charges its backend a failure and backs off
 // from it; a server's error (a PgError) leaves the connection in use.
+//
+// During an outage of every server, claims fail at once, and
+// pool.RetryAfter(err) says when the pool next tries a connect: a caller
+// that retries should wait that long (docs/pg.md has the loop).
 package pg

@@ -18,11 +18,11 @@ import (
 	"github.com/qorbgo/qorb/resolver/dns"
 )
 
-// A pool over the PostgreSQL servers that DNS lists for a service (here the
-// servers of .ci/pg-servers.sh, whose SRV records .ci/dns-server.sh
-// serves). It needs those servers, so it is compiled but not run.
+// A pool over the PostgreSQL servers that DNS lists for a service, asking
+// the DNS servers of /etc/resolv.conf. It needs those servers, so it is
+// compiled but not run.
 func Example() {
-	r, err := dns.New("_postgresql._tcp.qorbpg.test.", []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15353")}, dns.Config{})
+	r, err := dns.New("_postgresql._tcp.db.example.com.", nil, dns.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -63,8 +63,7 @@ func Example() {
 // when it returns, and is discarded when its error says the connection is
 // broken. It needs a server, so it is compiled but not run.
 func ExamplePool_ClaimFunc() {
-	p, err := pg.New(resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:15432")),
-		pg.Config{ConnString: "user=postgres dbname=postgres sslmode=disable"}, pool.Policy{})
+	p, err := pg.Open("postgres://app@db.example.com:5432/app")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -95,15 +94,7 @@ func ExampleNew_badConfig() {
 // pgx's connect error. The example runs without PostgreSQL: it points the
 // pool at a loopback port where nothing listens.
 func ExamplePool_Exec_noServer() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	addr := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close() // nothing listens there now
-
-	p, err := pg.New(resolver.NewFixed(addr), pg.Config{ConnString: "user=app sslmode=disable"},
+	p, err := pg.New(resolver.NewFixed(unusedAddr()), pg.Config{ConnString: "user=app sslmode=disable"},
 		pool.Policy{DeadAfter: 1, ClaimTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Println(err)
@@ -118,6 +109,78 @@ func ExamplePool_Exec_noServer() {
 	// Output:
 	// no backend online: true
 	// pgx's connect error: true
+}
+
+// unusedAddr returns a loopback address where nothing listens: one the
+// system gave a listener, closed at once.
+func unusedAddr() netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// Open makes a pool from a connection string, as pgxpool.New does: its
+// hosts are the backends, and pgxpool's pool_ settings size the pool. It
+// runs without PostgreSQL: nothing listens at the address, and the pool
+// connects in the background.
+func ExampleOpen() {
+	p, err := pg.Open("postgres://app@" + unusedAddr().String() + "/app?sslmode=disable&pool_max_conns=8&pool_min_conns=2")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close(context.Background())
+	pol := p.EffectivePolicy()
+	fmt.Println("max", pol.MaxSlots, "min", pol.MinSlots, "spares", pol.SparesWanted)
+	fmt.Println("pool_ settings sent to the server:", p.Config().ConnConfig.RuntimeParams["pool_max_conns"] != "")
+	// Output:
+	// max 8 min 2 spares 1
+	// pool_ settings sent to the server: false
+}
+
+// AfterConnect registers the types a program uses on every new
+// connection before the pool hands it out, as pgxpool's AfterConnect
+// does. It needs a server, so it is compiled but not run.
+func ExampleConfig_afterConnect() {
+	cfg := pg.Config{
+		ConnString: "postgres://app@db.example.com:5432/app",
+		AfterConnect: func(ctx context.Context, c *pgx.Conn) error {
+			for _, name := range []string{"mood", "_mood"} { // an enum and its array
+				t, err := c.LoadType(ctx, name)
+				if err != nil {
+					return err
+				}
+				c.TypeMap().RegisterType(t)
+			}
+			return nil
+		},
+	}
+	p, err := pg.New(nil, cfg, pool.Policy{}) // no resolver: the connection string's host
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close(context.Background())
+	var moods []any
+	err = p.QueryRow(context.Background(), "select enum_range(null::mood)").Scan(&moods)
+	fmt.Println(moods, err)
+}
+
+// Stat gives the pool's figures under pgxpool's names, for dashboards
+// written for pgxpool. It needs a server, so it is compiled but not run.
+func ExamplePool_Stat() {
+	p, err := pg.Open("postgres://app@db.example.com:5432/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close(context.Background())
+	s := p.Stat()
+	fmt.Printf("%d of %d connections claimed, %d idle; %d acquires, %d of which waited\n",
+		s.AcquiredConns(), s.MaxConns(), s.IdleConns(), s.AcquireCount(), s.EmptyAcquireCount())
 }
 
 // SRVTarget names the SRV target of a backend found by resolver/dns, for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,24 +37,75 @@ type Handle = pool.Handle[*pgx.Conn]
 // Close.
 type Pool struct {
 	p *pool.Pool[*pgx.Conn]
+	c *Connector
 }
 
 // New returns a pool over the backends r finds (for example a
 // resolver/dns.Resolver for "_postgresql._tcp.example.com"), connecting
 // with a [Connector] for cfg, with the pool policy p and options opts
-// (pool.WithName, pool.WithLogger, ...). A bad cfg is an error wrapping
-// ErrConfig; a bad policy is pool.New's error. New does no I/O: the pool
-// connects in the background and the first claim waits for a connection.
+// (pool.WithName, pool.WithLogger, pool.WithTracer, ...). A bad cfg is an
+// error wrapping ErrConfig; a bad policy is pool.New's error. New does no
+// I/O: the pool connects in the background and the first claim waits for a
+// connection.
+//
+// With r nil, the backends are the hosts of cfg's connection string (see
+// [Open]): each address as it is, each name looked up (with
+// ConnConfig.LookupFunc, pgx's default being the system's resolver) again
+// every HostRequery, one backend per address; a list of hosts gives
+// several backends. Config.ServerName then defaults to each backend's own
+// host, so that sslmode=verify-full checks each server by its name.
+//
+// Zero fields of p take pool.Policy's defaults, but for two that pg sets
+// for a database: SparesWanted 1 (pool's default, 8, opens eight idle
+// connections per pool before any load; pgxpool's MinIdleConns is 0, see
+// docs/pg.md) and MaxSlotsPerBackend equal to MaxSlots (so that
+// pool_max_conns, or MaxSlots, is what one server gets). EffectivePolicy
+// returns the result.
 func New(r resolver.Resolver, cfg Config, p pool.Policy, opts ...pool.Option) (*Pool, error) {
 	c, err := NewConnector(cfg)
 	if err != nil {
 		return nil, err
 	}
+	if r == nil {
+		hr, err := newHostResolver(c.base)
+		if err != nil {
+			return nil, err
+		}
+		r = hr
+		if c.serverName == nil {
+			c.serverName = hostServerName
+		}
+	}
+	p = withDefaults(p)
+	c.connectTimeout = p.ConnectTimeout
+	if c.connectTimeout == 0 {
+		c.connectTimeout = defaultConnectTimeout
+	}
 	qp, err := pool.New[*pgx.Conn](r, c, p, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{p: qp}, nil
+	return &Pool{p: qp, c: c}, nil
+}
+
+// DefaultSpares is the SparesWanted that [New] and [Open] give a policy
+// that leaves it zero: one idle connection ready beyond those claimed.
+const DefaultSpares = 1
+
+// defaultConnectTimeout is pool.Policy's default ConnectTimeout, which the
+// connector puts on its connects' contexts as their deadline
+// (TestConnectDeadline checks that the two agree).
+const defaultConnectTimeout = 10 * time.Second
+
+// withDefaults sets pg's own defaults of a policy's zero fields.
+func withDefaults(p pool.Policy) pool.Policy {
+	if p.SparesWanted == 0 {
+		p.SparesWanted = DefaultSpares
+	}
+	if p.MaxSlotsPerBackend == 0 {
+		p.MaxSlotsPerBackend = p.MaxSlots // zero stays zero: both take pool's default, 16
+	}
+	return p
 }
 
 // Claim returns a connection for the caller's exclusive use, as
@@ -232,9 +284,40 @@ func (p *Pool) Ping(ctx context.Context) error {
 	return p.ClaimFunc(ctx, func(c *pgx.Conn) error { return c.Ping(ctx) })
 }
 
-// Stats returns a snapshot of the pool (pool.Pool.Stats).
+// Stats returns a snapshot of the pool (pool.Pool.Stats). [Pool.Stat]
+// gives the same figures under pgxpool's names.
 func (p *Pool) Stats() pool.Stats {
 	return p.p.Stats()
+}
+
+// EffectivePolicy returns the policy the pool runs with: the one given to
+// New (or made by Open) with every zero field replaced by its default
+// (pool.Pool.EffectivePolicy). With it and Stats, a *Pool is what prompool
+// and otelpool read (their Source).
+func (p *Pool) EffectivePolicy() pool.Policy {
+	return p.p.EffectivePolicy()
+}
+
+// Config returns the configuration the pool's connections use
+// (pgxpool.Pool.Config): ConnConfig is a copy of the parsed pgx
+// configuration (of Config.ConnString when that was given, which is then
+// empty; without pgxpool's pool_ settings, which Open took out), so that
+// changing it changes nothing in the pool; CloseTimeout has its default
+// when it was zero; ServerName is [New]'s default when the pool was made
+// without a resolver. The result may be given to New again. The pool's
+// sizes and timeouts are in [Pool.EffectivePolicy].
+func (p *Pool) Config() Config {
+	return p.c.config()
+}
+
+// Reset closes every connection of the pool (pgxpool.Pool.Reset): the idle
+// ones now, the claimed ones (and those being checked or opened) when
+// they come back, and the pool opens new ones in their place; the pool
+// keeps working and no claim fails because of it (pool.Pool.Reset). Use it
+// after a failover or a change on the servers that every session must see
+// (a changed type, search_path or role). It does nothing after Close.
+func (p *Pool) Reset() {
+	p.p.Reset()
 }
 
 // Close closes the pool (pool.Pool.Close): it stops the resolver, fails

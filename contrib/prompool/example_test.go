@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qorbgo/qorb/backend"
+	"github.com/qorbgo/qorb/contrib/pg"
 	"github.com/qorbgo/qorb/contrib/prompool"
 	"github.com/qorbgo/qorb/pool"
 	"github.com/qorbgo/qorb/resolver"
@@ -92,4 +93,20 @@ func show(g prometheus.Gatherer, name, state string) {
 			}
 		}
 	}
+}
+
+// A pg.Pool (contrib/pg) is a Source: pass the Collector as its tracer and
+// watch it. It needs a PostgreSQL server, so it is compiled but not run.
+func Example_pg() {
+	c := prompool.New()
+	p, err := pg.Open("postgres://app@db.example.com:5432/app?pool_max_conns=16",
+		pool.WithName("app-db"), pool.WithTracer(c))
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close(context.Background())
+	if err := c.Watch(p); err != nil {
+		panic(err)
+	}
+	prometheus.MustRegister(c)
 }

@@ -2,12 +2,13 @@
 // contrib/pg) over the servers that DNS lists for a service, does a small
 // bounded workload on it and prints the pool's stats:
 //
-//	go run ./examples/pg [-dns 127.0.0.1:15353] [-service _postgresql._tcp.qorbpg.test.] [-duration 2s] [-workers 8] [-ops 20000]
+//	go run ./examples/pg [-dns HOST:PORT] [-service _postgresql._tcp.qorbpg.test.] [-duration 2s] [-workers 8] [-ops 20000]
 //
 // The defaults are what the CI scripts set up: .ci/pg-servers.sh starts
 // three PostgreSQL servers on 127.0.0.1, and .ci/dns-server.sh serves
 // their SRV records from NSD (run each with install, then start, from the
-// repository's root).
+// repository's root) and prints the DNS server's address as
+// QORB_DNS_SERVER, which is -dns's default.
 //
 // Each worker runs, in turn, a query (which server answered, through
 // inet_server_port()), a transaction and a batch, until the duration ends
@@ -39,7 +40,8 @@ import (
 )
 
 func main() {
-	server := flag.String("dns", "127.0.0.1:15353", "the DNS server to ask (host:port; .ci/dns-server.sh's by default)")
+	server := flag.String("dns", os.Getenv("QORB_DNS_SERVER"),
+		"the DNS server to ask (host:port; default $QORB_DNS_SERVER, as .ci/dns-server.sh start prints it)")
 	service := flag.String("service", "_postgresql._tcp.qorbpg.test.", "the SRV name of the PostgreSQL servers")
 	conn := flag.String("conn", "user=postgres dbname=postgres sslmode=disable application_name=qorb-example",
 		"the pgx connection string; the host and port come from DNS")
@@ -47,6 +49,10 @@ func main() {
 	workers := flag.Int("workers", 8, "goroutines running operations")
 	ops := flag.Int("ops", 20000, "operations to run at most, across the workers")
 	flag.Parse()
+	if *server == "" {
+		fmt.Fprintln(os.Stderr, "pg: no DNS server: give -dns HOST:PORT, or export QORB_DNS_SERVER (.ci/dns-server.sh start prints it)")
+		os.Exit(2)
+	}
 	addr, err := netip.ParseAddrPort(*server)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pg: -dns %q: %v\n", *server, err)

@@ -97,7 +97,10 @@ func WaitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // Good and Bad are the addresses of a backend that connects and of one
-// that refuses.
+// that refuses. They are only names: the Connector opens its connections
+// in memory and never dials, so no socket is opened on them and tests of
+// two checkouts running at once do not meet there (the metrics tests'
+// expected outputs show them as backend labels).
 var (
 	Good = netip.MustParseAddrPort("127.0.0.1:5432")
 	Bad  = netip.MustParseAddrPort("127.0.0.1:5433")
