@@ -626,6 +626,7 @@ func (p *Pool[C]) admit() error {
 func (p *Pool[C]) allDeadErr() error {
 	err := &claimError{kind: ErrNoBackendsOnline, cause: p.lastErr}
 	var next int64 = -1
+	now := p.loop.Nanos()
 	for _, s := range p.order {
 		if !s.Dead() || s.State() == slotset.Draining {
 			continue
@@ -633,7 +634,13 @@ func (p *Pool[C]) allDeadErr() error {
 		for _, sl := range s.slots {
 			switch {
 			case sl.State() == slot.Failed && sl.t.Pending():
-				if w := sl.t.WhenNanos(); next < 0 || w < next {
+				w := sl.t.WhenNanos()
+				if w <= now {
+					// Its backoff has ended and its timer is about to
+					// run: the connect is as good as under way.
+					return err
+				}
+				if next < 0 || w < next {
 					next = w
 				}
 			case sl.State() == slot.Connecting || sl.State() == slot.Waiting:
@@ -642,7 +649,7 @@ func (p *Pool[C]) allDeadErr() error {
 		}
 	}
 	if next >= 0 {
-		err.retryAfter = max(time.Duration(next-p.loop.Nanos()), time.Nanosecond)
+		err.retryAfter = time.Duration(next - now)
 	}
 	return err
 }

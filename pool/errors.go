@@ -44,7 +44,9 @@ type claimError struct {
 // until the pool next tries to connect to one of them: a claim made before
 // then fails the same way, so a caller that retries should wait this
 // long (an HTTP server may pass it on as Retry-After). ok is false for
-// any other error, and when no attempt is scheduled (one is in flight).
+// any other error, and when no attempt is scheduled because one is in
+// flight or about to start: its outcome is not known yet, and a caller
+// should wait a short delay of its own before it claims again.
 func RetryAfter(err error) (d time.Duration, ok bool) {
 	var ce *claimError
 	if errors.As(err, &ce) && ce.retryAfter > 0 {

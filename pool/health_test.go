@@ -279,3 +279,32 @@ func TestRetryAfterWhenEveryBackendIsDead(t *testing.T) {
 		t.Fatal("RetryAfter of a plain sentinel")
 	}
 }
+
+// A claim made when a dead backend's backoff has ended but its timer has
+// not run yet (the process was busy, or the timer is due in this very
+// event) learns that a connect is about to start: no retry-after, rather
+// than "retry after 1ns" over and over until the timer runs.
+func TestRetryAfterWhenTheNextConnectIsDue(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 2, SparesWanted: 2}, 1, nil)
+	h.fake.set(func(f *fakeConnector) { f.fail[name(1)] = errors.New("connection refused") })
+	held := []*Handle[*fakeConn]{h.claim(), h.claim()}
+	for _, hd := range held {
+		hd.Discard(errors.New("server restarting"))
+	}
+	h.advance(5 * time.Second)
+	_, err := h.p.Claim(context.Background())
+	d, ok := RetryAfter(err)
+	if !ok {
+		t.Fatalf("claim: %v: no retry-after", err)
+	}
+	// The clock passes the backoff's end while the loop is held: the
+	// timer cannot run before the claim below.
+	h.p.loop.Enter()
+	h.clk.Set(h.clk.Now().Add(d + time.Millisecond))
+	err = h.p.admit()
+	h.p.loop.Leave()
+	if d, ok := RetryAfter(err); !errors.Is(err, ErrNoBackendsOnline) || ok {
+		t.Fatalf("claim with the connect due: %v, retry after %v (%v); want no retry-after", err, d, ok)
+	}
+	h.settle()
+}
