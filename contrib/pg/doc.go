@@ -58,8 +58,9 @@
 // pool.ErrNoBackendsOnline, with the last connect error, and the others).
 // A connection whose statement failed at the connection level (the server
 // went away, the network failed, a context ended mid-statement) is
-// discarded, so that the pool charges its backend a failure and backs off
-// from it; a server's error (a PgError) leaves the connection in use.
+// discarded: the pool closes it and reconnects, and counts it as a lost
+// connection, which never makes the backend dead (only failed connects
+// do); a server's error (a PgError) leaves the connection in use.
 //
 // During an outage of every server, claims fail at once, and
 // pool.RetryAfter(err) says when the pool next tries a connect: a caller

@@ -27,8 +27,9 @@ type Handle = pool.Handle[*pgx.Conn]
 // the pool's error (pool.ErrNoBackendsOnline, pool.ErrAllClaimsUsed, ...,
 // or the context's). A connection whose statement failed at the connection
 // level (it is closed or busy, or the error is a network error or an end
-// of stream rather than a PgError) is discarded, so the pool counts a
-// failure against its backend and reconnects; any other is released, and
+// of stream rather than a PgError) is discarded, so the pool closes it and
+// reconnects (a lost connection, not a failed connect: it never makes the
+// backend dead); any other is released, and
 // the [Connector]'s recycle hook rolls back a transaction left open before
 // another claimer sees it.
 //
