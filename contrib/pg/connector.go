@@ -232,8 +232,11 @@ func (c *Connector) Connect(ctx context.Context, b backend.Backend) (*pgx.Conn, 
 		defer cancel()
 	}
 	conn, err := pgx.ConnectConfig(ctx, c.configFor(b))
-	if err != nil || c.afterConnect == nil {
-		return conn, err
+	if err != nil {
+		return nil, overloaded(err)
+	}
+	if c.afterConnect == nil {
+		return conn, nil
 	}
 	kept := false
 	defer func() {
@@ -349,4 +352,25 @@ func (c *Connector) OnRecycle(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("pg: transaction status %q after the reset query %q", s, c.reset)
 	}
 	return nil
+}
+
+// The SQLSTATE codes of a server that is up and refuses a session for now:
+// too many connections already (53300), and not accepting connections
+// yet or any more (57P03: starting up, shutting down, in recovery).
+const (
+	codeTooManyConnections = "53300"
+	codeCannotConnectNow   = "57P03"
+)
+
+// overloaded marks a connect error as the server's refusal under load
+// (backend.Overloaded) when the server answered 53300 or 57P03: the pool
+// then never counts it toward the backend's death and keeps its open
+// connections. PostgreSQL gives no retry-after: the pool's backoff
+// applies.
+func overloaded(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == codeTooManyConnections || pe.Code == codeCannotConnectNow) {
+		return backend.Overloaded(err, 0)
+	}
+	return err
 }

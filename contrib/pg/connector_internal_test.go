@@ -2,10 +2,14 @@ package pg
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/pool"
@@ -105,5 +109,24 @@ func TestConnectDeadline(t *testing.T) {
 		if err := p.Close(context.Background()); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// A server that is up and refuses a session for now (53300, 57P03) is
+// overloaded, not down; any other connect error stays as it is.
+func TestOverloadedCodes(t *testing.T) {
+	for code, want := range map[string]bool{"53300": true, "57P03": true, "28P01": false, "3D000": false} {
+		err := fmt.Errorf("failed to connect: %w", &pgconn.PgError{Code: code, Message: "refused"})
+		got := overloaded(err)
+		_, ok := backend.IsOverloaded(got)
+		if ok != want {
+			t.Errorf("code %s: overloaded %v, want %v", code, ok, want)
+		}
+		if !errors.Is(got, err) && got != err {
+			t.Errorf("code %s: the error %v no longer wraps %v", code, got, err)
+		}
+	}
+	if _, ok := backend.IsOverloaded(overloaded(errors.New("dial tcp: connection refused"))); ok {
+		t.Error("a refused dial is overloaded")
 	}
 }
