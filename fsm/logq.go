@@ -35,6 +35,13 @@ func (l *Loop) takeLogs() []logRecord {
 	return logs
 }
 
+// Later queues f to run when the event ends, after the loop is released
+// and its log lines are written: for a user's callback, which may take its
+// time or call the pool, and must never run with the loop held. Call it
+// with the loop held; the functions of one event run in the order queued,
+// on the goroutine that ends the event.
+func (l *Loop) Later(f func()) { l.later = append(l.later, f) }
+
 // emit writes log lines taken with takeLogs, without the loop held.
 func emit(logs []logRecord) {
 	for _, r := range logs {

@@ -168,6 +168,7 @@ type Loop struct {
 	check    func()
 	spawner  func(a Action, job func() func())
 	logs     []logRecord // written during the event, emitted by Leave
+	later    []func()    // Later's, run by Leave once the loop is released
 	mono     bool        // the real clock, read as root plus monotonic time
 	root     time.Time   // the loop's start: timers keep deadlines as offsets from it
 	nano     NanoClock   // clk, when it is one; nil otherwise
@@ -224,13 +225,17 @@ func (l *Loop) Leave() {
 	if l.rearm {
 		l.arm()
 	}
-	if len(l.logs) == 0 {
+	if len(l.logs) == 0 && len(l.later) == 0 {
 		l.mu.Unlock()
 		return
 	}
-	logs := l.takeLogs()
+	logs, later := l.takeLogs(), l.later
+	l.later = nil
 	l.mu.Unlock()
 	emit(logs)
+	for _, f := range later {
+		f()
+	}
 }
 
 // Defer queues f to run at the end of the current event, with the loop

@@ -420,6 +420,7 @@ func (p *Pool[C]) request(ctx context.Context, front bool, timeout time.Duration
 	}
 	if p.waiters.head == nil || front {
 		if h := p.takeIdle(); h != nil {
+			p.track(h.sl, ctx)
 			return h, nil, nil
 		}
 	}
@@ -785,6 +786,7 @@ func (p *Pool[C]) serve(sl *pslot[C]) bool {
 			continue
 		}
 		h := p.claimSlot(sl)
+		p.track(sl, w.ctx)
 		p.cclock.Mark(now)
 		p.st.waits.observe(now.Sub(w.since))
 		p.finishWaiter(w, h, nil)

@@ -202,3 +202,30 @@ func ExamplePool_TryClaim() {
 	h.Release()
 	// Output: pool: no idle connection
 }
+
+// Claims labelled with the work they serve are listed by Held and counted
+// per label in Stats: which code holds the connections, and since when.
+func ExamplePool_Held() {
+	r := resolver.NewFixed(netip.MustParseAddrPort("127.0.0.1:5432"))
+	p, err := pool.New(r, backend.Connector[*session](sessions{}), pool.Policy{MaxSlots: 4, TrackHeld: true})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close(context.Background())
+
+	ctx := pool.WithClaimLabel(context.Background(), "nightly-report")
+	h, err := p.Claim(ctx)
+	if err != nil {
+		panic(err)
+	}
+	for _, c := range p.Held() {
+		fmt.Printf("held: %s on %s\n", c.Label, c.Backend)
+	}
+	fmt.Println("by label:", p.Stats().HeldByLabel)
+	h.Release()
+	fmt.Println("held after release:", len(p.Held()))
+	// Output:
+	// held: nightly-report on 127.0.0.1:5432
+	// by label: map[nightly-report:1]
+	// held after release: 0
+}

@@ -194,9 +194,9 @@ type harness struct {
 	mu    sync.Mutex
 }
 
-func newHarness(t *testing.T, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn]) *harness {
+func newHarness(t *testing.T, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn], opts ...Option) *harness {
 	t.Helper()
-	h := startHarness(t, pol, nBackends, wrap)
+	h := startHarness(t, pol, nBackends, wrap, opts...)
 	t.Cleanup(h.close)
 	return h
 }
@@ -208,14 +208,14 @@ type reporter interface {
 	Fatalf(format string, args ...any)
 }
 
-func startHarness(t reporter, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn]) *harness {
+func startHarness(t reporter, pol Policy, nBackends int, wrap func(*fakeConnector) backend.Connector[*fakeConn], opts ...Option) *harness {
 	t.Helper()
 	h := &harness{t: t, clk: clock.NewMock(), res: resolver.NewFixed(addrs(nBackends)...), fake: newFakeConnector()}
 	var c backend.Connector[*fakeConn] = h.fake
 	if wrap != nil {
 		c = wrap(h.fake)
 	}
-	p, err := New(h.res, c, pol, WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)), WithStrict(true))
+	p, err := New(h.res, c, pol, append([]Option{WithClock(h.clk), WithSeed(7), WithObserver(fsm.ObserverFunc(h.observe)), WithStrict(true)}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

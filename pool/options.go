@@ -23,6 +23,7 @@ type options struct {
 	tracers   []Tracer
 	strict    bool
 	connHooks any // a connHooks[C]
+	onLeak    func(HeldClaim)
 }
 
 // connHooks are the functions of WithConnHooks, typed.

@@ -93,6 +93,12 @@ type Pool[C any] struct {
 	shedTimer    fsm.Timer       // the next time codel is asked to shed the queue's head
 	hooks        connHooks[C]    // WithConnHooks
 	reports      uint64          // Handle.Report calls so far
+	// held is the registry of held claims (Policy.TrackHeld, and the leak
+	// scan): what a claim's slot does not say, for the claims that have
+	// it. leakTimer runs the leak scan (Policy.LeakThreshold).
+	held      map[*pslot[C]]*heldInfo
+	leakTimer fsm.Timer
+	onLeak    func(HeldClaim)
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -166,6 +172,8 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.initTimer(&pl.shedTimer, func() { pl.shed(pl.now()) })
 	pl.initTimer(&pl.rebalance, pl.rebalanceTick)
 	pl.initTimer(&pl.decohere, pl.decohereTick)
+	pl.initTimer(&pl.leakTimer, pl.leakScan)
+	pl.onLeak = o.onLeak
 
 	// On a shared loop other pools may be running: register with the loop
 	// held, and unregister at Close.
@@ -177,6 +185,9 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.unregister = append(pl.unregister, pl.loop.OnIdle(pl.checkQuiet))
 	pl.loop.After(&pl.rebalance, p.RebalanceInterval)
 	pl.loop.After(&pl.decohere, p.DecoherenceInterval)
+	if p.LeakThreshold > 0 {
+		pl.loop.After(&pl.leakTimer, pl.leakPeriod())
+	}
 	pl.host = &host[C]{p: pl, rng: pl.loop.NewRand("resolver", o.name)}
 	r.Start(pl.host)
 	return pl, nil
@@ -741,6 +752,7 @@ func (p *Pool[C]) beginClose() {
 	p.loop.Cancel(&p.rebalance)
 	p.loop.Cancel(&p.decohere)
 	p.loop.Cancel(&p.shedTimer)
+	p.loop.Cancel(&p.leakTimer)
 	for w := p.waiters.head; w != nil; w = p.waiters.head {
 		p.finishWaiter(w, nil, ErrClosed)
 	}

@@ -470,6 +470,8 @@ func TestPolicyValidation(t *testing.T) {
 		{Policy{ConnectRatePerBackend: -1}, "ConnectRatePerBackend"},
 		{Policy{MaxConnectingPerBackend: -2}, "MaxConnectingPerBackend"},
 		{Policy{MaxWaiters: -1}, "MaxWaiters is -1"},
+		{Policy{LeakThreshold: 100}, "LeakThreshold is 100ns"},
+		{Policy{HeldStacks: true}, "HeldStacks is set without TrackHeld"},
 		// Periods and deadlines below a millisecond: a unit left out.
 		{Policy{HealthInterval: 1}, "HealthInterval is 1ns; it must be at least 1ms"},
 		{Policy{ConnectTimeout: 30}, "ConnectTimeout is 30ns"},

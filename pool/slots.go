@@ -836,6 +836,7 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 		sl.set.Claimed--
 		p.nclaimed--
 	}
+	p.untrack(sl)
 	p.unidle(sl)
 	p.abandon(sl)
 	p.loop.Cancel(&sl.t)

@@ -66,11 +66,17 @@ type Stats struct {
 	ClosesRunning int `json:"closes_running"`
 	// Misuse counts calls on a handle whose claim had already ended (a
 	// second Release, a Release after Discard); each did nothing.
-	Misuse      uint64        `json:"misuse"`
-	BackoffMin  time.Duration `json:"backoff_min"` // shortest backoff delay taken
-	BackoffMax  time.Duration `json:"backoff_max"` // longest backoff delay taken
-	LastError   string        `json:"last_error,omitempty"`
-	PolicyError string        `json:"policy_error,omitempty"`
+	Misuse uint64 `json:"misuse"`
+	// Leaks counts the claims reported held longer than
+	// Policy.LeakThreshold.
+	Leaks uint64 `json:"leaks,omitempty"`
+	// HeldByLabel counts the claims held now per label (WithClaimLabel),
+	// with Policy.TrackHeld only; claims without a label count under "".
+	HeldByLabel map[string]int `json:"held_by_label,omitempty"`
+	BackoffMin  time.Duration  `json:"backoff_min"` // shortest backoff delay taken
+	BackoffMax  time.Duration  `json:"backoff_max"` // longest backoff delay taken
+	LastError   string         `json:"last_error,omitempty"`
+	PolicyError string         `json:"policy_error,omitempty"`
 
 	Backends []BackendStats `json:"backends"` // sorted by name
 	Resolver resolver.Stats `json:"resolver"`
@@ -184,11 +190,11 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections uint64
-	claimErrors                                                                                                                         ClaimErrors
-	waits                                                                                                                               histogram
-	backoffMin, backoffMax                                                                                                              time.Duration
-	policyErr                                                                                                                           error
+	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections, leaks uint64
+	claimErrors                                                                                                                                ClaimErrors
+	waits                                                                                                                                      histogram
+	backoffMin, backoffMax                                                                                                                     time.Duration
+	policyErr                                                                                                                                  error
 }
 
 type setCounters struct {
@@ -238,7 +244,7 @@ func (p *Pool[C]) stats() Stats {
 		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
 		Connects: p.st.connects, Failures: p.st.failures, Lost: p.st.lost, Refused: p.st.refused, Overloaded: p.st.overloaded, Checks: p.st.checks,
-		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, ClosesRunning: int(p.closesRunning.Load()),
+		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, Leaks: p.st.leaks, HeldByLabel: p.heldByLabel(), ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
 		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},
