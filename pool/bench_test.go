@@ -22,6 +22,8 @@ import (
 
 	"github.com/jackc/puddle/v2"
 
+	"github.com/benbjohnson/clock"
+
 	"github.com/qorbgo/qorb/backend"
 	"github.com/qorbgo/qorb/fsm"
 )
@@ -395,5 +397,42 @@ func BenchmarkClaimReleaseHeld(b *testing.B) {
 				h.Release()
 			}
 		})
+	}
+}
+
+// failingConnector fails every connect at once.
+type failingConnector struct{}
+
+func (failingConnector) Connect(context.Context, backend.Backend) (*benchConn, error) {
+	return nil, errors.New("i/o timeout")
+}
+
+func (failingConnector) Close(*benchConn) error { return nil }
+
+// BenchmarkClaimCircuitOpen: a claim while the circuit breaker is open
+// (no connection for Policy.CircuitBreakAfter) fails at once; one op is
+// one failed claim.
+func BenchmarkClaimCircuitOpen(b *testing.B) {
+	clk := clock.NewMock()
+	p, err := New(resolverFor(4), backend.Connector[*benchConn](failingConnector{}),
+		Policy{DeadAfter: 1000, CircuitBreakAfter: time.Second}, WithClock(clk))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	p.loop.WaitIdle()
+	clk.Set(clk.Now().Add(2 * time.Second))
+	p.loop.Enter()
+	p.loop.RunDue()
+	p.loop.Leave()
+	if st := p.Stats(); st.State != "broken" {
+		b.Fatalf("pool %s, want broken", st.State)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Claim(ctx); !errors.Is(err, ErrCircuitOpen) {
+			b.Fatal(err)
+		}
 	}
 }

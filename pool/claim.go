@@ -617,8 +617,21 @@ func (p *Pool[C]) admit() error {
 	case machine.Failed:
 		p.st.failed(ErrNoBackendsOnline)
 		return p.allDeadErr()
+	case machine.Broken:
+		err := p.breakerErr()
+		p.st.failed(err)
+		return err
 	}
 	return nil
+}
+
+// breakerErr is the error of a claim that fails because the circuit
+// breaker is open: ErrCircuitOpen, which is also ErrNoBackendsOnline, with
+// the last connect error, and how long until the next connect is tried.
+func (p *Pool[C]) breakerErr() error {
+	err := &claimError{kind: ErrCircuitOpen, also: ErrNoBackendsOnline, cause: p.lastErr}
+	err.retryAfter = p.nextConnect(false)
+	return err
 }
 
 // allDeadErr is the error of a claim that fails because every backend is
@@ -626,10 +639,18 @@ func (p *Pool[C]) admit() error {
 // until the next connect to a dead backend is tried (RetryAfter).
 func (p *Pool[C]) allDeadErr() error {
 	err := &claimError{kind: ErrNoBackendsOnline, cause: p.lastErr}
+	err.retryAfter = p.nextConnect(true)
+	return err
+}
+
+// nextConnect returns how long until the next connect to a backend (a
+// dead one, with deadOnly) is tried, or 0 when one is under way or about
+// to start, or none is scheduled: then nobody knows.
+func (p *Pool[C]) nextConnect(deadOnly bool) time.Duration {
 	var next int64 = -1
 	now := p.loop.Nanos()
 	for _, s := range p.order {
-		if !s.Dead() || s.State() == slotset.Draining {
+		if (deadOnly && !s.Dead()) || s.State() == slotset.Draining {
 			continue
 		}
 		for _, sl := range s.slots {
@@ -639,20 +660,20 @@ func (p *Pool[C]) allDeadErr() error {
 				if w <= now {
 					// Its backoff has ended and its timer is about to
 					// run: the connect is as good as under way.
-					return err
+					return 0
 				}
 				if next < 0 || w < next {
 					next = w
 				}
 			case sl.State() == slot.Connecting || sl.State() == slot.Waiting:
-				return err // an attempt is under way: its outcome is not known yet
+				return 0 // an attempt is under way: its outcome is not known yet
 			}
 		}
 	}
-	if next >= 0 {
-		err.retryAfter = time.Duration(next - now)
+	if next < 0 {
+		return 0
 	}
-	return err
+	return time.Duration(next - now)
 }
 
 // takeIdle claims an idle connection for a claimer allowed to skip the

@@ -929,6 +929,9 @@ func (h *ddHarness) stats(out *strings.Builder) {
 	if st.Misuse > 0 {
 		fmt.Fprintf(out, ", misuse %d", st.Misuse)
 	}
+	if st.Breaks > 0 {
+		fmt.Fprintf(out, ", breaks %d", st.Breaks)
+	}
 	ce := st.ClaimErrors
 	if ce != (ClaimErrors{}) {
 		fmt.Fprintf(out, "; claim errors: no backends %d, none online %d, all used %d, closed %d, context %d",
@@ -941,6 +944,9 @@ func (h *ddHarness) stats(out *strings.Builder) {
 		}
 		if ce.QueueFull > 0 {
 			fmt.Fprintf(out, ", queue full %d", ce.QueueFull)
+		}
+		if ce.CircuitOpen > 0 {
+			fmt.Fprintf(out, ", circuit open %d", ce.CircuitOpen)
 		}
 	}
 	for _, b := range st.Backends {

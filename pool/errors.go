@@ -18,6 +18,13 @@ var (
 	// last connect or check error, so errors.Is and errors.As see it.
 	ErrNoBackendsOnline = errors.New("pool: no backends online")
 
+	// ErrCircuitOpen is returned by Claim at once while the circuit
+	// breaker is open: no connection to any backend could be made for
+	// Policy.CircuitBreakAfter. The error also wraps ErrNoBackendsOnline
+	// and the last connect error; RetryAfter says when the next connect
+	// is tried. The first connection made closes the breaker.
+	ErrCircuitOpen = errors.New("pool: circuit breaker open")
+
 	// ErrAllClaimsUsed is returned by Claim when its deadline passes while
 	// backends are online but every connection is claimed. The pool is at
 	// capacity: release handles sooner, or raise Policy.MaxSlots.
@@ -37,6 +44,9 @@ type claimError struct {
 	// retryAfter, when positive, is how long until the pool next tries a
 	// connect to a dead backend (see RetryAfter).
 	retryAfter time.Duration
+	// also is a second kind the error is (ErrNoBackendsOnline for
+	// ErrCircuitOpen), or nil.
+	also error
 }
 
 // RetryAfter reports, for an error of a claim that failed fast because
@@ -64,10 +74,14 @@ func (e *claimError) Error() string {
 
 // Unwrap returns the kind and the cause, for errors.Is and errors.As.
 func (e *claimError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.kind}
+	errs := []error{e.kind}
+	if e.also != nil {
+		errs = append(errs, e.also)
 	}
-	return []error{e.kind, e.cause}
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
+	return errs
 }
 
 // waitError is the error of a claim whose context ended while it waited

@@ -308,3 +308,57 @@ func TestRetryAfterWhenTheNextConnectIsDue(t *testing.T) {
 	}
 	h.settle()
 }
+
+// With every connect failing while the backend is never counted dead
+// (DeadAfter high: as with connects that time out, or a server refusing
+// under load), the circuit breaker opens after CircuitBreakAfter:
+// claims fail at once with ErrCircuitOpen, which is also
+// ErrNoBackendsOnline, with the last connect error and the time of the
+// next connect; the first connection closes it. Turned off, claims wait
+// out their timeout instead.
+func TestCircuitBreaker(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		breaker time.Duration
+	}{{"on", 0}, {"off", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Policy{MaxSlots: 2, SparesWanted: 2, DeadAfter: 1000, BackoffMin: time.Second,
+				BackoffMax: 2 * time.Second, CircuitBreakAfter: tc.breaker, ClaimTimeout: time.Minute}, 1,
+				func(f *fakeConnector) backend.Connector[*fakeConn] {
+					f.fail[name(1)] = errors.New("i/o timeout")
+					return f
+				})
+			h.advance(16 * time.Second)
+			st := h.stats()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // the mock clock's deadline is ClaimTimeout
+			defer cancel()
+			if tc.breaker < 0 {
+				if st.State != "starting" || st.Breaks != 0 {
+					t.Fatalf("breaker off: pool %s, %d breaks", st.State, st.Breaks)
+				}
+				return
+			}
+			if st.State != "broken" || st.Breaks != 1 {
+				t.Fatalf("pool %s, %d breaks; want broken, 1", st.State, st.Breaks)
+			}
+			for range 2 {
+				_, err := h.p.Claim(ctx)
+				if !errors.Is(err, ErrCircuitOpen) || !errors.Is(err, ErrNoBackendsOnline) || !strings.Contains(err.Error(), "i/o timeout") {
+					t.Fatalf("claim: %v", err)
+				}
+				if d, ok := RetryAfter(err); ok && (d <= 0 || d > 3*time.Second) {
+					t.Fatalf("retry after %v", d)
+				}
+			}
+			if got := h.stats().ClaimErrors.CircuitOpen; got != 2 {
+				t.Fatalf("ClaimErrors.CircuitOpen = %d, want 2", got)
+			}
+			h.fake.set(func(f *fakeConnector) { delete(f.fail, name(1)) })
+			h.advance(5 * time.Second)
+			if st := h.stats(); st.State != "running" {
+				t.Fatalf("after a connect succeeded: pool %s, want running", st.State)
+			}
+			h.claim().Release()
+		})
+	}
+}

@@ -51,6 +51,18 @@ type Policy struct {
 	// Default 0: no bound (as database/sql, pgxpool and puddle).
 	MaxWaiters int
 
+	// CircuitBreakAfter opens the circuit breaker when the pool has held
+	// no connection to any backend for this long while it knows some
+	// (postgres-nio's circuitBreakOpen): the claims waiting fail, and new
+	// claims fail at once, with ErrCircuitOpen (which is also
+	// ErrNoBackendsOnline) and the last connect error, rather than each
+	// waiting out its ClaimTimeout; RetryAfter says when the next connect
+	// is tried. The pool keeps connecting; its first connection closes the
+	// breaker. It covers what DeadAfter does not: connects that hang until
+	// their timeout, backends that refuse under load. Default 15s; a
+	// negative value turns it off.
+	CircuitBreakAfter time.Duration
+
 	// TrackHeld keeps a registry of the claims held: the label each
 	// claimer gave (WithClaimLabel) and, with HeldStacks, its stack, for
 	// Held, Stats.HeldByLabel and leak reports. A claim then costs a
@@ -217,6 +229,7 @@ func (p Policy) withDefaults() Policy {
 	setDur(&p.HealthInterval, 30*time.Second)
 	setDur(&p.HealthTimeout, 3*time.Second)
 	setDur(&p.CheckIdleAfter, time.Second)
+	setDur(&p.CircuitBreakAfter, 15*time.Second)
 	setDur(&p.ClaimDelayInterval, 100*time.Millisecond)
 	if p.MaxConnLifetimeJitter == 0 {
 		p.MaxConnLifetimeJitter = p.MaxConnLifetime / 10
@@ -290,7 +303,7 @@ func (p Policy) validate() error {
 	}{
 		{"HealthInterval", p.HealthInterval}, {"HealthTimeout", p.HealthTimeout}, {"ConnectTimeout", p.ConnectTimeout},
 		{"RebalanceInterval", p.RebalanceInterval}, {"DecoherenceInterval", p.DecoherenceInterval}, {"ClaimDelayInterval", p.ClaimDelayInterval},
-		{"LeakThreshold", p.LeakThreshold},
+		{"LeakThreshold", p.LeakThreshold}, {"CircuitBreakAfter", p.CircuitBreakAfter},
 	} {
 		if f.v > 0 && f.v < minPeriod {
 			bad("%s is %v; it must be at least %v (was a unit left out?)", f.name, f.v, minPeriod)

@@ -99,6 +99,9 @@ type Pool[C any] struct {
 	held      map[*pslot[C]]*heldInfo
 	leakTimer fsm.Timer
 	onLeak    func(HeldClaim)
+	// breakerTimer opens the circuit breaker when the pool has held no
+	// connection for Policy.CircuitBreakAfter.
+	breakerTimer fsm.Timer
 }
 
 // New returns a pool over the backends r finds, connecting with c. It
@@ -173,6 +176,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	pl.initTimer(&pl.rebalance, pl.rebalanceTick)
 	pl.initTimer(&pl.decohere, pl.decohereTick)
 	pl.initTimer(&pl.leakTimer, pl.leakScan)
+	pl.initTimer(&pl.breakerTimer, pl.breakerDue)
 	pl.onLeak = o.onLeak
 
 	// On a shared loop other pools may be running: register with the loop
@@ -188,6 +192,7 @@ func New[C any](r resolver.Resolver, c backend.Connector[C], p Policy, opts ...O
 	if p.LeakThreshold > 0 {
 		pl.loop.After(&pl.leakTimer, pl.leakPeriod())
 	}
+	pl.armBreaker()
 	pl.host = &host[C]{p: pl, rng: pl.loop.NewRand("resolver", o.name)}
 	r.Start(pl.host)
 	return pl, nil
@@ -628,8 +633,54 @@ func (p *Pool[C]) checkDead() {
 func (p *Pool[C]) setUp(s *set[C]) {
 	s.back = s.wasUp
 	s.wasUp = true
-	if p.state.Get() == machine.Starting || p.state.Get() == machine.Failed {
+	p.loop.Cancel(&p.breakerTimer)
+	if st := p.state.Get(); st == machine.Starting || st == machine.Failed || st == machine.Broken {
 		p.fire(machine.BackendUp)
+	}
+}
+
+// armBreaker starts the circuit breaker's clock (Policy.CircuitBreakAfter)
+// when the pool holds no connection and it is not already running.
+func (p *Pool[C]) armBreaker() {
+	if p.pol.CircuitBreakAfter <= 0 || p.breakerTimer.Pending() || p.closing() {
+		return
+	}
+	for _, s := range p.order {
+		if s.State() == slotset.Online {
+			return
+		}
+	}
+	p.loop.After(&p.breakerTimer, p.pol.CircuitBreakAfter)
+}
+
+// breakerDue runs when the pool has held no connection for
+// CircuitBreakAfter: the breaker opens, the queue fails, and new claims
+// fail at once until a connection is made. A pool that knows no backend
+// (claims fail with ErrNoBackends) or is failed (every backend dead:
+// claims already fail fast) waits another period.
+func (p *Pool[C]) breakerDue() {
+	if p.closing() {
+		return
+	}
+	known := 0
+	for _, s := range p.order {
+		switch {
+		case s.State() == slotset.Online:
+			return
+		case s.State() != slotset.Draining:
+			known++
+		}
+	}
+	if st := p.state.Get(); known == 0 || (st != machine.Starting && st != machine.Running) {
+		p.loop.After(&p.breakerTimer, p.pol.CircuitBreakAfter)
+		return
+	}
+	p.fire(machine.Break)
+	p.st.breaks++
+	p.loop.Log(p.log, slog.LevelWarn, "circuit breaker open: no connection to any backend", "for", p.pol.CircuitBreakAfter, "err", p.lastErr)
+	err := p.breakerErr()
+	for w := p.waiters.head; w != nil; w = p.waiters.head {
+		p.finishWaiter(w, nil, err)
 	}
 }
 
@@ -753,6 +804,7 @@ func (p *Pool[C]) beginClose() {
 	p.loop.Cancel(&p.decohere)
 	p.loop.Cancel(&p.shedTimer)
 	p.loop.Cancel(&p.leakTimer)
+	p.loop.Cancel(&p.breakerTimer)
 	for w := p.waiters.head; w != nil; w = p.waiters.head {
 		p.finishWaiter(w, nil, ErrClosed)
 	}

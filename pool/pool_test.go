@@ -472,6 +472,7 @@ func TestPolicyValidation(t *testing.T) {
 		{Policy{MaxWaiters: -1}, "MaxWaiters is -1"},
 		{Policy{LeakThreshold: 100}, "LeakThreshold is 100ns"},
 		{Policy{HeldStacks: true}, "HeldStacks is set without TrackHeld"},
+		{Policy{CircuitBreakAfter: 10}, "CircuitBreakAfter is 10ns"},
 		// Periods and deadlines below a millisecond: a unit left out.
 		{Policy{HealthInterval: 1}, "HealthInterval is 1ns; it must be at least 1ms"},
 		{Policy{ConnectTimeout: 30}, "ConnectTimeout is 30ns"},

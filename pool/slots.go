@@ -506,6 +506,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 // lostConn records that a slot of s no longer holds a connection.
 func (p *Pool[C]) lostConn(s *set[C]) {
 	if s.Lost(p.loop) {
+		p.armBreaker()
 		p.forgetCapacity(s) // what it accepts may change across a restart
 		p.probeDeadIfNoneOnline()
 		// A dead backend may have lost the last connection of the pool.

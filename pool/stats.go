@@ -67,6 +67,9 @@ type Stats struct {
 	// Misuse counts calls on a handle whose claim had already ended (a
 	// second Release, a Release after Discard); each did nothing.
 	Misuse uint64 `json:"misuse"`
+	// Breaks counts the times the circuit breaker opened: no connection
+	// to any backend for Policy.CircuitBreakAfter.
+	Breaks uint64 `json:"breaks,omitempty"`
 	// Leaks counts the claims reported held longer than
 	// Policy.LeakThreshold.
 	Leaks uint64 `json:"leaks,omitempty"`
@@ -120,7 +123,10 @@ type ClaimErrors struct {
 	NoIdle           uint64 `json:"no_idle"`    // TryClaim found nothing idle
 	Shed             uint64 `json:"shed"`       // failed with ErrClaimShed (Policy.TargetClaimDelay)
 	QueueFull        uint64 `json:"queue_full"` // failed with ErrQueueFull (Policy.MaxWaiters)
-	Context          uint64 `json:"context"`    // the claimer's context ended
+	// CircuitOpen counts the claims failed with ErrCircuitOpen, fast,
+	// while the circuit breaker was open (Policy.CircuitBreakAfter).
+	CircuitOpen uint64 `json:"circuit_open"`
+	Context     uint64 `json:"context"` // the claimer's context ended
 	// Timeouts counts the claims whose deadline (Policy.ClaimTimeout)
 	// passed, whatever their kind above: ErrNoBackends and ErrAllClaimsUsed
 	// always are, ErrNoBackendsOnline is when it did not fail fast.
@@ -190,11 +196,11 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections, leaks uint64
-	claimErrors                                                                                                                                ClaimErrors
-	waits                                                                                                                                      histogram
-	backoffMin, backoffMax                                                                                                                     time.Duration
-	policyErr                                                                                                                                  error
+	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections, leaks, breaks uint64
+	claimErrors                                                                                                                                        ClaimErrors
+	waits                                                                                                                                              histogram
+	backoffMin, backoffMax                                                                                                                             time.Duration
+	policyErr                                                                                                                                          error
 }
 
 type setCounters struct {
@@ -208,6 +214,8 @@ func (c *counters) failed(err error) {
 	switch {
 	case errors.Is(err, ErrClosed):
 		c.claimErrors.Closed++
+	case errors.Is(err, ErrCircuitOpen):
+		c.claimErrors.CircuitOpen++
 	case errors.Is(err, ErrNoBackendsOnline):
 		c.claimErrors.NoBackendsOnline++
 	case errors.Is(err, ErrNoBackends):
@@ -244,7 +252,7 @@ func (p *Pool[C]) stats() Stats {
 		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
 		Connects: p.st.connects, Failures: p.st.failures, Lost: p.st.lost, Refused: p.st.refused, Overloaded: p.st.overloaded, Checks: p.st.checks,
-		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, Leaks: p.st.leaks, HeldByLabel: p.heldByLabel(), ClosesRunning: int(p.closesRunning.Load()),
+		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, Leaks: p.st.leaks, Breaks: p.st.breaks, HeldByLabel: p.heldByLabel(), ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
 		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},

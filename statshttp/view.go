@@ -178,6 +178,9 @@ type ClaimErrors struct {
 	// QueueFull counts claims refused because the queue was full
 	// (pool.ErrQueueFull, Policy.MaxWaiters).
 	QueueFull uint64 `json:"queue_full"`
+	// CircuitOpen counts claims failed at once while the circuit breaker
+	// was open (pool.ErrCircuitOpen, Policy.CircuitBreakAfter).
+	CircuitOpen uint64 `json:"circuit_open"`
 	// Context counts claims whose own context ended first.
 	Context uint64 `json:"context"`
 	// Timeouts counts the claims whose deadline passed, whatever their

@@ -22,6 +22,11 @@ const (
 	// Failed: every known backend is dead. Claims fail fast with
 	// ErrNoBackendsOnline and the last connect error.
 	Failed
+	// Broken: the circuit breaker is open: no connection could be made to
+	// any backend for Policy.CircuitBreakAfter. Claims fail fast with
+	// ErrCircuitOpen and the last connect error while the pool keeps
+	// trying; the first connection closes the breaker.
+	Broken
 	// Stopping: Close was called; claimed connections are being waited for.
 	Stopping
 	// Stopped: closed. Terminal.
@@ -43,15 +48,19 @@ const (
 	// Revive: a failed pool knows a backend that is not dead (a new one
 	// the resolver listed, or none at all): claims wait again.
 	Revive
+	// Break: no connection for Policy.CircuitBreakAfter: the circuit
+	// breaker opens.
+	Break
 )
 
 var (
-	stateNames = []string{"starting", "running", "failed", "stopping", "stopped"}
-	eventNames = []string{"backend_up", "all_dead", "close", "closed", "revive"}
+	stateNames = []string{"starting", "running", "failed", "broken", "stopping", "stopped"}
+	eventNames = []string{"backend_up", "all_dead", "close", "closed", "revive", "break"}
 	stateDocs  = []string{
 		"no backend has come online yet; claims wait",
 		"claims are served",
 		"every known backend is dead; claims fail fast with the last error",
+		"circuit breaker open: no connection for CircuitBreakAfter; claims fail fast while the pool keeps trying",
 		"Close was called; claimed connections are waited for",
 		"closed (terminal)",
 	}
@@ -61,6 +70,7 @@ var (
 		"Close was called",
 		"every slot stopped, or Close's context ended",
 		"the resolver lists a backend that is not dead, or none at all: claims wait again",
+		"no connection to any backend for CircuitBreakAfter",
 	}
 )
 
@@ -68,11 +78,12 @@ var (
 // fsm.State[State, Event] changes only through Kind.Fire with one of its
 // [Event]s.
 var Kind = fsm.MustDeclare[State, Event]("pool", stateNames, eventNames, lf.Events{
-	{Name: "backend_up", Src: []string{"starting", "failed"}, Dst: "running"},
+	{Name: "backend_up", Src: []string{"starting", "failed", "broken"}, Dst: "running"},
 	{Name: "all_dead", Src: []string{"starting", "running"}, Dst: "failed"},
-	{Name: "close", Src: []string{"starting", "running", "failed"}, Dst: "stopping"},
+	{Name: "close", Src: []string{"starting", "running", "failed", "broken"}, Dst: "stopping"},
 	{Name: "closed", Src: []string{"stopping"}, Dst: "stopped"},
 	{Name: "revive", Src: []string{"failed"}, Dst: "running"},
+	{Name: "break", Src: []string{"starting", "running"}, Dst: "broken"},
 })
 
 // String returns the state's trace name.
