@@ -117,12 +117,18 @@ func (r *Result) WriteSVG(w io.Writer) {
 		points = se.points
 	}
 	stopped := ""
-	if v := r.Violation; v != nil {
-		stopped = fmt.Sprintf("the run stopped at %s: invariant %s violated", short(v.At), v.Invariant)
-		if v.At <= r.Virtual {
-			xv := x(int64(v.At))
-			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#c33" stroke-dasharray="4 3"/>`+"\n", xv, xv, topY, botY+botH)
-		}
+	stopAt := Duration(-1)
+	switch {
+	case r.Violation != nil:
+		stopped = fmt.Sprintf("the run stopped at %s: invariant %s violated", short(r.Violation.At), r.Violation.Invariant)
+		stopAt = r.Violation.At
+	case r.Budget != nil:
+		stopped = fmt.Sprintf("the run stopped at %s over its budget of %s", short(r.Budget.At), r.Budget.Budget)
+		stopAt = r.Budget.At
+	}
+	if stopAt >= 0 && stopAt <= r.Virtual {
+		xv := x(int64(stopAt))
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#c33" stroke-dasharray="4 3"/>`+"\n", xv, xv, topY, botY+botH)
 	}
 	if total <= 0 || len(points) == 0 {
 		why := "no sample: the run ended before the first interval"
