@@ -647,6 +647,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			}
 			fmt.Fprintf(w, "  %d. at %s: %s — ends %s, %s\n", f.Index, short(f.At), f.What, short(f.End), rec)
 		}
+		recoveryNote(w)
 	}
 	if len(r.Closes) > 0 {
 		fmt.Fprintln(w, "closes:")

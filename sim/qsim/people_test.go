@@ -175,7 +175,7 @@ func TestScenarioOutOfBounds(t *testing.T) {
 // that names the flag; -seeds and -swarm count such runs apart.
 func TestBudgetFlags(t *testing.T) {
 	code, out, errs := runQsim("-max-events", "5000")
-	if code != 2 || out != "" || !strings.Contains(errs, "backend-dies-under-load seed 1: stopped at ") ||
+	if code != 2 || strings.Contains(out, "trace hash:") || !strings.Contains(errs, "backend-dies-under-load seed 1: stopped at ") ||
 		!strings.Contains(errs, "having run 5001 events") || !strings.Contains(errs, "Raise it with -max-events (now 5000; such as -max-events 10000)") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
@@ -211,5 +211,41 @@ func TestFlagBounds(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, tc.msg) || out != "" {
 			t.Errorf("%v: exit %d, want 2 with %q on stderr\n%s%s", tc.args, code, tc.msg, out, errs)
 		}
+	}
+}
+
+// TestFirstRun: qsim with no flags, the README's first command, tells
+// its scenario's story before the summary (what happens when, and what
+// to look at), and the summary says what "recovered ... after its end"
+// means.
+func TestFirstRun(t *testing.T) {
+	code, out, errs := runQsim()
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	at := 0
+	for _, want := range []string{
+		"backend-dies-under-load\n  Three clients spread 60 claims a second over four database backends.\n",
+		"\n  What to look at: db-2's line under backends",
+		"\nwhat happens, in virtual time (5m0s of it):\n",
+		"\n  0s       4 backends: db-1…db-4\n",
+		"\n  0s       3 clients (api-001…api-003) start, each with a pool, making 20 claims a second",
+		"\n  2m0s     fault 0: crash db-2 for 1m0s — the process dies: its connections break, its port refuses\n             connects\n",
+		"\n  3m0s     fault 0 ends; recovery is timed from here\n",
+		"\n  5m0s     the workload stops",
+		"\nwhat to look at in the summary:\n",
+		"\n  expectations  what this scenario promises, each ok or FAIL: every client back to its target within\n                45s of the last fault's end; no failed claim; 99% of the claims served within 10ms\n",
+		"\n  faults        each fault's recovery:",
+		"\nscenario: backend-dies-under-load   seed: 1\n",
+		"\nfaults:\n  0. at 2m0s: crash db-2 for 1m0s — ends 3m0s, recovered ",
+		" after its end\n  (\"recovered X after its end\": X after the fault ended, every client was back to its target,",
+		"\nexpectations:\n  ok   recover_within: ",
+		"\ntrace hash: ",
+	} {
+		i := strings.Index(out[at:], want)
+		if i < 0 {
+			t.Fatalf("the first run does not say, after byte %d, %q:\n%s", at, want, out)
+		}
+		at += i + len(strings.TrimSuffix(want, "\n")) // the next may begin with it
 	}
 }

@@ -59,13 +59,15 @@ func (p *policy) flag() string {
 	return " -policy " + p.name
 }
 
-// runOne runs one seed, prints the summary (and the failure of a check of
-// p's), and writes the files of -out.
+// runOne runs one seed, prints the scenario's story and the summary (and
+// the failure of a check of p's), and writes the files of -out.
 func runOne(sc *sim.Scenario, seed uint64, out string, progress bool, pol *policy, b budget, stdout, stderr io.Writer) int {
 	opt := pol.options(seed, b)
 	if progress {
 		opt.Progress = newProgressBar(stderr).update
 	}
+	sc.WriteStory(stdout)
+	fmt.Fprintln(stdout)
 	r, err := runWithFiles(sc, opt, out)
 	if err != nil {
 		fmt.Fprintf(stderr, "qsim: %s\n", explain(err))
