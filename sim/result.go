@@ -588,8 +588,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 		ratio = fmt.Sprintf("%.0f×", r.Virtual.D().Seconds()/r.Wall.D().Seconds())
 	}
 	fmt.Fprintf(w, "virtual time: %s (closed at %s)   wall: %s   virtual/wall: %s\n", short(r.Virtual), short(r.Ended), short(r.Wall), ratio)
-	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d\n",
-		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks)
+	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d   live claims at most: %d\n",
+		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks, r.PeakLiveClaims)
 	fmt.Fprintln(w)
 	// n is the number of clients c sums.
 	writeClient := func(c ClientResult, n int) {

@@ -43,8 +43,9 @@ const (
 	// maxMaxConns bounds a backend's max_conns: beyond every slot of the
 	// fleet it is no cap.
 	maxMaxConns = 1_000_000
-	// maxFaults bounds the faults, and the DNS changes, of a scenario:
-	// each is listed in the summary and drawn in the picture.
+	// maxFaults bounds the faults, the DNS changes and the groups of DNS
+	// records of a scenario: each is listed in the summary, drawn in the
+	// picture or matched against every backend.
 	maxFaults = 10_000
 	// maxDNSServers bounds the DNS servers; maxDNSParallel the servers
 	// a resolver asks at once.
@@ -172,6 +173,9 @@ func (sc *Scenario) checkBounds(bad func(path, format string, a ...any)) {
 	d := &sc.DNS
 	if len(d.Changes) > maxFaults {
 		bad("dns.changes", "%d changes: at most %d, each an event in the trace", len(d.Changes), maxFaults)
+	}
+	if len(d.Records) > maxFaults {
+		bad("dns.records", "%d groups of records: at most %d, each matched against every backend", len(d.Records), maxFaults)
 	}
 	if len(d.Servers) > maxDNSServers {
 		bad("dns.servers", "%d servers: at most %d: a resolver asks them in turn", len(d.Servers), maxDNSServers)

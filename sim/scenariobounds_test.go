@@ -60,6 +60,10 @@ func TestScenarioBounds(t *testing.T) {
 			[]string{"b.toml:7: clients[0].start: 6m0s is after the end of the run (5m0s)"}},
 		{"dns-parallel", base("[dns]\nresolver = \"dns\"\nparallel = 100\n"),
 			[]string{"b.toml:11: dns.parallel: 100: at most 64"}},
+		{"dns-records", base("[dns]\nresolver = \"dns\"\n" + strings.Repeat("[[dns.records]]\nbackends = [\"db\"]\n", 10001)),
+			[]string{"dns.records: 10001 groups of records: at most 10000"}},
+		{"faults", base(strings.Repeat("[[faults]]\nat = \"1m\"\nkind = \"dns_outage\"\nfor = \"1s\"\n", 10001)),
+			[]string{"faults: 10001 faults: at most 10000"}},
 	} {
 		start := time.Now()
 		_, err := Parse("b.toml", []byte(tc.src))

@@ -73,15 +73,15 @@ const (
 // ([Options.MaxEvents], [Options.MaxLiveClaims]) before its end: the
 // scenario asks for more work, or more memory, than the run may spend.
 type BudgetError struct {
-	Scenario string   // the scenario's name
-	Seed     uint64   // the run's seed
-	Budget   string   // what ran out: "events" or "live claims"
-	Limit    uint64   // the budget
-	At       Duration // the virtual time when the run stopped
-	Duration Duration // the scenario's duration
-	Events   uint64   // the events run by then
+	Scenario string   `json:"scenario"` // the scenario's name
+	Seed     uint64   `json:"seed"`     // the run's seed
+	Budget   string   `json:"budget"`   // what ran out: BudgetEvents or BudgetLiveClaims
+	Limit    uint64   `json:"limit"`    // the budget
+	At       Duration `json:"at"`       // the virtual time when the run stopped
+	Duration Duration `json:"duration"` // the scenario's duration
+	Events   uint64   `json:"events"`   // the events run by then
 	// Live is the number of live claims when the run stopped.
-	Live int
+	Live int `json:"live"`
 }
 
 // Error says what was exceeded, when, and how to raise it.

@@ -182,7 +182,9 @@ func TestBudgetFlags(t *testing.T) {
 	dir := t.TempDir()
 	code, out, errs = runQsim("-max-events", "5000", "-out", dir)
 	summary, _ := os.ReadFile(filepath.Join(dir, "summary.txt"))
-	if code != 2 || !strings.Contains(errs, "wrote the run so far to "+dir) || !strings.Contains(string(summary), "STOPPED OVER BUDGET") {
+	js, _ := os.ReadFile(filepath.Join(dir, "result.json"))
+	if code != 2 || !strings.Contains(errs, "wrote the run so far to "+dir) || !strings.Contains(string(summary), "STOPPED OVER BUDGET") ||
+		!strings.Contains(string(js), `"budget": "events",`) {
 		t.Fatalf("-out: exit %d\n%s%s\nsummary.txt:\n%s", code, out, errs, summary)
 	}
 	code, out, errs = runQsim("-max-live-claims", "3", "-seeds", "1-2")

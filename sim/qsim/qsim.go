@@ -181,7 +181,8 @@ Exit status:
   0  every run kept every invariant and met every expectation of its scenario
      (with -swarm: kept every invariant and did not panic; expectations
      count too with -swarm-expect)
-  1  a run broke an invariant, missed an expectation, or (-swarm) panicked
+  1  a run broke an invariant, missed an expectation, or (-swarm) panicked or
+     went over its budget
   2  usage, scenario or output error, or a run stopped over its budget
      (-max-events, -max-live-claims; with -swarm it is a failing run)
 
