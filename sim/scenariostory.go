@@ -8,8 +8,12 @@ import (
 	"strings"
 )
 
-// storyFaults bounds the faults WriteStory lists one by one.
-const storyFaults = 20
+// storyFaults bounds the faults WriteStory lists one by one, and
+// storyGroups the groups of backends and of clients.
+const (
+	storyFaults = 20
+	storyGroups = 8
+)
 
 // WriteStory writes the scenario for people, before it runs: its story
 // (the description), what happens when in virtual time (the backends,
@@ -20,6 +24,9 @@ func (sc *Scenario) WriteStory(w io.Writer) {
 	d := sc.withDefaults()
 	fmt.Fprintf(w, "%s\n", d.Name)
 	for _, l := range strings.Split(strings.TrimSpace(d.Description), "\n") {
+		if d.Description == "" {
+			break
+		}
 		if l = strings.TrimRight(l, " \t"); l != "" {
 			fmt.Fprintf(w, "  %s\n", l)
 		} else {
@@ -45,6 +52,9 @@ func (sc *Scenario) WriteStory(w io.Writer) {
 			unlisted = append(unlisted, names...)
 		}
 	}
+	if len(groups) > storyGroups {
+		groups = append(groups[:storyGroups], fmt.Sprintf("and %d more groups", len(groups)-storyGroups))
+	}
 	bs := fmt.Sprintf("%d backends: %s", len(d.BackendNames()), strings.Join(groups, ", "))
 	if len(d.BackendNames()) == 1 {
 		bs = "one backend, " + d.BackendNames()[0]
@@ -56,7 +66,11 @@ func (sc *Scenario) WriteStory(w io.Writer) {
 		bs += fmt.Sprintf("; %s not in DNS yet", nameSpan(unlisted))
 	}
 	add(0, "%s", bs)
-	for _, c := range d.Clients {
+	for n, c := range d.Clients {
+		if n == storyGroups {
+			add(c.Start, "… and %d more groups of clients (qsim -describe prints them all)", len(d.Clients)-storyGroups)
+			break
+		}
 		names := expand(c.Name, c.Count, "%s-%03d")
 		who := fmt.Sprintf("%d clients (%s) start, each", len(names), nameSpan(names))
 		if len(names) == 1 {
@@ -68,14 +82,17 @@ func (sc *Scenario) WriteStory(w io.Writer) {
 		case c.Workload.Rate == 0:
 			add(c.Start, "%s with a pool and no claims", who)
 		default:
-			how := "claims"
+			how := "claim"
 			switch {
 			case c.Workload.TryClaim:
-				how = "TryClaims"
+				how = "TryClaim"
 			case c.Workload.Do:
-				how = "Do claims"
+				how = "Do claim"
 			}
-			add(c.Start, "%s with a pool, making %g %s a second that each hold a connection %s", who, c.Workload.Rate, how, c.Workload.Hold)
+			if c.Workload.Rate != 1 {
+				how += "s"
+			}
+			add(c.Start, "%s with a pool, making %g %s a second, each holding a connection %s", who, c.Workload.Rate, how, c.Workload.Hold)
 		}
 	}
 	faults := slices.Clone(d.Faults)

@@ -74,8 +74,8 @@ func TestStory(t *testing.T) {
 
 what happens, in virtual time (4m0s of it):
   0s       4 backends: db-1…db-3, new; new down until a fault starts them; new not in DNS yet
-  0s       2 clients (api-001 and api-002) start, each with a pool, making 5 claims a second that
-             each hold a connection 1ms..3ms
+  0s       2 clients (api-001 and api-002) start, each with a pool, making 5 claims a second, each
+             holding a connection 1ms..3ms
   10s      client sets starts, keeping a connection set of 2 (one connection per backend), with no
              claims
   1m0s     fault 1: replace db-3 with new — a deploy step: the new backends are listed, the old ones
