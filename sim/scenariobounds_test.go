@@ -179,7 +179,7 @@ func TestBudgetStopsRun(t *testing.T) {
 	if be.Budget != BudgetEvents || be.Limit != 20000 || be.Events != 20001 || be.At <= 0 || be.At >= sc.Duration || r == nil || r.Budget != be || r.OK() {
 		t.Errorf("%+v; result budget %v", be, r.Budget)
 	}
-	for _, want := range []string{"big seed 1: stopped at ", "of 24h0m0s of virtual time, having run 20001 events, its budget of events",
+	for _, want := range []string{"big seed 1: stopped at ", "of 24h0m0s of virtual time, having run 20001 events in ", "of real time, past its budget of events",
 		"Raise it with Options.MaxEvents (now 20000; such as Options.MaxEvents 40000)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the message does not say %q:\n%s", want, err)

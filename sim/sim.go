@@ -59,9 +59,10 @@ type Options struct {
 // [Options.MaxLiveClaims]): every shipped scenario and the runs of swarm
 // mode stay far below them (docs/sim.md, Budgets).
 const (
-	// DefaultMaxEvents is about half a minute of work on one core of
-	// the reference machine (1.5 to 2 million events a second), 50 times
-	// the most any shipped scenario or swarm run of one needs.
+	// DefaultMaxEvents is half a minute to a minute of work on one core
+	// of the reference machine (0.7 to 2 million events a second, with
+	// the load), 50 times the most any shipped scenario or swarm run of
+	// one needs.
 	DefaultMaxEvents = 50_000_000
 	// DefaultMaxLiveClaims bounds the memory live claims hold to about
 	// 600 MB, 200 times the most any shipped scenario or swarm run of one
@@ -82,6 +83,8 @@ type BudgetError struct {
 	Events   uint64   `json:"events"`   // the events run by then
 	// Live is the number of live claims when the run stopped.
 	Live int `json:"live"`
+	// Wall is the real time the run took until it stopped.
+	Wall Duration `json:"wall"`
 }
 
 // Error says what was exceeded, when, and how to raise it.
@@ -99,9 +102,9 @@ func (e *BudgetError) option() string {
 // Explain is [BudgetError.Error] naming raise (such as a command's flag)
 // as the setting that raises the budget.
 func (e *BudgetError) Explain(raise string) string {
-	what := fmt.Sprintf("having run %d events, its budget of events: the work a run may do (at about 1.5 million events a second on one core)", e.Events)
+	what := fmt.Sprintf("having run %d events in %s of real time, past its budget of events: the work a run may do", e.Events, short(e.Wall))
 	if e.Budget == BudgetLiveClaims {
-		what = fmt.Sprintf("with %d claims live at once (issued and not finished, or held for a paused client), its budget of live claims: "+
+		what = fmt.Sprintf("with %d claims live at once (issued and not finished, or held for a paused client), past its budget of live claims: "+
 			"each holds memory, about 600 bytes, until it ends, and here claims arrive faster than the pools serve them", e.Live)
 	}
 	return fmt.Sprintf("%s seed %d: stopped at %s of %s of virtual time, %s. Raise it with %s (now %d; such as %s %d), or make the scenario smaller: fewer clients, a lower rate, a shorter duration",
@@ -392,6 +395,9 @@ func (s *Sim) Run() *Result {
 	}
 	if s.violation == nil && s.budget == nil {
 		s.finalChecks()
+	}
+	if s.budget != nil {
+		s.budget.Wall = Duration(time.Since(wall))
 	}
 	if s.opt.Progress != nil {
 		s.opt.Progress(time.Duration(s.end), time.Duration(s.end))
