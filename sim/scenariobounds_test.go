@@ -62,6 +62,12 @@ func TestScenarioBounds(t *testing.T) {
 			[]string{"b.toml:11: dns.parallel: 100: at most 64"}},
 		{"dns-records", base("[dns]\nresolver = \"dns\"\n" + strings.Repeat("[[dns.records]]\nbackends = [\"db\"]\n", 10001)),
 			[]string{"dns.records: 10001 groups of records: at most 10000"}},
+		{"dns-servers", base("[dns]\nresolver = \"dns\"\n" + strings.Repeat("[[dns.servers]]\n", 101)),
+			[]string{"dns.servers: 101 servers: at most 100"}},
+		{"dns-changes", base("[dns]\nresolver = \"dns\"\n" + strings.Repeat("[[dns.changes]]\nat = \"1m\"\nservers = [\"ns1\"]\nanswer = \"drop\"\n", 10001)),
+			[]string{"dns.changes: 10001 changes: at most 10000"}},
+		{"connset-slots", strings.Replace(base(""), "name = \"c\"\n[clients.workload]\nrate = 20\n", "name = \"c\"\ncount = 1000\nconnset = 600\n", 1),
+			[]string{"clients[0].connset: 600 (connset) × 1000 clients brings the fleet to 600000 slots: at most 500000"}},
 		{"faults", base(strings.Repeat("[[faults]]\nat = \"1m\"\nkind = \"dns_outage\"\nfor = \"1s\"\n", 10001)),
 			[]string{"faults: 10001 faults: at most 10000"}},
 	} {

@@ -57,7 +57,7 @@ type Options struct {
 
 // The default budgets of a run (see [Options.MaxEvents] and
 // [Options.MaxLiveClaims]): every shipped scenario and the runs of swarm
-// mode stay far below them (docs/sim.md, Budgets).
+// mode stay far below them (docs/sim.md, Bounds and budgets).
 const (
 	// DefaultMaxEvents is half a minute to a minute of work on one core
 	// of the reference machine (0.7 to 2 million events a second, with
@@ -107,8 +107,12 @@ func (e *BudgetError) Explain(raise string) string {
 		what = fmt.Sprintf("with %d claims live at once (issued and not finished, or held for a paused client), past its budget of live claims: "+
 			"each holds memory, about 600 bytes, until it ends, and here claims arrive faster than the pools serve them", e.Live)
 	}
+	more := e.Limit * 2
+	if more < e.Limit {
+		more = math.MaxUint64
+	}
 	return fmt.Sprintf("%s seed %d: stopped at %s of %s of virtual time, %s. Raise it with %s (now %d; such as %s %d), or make the scenario smaller: fewer clients, a lower rate, a shorter duration",
-		e.Scenario, e.Seed, short(e.At), short(e.Duration), what, raise, e.Limit, raise, 2*e.Limit)
+		e.Scenario, e.Seed, short(e.At), short(e.Duration), what, raise, e.Limit, raise, more)
 }
 
 // The budgets a [BudgetError] names.
