@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"regexp"
 	"strings"
@@ -124,6 +125,163 @@ func TestPictureEmptyPanelsSayWhy(t *testing.T) {
 		r.WriteSVG(&b)
 		if !strings.Contains(b.String(), tc.want) {
 			t.Errorf("%s: the picture does not say %q", tc.name, tc.want)
+		}
+	}
+}
+
+var (
+	svgPath     = regexp.MustCompile(`<path class="(wait-max|wait-mean)"[^>]* stroke-width="([0-9.]+)"[^>]* d="([^"]*)"`)
+	svgConnLine = regexp.MustCompile(`<polyline class="conns"[^>]* stroke-width="([0-9.]+)"([^>]*) points="([^"]*)"><title>([^<]*)</title>`)
+)
+
+// waitPaths returns the d of each wait line of a picture, by class, in
+// the order drawn, and their widths.
+func waitPaths(t *testing.T, svg string) (d map[string]string, width map[string]float64, order []string) {
+	t.Helper()
+	d, width = map[string]string{}, map[string]float64{}
+	for _, m := range svgPath.FindAllStringSubmatch(svg, -1) {
+		d[m[1]], width[m[1]] = m[3], mustFloat(t, m[2])
+		order = append(order, m[1])
+	}
+	return d, width, order
+}
+
+// pictureOf draws a result made of the points given, over backends
+// named db-1 … db-n.
+func pictureOf(points []point, backends int) string {
+	r := &Result{Scenario: "synthetic", Seed: 1, Virtual: Duration(time.Duration(len(points)) * time.Second), series: &series{points: points}}
+	for i := range backends {
+		r.Backends = append(r.Backends, BackendResult{Name: fmt.Sprintf("db-%d", i+1)})
+	}
+	for _, p := range points {
+		r.Fleet.Claims += p.served
+		r.Fleet.Waits.Max = max(r.Fleet.Waits.Max, Duration(p.maxW))
+	}
+	var b strings.Builder
+	r.WriteSVG(&b)
+	return b.String()
+}
+
+// TestPictureWaitLineBreaksAtGaps: the wait lines are not drawn across
+// intervals that served no claim: a gap of three seconds in the middle
+// gives each line two segments, neither of which crosses the gap; a
+// lone interval with claims is a short dash of its own.
+func TestPictureWaitLineBreaksAtGaps(t *testing.T) {
+	var points []point
+	for i := range 10 {
+		p := point{at: int64(i+1) * int64(time.Second), held: []int32{2}}
+		if i < 3 || i > 5 {
+			p.served, p.maxW, p.meanW = 5, int64(time.Duration(i+1)*time.Millisecond), int64(time.Millisecond)
+		} else {
+			p.failed = 4
+		}
+		points = append(points, p)
+	}
+	d, _, _ := waitPaths(t, pictureOf(points, 1))
+	x := func(sec int) float64 { return svgLeft + float64(sec)/10*plotWidth }
+	for _, class := range []string{"wait-max", "wait-mean"} {
+		subs := strings.Split(strings.TrimSpace(d[class]), "M")[1:]
+		if len(subs) != 2 {
+			t.Fatalf("%s: %d segments, want 2: %q", class, len(subs), d[class])
+		}
+		// The first ends at 3s, the second starts at 7s.
+		last := strings.Fields(subs[0])
+		if end := mustFloat(t, strings.Split(strings.TrimPrefix(last[len(last)-1], "L"), ",")[0]); end != math.Round(x(3)*10)/10 {
+			t.Errorf("%s: the first segment ends at x=%v, want %v (3s)", class, end, x(3))
+		}
+		if start := mustFloat(t, strings.Split(subs[1], ",")[0]); start != math.Round(x(7)*10)/10 {
+			t.Errorf("%s: the second segment starts at x=%v, want %v (7s)", class, start, x(7))
+		}
+	}
+	// One interval with claims between two without: a dash.
+	for i := range points {
+		if i != 4 {
+			points[i].served = 0
+		} else {
+			points[i].served, points[i].maxW, points[i].meanW = 1, int64(time.Millisecond), int64(time.Millisecond)
+		}
+	}
+	d, _, _ = waitPaths(t, pictureOf(points, 1))
+	if !regexp.MustCompile(`^M[0-9.]+,[0-9.]+ h3$`).MatchString(d["wait-max"]) {
+		t.Errorf("a lone interval: %q, want a short dash", d["wait-max"])
+	}
+}
+
+// TestPictureAllDownBreaksTheWaitLine: in all-down-then-back every
+// claim fails while the backends are down, and the wait line has no
+// point there.
+func TestPictureAllDownBreaksTheWaitLine(t *testing.T) {
+	sc, err := Load("../testdata/scenarios/all-down-then-back.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	r.WriteSVG(&b)
+	d, _, _ := waitPaths(t, b.String())
+	if n := strings.Count(d["wait-max"], "M"); n < 2 {
+		t.Errorf("the longest wait is %d segment(s) across the outage (1m to 3m): %q", n, d["wait-max"])
+	}
+	x := func(t time.Duration) float64 { return svgLeft + float64(t)/float64(r.Virtual)*plotWidth }
+	for _, seg := range strings.Split(d["wait-max"], "M")[1:] {
+		pts := strings.Fields(seg)
+		first := mustFloat(t, strings.Split(strings.TrimLeft(pts[0], "ML"), ",")[0])
+		lastPt := strings.TrimLeft(pts[len(pts)-1], "ML")
+		if lastPt == "h3" {
+			continue
+		}
+		last := mustFloat(t, strings.Split(lastPt, ",")[0])
+		// No segment runs from before the outage's first 10s to after
+		// its last 10s.
+		if first < x(70*time.Second) && last > x(170*time.Second) {
+			t.Errorf("a segment from x=%v to x=%v crosses the outage (x %v to %v)", first, last, x(time.Minute), x(3*time.Minute))
+		}
+	}
+}
+
+// TestPictureEqualLinesBothVisible: two backends with the same
+// connections at every sample, and a longest wait equal to the mean:
+// each line drawn first is wider than the one drawn over it, by enough
+// to show on both sides.
+func TestPictureEqualLinesBothVisible(t *testing.T) {
+	var points []point
+	for i := range 20 {
+		w := int64(time.Duration(i+1) * time.Millisecond)
+		points = append(points, point{at: int64(i+1) * int64(time.Second), held: []int32{int32(3 + i%2), int32(3 + i%2)}, served: 1, maxW: w, meanW: w})
+	}
+	svg := pictureOf(points, 2)
+	lines := svgConnLine.FindAllStringSubmatch(svg, -1)
+	if len(lines) != 2 {
+		t.Fatalf("%d connection lines, want 2", len(lines))
+	}
+	if lines[0][3] != lines[1][3] {
+		t.Fatalf("the two lines differ: %q and %q", lines[0][3], lines[1][3])
+	}
+	under, over := mustFloat(t, lines[0][1]), mustFloat(t, lines[1][1])
+	if under-over < 0.8 {
+		t.Errorf("%s (drawn first, under) is %vpx wide, %s over it %vpx: the one under does not show", lines[0][4], under, lines[1][4], over)
+	}
+	d, width, order := waitPaths(t, svg)
+	if d["wait-max"] != d["wait-mean"] {
+		t.Fatalf("the waits differ: %q and %q", d["wait-max"], d["wait-mean"])
+	}
+	if len(order) != 2 || order[0] != "wait-mean" || width["wait-mean"]-width["wait-max"] < 0.8 {
+		t.Errorf("waits drawn %v with widths %v: the mean must be drawn first and wider", order, width)
+	}
+	// Backends past the palette's ten colours are told apart by dashes,
+	// and the widths fall from the first drawn to the last.
+	styles := lineStyles(24)
+	for i := range styles {
+		for j := i + 1; j < len(styles); j++ {
+			if i%len(palette) == j%len(palette) && styles[i].dash == styles[j].dash {
+				t.Errorf("backends %d and %d: same colour, same dash", i, j)
+			}
+		}
+		if i%len(palette) > 0 && styles[i-1].width-styles[i].width < 0.4 {
+			t.Errorf("backend %d: %vpx, %d: %vpx", i-1, styles[i-1].width, i, styles[i].width)
 		}
 	}
 }

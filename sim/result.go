@@ -301,15 +301,23 @@ type Result struct {
 	Closes      []CloseResult   `json:"closes,omitempty"`    // graceful closes, in the order they began
 	Expect      []Expectation   `json:"expect"`              // the scenario's expectations, checked
 	Violation   *Violation      `json:"violation,omitempty"` // the first broken invariant, if any
-	Build       Build           `json:"build"`               // the qorb and Go versions that ran it
+	// Budget is set when the run stopped over its budget (Options.MaxEvents,
+	// Options.MaxLiveClaims) before its end: what follows it is the run
+	// so far.
+	Budget *BudgetError `json:"budget,omitempty"`
+	// PeakLiveClaims is the most claims live at once (issued and not
+	// finished, or held for a paused client), which Options.MaxLiveClaims
+	// bounds.
+	PeakLiveClaims int   `json:"peak_live_claims"`
+	Build          Build `json:"build"` // the qorb and Go versions that ran it
 
 	series *series
 }
 
-// OK reports whether no invariant was violated and every expectation was
-// met.
+// OK reports whether the run ended within its budget, no invariant was
+// violated and every expectation was met.
 func (r *Result) OK() bool {
-	if r.Violation != nil {
+	if r.Violation != nil || r.Budget != nil {
 		return false
 	}
 	for _, e := range r.Expect {
@@ -320,10 +328,14 @@ func (r *Result) OK() bool {
 	return true
 }
 
-// Err returns the violation or the first unmet expectation, or nil.
+// Err returns the violation, the budget that stopped the run, or the
+// first unmet expectation, or nil.
 func (r *Result) Err() error {
 	if r.Violation != nil {
 		return r.Violation
+	}
+	if r.Budget != nil {
+		return r.Budget
 	}
 	for _, e := range r.Expect {
 		if !e.OK {
@@ -337,7 +349,7 @@ func (s *Sim) result(wall time.Duration) *Result {
 	r := &Result{
 		Scenario: s.sc.Name, Seed: s.seed, Virtual: Duration(s.end), Ended: Duration(s.settled), Wall: Duration(wall),
 		Events: s.events, Transitions: s.transitions, TraceLines: s.tr.lines, TraceHash: s.tr.sum(),
-		Checks: s.chk.checks, Violation: s.violation, Build: CurrentBuild(), series: &s.series,
+		Checks: s.chk.checks, Violation: s.violation, Budget: s.budget, PeakLiveClaims: s.peakLive, Build: CurrentBuild(), series: &s.series,
 	}
 	var fleet clientAcc
 	for _, c := range s.clients {
@@ -369,7 +381,9 @@ func (s *Sim) result(wall time.Duration) *Result {
 		}
 		r.Closes = append(r.Closes, cr)
 	}
-	r.Expect = s.expectations(r)
+	if s.budget == nil { // a run stopped early says nothing of its expectations
+		r.Expect = s.expectations(r)
+	}
 	return r
 }
 
@@ -574,8 +588,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 		ratio = fmt.Sprintf("%.0f×", r.Virtual.D().Seconds()/r.Wall.D().Seconds())
 	}
 	fmt.Fprintf(w, "virtual time: %s (closed at %s)   wall: %s   virtual/wall: %s\n", short(r.Virtual), short(r.Ended), short(r.Wall), ratio)
-	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d\n",
-		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks)
+	fmt.Fprintf(w, "events: %d (%s)   transitions: %d (%s)   invariant checks: %d   live claims at most: %d\n",
+		r.Events, fmtRate(r.Events, r.Wall), r.Transitions, fmtRate(r.Transitions, r.Wall), r.Checks, r.PeakLiveClaims)
 	fmt.Fprintln(w)
 	// n is the number of clients c sums.
 	writeClient := func(c ClientResult, n int) {
@@ -633,6 +647,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 			}
 			fmt.Fprintf(w, "  %d. at %s: %s — ends %s, %s\n", f.Index, short(f.At), f.What, short(f.End), rec)
 		}
+		recoveryNote(w)
 	}
 	if len(r.Closes) > 0 {
 		fmt.Fprintln(w, "closes:")
@@ -661,12 +676,18 @@ func (r *Result) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "  %s %s: %s (want %s)\n", mark, e.Name, e.Got, e.Want)
 		}
 	}
+	if r.Budget != nil {
+		fmt.Fprintf(w, "STOPPED OVER BUDGET: %s\n", r.Budget)
+		fmt.Fprintln(w, "(the run so far; its expectations are not checked)")
+	}
 	if r.Violation != nil {
 		fmt.Fprintf(w, "INVARIANT VIOLATED: %s at %s: %s\n", r.Violation.Invariant, r.Violation.At, r.Violation.Detail)
 		fmt.Fprintln(w, "trace before it:")
 		for _, l := range r.Violation.Trace {
 			fmt.Fprintln(w, "  "+l)
 		}
+	} else if r.Budget != nil {
+		fmt.Fprintln(w, "invariants: ok until it stopped")
 	} else {
 		fmt.Fprintln(w, "invariants: ok")
 	}

@@ -659,14 +659,17 @@ func (sc *Scenario) check() error {
 	if len(sc.Clients) == 0 {
 		bad("clients", "at least one [[clients]] is needed")
 	}
+	if !sc.checkSizes(bad) {
+		return errors.Join(errs...) // too many to expand their names
+	}
 	backends := map[string]bool{}
 	for i, b := range sc.Backends {
 		p := fmt.Sprintf("backends[%d]", i)
 		if !validName(b.Name) {
 			bad(p+".name", "%q: want letters, digits, '-', '_' or '.'", b.Name)
 		}
-		if b.Count < 0 || b.Count > 10000 {
-			bad(p+".count", "%d: want 1 to 10000", b.Count)
+		if b.Count < 0 {
+			bad(p+".count", "%d: want 1 or more (leave count out for one backend)", b.Count)
 		}
 		if finite(p+".connect_error_rate", b.ConnectErrorRate) && (b.ConnectErrorRate < 0 || b.ConnectErrorRate > 1) {
 			bad(p+".connect_error_rate", "%v: want a probability, 0 to 1", b.ConnectErrorRate)
@@ -690,8 +693,8 @@ func (sc *Scenario) check() error {
 		if !validName(c.Name) {
 			bad(p+".name", "%q: want letters, digits, '-', '_' or '.'", c.Name)
 		}
-		if c.Count < 0 || c.Count > 100000 {
-			bad(p+".count", "%d: want 1 to 100000", c.Count)
+		if c.Count < 0 {
+			bad(p+".count", "%d: want 1 or more (leave count out for one client)", c.Count)
 		}
 		if finite(p+".workload.rate", c.Workload.Rate) && c.Workload.Rate < 0 {
 			bad(p+".workload.rate", "must not be negative")
@@ -844,6 +847,7 @@ func (sc *Scenario) check() error {
 	}
 	sc.checkDNS(bad, finite, backends)
 	sc.checkWrittenZeros(bad)
+	sc.checkBounds(bad)
 	if r := sc.Expect.MaxErrorRatio; r != nil && finite("expect.max_error_ratio", *r) && (*r < 0 || *r > 1) {
 		bad("expect.max_error_ratio", "%v: want 0 to 1", *r)
 	}

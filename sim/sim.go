@@ -41,7 +41,85 @@ type Options struct {
 	// Samples is the number of points of the time series behind the
 	// picture. Default 500.
 	Samples int
+	// MaxEvents is the run's budget of events (simulator events and loop
+	// timers, as Result.Events counts them): a run that goes past it
+	// stops there, and Run returns a [*BudgetError]. 0 takes
+	// [DefaultMaxEvents].
+	MaxEvents uint64
+	// MaxLiveClaims is the run's budget of live claims: claims issued and
+	// not finished, and arrivals held for a paused client, at any one
+	// time. Each holds memory (the claim, its place in the pool's queue,
+	// its timers) until it ends; a run that goes past the budget stops,
+	// and Run returns a [*BudgetError]. 0 (or less) takes
+	// [DefaultMaxLiveClaims].
+	MaxLiveClaims int
 }
+
+// The default budgets of a run (see [Options.MaxEvents] and
+// [Options.MaxLiveClaims]): every shipped scenario and the runs of swarm
+// mode stay far below them (docs/sim.md, Bounds and budgets).
+const (
+	// DefaultMaxEvents is half a minute to a minute of work on one core
+	// of the reference machine (0.7 to 2 million events a second, with
+	// the load), 50 times the most any shipped scenario or swarm run of
+	// one needs.
+	DefaultMaxEvents = 50_000_000
+	// DefaultMaxLiveClaims bounds the memory live claims hold to about
+	// 600 MB, 200 times the most any shipped scenario or swarm run of one
+	// needs.
+	DefaultMaxLiveClaims = 1_000_000
+)
+
+// BudgetError is the error of a run stopped by its budget
+// ([Options.MaxEvents], [Options.MaxLiveClaims]) before its end: the
+// scenario asks for more work, or more memory, than the run may spend.
+type BudgetError struct {
+	Scenario string   `json:"scenario"` // the scenario's name
+	Seed     uint64   `json:"seed"`     // the run's seed
+	Budget   string   `json:"budget"`   // what ran out: BudgetEvents or BudgetLiveClaims
+	Limit    uint64   `json:"limit"`    // the budget
+	At       Duration `json:"at"`       // the virtual time when the run stopped
+	Duration Duration `json:"duration"` // the scenario's duration
+	Events   uint64   `json:"events"`   // the events run by then
+	// Live is the number of live claims when the run stopped.
+	Live int `json:"live"`
+	// Wall is the real time the run took until it stopped.
+	Wall Duration `json:"wall"`
+}
+
+// Error says what was exceeded, when, and how to raise it.
+func (e *BudgetError) Error() string {
+	return e.Explain(e.option())
+}
+
+func (e *BudgetError) option() string {
+	if e.Budget == BudgetLiveClaims {
+		return "Options.MaxLiveClaims"
+	}
+	return "Options.MaxEvents"
+}
+
+// Explain is [BudgetError.Error] naming raise (such as a command's flag)
+// as the setting that raises the budget.
+func (e *BudgetError) Explain(raise string) string {
+	what := fmt.Sprintf("having run %d events in %s of real time, past its budget of events: the work a run may do", e.Events, short(e.Wall))
+	if e.Budget == BudgetLiveClaims {
+		what = fmt.Sprintf("with %d claims live at once (issued and not finished, or held for a paused client), past its budget of live claims: "+
+			"each holds memory, about 600 bytes, until it ends, and here claims arrive faster than the pools serve them", e.Live)
+	}
+	more := e.Limit * 2
+	if more < e.Limit {
+		more = math.MaxUint64
+	}
+	return fmt.Sprintf("%s seed %d: stopped at %s of %s of virtual time, %s. Raise it with %s (now %d; such as %s %d), or make the scenario smaller: fewer clients, a lower rate, a shorter duration",
+		e.Scenario, e.Seed, short(e.At), short(e.Duration), what, raise, e.Limit, raise, more)
+}
+
+// The budgets a [BudgetError] names.
+const (
+	BudgetEvents     = "events"
+	BudgetLiveClaims = "live claims"
+)
 
 // Sim is one run of a scenario. It owns the virtual clock, the one event
 // loop every pool runs on, the simulated backends and DNS, and its own
@@ -88,6 +166,11 @@ type Sim struct {
 	ending      bool
 	closed      bool
 	outstanding int // claims issued and not finished
+	// heldArrivals counts the arrivals held for paused clients; with
+	// outstanding, the live claims the budget bounds (Options.MaxLiveClaims).
+	heldArrivals int
+	peakLive     int
+	budget       *BudgetError // set when the run stopped over its budget
 
 	events      uint64
 	transitions uint64
@@ -215,6 +298,12 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 	if opt.Samples <= 0 {
 		opt.Samples = 500
 	}
+	if opt.MaxEvents == 0 {
+		opt.MaxEvents = DefaultMaxEvents
+	}
+	if opt.MaxLiveClaims <= 0 {
+		opt.MaxLiveClaims = DefaultMaxLiveClaims
+	}
 	s := &Sim{
 		sc: sc, opt: opt, seed: seed,
 		byName: map[backend.Name]*simBackend{},
@@ -281,29 +370,38 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 }
 
 // Run runs sc with opt and returns the result. The error is for a
-// scenario that cannot run; a violated invariant or expectation is in the
-// result (see Result.OK).
+// scenario that cannot run, or a [*BudgetError] for a run its budget
+// stopped (with the result so far); a violated invariant or expectation
+// is in the result (see Result.OK).
 func Run(sc *Scenario, opt Options) (*Result, error) {
 	s, err := New(sc, opt)
 	if err != nil {
 		return nil, err
 	}
-	return s.Run(), nil
+	r := s.Run()
+	if r.Budget != nil {
+		return r, r.Budget
+	}
+	return r, nil
 }
 
 // Run runs the simulation to its end: the workload for the scenario's
 // duration, then the release of the claims still held, the close of every
 // pool, and the completion of every I/O in flight. It stops early at the
-// first violated invariant.
+// first violated invariant, and when it runs over its budget
+// (Result.Budget).
 func (s *Sim) Run() *Result {
 	wall := time.Now()
-	for s.violation == nil && s.step(math.MaxInt64) {
+	for s.violation == nil && s.budget == nil && s.step(math.MaxInt64) {
 		if s.opt.Progress != nil && s.events&0xffff == 0 {
 			s.opt.Progress(time.Duration(min(s.now, s.end)), time.Duration(s.end))
 		}
 	}
-	if s.violation == nil {
+	if s.violation == nil && s.budget == nil {
 		s.finalChecks()
+	}
+	if s.budget != nil {
+		s.budget.Wall = Duration(time.Since(wall))
 	}
 	if s.opt.Progress != nil {
 		s.opt.Progress(time.Duration(s.end), time.Duration(s.end))
@@ -344,7 +442,28 @@ func (s *Sim) step(limit int64) bool {
 		s.capsChanged()
 		s.evalRecovery()
 	}
+	s.checkBudget()
 	return true
+}
+
+// checkBudget stops the run once it went past its budget of events or
+// of live claims.
+func (s *Sim) checkBudget() {
+	live := s.outstanding + s.heldArrivals
+	s.peakLive = max(s.peakLive, live)
+	if s.budget != nil {
+		return
+	}
+	switch {
+	case s.events > s.opt.MaxEvents:
+		s.budget = &BudgetError{Budget: BudgetEvents, Limit: s.opt.MaxEvents}
+	case live > s.opt.MaxLiveClaims:
+		s.budget = &BudgetError{Budget: BudgetLiveClaims, Limit: uint64(s.opt.MaxLiveClaims)}
+	default:
+		return
+	}
+	b := s.budget
+	b.Scenario, b.Seed, b.At, b.Duration, b.Events, b.Live = s.sc.Name, s.seed, Duration(s.now), s.sc.Duration, s.events, live
 }
 
 // capsChanged marks every client for a new recovery check when a backend
@@ -361,7 +480,7 @@ func (s *Sim) capsChanged() {
 
 // runUntil runs every event due by virtual time t, then sets the clock to t.
 func (s *Sim) runUntil(t int64) {
-	for s.violation == nil && s.step(t) {
+	for s.violation == nil && s.budget == nil && s.step(t) {
 	}
 	if t > s.now {
 		s.series.upTo(t)

@@ -117,12 +117,18 @@ func (r *Result) WriteSVG(w io.Writer) {
 		points = se.points
 	}
 	stopped := ""
-	if v := r.Violation; v != nil {
-		stopped = fmt.Sprintf("the run stopped at %s: invariant %s violated", short(v.At), v.Invariant)
-		if v.At <= r.Virtual {
-			xv := x(int64(v.At))
-			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#c33" stroke-dasharray="4 3"/>`+"\n", xv, xv, topY, botY+botH)
-		}
+	stopAt := Duration(-1)
+	switch {
+	case r.Violation != nil:
+		stopped = fmt.Sprintf("the run stopped at %s: invariant %s violated", short(r.Violation.At), r.Violation.Invariant)
+		stopAt = r.Violation.At
+	case r.Budget != nil:
+		stopped = fmt.Sprintf("the run stopped at %s over its budget of %s", short(r.Budget.At), r.Budget.Budget)
+		stopAt = r.Budget.At
+	}
+	if stopAt >= 0 && stopAt <= r.Virtual {
+		xv := x(int64(stopAt))
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#c33" stroke-dasharray="4 3"/>`+"\n", xv, xv, topY, botY+botH)
 	}
 	if total <= 0 || len(points) == 0 {
 		why := "no sample: the run ended before the first interval"
@@ -157,24 +163,34 @@ func (r *Result) WriteSVG(w io.Writer) {
 		}
 		empty(topY, topH, why)
 	}
-	for i, br := range r.Backends {
+	// One line per backend, the widest drawn first: a line that runs
+	// exactly on another (two backends with the same connections) leaves
+	// the one under it showing on both sides.
+	styles := lineStyles(len(r.Backends))
+	order := make([]int, len(r.Backends))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(styles[b].width, styles[a].width) })
+	for _, i := range order {
+		br := r.Backends[i]
 		var pts []string
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(0), yTop(0)))
 		for _, p := range points {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.at), yTop(float64(p.held[i]))))
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"><title>%s</title></polyline>`+"\n",
-			palette[i%len(palette)], strings.Join(pts, " "), esc(br.Name))
+		fmt.Fprintf(&b, `<polyline class="conns" fill="none" stroke="%s" stroke-width="%.2f"%s stroke-linejoin="round" points="%s"><title>%s</title></polyline>`+"\n",
+			palette[i%len(palette)], styles[i].width, styles[i].dashAttr(), strings.Join(pts, " "), esc(br.Name))
 	}
-	// Legend, right of the top panel.
+	// Legend, right of the top panel, each line as drawn.
 	for i, br := range r.Backends {
 		if i == 16 {
 			fmt.Fprintf(&b, `<text x="%d" y="%d">… %d more</text>`+"\n", svgLeft+plotWidth+8, topY+12+14*i, len(r.Backends)-16)
 			break
 		}
 		y := topY + 8 + 14*i
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="3" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
-			svgLeft+plotWidth+8, y, palette[i%len(palette)], svgLeft+plotWidth+22, y+5, esc(truncate(br.Name, 8)))
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="%.2f"%s/><text x="%d" y="%d">%s</text>`+"\n",
+			svgLeft+plotWidth+6, svgLeft+plotWidth+20, y+1, y+1, palette[i%len(palette)], styles[i].width, styles[i].dashAttr(), svgLeft+plotWidth+22, y+5, esc(truncate(br.Name, 8)))
 	}
 
 	// Bottom panel: waits on a log scale, failures as bars.
@@ -213,14 +229,11 @@ func (r *Result) WriteSVG(w io.Writer) {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#c33">%d failed</text><text x="%d" y="%d" fill="#c33">0</text>`+"\n",
 			svgLeft+plotWidth+4, botY+4, maxFail, svgLeft+plotWidth+4, botY+botH+4)
 	}
-	var maxPts, meanPts []string
-	for _, p := range points {
-		if p.served == 0 {
-			continue
-		}
-		maxPts = append(maxPts, fmt.Sprintf("%.1f,%.1f", x(p.at), yWait(p.maxW)))
-		meanPts = append(meanPts, fmt.Sprintf("%.1f,%.1f", x(p.at), yWait(p.meanW)))
-	}
+	// The waits of the intervals that served a claim: an interval that
+	// served none has no wait, and breaks the line.
+	served0 := func(p point) bool { return p.served > 0 }
+	maxPath := segments(points, served0, func(p point) (float64, float64) { return x(p.at), yWait(p.maxW) })
+	meanPath := segments(points, served0, func(p point) (float64, float64) { return x(p.at), yWait(p.meanW) })
 	switch {
 	case served == 0 && maxFail == 0:
 		why := "no claim was made: the workload issued none"
@@ -233,12 +246,87 @@ func (r *Result) WriteSVG(w io.Writer) {
 	case r.Fleet.Waits.Max == 0:
 		empty(botY, botH, "no claim waited: every claim was served at once")
 	}
-	if len(maxPts) > 0 {
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="#9ecae1" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(meanPts, " "))
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="#08519c" stroke-width="1.2" points="%s"/>`+"\n", strings.Join(maxPts, " "))
+	if maxPath != "" {
+		// The mean under the longest, wider: where they are equal (one
+		// claim in the interval) the mean shows on both sides.
+		fmt.Fprintf(&b, `<path class="wait-mean" fill="none" stroke="#9ecae1" stroke-width="3.5" stroke-linecap="round" stroke-linejoin="round" d="%s"><title>mean wait</title></path>`+"\n", meanPath)
+		fmt.Fprintf(&b, `<path class="wait-max" fill="none" stroke="#08519c" stroke-width="1.3" stroke-linecap="round" stroke-linejoin="round" d="%s"><title>longest wait</title></path>`+"\n", maxPath)
 	}
 	r.footer(&b, botY, svgH, x)
 	io.WriteString(w, b.String())
+}
+
+// segments returns the path data of a line through the points for which
+// has is true, broken where it is false: one subpath ("M … L …") for each
+// run of points that have data. A run of one point is a short dash
+// around it, so that it shows.
+func segments(points []point, has func(point) bool, xy func(point) (float64, float64)) string {
+	var b strings.Builder
+	for i := 0; i < len(points); {
+		if !has(points[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(points) && has(points[j]) {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		if j-i == 1 {
+			px, py := xy(points[i])
+			fmt.Fprintf(&b, "M%.1f,%.1f h3", px-1.5, py)
+		} else {
+			for k := i; k < j; k++ {
+				px, py := xy(points[k])
+				cmd := 'L'
+				if k == i {
+					cmd = 'M'
+				}
+				fmt.Fprintf(&b, "%c%.1f,%.1f", cmd, px, py)
+				if k < j-1 {
+					b.WriteByte(' ')
+				}
+			}
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// lineStyle is how one backend's line is drawn.
+type lineStyle struct {
+	width float64 // stroke width, in pixels
+	dash  string  // stroke-dasharray, "" for a solid line
+}
+
+func (ls lineStyle) dashAttr() string {
+	if ls.dash == "" {
+		return ""
+	}
+	return ` stroke-dasharray="` + ls.dash + `"`
+}
+
+// lineDashes tell apart the lines of backends whose colours repeat (the
+// palette has ten).
+var lineDashes = []string{"", "7 3", "2 2", "9 3 2 3"}
+
+// lineStyles gives the lines of n backends widths that fall from the
+// first to the tenth by at least 0.4 pixels (widest drawn first, so that
+// each line shows around the narrower ones drawn over it), and the
+// backends past the palette's ten colours dashes of their own.
+func lineStyles(n int) []lineStyle {
+	k := min(n, len(palette))
+	step := 1.0
+	if k > 1 {
+		step = min(1.0, 4.0/float64(k-1))
+	}
+	out := make([]lineStyle, n)
+	for i := range out {
+		out[i] = lineStyle{width: 1.2 + step*float64(k-1-i%len(palette)), dash: lineDashes[(i/len(palette))%len(lineDashes)]}
+	}
+	return out
 }
 
 // footer draws the time axis under the bottom panel and the totals, and

@@ -82,13 +82,23 @@ func (c *client) run(s *Sim) {
 	}
 	switch {
 	case c.paused():
-		c.hold(arrival{c, s.now}) // issued at its resume
+		s.heldArrivals++
+		c.hold(heldArrival{arrival{c, s.now}}) // issued at its resume
 	case c.inst != nil:
 		s.issueClaim(c)
 	default:
 		c.res.dropped++ // the client is down (restarting, or closed with down)
 	}
 	c.scheduleArrival(s)
+}
+
+// heldArrival is an arrival held for a paused client: a live claim for
+// the budget (Options.MaxLiveClaims) until its resume.
+type heldArrival struct{ a arrival }
+
+func (h heldArrival) run(s *Sim) {
+	s.heldArrivals--
+	h.a.run(s)
 }
 
 func (s *Sim) issueClaim(c *client) { s.issueClaimAt(c, s.now) }

@@ -2,8 +2,9 @@
 // the real pool code against simulated backends, DNS and faults, giving
 // the same result, byte for byte, from the same seed.
 //
-// With no flags it runs a built-in scenario (a backend dies under load)
-// and prints the summary, ending with the trace's hash:
+// With no flags it runs a built-in scenario (a backend dies under load):
+// it tells the scenario's story (what happens when, and what to look at),
+// then prints the summary, ending with the trace's hash:
 //
 //	go run ./cmd/qsim
 //	go run ./cmd/qsim -scenario testdata/scenarios/dns-outage.toml -seed 7

@@ -5,8 +5,9 @@
 // qsim runs failure simulations of qorb pools in virtual time: the real
 // pool code against simulated backends, DNS and faults, giving the same
 // result, byte for byte, from the same seed. With no flags it runs a
-// built-in scenario (a backend dies under load) and prints the summary,
-// ending with the trace's hash:
+// built-in scenario (a backend dies under load): it tells the scenario's
+// story (what happens when, and what to look at), then prints the
+// summary, ending with the trace's hash:
 //
 //	go run ./cmd/qsim
 //	go run ./cmd/qsim -scenario testdata/scenarios/dns-outage.toml -seed 7
@@ -25,7 +26,8 @@
 // The exit status is 0 when every run kept every invariant and met every
 // expectation (with -swarm: kept every invariant and did not panic; with
 // -swarm-expect, met every expectation too), 1 when one did not, and 2
-// on a usage, scenario or output error.
+// on a usage, scenario or output error, or for a run stopped over its
+// budget (-max-events, -max-live-claims).
 //
 // # Policies of one's own
 //
@@ -80,6 +82,13 @@ import (
 
 //go:embed scenarios/*.toml
 var builtin embed.FS
+
+// Bounds of the flags that set counts: -workers and the runs of -seeds
+// and -swarm.
+const (
+	maxWorkers = 256
+	maxRuns    = 10_000_000
+)
 
 // defaultScenario is run when -scenario is not given.
 const defaultScenario = "backend-dies-under-load"
@@ -175,8 +184,10 @@ Exit status:
   0  every run kept every invariant and met every expectation of its scenario
      (with -swarm: kept every invariant and did not panic; expectations
      count too with -swarm-expect)
-  1  a run broke an invariant, missed an expectation, or (-swarm) panicked
-  2  usage, scenario or output error
+  1  a run broke an invariant, missed an expectation, or (-swarm) panicked or
+     went over its budget
+  2  usage, scenario or output error, or a run stopped over its budget
+     (-max-events, -max-live-claims; with -swarm it is a failing run)
 
 See docs/sim.md for the scenario format, the invariants and swarm mode.
 `
@@ -184,9 +195,9 @@ See docs/sim.md for the scenario format, the invariants and swarm mode.
 // Main runs qsim with args (without the program's name), writing to
 // stdout and stderr, and returns the exit status: 0 when every run kept
 // every invariant and met every expectation, 1 when one did not, 2 on a
-// usage, scenario or output error. -h prints the usage on stdout. Main
-// may be called more than once; the runs of one call go to every core
-// (-workers).
+// usage, scenario or output error or a run stopped over its budget. -h
+// prints the usage on stdout. Main may be called more than once; the
+// runs of one call go to every core (-workers).
 func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -201,6 +212,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	list := fs.Bool("list", false, "list the built-in scenarios with their stories")
 	describe := fs.String("describe", "", "print the scenario file of a built-in scenario `name` (or of a file)")
 	progress := fs.Bool("progress", true, "show progress on stderr when it is a terminal (a run longer than a second, or -swarm)")
+	maxEvents := fs.Uint64("max-events", sim.DefaultMaxEvents, "stop a run past `N` events, with a message saying so: its budget of time")
+	maxLive := fs.Int("max-live-claims", sim.DefaultMaxLiveClaims, "stop a run past `N` claims live at once, with a message saying so: its budget of memory")
 	policyName := fs.String("policy", "", "run every client with the policy registered as `name` (RegisterPolicy, in a qsim of one's own)\nin place of the scenario's, with the checks of sim/policytest")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -231,9 +244,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-swarm 0: want at least one run")
 	case set["swarm-expect"] && !set["swarm"]:
 		return usageErr("-swarm-expect is for -swarm")
-	case *workers < 1:
-		return usageErr("-workers %d: want at least 1", *workers)
+	case *workers < 1 || *workers > maxWorkers:
+		return usageErr("-workers %d: want 1 to %d: each worker holds up to two runs in memory, and a run uses one core", *workers, maxWorkers)
+	case *maxEvents < 1:
+		return usageErr("-max-events %d: want at least 1", *maxEvents)
+	case *maxLive < 1:
+		return usageErr("-max-live-claims %d: want at least 1", *maxLive)
+	case *swarm > maxRuns:
+		return usageErr("-swarm %d: at most %d runs at a time: even small runs take hours by then (-seed starts the next swarm where one ended)", *swarm, maxRuns)
 	}
+	bud := budget{events: *maxEvents, live: *maxLive}
 	var pol *policy
 	if set["policy"] {
 		cfg, ok := registered(*policyName)
@@ -264,14 +284,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageErr("-seeds: %v", err)
 		}
-		return runSeeds(sc, lo, hi, *workers, *out, pol, stdout, stderr)
+		if hi-lo >= maxRuns {
+			return usageErr("-seeds %s: %d seeds; at most %d at a time: even small runs take hours by then (split the range)", *seeds, hi-lo+1, maxRuns)
+		}
+		return runSeeds(sc, lo, hi, *workers, *out, pol, bud, stdout, stderr)
 	case *swarm > 0:
 		first := *seed
 		if first == 0 {
 			first = max(sc.Seed, 1)
 		}
 		return runSwarm(swarmConfig{sc: sc, scenario: *scenario, first: first, runs: *swarm, workers: *workers, expect: *swarmExpect,
-			out: *out, progress: showProgress, pol: pol}, stdout, stderr)
+			out: *out, progress: showProgress, pol: pol, budget: bud}, stdout, stderr)
 	}
-	return runOne(sc, *seed, *out, showProgress, pol, stdout, stderr)
+	return runOne(sc, *seed, *out, showProgress, pol, bud, stdout, stderr)
 }

@@ -21,14 +21,21 @@ type policy struct {
 	cfg  policytest.Config
 }
 
-// options returns the options of a run of seed: those that plug p's
-// policy in, with adjustOptions applied.
-func (p *policy) options(seed uint64) sim.Options {
+// budget is a run's budget, from -max-events and -max-live-claims.
+type budget struct {
+	events uint64
+	live   int
+}
+
+// options returns the options of a run of seed within b: those that plug
+// p's policy in, with adjustOptions applied.
+func (p *policy) options(seed uint64, b budget) sim.Options {
 	var opt sim.Options
 	if p != nil {
 		opt = p.cfg.Options()
 	}
 	opt.Seed = seed
+	opt.MaxEvents, opt.MaxLiveClaims = b.events, b.live
 	if adjustOptions != nil {
 		adjustOptions(&opt)
 	}
@@ -52,16 +59,21 @@ func (p *policy) flag() string {
 	return " -policy " + p.name
 }
 
-// runOne runs one seed, prints the summary (and the failure of a check of
-// p's), and writes the files of -out.
-func runOne(sc *sim.Scenario, seed uint64, out string, progress bool, pol *policy, stdout, stderr io.Writer) int {
-	opt := pol.options(seed)
+// runOne runs one seed, prints the scenario's story and the summary (and
+// the failure of a check of p's), and writes the files of -out.
+func runOne(sc *sim.Scenario, seed uint64, out string, progress bool, pol *policy, b budget, stdout, stderr io.Writer) int {
+	opt := pol.options(seed, b)
 	if progress {
 		opt.Progress = newProgressBar(stderr).update
 	}
+	sc.WriteStory(stdout)
+	fmt.Fprintln(stdout)
 	r, err := runWithFiles(sc, opt, out)
 	if err != nil {
-		fmt.Fprintf(stderr, "qsim: %v\n", err)
+		fmt.Fprintf(stderr, "qsim: %s\n", explain(err))
+		if out != "" && r != nil {
+			fmt.Fprintf(stderr, "qsim: wrote the run so far to %s\n", out)
+		}
 		return 2
 	}
 	r.WriteSummary(stdout)
@@ -95,6 +107,14 @@ func runWithFiles(sc *sim.Scenario, opt sim.Options, dir string) (*sim.Result, e
 	w := bufio.NewWriterSize(f, 1<<20)
 	opt.Trace = w
 	r, err := sim.Run(sc, opt)
+	if be, over := err.(*sim.BudgetError); over {
+		// The run so far: its trace, and a summary that says where it
+		// stopped.
+		if werr := errors.Join(w.Flush(), f.Close(), writeOut(dir, r)); werr != nil {
+			return r, fmt.Errorf("%s\n%w", explain(be), werr)
+		}
+		return r, be
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -103,6 +123,18 @@ func runWithFiles(sc *sim.Scenario, opt sim.Options, dir string) (*sim.Result, e
 		return nil, err
 	}
 	return r, nil
+}
+
+// explain returns err's message, a budget's with the flag that raises it.
+func explain(err error) string {
+	be, ok := err.(*sim.BudgetError)
+	if !ok {
+		return err.Error()
+	}
+	if be.Budget == sim.BudgetLiveClaims {
+		return be.Explain("-max-live-claims")
+	}
+	return be.Explain("-max-events")
 }
 
 func writeOut(dir string, r *sim.Result) error {

@@ -82,19 +82,24 @@ func runSafe(sc *sim.Scenario, opt sim.Options, dir string) (out seedRun) {
 // runSeeds runs every seed of the range on workers goroutines and prints
 // one line each, in seed order. With out, each seed's files go into
 // out/seed-N.
-func runSeeds(sc *sim.Scenario, lo, hi uint64, workers int, out string, pol *policy, stdout, stderr io.Writer) int {
-	status, failed := 0, 0
+func runSeeds(sc *sim.Scenario, lo, hi uint64, workers int, out string, pol *policy, b budget, stdout, stderr io.Writer) int {
+	status, failed, stopped := 0, 0, 0
 	parallel(hi-lo+1, workers, func(i uint64) seedRun {
 		dir := ""
 		if out != "" {
 			dir = filepath.Join(out, fmt.Sprintf("seed-%d", lo+i))
 		}
-		return runSafe(sc, pol.options(lo+i), dir)
+		return runSafe(sc, pol.options(lo+i, b), dir)
 	}, func(i uint64, sr seedRun) {
 		seed := lo + i
 		switch {
 		case sr.err != nil:
-			fmt.Fprintf(stderr, "qsim: seed %d: %v\n", seed, sr.err)
+			if _, over := sr.err.(*sim.BudgetError); over {
+				stopped++
+				fmt.Fprintf(stderr, "qsim: %s\n", explain(sr.err))
+			} else {
+				fmt.Fprintf(stderr, "qsim: seed %d: %s\n", seed, explain(sr.err))
+			}
 			status = 2
 			return
 		case sr.panic != "":
@@ -117,7 +122,11 @@ func runSeeds(sc *sim.Scenario, lo, hi uint64, workers int, out string, pol *pol
 		fmt.Fprintf(stdout, "seed %-6d claims %-8d failed %-6d p99 %-10v connects %-6d %s  trace hash: %s\n",
 			seed, r.Fleet.Claims, r.Fleet.Errors.Failed(), r.Fleet.Waits.P99, r.Fleet.Connects, verdict, r.TraceHash)
 	})
-	fmt.Fprintf(stdout, "%d of %d seeds failed\n", failed, hi-lo+1)
+	fmt.Fprintf(stdout, "%d of %d seeds failed", failed, hi-lo+1)
+	if stopped > 0 {
+		fmt.Fprintf(stdout, ", %d stopped over their budget", stopped)
+	}
+	fmt.Fprintln(stdout)
 	if out != "" && status != 2 {
 		fmt.Fprintf(stdout, "wrote %s/seed-%d … seed-%d\n", out, lo, hi)
 	}

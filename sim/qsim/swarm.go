@@ -27,6 +27,7 @@ type swarmConfig struct {
 	out      string // where failing scenarios and swarm.json go; "" makes a temporary directory at the first failure
 	progress bool   // a status line on stderr
 	pol      *policy
+	budget   budget // of each run
 }
 
 // swarmRun is what one run of the swarm gives: only what the summary
@@ -37,7 +38,7 @@ type swarmRun struct {
 	virtual   time.Duration
 	faults    int
 	kinds     []string // the fault kinds of the drawn schedule, each once
-	failure   string   // the invariant violated, "panic", with expect "expect:NAME", with -policy "policytest"; "" when it passed
+	failure   string   // the invariant violated, "panic", "budget" (stopped over its budget), with expect "expect:NAME", with -policy "policytest"; "" when it passed
 	detail    string   // the violation, the panic's value, or the unmet expectation
 	missed    []string // the expectations it did not meet
 	drawn     *sim.Scenario
@@ -47,7 +48,7 @@ type swarmRun struct {
 // swarmFailure is one failing run in swarm.json.
 type swarmFailure struct {
 	Seed    uint64 `json:"seed"`
-	Failure string `json:"failure"` // the invariant, "panic", "expect:NAME", or "policytest" (a check of -policy)
+	Failure string `json:"failure"` // the invariant, "panic", "budget" (stopped over its budget), "expect:NAME", or "policytest" (a check of -policy)
 	Detail  string `json:"detail"`
 	File    string `json:"file"`   // the drawn scenario, replayable
 	Replay  string `json:"replay"` // the command that replays it
@@ -97,7 +98,14 @@ func swarmOne(cfg *swarmConfig, seed uint64) (out swarmRun) {
 			out.kinds = append(out.kinds, f.Kind)
 		}
 	}
-	r, err := sim.Run(drawn, cfg.pol.options(seed))
+	r, err := sim.Run(drawn, cfg.pol.options(seed, cfg.budget))
+	if be, over := err.(*sim.BudgetError); over {
+		// Not the pool's failure, but a run that did not finish: a
+		// failure of its own kind, with its file.
+		out.events, out.virtual = r.Events, be.At.D()
+		out.failure, out.detail, out.drawn = "budget", explain(be), drawn
+		return out
+	}
 	if err != nil {
 		// The draw made a scenario the simulator refuses: a bug of the
 		// draw, reported as a failure with its file.
