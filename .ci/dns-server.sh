@@ -10,16 +10,17 @@
 #   .ci/dns-server.sh start          start it; prints QORB_DNS_SERVER=127.0.0.1:PORT
 #                                    and QORB_DNS_DIR=DIR (for reload and stop)
 #   .ci/dns-server.sh reload ZONE    serve zone file ZONE as qorb.test. (waits until NSD has read it)
-#   .ci/dns-server.sh stop           stop it and remove QORB_DNS_DIR
+#   .ci/dns-server.sh stop           stop it and remove what start put in QORB_DNS_DIR
 #
 # Then: QORB_DNS_SERVER=127.0.0.1:PORT QORB_DNS_DIR=DIR go test -run TestRealServer ./resolver/dns/
 #
 # QORB_DNS_PORT chooses the port (default 15353), or "auto": a free port
 # drawn for this run (.ci/freeport.go), and another if NSD then fails to
 # bind it. QORB_DNS_DIR is the folder of its configuration, zones, socket
-# and logs: start makes it (it must not exist yet) or, when it is not set,
-# makes a new one with mktemp; reload and stop need it, and stop removes it
-# only if start made it. QORB_PG_PORTS (default 15432,15433,15434), as
+# and logs: a folder that does not exist yet (start makes it, stop removes
+# it), an empty one (stop empties it), or, when it is not set, a new one
+# that start makes with mktemp. reload and stop need it; stop touches only
+# a folder that start marked as its own. QORB_PG_PORTS (default 15432,15433,15434), as
 # .ci/pg-servers.sh start prints it, sets the ports of qorbpg.test.'s SRV
 # records.
 set -euo pipefail
@@ -71,7 +72,37 @@ install() {
 	installed || die "nsd did not install"
 }
 
-# need_dir checks that QORB_DNS_DIR names a folder that start made.
+# take_dir DIR PREFIX VAR prints the folder start works in, marked as this
+# script's: DIR when it does not exist (made here) or is an empty folder
+# (given), or a new one made with mktemp when DIR is empty.
+take_dir() {
+	local dir=$1 how=made
+	if [ -z "$dir" ]; then
+		dir=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+	elif [ ! -e "$dir" ]; then
+		mkdir "$dir"
+	elif [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then
+		how=given
+	elif [ -f "$dir/$MARK" ]; then
+		die "$3=$dir is in use by an earlier start: run $0 stop first"
+	else
+		die "$3=$dir is not an empty folder: give a new or an empty one"
+	fi
+	echo "$how by $0 start: $0 stop removes $([ $how = made ] && echo "this folder" || echo "what is in this folder")" >"$dir/$MARK"
+	echo "$dir"
+}
+
+# clear_dir removes what start put in its folder: the folder itself when
+# start made it, what is in it when it was given.
+clear_dir() {
+	if [ "$(cut -d' ' -f1 "$1/$MARK")" = made ]; then
+		rm -rf "$1"
+	else
+		find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+	fi
+}
+
+# need_dir checks that QORB_DNS_DIR names a folder that start took.
 need_dir() {
 	[ -n "$DIR" ] || die "QORB_DNS_DIR is not set: export what $0 start printed"
 	[ -f "$DIR/$MARK" ] || die "$DIR was not made by $0 start"
@@ -158,14 +189,8 @@ start() {
 	elif ! [[ $PORT =~ ^[0-9]+$ ]]; then
 		die "QORB_DNS_PORT=$PORT: want a port or auto"
 	fi
-	if [ -z "$DIR" ]; then
-		DIR=$(mktemp -d "${TMPDIR:-/tmp}/qorb-nsd.XXXXXX")
-	else
-		[ ! -e "$DIR" ] || die "QORB_DNS_DIR=$DIR exists; give a folder that does not exist yet (start makes it, stop removes it)"
-		mkdir "$DIR"
-	fi
+	DIR=$(take_dir "$DIR" qorb-nsd QORB_DNS_DIR)
 	CONF=$DIR/nsd.conf
-	echo "made by .ci/dns-server.sh start; .ci/dns-server.sh stop removes this folder" >"$DIR/$MARK"
 	# A start that fails stops NSD if it runs and removes the folder.
 	trap 'if [ $? != 0 ]; then stop || true; fi' EXIT
 	cp "$ROOT/testdata/zones/qorb.test.zone" "$DIR/$ZONE.zone"
@@ -227,7 +252,7 @@ stop() {
 		done
 		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
 	fi
-	rm -rf "$DIR"
+	clear_dir "$DIR"
 }
 
 case "${1:-}" in

@@ -12,7 +12,7 @@
 #                               QORB_PG_CTL=/usr/lib/postgresql/N/bin/pg_ctl
 #                               QORB_PG_PORTS=P1,P2,P3        (for .ci/dns-server.sh start)
 #                               QORB_PG_DIR=DIR               (for stop)
-#   .ci/pg-servers.sh stop      stop the servers of QORB_PG_DIR and remove that folder
+#   .ci/pg-servers.sh stop      stop the servers of QORB_PG_DIR and remove what start put there
 #
 # Then, with QORB_DNS_SERVER from .ci/dns-server.sh start:
 #   QORB_PG_SERVERS=... QORB_PG_DIRS=... QORB_PG_CTL=... QORB_DNS_SERVER=... go test ./pg/   (in contrib/)
@@ -24,11 +24,12 @@
 # bind its port. Give the ports printed to .ci/dns-server.sh start so that
 # the SRV records match.
 #
-# QORB_PG_DIR is the folder the clusters live in: start makes it (it must
-# not exist yet) or, when it is not set, makes a new one with mktemp; stop
-# removes it, and only if start made it. The servers run as the postgres
-# user: when this script runs as root it uses runuser for initdb and
-# pg_ctl, and the folder's parent must be open to that user.
+# QORB_PG_DIR is the folder the clusters live in: a folder that does not
+# exist yet (start makes it, stop removes it), an empty one (stop empties
+# it), or, when it is not set, a new one that start makes with mktemp; stop
+# touches only a folder that start marked as its own. The servers run as
+# the postgres user: when this script runs as root it uses runuser for
+# initdb and pg_ctl, and the folder's parent must be open to that user.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,6 +98,36 @@ freeport() {
 	"$go" run "$ROOT/.ci/freeport.go" -x "$(tr ' ' , <<<"$*")" 1
 }
 
+# take_dir DIR PREFIX VAR prints the folder start works in, marked as this
+# script's: DIR when it does not exist (made here) or is an empty folder
+# (given), or a new one made with mktemp when DIR is empty.
+take_dir() {
+	local dir=$1 how=made
+	if [ -z "$dir" ]; then
+		dir=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+	elif [ ! -e "$dir" ]; then
+		mkdir "$dir"
+	elif [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then
+		how=given
+	elif [ -f "$dir/$MARK" ]; then
+		die "$3=$dir is in use by an earlier start: run $0 stop first"
+	else
+		die "$3=$dir is not an empty folder: give a new or an empty one"
+	fi
+	echo "$how by $0 start: $0 stop removes $([ $how = made ] && echo "this folder" || echo "what is in this folder")" >"$dir/$MARK"
+	echo "$dir"
+}
+
+# clear_dir removes what start put in its folder: the folder itself when
+# start made it, what is in it when it was given.
+clear_dir() {
+	if [ "$(cut -d' ' -f1 "$1/$MARK")" = made ]; then
+		rm -rf "$1"
+	else
+		find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+	fi
+}
+
 # bind_failed reports whether a server's log says that its port was taken.
 bind_failed() {
 	grep -qE 'could not bind|Address already in use|could not create any TCP/IP sockets' "$1" 2>/dev/null
@@ -121,13 +152,7 @@ start() {
 			[[ $p =~ ^[0-9]+$ ]] || die "bad port $p in QORB_PG_PORTS=$PORTS"
 		done
 	fi
-	if [ -z "$BASE" ]; then
-		BASE=$(mktemp -d "${TMPDIR:-/tmp}/qorb-pg.XXXXXX")
-	else
-		[ ! -e "$BASE" ] || die "QORB_PG_DIR=$BASE exists; give a folder that does not exist yet (start makes it, stop removes it)"
-		mkdir "$BASE"
-	fi
-	echo "made by .ci/pg-servers.sh start; .ci/pg-servers.sh stop removes this folder" >"$BASE/$MARK"
+	BASE=$(take_dir "$BASE" qorb-pg QORB_PG_DIR)
 	chmod 755 "$BASE"
 	# A start that fails stops the servers it started and removes the folder.
 	trap 'if [ $? != 0 ]; then stop || true; fi' EXIT
@@ -191,6 +216,7 @@ stop() {
 	[ -n "$BASE" ] || die "QORB_PG_DIR is not set: export what $0 start printed"
 	[ -e "$BASE" ] || return 0
 	[ -f "$BASE/$MARK" ] || die "$BASE was not made by $0 start; leaving it"
+
 	local bin dir
 	if bin=$(bindir); then
 		for dir in "$BASE"/*/; do
@@ -200,7 +226,7 @@ stop() {
 			fi
 		done
 	fi
-	rm -rf "$BASE"
+	clear_dir "$BASE"
 }
 
 case "${1:-}" in
