@@ -8,30 +8,49 @@
 #
 #   .ci/dns-server.sh install        apt-get install nsd (without starting the system service)
 #   .ci/dns-server.sh start          start it; prints QORB_DNS_SERVER=127.0.0.1:PORT
+#                                    and QORB_DNS_DIR=DIR (for reload and stop)
 #   .ci/dns-server.sh reload ZONE    serve zone file ZONE as qorb.test. (waits until NSD has read it)
-#   .ci/dns-server.sh stop           stop it and remove its files
+#   .ci/dns-server.sh stop           stop it and remove what start put in QORB_DNS_DIR
 #
-# Then: QORB_DNS_SERVER=127.0.0.1:PORT go test -run TestRealServer ./resolver/dns/
+# Then: QORB_DNS_SERVER=127.0.0.1:PORT QORB_DNS_DIR=DIR go test -run TestRealServer ./resolver/dns/
 #
-# QORB_DNS_PORT (default 15353) chooses the port, QORB_DNS_DIR (default
-# /tmp/qorb-nsd) where its configuration, zone, socket and logs live.
-# QORB_PG_PORTS (default 15432,15433,15434), as given to .ci/pg-servers.sh,
-# sets the ports of qorbpg.test.'s SRV records.
+# QORB_DNS_PORT chooses the port (default 15353), or "auto": a free port
+# drawn for this run (.ci/freeport.go), and another if NSD then fails to
+# bind it. QORB_DNS_DIR is the folder of its configuration, zones, socket
+# and logs: a folder that does not exist yet (start makes it, stop removes
+# it), an empty one (stop empties it), or, when it is not set, a new one
+# that start makes with mktemp. reload and stop need it; stop touches only
+# a folder that start marked as its own. QORB_PG_PORTS (default 15432,15433,15434), as
+# .ci/pg-servers.sh start prints it, sets the ports of qorbpg.test.'s SRV
+# records.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=${QORB_DNS_DIR:-/tmp/qorb-nsd}
+DIR=${QORB_DNS_DIR:-}
 PORT=${QORB_DNS_PORT:-15353}
 ZONE=qorb.test
 PGZONE=qorbpg.test
 PG_PORTS=${QORB_PG_PORTS:-15432,15433,15434}
 CONF=$DIR/nsd.conf
+MARK=.made-by-dns-server.sh
 
 die() { echo "dns-server.sh: $*" >&2; exit 1; }
 
-install() {
-	if command -v nsd >/dev/null && command -v nsd-control >/dev/null; then
-		return
+# apt_locked runs a command holding this machine's lock for the CI
+# scripts' apt-get: two runs at once install one after the other, and the
+# policy-rc.d guard of one is not removed under the other.
+apt_locked() {
+	(
+		flock -w 900 9 || die "waited 15 minutes for /var/lock/qorb-ci-apt.lock"
+		"$@"
+	) 9>/var/lock/qorb-ci-apt.lock
+}
+
+installed() { command -v nsd >/dev/null && command -v nsd-control >/dev/null; }
+
+install_locked() {
+	if installed; then
+		return # another run installed it while we waited
 	fi
 	# Keep the package from starting a system-wide nsd on port 53.
 	local guard=""
@@ -40,10 +59,53 @@ install() {
 		chmod +x /usr/sbin/policy-rc.d
 		guard=1
 	fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nsd >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends nsd >/dev/null
 	if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
-	command -v nsd >/dev/null || die "nsd did not install"
+}
+
+install() {
+	if installed; then
+		return
+	fi
+	apt_locked install_locked
+	installed || die "nsd did not install"
+}
+
+# take_dir DIR PREFIX VAR prints the folder start works in, marked as this
+# script's: DIR when it does not exist (made here) or is an empty folder
+# (given), or a new one made with mktemp when DIR is empty.
+take_dir() {
+	local dir=$1 how=made
+	if [ -z "$dir" ]; then
+		dir=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+	elif [ ! -e "$dir" ]; then
+		mkdir "$dir"
+	elif [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then
+		how=given
+	elif [ -f "$dir/$MARK" ]; then
+		die "$3=$dir is in use by an earlier start: run $0 stop first"
+	else
+		die "$3=$dir is not an empty folder: give a new or an empty one"
+	fi
+	echo "$how by $0 start: $0 stop removes $([ $how = made ] && echo "this folder" || echo "what is in this folder")" >"$dir/$MARK"
+	echo "$dir"
+}
+
+# clear_dir removes what start put in its folder: the folder itself when
+# start made it, what is in it when it was given.
+clear_dir() {
+	if [ "$(cut -d' ' -f1 "$1/$MARK")" = made ]; then
+		rm -rf "$1"
+	else
+		find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+	fi
+}
+
+# need_dir checks that QORB_DNS_DIR names a folder that start took.
+need_dir() {
+	[ -n "$DIR" ] || die "QORB_DNS_DIR is not set: export what $0 start printed"
+	[ -f "$DIR/$MARK" ] || die "$DIR was not made by $0 start"
 }
 
 control() { nsd-control -c "$CONF" "$@"; }
@@ -69,7 +131,10 @@ pg_zone() {
 	IFS=, read -r p1 p2 p3 rest <<<"$PG_PORTS"
 	[[ -z $rest && $p1 =~ ^[0-9]+$ && $p2 =~ ^[0-9]+$ && $p3 =~ ^[0-9]+$ ]] ||
 		die "QORB_PG_PORTS=$PG_PORTS: want three ports, comma-separated"
-	sed -e "s/ 15432 / $p1 /" -e "s/ 15433 / $p2 /" -e "s/ 15434 / $p3 /" "$ROOT/testdata/zones/$PGZONE.zone"
+	# Each on its target's line only: a new port may be an old one.
+	sed -e "/ pg1\.qorbpg\.test\.\$/s/ 15432 / $p1 /" \
+		-e "/ pg2\.qorbpg\.test\.\$/s/ 15433 / $p2 /" \
+		-e "/ pg3\.qorbpg\.test\.\$/s/ 15434 / $p3 /" "$ROOT/testdata/zones/$PGZONE.zone"
 }
 
 # wait_pg_zone waits until NSD has read qorbpg.test.
@@ -84,14 +149,8 @@ wait_pg_zone() {
 	die "NSD did not load $PGZONE within 10s"
 }
 
-start() {
-	command -v nsd >/dev/null || die "nsd is not installed: run $0 install"
-	if [ -f "$DIR/nsd.pid" ] && kill -0 "$(cat "$DIR/nsd.pid")" 2>/dev/null; then
-		die "already running (pid $(cat "$DIR/nsd.pid")); run $0 stop first"
-	fi
-	mkdir -p "$DIR"
-	cp "$ROOT/testdata/zones/qorb.test.zone" "$DIR/$ZONE.zone"
-	pg_zone >"$DIR/$PGZONE.zone"
+# write_conf writes NSD's configuration for port $PORT.
+write_conf() {
 	cat >"$CONF" <<CONF
 server:
 	ip-address: 127.0.0.1@$PORT
@@ -120,14 +179,54 @@ zone:
 	zonefile: "$DIR/$PGZONE.zone"
 CONF
 	nsd-checkconf "$CONF" || die "bad configuration $CONF"
-	nsd -c "$CONF" || { tail -20 "$DIR/nsd.log" >&2 || true; die "nsd did not start"; }
+}
+
+start() {
+	command -v nsd >/dev/null || die "nsd is not installed: run $0 install"
+	local auto=""
+	if [ "$PORT" = auto ]; then
+		auto=1
+	elif ! [[ $PORT =~ ^[0-9]+$ ]]; then
+		die "QORB_DNS_PORT=$PORT: want a port or auto"
+	fi
+	DIR=$(take_dir "$DIR" qorb-nsd QORB_DNS_DIR)
+	CONF=$DIR/nsd.conf
+	# A start that fails stops NSD if it runs and removes the folder.
+	trap 'if [ $? != 0 ]; then stop || true; fi' EXIT
+	cp "$ROOT/testdata/zones/qorb.test.zone" "$DIR/$ZONE.zone"
+	pg_zone >"$DIR/$PGZONE.zone"
+	local try go tried=""
+	go=$(command -v go || echo /usr/local/go/bin/go)
+	for try in 1 2 3 4 5; do
+		if [ -n "$auto" ]; then
+			PORT=$("$go" run "$ROOT/.ci/freeport.go" ${tried:+-x "$tried"} 1)
+		fi
+		write_conf
+		if nsd -c "$CONF" 2>"$DIR/nsd.stderr"; then
+			break
+		fi
+		if [ -n "$auto" ] && [ "$try" -lt 5 ] &&
+			grep -qE "can't bind|Address already in use" "$DIR/nsd.stderr" "$DIR/nsd.log" 2>/dev/null; then
+			# Taken since it was drawn: draw another.
+			echo "dns-server.sh: port $PORT was taken; drawing another" >&2
+			tried+=${tried:+,}$PORT
+			rm -f "$DIR/nsd.log"
+			continue
+		fi
+		cat "$DIR/nsd.stderr" >&2 || true
+		tail -20 "$DIR/nsd.log" >&2 || true
+		die "nsd did not start"
+	done
 	wait_loaded 0
 	wait_pg_zone
+	trap - EXIT
 	echo "QORB_DNS_SERVER=127.0.0.1:$PORT"
+	echo "QORB_DNS_DIR=$DIR"
 }
 
 reload() {
 	local file=${1:?usage: $0 reload ZONEFILE}
+	need_dir
 	[ -f "$file" ] || die "no zone file $file"
 	local before
 	before=$(loaded)
@@ -140,6 +239,9 @@ reload() {
 }
 
 stop() {
+	[ -n "$DIR" ] || die "QORB_DNS_DIR is not set: export what $0 start printed"
+	[ -e "$DIR" ] || return 0
+	need_dir
 	if [ -f "$DIR/nsd.pid" ]; then
 		local pid
 		pid=$(cat "$DIR/nsd.pid")
@@ -150,7 +252,7 @@ stop() {
 		done
 		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
 	fi
-	rm -rf "$DIR"
+	clear_dir "$DIR"
 }
 
 case "${1:-}" in

@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
 # Three real PostgreSQL servers for contrib/pg's tests and its example:
-# Debian's postgresql package, three clusters made with initdb under
-# $QORB_PG_DIR, trust authentication on 127.0.0.1 only, listening on
+# Debian's postgresql package, three clusters made with initdb in a folder
+# of their own, trust authentication on 127.0.0.1 only, listening on
 # 127.0.0.1 at three high ports. .ci/dns-server.sh serves their SRV records
 # (testdata/zones/qorbpg.test.zone: _postgresql._tcp.qorbpg.test.).
 #
 #   .ci/pg-servers.sh install   apt-get install postgresql (without starting the system service)
-#   .ci/pg-servers.sh start     initdb (once) and start the three servers; prints
-#                               QORB_PG_SERVERS=127.0.0.1:15432,127.0.0.1:15433,127.0.0.1:15434
+#   .ci/pg-servers.sh start     initdb and start the three servers; prints
+#                               QORB_PG_SERVERS=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
 #                               QORB_PG_DIRS=DIR1,DIR2,DIR3   (data directories, same order)
 #                               QORB_PG_CTL=/usr/lib/postgresql/N/bin/pg_ctl
-#   .ci/pg-servers.sh stop      stop them and remove their directories
+#                               QORB_PG_PORTS=P1,P2,P3        (for .ci/dns-server.sh start)
+#                               QORB_PG_DIR=DIR               (for stop)
+#   .ci/pg-servers.sh stop      stop the servers of QORB_PG_DIR and remove what start put there
 #
 # Then, with QORB_DNS_SERVER from .ci/dns-server.sh start:
 #   QORB_PG_SERVERS=... QORB_PG_DIRS=... QORB_PG_CTL=... QORB_DNS_SERVER=... go test ./pg/   (in contrib/)
 #
-# The servers run as the postgres user: when this script runs as root it
-# uses runuser for initdb and pg_ctl. QORB_PG_PORTS (default
-# 15432,15433,15434) chooses the ports (give the same value to
-# .ci/dns-server.sh start so that the SRV records match), QORB_PG_DIR
-# (default /tmp/qorb-pg) where the clusters live.
+# QORB_PG_PORTS chooses the ports: three, comma-separated (default
+# 15432,15433,15434, the ports of the SRV records that .ci/dns-server.sh
+# serves when it is not told others), or "auto": three free ports drawn for
+# this run (.ci/freeport.go), and another for a server that then fails to
+# bind its port. Give the ports printed to .ci/dns-server.sh start so that
+# the SRV records match.
+#
+# QORB_PG_DIR is the folder the clusters live in: a folder that does not
+# exist yet (start makes it, stop removes it), an empty one (stop empties
+# it), or, when it is not set, a new one that start makes with mktemp; stop
+# touches only a folder that start marked as its own. The servers run as
+# the postgres user: when this script runs as root it uses runuser for
+# initdb and pg_ctl, and the folder's parent must be open to that user.
 set -euo pipefail
 
-BASE=${QORB_PG_DIR:-/tmp/qorb-pg}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BASE=${QORB_PG_DIR:-}
 PORTS=${QORB_PG_PORTS:-15432,15433,15434}
 PGUSER_OS=postgres
+MARK=.made-by-pg-servers.sh
 
 die() { echo "pg-servers.sh: $*" >&2; exit 1; }
 
@@ -45,9 +57,19 @@ as_pg() {
 	fi
 }
 
-install() {
+# apt_locked runs a command holding this machine's lock for the CI
+# scripts' apt-get: two runs at once install one after the other, and the
+# policy-rc.d guard of one is not removed under the other.
+apt_locked() {
+	(
+		flock -w 900 9 || die "waited 15 minutes for /var/lock/qorb-ci-apt.lock"
+		"$@"
+	) 9>/var/lock/qorb-ci-apt.lock
+}
+
+install_locked() {
 	if bindir >/dev/null; then
-		return
+		return # another run installed it while we waited
 	fi
 	# Keep the package from starting the system-wide cluster on port 5432.
 	local guard=""
@@ -56,71 +78,155 @@ install() {
 		chmod +x /usr/sbin/policy-rc.d
 		guard=1
 	fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql >/dev/null
 	if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+
+install() {
+	if bindir >/dev/null; then
+		return
+	fi
+	apt_locked install_locked
 	bindir >/dev/null || die "postgresql did not install (no /usr/lib/postgresql/*/bin/pg_ctl)"
 }
 
-ports() { tr ',' ' ' <<<"$PORTS"; }
+# freeport prints one free port that none of the given ports is.
+freeport() {
+	local go
+	go=$(command -v go || echo /usr/local/go/bin/go)
+	"$go" run "$ROOT/.ci/freeport.go" -x "$(tr ' ' , <<<"$*")" 1
+}
+
+# take_dir DIR PREFIX VAR prints the folder start works in, marked as this
+# script's: DIR when it does not exist (made here) or is an empty folder
+# (given), or a new one made with mktemp when DIR is empty.
+take_dir() {
+	local dir=$1 how=made
+	if [ -z "$dir" ]; then
+		dir=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+	elif [ ! -e "$dir" ]; then
+		mkdir "$dir"
+	elif [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then
+		how=given
+	elif [ -f "$dir/$MARK" ]; then
+		die "$3=$dir is in use by an earlier start: run $0 stop first"
+	else
+		die "$3=$dir is not an empty folder: give a new or an empty one"
+	fi
+	echo "$how by $0 start: $0 stop removes $([ $how = made ] && echo "this folder" || echo "what is in this folder")" >"$dir/$MARK"
+	echo "$dir"
+}
+
+# clear_dir removes what start put in its folder: the folder itself when
+# start made it, what is in it when it was given.
+clear_dir() {
+	if [ "$(cut -d' ' -f1 "$1/$MARK")" = made ]; then
+		rm -rf "$1"
+	else
+		find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+	fi
+}
+
+# bind_failed reports whether a server's log says that its port was taken.
+bind_failed() {
+	grep -qE 'could not bind|Address already in use|could not create any TCP/IP sockets' "$1" 2>/dev/null
+}
 
 start() {
 	local bin
 	bin=$(bindir) || die "postgresql is not installed: run $0 install"
 	[ "$(id -u)" != 0 ] || id "$PGUSER_OS" >/dev/null 2>&1 || die "no $PGUSER_OS user"
-	mkdir -p "$BASE"
+	local auto="" ports=()
+	if [ "$PORTS" = auto ]; then
+		auto=1
+		local go
+		go=$(command -v go || echo /usr/local/go/bin/go)
+		mapfile -t ports < <("$go" run "$ROOT/.ci/freeport.go" 3) || true
+		[ "${#ports[@]}" = 3 ] || die "no free ports"
+	else
+		IFS=, read -r -a ports <<<"$PORTS"
+		[ "${#ports[@]}" = 3 ] || die "QORB_PG_PORTS=$PORTS: want three ports, comma-separated, or auto"
+		local p
+		for p in "${ports[@]}"; do
+			[[ $p =~ ^[0-9]+$ ]] || die "bad port $p in QORB_PG_PORTS=$PORTS"
+		done
+	fi
+	BASE=$(take_dir "$BASE" qorb-pg QORB_PG_DIR)
 	chmod 755 "$BASE"
-	local servers="" dirs="" port dir
-	for port in $(ports); do
-		[[ $port =~ ^[0-9]+$ ]] || die "bad port $port in QORB_PG_PORTS=$PORTS"
-		dir=$BASE/$port
-		if [ ! -f "$dir/PG_VERSION" ]; then
-			rm -rf "$dir"
-			mkdir -p "$dir"
-			[ "$(id -u)" != 0 ] || chown "$PGUSER_OS:" "$dir"
-			chmod 700 "$dir"
-			(cd "$dir" && as_pg "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$BASE/initdb-$port.log" 2>&1) ||
-				{ tail -20 "$BASE/initdb-$port.log" >&2; die "initdb $dir failed"; }
-			# Loopback only, trust: these servers exist for tests.
-			cat >"$dir/pg_hba.conf" <<HBA
+	# A start that fails stops the servers it started and removes the folder.
+	trap 'if [ $? != 0 ]; then stop || true; fi' EXIT
+	local servers="" dirs="" i dir
+	for i in 0 1 2; do
+		dir=$BASE/$((i + 1))
+		mkdir "$dir"
+		[ "$(id -u)" != 0 ] || chown "$PGUSER_OS:" "$dir"
+		chmod 700 "$dir"
+		(cd "$dir" && as_pg "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$BASE/initdb-$((i + 1)).log" 2>&1) ||
+			{ tail -20 "$BASE/initdb-$((i + 1)).log" >&2; die "initdb $dir failed"; }
+		# Loopback only, trust: these servers exist for tests.
+		cat >"$dir/pg_hba.conf" <<HBA
 local all all trust
 host  all all 127.0.0.1/32 trust
 HBA
-			cat >>"$dir/postgresql.conf" <<CONF
+		cat >>"$dir/postgresql.conf" <<CONF
 
 # qorb tests
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = '$dir'
 max_connections = 50
 shared_buffers = 16MB
 fsync = off
 full_page_writes = off
 log_min_messages = warning
+include 'qorb-port.conf'
 CONF
-		fi
-		if ! (cd "$dir" && as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1); then
-			(cd "$dir" && as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null) ||
-				{ tail -20 "$dir/server.log" >&2 || true; die "server on port $port did not start"; }
-		fi
-		servers+=${servers:+,}127.0.0.1:$port
+		local try
+		for try in 1 2 3 4 5; do
+			# The port is in the cluster's configuration, so that a test
+			# that restarts the server with pg_ctl gets the same one.
+			echo "port = ${ports[i]}" >"$dir/qorb-port.conf"
+			[ "$(id -u)" != 0 ] || chown "$PGUSER_OS:" "$dir/qorb-port.conf"
+			if (cd "$dir" && as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null 2>"$BASE/pg_ctl.err"); then
+				break
+			fi
+			if [ -n "$auto" ] && [ "$try" -lt 5 ] && bind_failed "$dir/server.log"; then
+				# Taken since it was drawn: draw another.
+				echo "pg-servers.sh: port ${ports[i]} was taken; drawing another" >&2
+				mv "$dir/server.log" "$dir/server.log.$try"
+				ports[i]=$(freeport "${ports[@]}")
+				continue
+			fi
+			cat "$BASE/pg_ctl.err" >&2 || true
+			tail -20 "$dir/server.log" >&2 || true
+			die "server on port ${ports[i]} did not start"
+		done
+		servers+=${servers:+,}127.0.0.1:${ports[i]}
 		dirs+=${dirs:+,}$dir
 	done
 	echo "QORB_PG_SERVERS=$servers"
 	echo "QORB_PG_DIRS=$dirs"
 	echo "QORB_PG_CTL=$bin/pg_ctl"
+	echo "QORB_PG_PORTS=$(tr ' ' , <<<"${ports[*]}")"
+	echo "QORB_PG_DIR=$BASE"
+	trap - EXIT
 }
 
 stop() {
-	local bin port dir
-	bin=$(bindir) || { rm -rf "$BASE"; return; }
-	for port in $(ports); do
-		dir=$BASE/$port
-		if [ -f "$dir/postmaster.pid" ]; then
-			(cd "$dir" && as_pg "$bin/pg_ctl" -D "$dir" -m immediate -w -t 30 stop >/dev/null 2>&1) || true
-		fi
-	done
-	rm -rf "$BASE"
+	[ -n "$BASE" ] || die "QORB_PG_DIR is not set: export what $0 start printed"
+	[ -e "$BASE" ] || return 0
+	[ -f "$BASE/$MARK" ] || die "$BASE was not made by $0 start; leaving it"
+
+	local bin dir
+	if bin=$(bindir); then
+		for dir in "$BASE"/*/; do
+			dir=${dir%/}
+			if [ -f "$dir/postmaster.pid" ]; then
+				(cd "$dir" && as_pg "$bin/pg_ctl" -D "$dir" -m immediate -w -t 30 stop >/dev/null 2>&1) || true
+			fi
+		done
+	fi
+	clear_dir "$BASE"
 }
 
 case "${1:-}" in

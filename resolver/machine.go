@@ -66,5 +66,23 @@ func (e Event) String() string { return Kind.EventName(e) }
 
 // Markdown renders docs/resolver.md.
 func Markdown() string {
-	return Kind.Machine().Markdown("The pool runs this machine for its resolver (Fixed, DNS, or a custom one) from what the resolver reports through its host: a query started, an answer with the full backend set, an error.", stateDocs, eventDocs)
+	return Kind.Machine().Markdown("The pool runs this machine for its resolver (Fixed, DNS, or a custom one) from what the resolver reports through its host: a query started, an answer with the full backend set, an error.", stateDocs, eventDocs) +
+		whichResolver
 }
+
+// whichResolver ends docs/resolver.md.
+const whichResolver = `
+## Addresses, names, SRV records
+
+| the backends are | resolver | it resolves |
+|---|---|---|
+| addresses the program gives (and may replace) | ` + "`resolver.NewFixed(addrs...)`" + ` | nothing: it lists them |
+| a host name and a port, such as ` + "`localhost:5432`" + ` | ` + "`dns.New(\"localhost:5432\", nil, dns.Config{})`" + ` | the name, through the system resolver (` + "`net.DefaultResolver.LookupNetIP`" + `: /etc/hosts, then DNS), as ` + "`net.Dial`" + ` does |
+| a service's SRV records | ` + "`dns.New(\"_db._tcp.example.com\", servers, dns.Config{})`" + ` | SRV, then each target's A and AAAA records |
+
+A host name is resolved again every ` + "`MinInterval`" + ` (5 s; the system resolver gives
+no TTL). A name that does not exist puts the machine in ` + "`failed`" + ` with
+"no such host" in ` + "`Stats().Resolver.LastError`" + `, and is asked again after
+` + "`EmptyRetry`" + ` (1 s, doubling); the last good set is kept. See
+[dns.md](dns.md#services-and-backends).
+`

@@ -5,8 +5,10 @@
 // delta). The host is narrow: a snapshot, an error, a timer, a query off
 // the pool's core. The pool runs the declared resolver machine, [Kind], for
 // each resolver from what it reports (see [Tracker]). [Fixed] is a resolver
-// whose set the program replaces at run time; resolver/dns finds backends
-// through DNS SRV records.
+// of addresses the program gives and may replace at run time;
+// resolver/dns finds backends through DNS SRV records, or resolves a
+// "host:port" (a host name, such as "localhost:5432") through the system
+// resolver, as net.Dial does, and again as time passes.
 package resolver
 
 import (
@@ -137,6 +139,13 @@ type Stats struct {
 // Fixed is a resolver whose backend set is given by the program and can be
 // replaced at any time with [Fixed.Replace]. It is the resolver for tests,
 // simulations and services whose backends come from configuration.
+//
+// It lists addresses, never names: it resolves nothing. For a host name,
+// use the resolver of package resolver/dns with "host:port" and no DNS
+// servers, as in dns.New("db.internal:5432", nil, dns.Config{}): it
+// resolves the name through the system resolver (/etc/hosts, then DNS, as
+// net.Dial does), again every few seconds, and reports "no such host" as
+// the resolver's error.
 type Fixed struct {
 	mu      sync.Mutex // guards host and stopped, and set before Start
 	host    Host

@@ -1,8 +1,10 @@
 package dns
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -57,10 +59,22 @@ const (
 type Config struct {
 	// Port is the port of the backends when the service name has no SRV
 	// records: the name's own A and AAAA records are then used with this
-	// port (plain mode by fallback). 0, the default, turns the fallback
-	// off. A service given as "host:port" is always resolved in plain mode
-	// with that port, and Port is not used.
+	// port (plain mode by fallback), asked of the DNS servers. 0, the
+	// default, turns the fallback off. A service given as "host:port" is
+	// always resolved in plain mode with that port, and Port is not used.
 	Port uint16
+
+	// LookupNetIP resolves the host of a "host:port" service when New is
+	// given no DNS servers, with the signature of
+	// [net.Resolver.LookupNetIP] (network "ip", or "ip4" or "ip6" as
+	// Family says): a resolver of your own (&net.Resolver{PreferGo: true,
+	// ...}), or a stand-in in tests. Default: net.DefaultResolver's, the
+	// system resolver (/etc/hosts, then DNS). "No such host" is an error
+	// that is a *net.DNSError with IsNotFound set; any other error is a
+	// failed lookup, retried with backoff. It runs off the pool's core and
+	// must return when its context ends (Stop). It is not used for an SRV
+	// name or when servers are given.
+	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)
 
 	// Family chooses the address records asked for: A, AAAA or both.
 	// Default BothFamilies.
@@ -68,7 +82,10 @@ type Config struct {
 
 	// Timeout bounds one exchange with one server, in time.Duration: a
 	// UDP query and its answer, or the TCP retry of a truncated answer
-	// (which gets a Timeout of its own). Default 2s.
+	// (which gets a Timeout of its own). Default 2s. A lookup through the
+	// system resolver (Config.LookupNetIP) is bounded by that resolver's
+	// own timeouts instead, as for net.Dial: it may ask several servers in
+	// turn (resolv.conf's timeout and attempts).
 	Timeout time.Duration
 
 	// Parallel is how many servers are asked the same question at once.

@@ -12,9 +12,15 @@
 // chains are followed, within an answer and across queries, up to
 // Config.MaxCNAME records. SRV priority and weight are not used.
 //
-// A service given as "host:port" is resolved in plain mode: the host's A and
-// AAAA records with that port. With Config.Port set, a name that has no SRV
-// records falls back to plain mode with that port.
+// A service given as "host:port" is resolved in plain mode: the host's
+// addresses with that port. With no DNS servers given to [New], the host is
+// resolved as net.Dial resolves it, through the system resolver
+// (net.DefaultResolver.LookupNetIP: /etc/hosts, then DNS as the system is
+// configured), so "localhost:5432" and a name from /etc/hosts work;
+// Config.LookupNetIP replaces that lookup. With servers given, plain mode
+// asks them for the host's A and AAAA records. With Config.Port set, a name
+// that has no SRV records falls back to plain mode with that port, through
+// the DNS servers.
 //
 // # How it runs
 //
@@ -30,7 +36,8 @@
 // with at most Config.MaxInflight exchanges in flight; the first good
 // answer wins and the others are cancelled. Servers that failed last come
 // last in the order of asking. With no servers given, those of
-// /etc/resolv.conf are used.
+// /etc/resolv.conf are used (a host:port service then goes to the system
+// resolver instead, also off the core: one lookup per round).
 //
 // Queries go out over UDP with an EDNS0 buffer of Config.UDPSize bytes; a
 // truncated answer is asked again over TCP. The timeout of an exchange is
@@ -47,6 +54,9 @@
 //     up to MaxInterval while the answers stay empty.
 //   - After a failure: after Config.BackoffMin, doubling up to
 //     Config.BackoffMax; a good answer resets it.
+//   - Through the system resolver, which gives no TTL: as for a TTL of 0,
+//     every Config.MinInterval after a good answer; "no such host" is an
+//     empty answer, a failed lookup a failure.
 //
 // # On each failure
 //
@@ -71,8 +81,9 @@
 //     set is updated with everything that resolved; that target keeps the
 //     addresses it had (a new target is left out until it resolves); the
 //     state is failed and the query is retried with backoff.
-//   - NXDOMAIN, NODATA, or no target with an address: an empty answer
-//     ([ErrNoBackends]). Unless Config.TrustNegative is set, the last good
+//   - NXDOMAIN, NODATA, no target with an address, or "no such host" from
+//     the system resolver (the error also wraps its *net.DNSError, whose
+//     IsNotFound is set): an empty answer ([ErrNoBackends]). Unless Config.TrustNegative is set, the last good
 //     set is kept, with what each target resolved to in it, and the state
 //     is failed; with it, the set becomes empty. Either way the query is
 //     retried after Config.EmptyRetry.

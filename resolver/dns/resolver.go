@@ -33,14 +33,16 @@ var resolvConf = "/etc/resolv.conf"
 // cancelled, its late answer is dropped, and the host hears nothing more.
 type Resolver struct {
 	// Fixed by New.
-	service string // as given
-	name    string // the name asked: the SRV name, or the host in plain mode
-	plain   bool
-	port    uint16 // plain mode: the backends' port
-	cfg     Config
-	lim     limits
-	servers []*server
-	tr      exchanger
+	service  string // as given
+	name     string // the name asked: the SRV name, or the host in plain mode
+	plain    bool
+	port     uint16 // plain mode: the backends' port
+	cfg      Config
+	lim      limits
+	servers  []*server
+	tr       exchanger
+	lookup   lookupFunc // plain mode without servers: the system resolver
+	hostname string     // what lookup is asked: the host as given, lowercased
 
 	// On the pool's core, once started.
 	host    resolver.Host
@@ -78,22 +80,39 @@ type server struct {
 // next lookup fails.
 type known struct{ v4, v6 []netip.Addr }
 
+// lookupFunc resolves a host name to addresses, as
+// [net.Resolver.LookupNetIP] does: network is "ip", "ip4" or "ip6".
+type lookupFunc = func(ctx context.Context, network, host string) ([]netip.Addr, error)
+
 // New returns a resolver for service, asking servers (port 0 means 53), or
 // when servers is empty, the name servers of /etc/resolv.conf.
 //
 // service is either a name whose SRV records list the backends, such as
-// "_db._tcp.example.com", or "host:port" for plain mode: the host's A and
-// AAAA records with that port. Names are taken as fully qualified; search
-// domains are not applied.
+// "_db._tcp.example.com", or "host:port" for plain mode: the host's
+// addresses with that port. Names asked of DNS servers are taken as fully
+// qualified; search domains are not applied.
+//
+// A "host:port" service with no servers given, such as "localhost:5432" or
+// "db.internal:5432", is resolved as net.Dial resolves it: through the
+// system resolver (net.DefaultResolver.LookupNetIP: /etc/hosts, then DNS as
+// the system is configured, search domains included), or through
+// Config.LookupNetIP when it is set; /etc/resolv.conf is not read by New
+// then. That resolver gives no TTL, so the host is resolved again every
+// Config.MinInterval; a failed lookup is retried with backoff, and "no such
+// host" is an empty answer, retried after Config.EmptyRetry, whose error
+// wraps [ErrNoBackends] and the *net.DNSError. With servers given, plain
+// mode asks them for the host's A and AAAA records, as for SRV targets, and
+// /etc/hosts is not read.
 //
 // Each address of each target is one backend, named "target@addr:port",
 // for example "db-1.example.com.@10.0.0.7:5432" or
-// "db-1.example.com.@[2001:db8::7]:5432". The name stays the same across
-// queries as long as the record does, so the pool keeps that backend's
-// connections; an address that moves is a new backend. When two targets
-// share an address and port, the backend is named after the target that
-// sorts first. SRV priority and weight are not used: every target is a
-// backend, and the pool spreads the load.
+// "db-1.example.com.@[2001:db8::7]:5432"; through the system resolver the
+// target is the host as given, lowercased: "localhost@127.0.0.1:5432". The
+// name stays the same across queries as long as the record does, so the
+// pool keeps that backend's connections; an address that moves is a new
+// backend. When two targets share an address and port, the backend is
+// named after the target that sorts first. SRV priority and weight are not
+// used: every target is a backend, and the pool spreads the load.
 func New(service string, servers []netip.AddrPort, cfg Config) (*Resolver, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -113,6 +132,16 @@ func New(service string, servers []netip.AddrPort, cfg Config) (*Resolver, error
 	var err error
 	if r.name, r.port, r.plain, err = parseService(service); err != nil {
 		return nil, err
+	}
+	if r.plain && len(servers) == 0 {
+		// A host name, resolved as net.Dial resolves it.
+		r.lookup = cfg.LookupNetIP
+		if r.lookup == nil {
+			r.lookup = net.DefaultResolver.LookupNetIP
+		}
+		host, _, _ := net.SplitHostPort(service)
+		r.hostname = strings.ToLower(host)
+		return r, nil
 	}
 	if len(servers) == 0 {
 		if servers, err = systemServers(resolvConf); err != nil {
@@ -212,7 +241,7 @@ func (r *Resolver) Stop() {
 // of any exchange (a bad answer from one server is shown even when another
 // server answered well); State says whether the resolver is failing now.
 // Queries counts the DNS exchanges sent (a TCP retry is part of its
-// exchange), Errors those that failed.
+// exchange), or the system resolver's lookups, Errors those that failed.
 func (r *Resolver) Stats() resolver.Stats {
 	st := resolver.Stats{
 		LastAnswer: r.lastAnswer,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -18,13 +19,14 @@ import (
 
 // A round is one resolution of the service: the SRV lookup, then the
 // address lookups of its targets (or, in plain mode, the address lookups of
-// the name). It ends when every lookup has an answer or has failed on
+// the name, or the one lookup of the system resolver). It ends when every lookup has an answer or has failed on
 // every server, and its outcome is the machine's answer or error event.
 type round struct {
 	open     int       // lookups not finished
 	ttl      uint32    // smallest TTL of the records used, in seconds
-	srvErr   error     // the SRV lookup failed on every server
-	negative string    // the SRV answer was negative: "NXDOMAIN" or "NODATA"
+	srvErr   error     // the SRV lookup failed on every server, or the system lookup failed
+	negative string    // the SRV answer was negative ("NXDOMAIN", "NODATA"), or the system lookup gave no address
+	notFound error     // the system resolver found no such host
 	targets  []*target // from the SRV answer, or the one name in plain mode
 	errs     []error   // failed address lookups
 }
@@ -65,11 +67,69 @@ type exchange struct {
 func (r *Resolver) startRound() {
 	rd := &round{ttl: math.MaxUint32}
 	r.rd = rd
-	if r.plain {
+	switch {
+	case r.lookup != nil:
+		r.lookupHost(rd)
+	case r.plain:
 		r.resolveTargets(rd, []srvTarget{{r.name, r.port}}, nil)
-	} else {
+	default:
 		r.startLookup(rd, nil, mdns.TypeSRV, r.name)
 	}
+}
+
+// lookupHost resolves the host of a host:port service through the system
+// resolver (or Config.LookupNetIP), off the core: one lookup, the whole
+// round.
+func (r *Resolver) lookupHost(rd *round) {
+	rd.open++
+	r.queries++
+	network := "ip"
+	switch r.cfg.Family {
+	case IPv4Only:
+		network = "ip4"
+	case IPv6Only:
+		network = "ip6"
+	}
+	ctx, lookup, host := r.ctx, r.lookup, r.hostname
+	r.host.Log(slog.LevelDebug, "dns: system lookup", "service", r.service, "host", host, "network", network)
+	r.host.Go(func() func() {
+		addrs, err := lookup(ctx, network, host)
+		return func() { r.onLookup(rd, addrs, err) }
+	})
+}
+
+// onLookup takes the outcome of the system lookup and ends the round. The
+// system resolver gives no TTL: a good answer is asked again after
+// MinInterval.
+func (r *Resolver) onLookup(rd *round, addrs []netip.Addr, err error) {
+	if r.stopped || r.rd != rd {
+		return // a late answer after Stop
+	}
+	rd.open--
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		t := &target{name: r.hostname, port: r.port}
+		for _, a := range addrs {
+			// net.Resolver may give an IPv4 address as ::ffff:a.b.c.d.
+			switch a = a.Unmap(); {
+			case a.Is4() && r.cfg.Family.wantA():
+				t.v4 = append(t.v4, a)
+			case a.Is6() && r.cfg.Family.wantAAAA():
+				t.v6 = append(t.v6, a)
+			}
+		}
+		rd.targets = []*target{t}
+		rd.ttl = 0
+		rd.negative = "the system resolver gave no address"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		rd.notFound = fmt.Errorf("no such host, says the system resolver: %w", err)
+	default:
+		r.errs++
+		rd.srvErr = fmt.Errorf("dns: %s: system resolver: %w", r.service, err)
+		r.host.Log(slog.LevelDebug, "dns: system lookup failed", "service", r.service, "err", err)
+	}
+	r.finishRound(rd)
 }
 
 // resolveTargets takes the targets' addresses from the additional section
@@ -363,6 +423,9 @@ func (r *Resolver) finishRound(rd *round) {
 			why = "no target has an address"
 		}
 		err := fmt.Errorf("%w: %s: %s", ErrNoBackends, r.service, why)
+		if rd.notFound != nil {
+			err = fmt.Errorf("%w: %s: %w", ErrNoBackends, r.service, rd.notFound)
+		}
 		if partial != nil {
 			err = errors.Join(err, partial)
 		}
