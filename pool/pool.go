@@ -594,7 +594,7 @@ func (p *Pool[C]) demand() int {
 // and back to running when a failed pool knows one that is not.
 func (p *Pool[C]) checkDead() {
 	st := p.state.Get()
-	if st != machine.Starting && st != machine.Running && st != machine.Failed {
+	if st != machine.Starting && st != machine.Running && st != machine.Failed && st != machine.Broken {
 		return
 	}
 	n := 0

@@ -34,7 +34,8 @@ const (
 	// recycling, checking, failed), on qorb.pool.backend.slots.
 	SlotStateKey = attribute.Key("qorb.slot.state")
 	// ClaimErrorKey is the kind of a failed claim (no_backends,
-	// no_backends_online, all_claims_used, closed, context), on
+	// no_backends_online, all_claims_used, closed, context, no_idle, shed,
+	// queue_full, circuit_open), on
 	// qorb.pool.claim.errors.
 	ClaimErrorKey = attribute.Key("qorb.claim.error")
 )
@@ -267,7 +268,7 @@ type observed struct {
 	name       string
 	pool       metric.MeasurementOption
 	idle, used metric.MeasurementOption
-	errKinds   [5]metric.MeasurementOption
+	errKinds   [len(claimErrorKinds)]metric.MeasurementOption
 }
 
 // Observe starts reporting p's counters through the observable
@@ -308,10 +309,12 @@ func (m *Metrics) Observe(p Source) (*Registration, error) {
 
 // claimErrorKinds names the fields of pool.ClaimErrors, in the order
 // claimErrorCounts returns them.
-var claimErrorKinds = [5]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "context"}
+var claimErrorKinds = [9]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "context",
+	"no_idle", "shed", "queue_full", "circuit_open"}
 
-func claimErrorCounts(e pool.ClaimErrors) [5]uint64 {
-	return [5]uint64{e.NoBackends, e.NoBackendsOnline, e.AllClaimsUsed, e.Closed, e.Context}
+func claimErrorCounts(e pool.ClaimErrors) [9]uint64 {
+	return [9]uint64{e.NoBackends, e.NoBackendsOnline, e.AllClaimsUsed, e.Closed, e.Context,
+		e.NoIdle, e.Shed, e.QueueFull, e.CircuitOpen}
 }
 
 // slotStates names the fields of pool.SlotCounts reported per backend, in

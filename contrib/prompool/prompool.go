@@ -232,10 +232,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // claimErrorKinds names the fields of pool.ClaimErrors, in the order
 // claimErrorCounts returns them.
-var claimErrorKinds = [5]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "context"}
+var claimErrorKinds = [9]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "context",
+	"no_idle", "shed", "queue_full", "circuit_open"}
 
-func claimErrorCounts(e pool.ClaimErrors) [5]uint64 {
-	return [5]uint64{e.NoBackends, e.NoBackendsOnline, e.AllClaimsUsed, e.Closed, e.Context}
+func claimErrorCounts(e pool.ClaimErrors) [9]uint64 {
+	return [9]uint64{e.NoBackends, e.NoBackendsOnline, e.AllClaimsUsed, e.Closed, e.Context,
+		e.NoIdle, e.Shed, e.QueueFull, e.CircuitOpen}
 }
 
 // slotStates names the fields of pool.SlotCounts reported per backend, in

@@ -84,10 +84,14 @@ qorb_pool_backend_slots{backend="127.0.0.1:5433",pool="orders",state="recycling"
 # HELP qorb_pool_claim_errors_total Failed claims, by kind.
 # TYPE qorb_pool_claim_errors_total counter
 qorb_pool_claim_errors_total{kind="all_claims_used",pool="orders"} 1
+qorb_pool_claim_errors_total{kind="circuit_open",pool="orders"} 0
 qorb_pool_claim_errors_total{kind="closed",pool="orders"} 0
 qorb_pool_claim_errors_total{kind="context",pool="orders"} 0
 qorb_pool_claim_errors_total{kind="no_backends",pool="orders"} 0
 qorb_pool_claim_errors_total{kind="no_backends_online",pool="orders"} 0
+qorb_pool_claim_errors_total{kind="no_idle",pool="orders"} 0
+qorb_pool_claim_errors_total{kind="queue_full",pool="orders"} 0
+qorb_pool_claim_errors_total{kind="shed",pool="orders"} 0
 # HELP qorb_pool_claims_total Claims served.
 # TYPE qorb_pool_claims_total counter
 qorb_pool_claims_total{pool="orders"} 3
@@ -148,9 +152,10 @@ func TestCollect(t *testing.T) {
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected)); err != nil {
 		t.Fatal(err)
 	}
-	// 20 per-backend metrics (2 backends × 10) and 17 of the pool.
-	if n := testutil.CollectAndCount(c); n != 37 {
-		t.Errorf("%d metrics collected, want 37", n)
+	// 20 per-backend metrics (2 backends × 10) and 21 of the pool (9 of
+	// them the claim errors by kind).
+	if n := testutil.CollectAndCount(c); n != 41 {
+		t.Errorf("%d metrics collected, want 41", n)
 	}
 }
 

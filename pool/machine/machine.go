@@ -79,7 +79,7 @@ var (
 // [Event]s.
 var Kind = fsm.MustDeclare[State, Event]("pool", stateNames, eventNames, lf.Events{
 	{Name: "backend_up", Src: []string{"starting", "failed", "broken"}, Dst: "running"},
-	{Name: "all_dead", Src: []string{"starting", "running"}, Dst: "failed"},
+	{Name: "all_dead", Src: []string{"starting", "running", "broken"}, Dst: "failed"},
 	{Name: "close", Src: []string{"starting", "running", "failed", "broken"}, Dst: "stopping"},
 	{Name: "closed", Src: []string{"stopping"}, Dst: "stopped"},
 	{Name: "revive", Src: []string{"failed"}, Dst: "running"},

@@ -142,7 +142,8 @@ func poolHeader(p, prev statshttp.Pool, hasPrev bool, w int) []string {
 		name string
 		n    uint64
 	}{{"no_backends", e.NoBackends}, {"no_backends_online", e.NoBackendsOnline}, {"all_claims_used", e.AllClaimsUsed},
-		{"closed", e.Closed}, {"context", e.Context}} {
+		{"closed", e.Closed}, {"context", e.Context}, {"no_idle", e.NoIdle}, {"shed", e.Shed},
+		{"queue_full", e.QueueFull}, {"circuit_open", e.CircuitOpen}} {
 		if k.n > 0 {
 			kinds = append(kinds, fmt.Sprintf("%s %d", k.name, k.n))
 		}
