@@ -541,6 +541,8 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.ClaimDelayInterval = dur(a)
 		case "idle-time":
 			pol.MaxConnIdleTime = dur(a)
+		case "slow-start":
+			pol.SlowStartWindow = dur(a)
 		case "max-waiters":
 			pol.MaxWaiters = num(a)
 		case "validate":
@@ -971,6 +973,9 @@ func (h *ddHarness) stats(out *strings.Builder) {
 		}
 		if b.HeldFor > 0 {
 			fmt.Fprintf(out, "; held for %v", b.HeldFor)
+		}
+		if b.SlowStart > 0 {
+			fmt.Fprintf(out, "; slow start %d", b.SlowStart)
 		}
 		if b.Dead {
 			out.WriteString("; dead")

@@ -362,3 +362,39 @@ func TestCircuitBreaker(t *testing.T) {
 		})
 	}
 }
+
+// Slow start follows failed connects only: a backend whose connections
+// were lost (sessions ended by the server) and whose next connects
+// succeed gets its share back at once, as without slow start.
+func TestSlowStartOnlyAfterFailedConnects(t *testing.T) {
+	h := newHarness(t, Policy{MaxSlots: 4, SparesWanted: 4, SlowStartWindow: time.Minute}, 1, nil)
+	var held []*Handle[*fakeConn]
+	for range 4 {
+		held = append(held, h.claim())
+	}
+	for _, hd := range held {
+		hd.Discard(errors.New("terminating connection due to administrator command"))
+	}
+	h.advance(time.Second)
+	st := h.stats()
+	if b := st.Backends[0]; b.SlowStart != 0 || st.SlowStarts != 0 || b.Slots.Connected != 4 {
+		t.Fatalf("after lost sessions: slow start %d (%d in all), %d connected; want none, 4", b.SlowStart, st.SlowStarts, b.Slots.Connected)
+	}
+	// Now its connects fail for a while: when it is back, it ramps.
+	h.fake.set(func(f *fakeConnector) { f.fail[name(1)] = errors.New("connection refused") })
+	for range 4 {
+		held = append(held[:0], h.claim())
+		held[0].Discard(errors.New("server closed the connection"))
+	}
+	h.advance(time.Second)
+	h.fake.set(func(f *fakeConnector) { delete(f.fail, name(1)) })
+	h.advance(time.Minute / 2)
+	st = h.stats()
+	if b := st.Backends[0]; st.SlowStarts != 1 || b.SlowStart == 0 || b.SlowStart >= 4 {
+		t.Fatalf("back after failed connects: %d slow starts, cap %d; want one, under 4 halfway through", st.SlowStarts, b.SlowStart)
+	}
+	h.advance(time.Minute)
+	if b := h.stats().Backends[0]; b.SlowStart != 0 || b.Slots.Connected != 4 {
+		t.Fatalf("after the window: slow start %d, %d connected; want over, 4", b.SlowStart, b.Slots.Connected)
+	}
+}

@@ -51,6 +51,17 @@ type Policy struct {
 	// Default 0: no bound (as database/sql, pgxpool and puddle).
 	MaxWaiters int
 
+	// SlowStartWindow gives a backend that comes back after its connects
+	// failed (a restart, a crash) its share in doubling steps over this
+	// window, 1, 2, 4 ... slots (Envoy's slow start), instead of at once,
+	// so that the clients that all see it return do not open every
+	// connection they had in the same moment; what its step's cap cuts
+	// goes to the other backends meanwhile (with a single backend, the
+	// pool holds fewer connections than it would for the window, and
+	// claims beyond them wait). A backend that only lost its connections
+	// and reconnects at once gets its share at once. Default 0: off.
+	SlowStartWindow time.Duration
+
 	// CircuitBreakAfter opens the circuit breaker when the pool has held
 	// no connection to any backend for this long while it knows some
 	// (postgres-nio's circuitBreakOpen): the claims waiting fail, and new
@@ -288,7 +299,7 @@ func (p Policy) validate() error {
 		{"HealthTimeout", p.HealthTimeout}, {"MaxConnLifetime", p.MaxConnLifetime},
 		{"MaxConnIdleTime", p.MaxConnIdleTime}, {"MaxConnLifetimeJitter", p.MaxConnLifetimeJitter},
 		{"TargetClaimDelay", p.TargetClaimDelay}, {"ClaimDelayInterval", p.ClaimDelayInterval},
-		{"LeakThreshold", p.LeakThreshold},
+		{"LeakThreshold", p.LeakThreshold}, {"SlowStartWindow", p.SlowStartWindow},
 	} {
 		if f.v < 0 {
 			bad("%s is %v; it must not be negative", f.name, f.v)
@@ -303,7 +314,7 @@ func (p Policy) validate() error {
 	}{
 		{"HealthInterval", p.HealthInterval}, {"HealthTimeout", p.HealthTimeout}, {"ConnectTimeout", p.ConnectTimeout},
 		{"RebalanceInterval", p.RebalanceInterval}, {"DecoherenceInterval", p.DecoherenceInterval}, {"ClaimDelayInterval", p.ClaimDelayInterval},
-		{"LeakThreshold", p.LeakThreshold}, {"CircuitBreakAfter", p.CircuitBreakAfter},
+		{"LeakThreshold", p.LeakThreshold}, {"CircuitBreakAfter", p.CircuitBreakAfter}, {"SlowStartWindow", p.SlowStartWindow},
 	} {
 		if f.v > 0 && f.v < minPeriod {
 			bad("%s is %v; it must be at least %v (was a unit left out?)", f.name, f.v, minPeriod)

@@ -410,6 +410,7 @@ func (p *Pool[C]) forget(s *set[C]) {
 	p.loop.Cancel(&s.dial.timer)
 	p.loop.Cancel(&s.fb.timer)
 	p.loop.Cancel(&s.capTimer)
+	p.loop.Cancel(&s.slowTimer)
 	s.dial.queue = nil
 	if p.sets[s.b.Name] == s {
 		delete(p.sets, s.b.Name)

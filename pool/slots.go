@@ -41,6 +41,11 @@ type set[C any] struct {
 	// in a row it was learned, for the delay (Policy.Backoff).
 	capTimer  fsm.Timer
 	capRounds int
+	// slowSince is when the backend came back after its connects had
+	// failed, while its slow start runs (Policy.SlowStartWindow): a stamp,
+	// 0 when none runs; slowTimer ends each of its steps.
+	slowSince int64
+	slowTimer fsm.Timer
 	wasUp     bool // has been online
 }
 
@@ -50,6 +55,7 @@ func (p *Pool[C]) newSet(b backend.Backend) *set[C] {
 	p.initTimer(&s.dial.timer, func() { p.dialNext(s) })
 	p.initTimer(&s.fb.timer, func() { p.ejectionOver(s) })
 	p.initTimer(&s.capTimer, func() { p.capacityOver(s) })
+	p.initTimer(&s.slowTimer, func() { p.slowStartStep(s) })
 	s.dial.ConnectGate = core.NewConnectGate(p.loop.Nanos(), p.pol.ConnectRatePerBackend)
 	s.rng.Init(p.loop, "set", s.ID())
 	return s
@@ -85,10 +91,14 @@ func (p *Pool[C]) forgetCapacity(s *set[C]) {
 // or fewer once it refused a connect while holding that many (its
 // Capacity), until it accepts more or goes offline.
 func (s *set[C]) cap() int {
-	if c := s.Capacity(); c > 0 && c < s.p.pol.MaxSlotsPerBackend {
-		return c
+	c := s.p.pol.MaxSlotsPerBackend
+	if k := s.Capacity(); k > 0 && k < c {
+		c = k
 	}
-	return s.p.pol.MaxSlotsPerBackend
+	if s.slowSince != 0 {
+		c = min(c, s.p.slowStartCap(s))
+	}
+	return c
 }
 
 // pslot is one slot: a commitment to hold one connection. It is kept
@@ -404,6 +414,7 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 		p.hooks.added(*sl.backend(), c)
 	}
 	s := sl.set
+	recovered := s.Failures() > 0 || s.Dead() // its connects were failing: it comes back
 	first := s.Connected(p.loop)
 	sl.Succeeded()
 	if c := s.Capacity(); c > 0 && s.Live() >= c && s.Wanted >= c {
@@ -422,6 +433,9 @@ func (p *Pool[C]) connectDone(sl *pslot[C], gen uint32, c C, err error) {
 	up := first
 	if up {
 		p.setUp(s)
+		if recovered {
+			p.startSlowStart(s, now)
+		}
 	}
 	p.idleSlot(sl)
 	if up {
@@ -506,6 +520,7 @@ func (p *Pool[C]) expire(sl *pslot[C]) {
 // lostConn records that a slot of s no longer holds a connection.
 func (p *Pool[C]) lostConn(s *set[C]) {
 	if s.Lost(p.loop) {
+		p.stopSlowStart(s)
 		p.armBreaker()
 		p.forgetCapacity(s) // what it accepts may change across a restart
 		p.probeDeadIfNoneOnline()
@@ -888,4 +903,70 @@ func (p *Pool[C]) retire(sl *pslot[C]) {
 	case marked:
 		sl.set.Retiring++
 	}
+}
+
+// Slow start (Policy.SlowStartWindow): a backend that comes back after its
+// connects failed gets its share back in doubling steps, 1, 2, 4 ... slots,
+// until the window ends, rather than at once: a fleet of clients that all
+// see it return does not open every connection it had in the same moment.
+// The window is cut in as many steps as doublings reach
+// MaxSlotsPerBackend, so that the whole share is back by its end. The cap
+// of each step is offered to the rebalancer as the backend's Cap, which
+// gives what it cuts to the other backends meanwhile.
+
+// slowSteps is the number of steps of a slow start: the doublings from 1
+// to MaxSlotsPerBackend, at least one.
+func (p *Pool[C]) slowSteps() int {
+	n := 1
+	for 1<<n < p.pol.MaxSlotsPerBackend {
+		n++
+	}
+	return n
+}
+
+// slowStep is the length of one step of a slow start.
+func (p *Pool[C]) slowStep() time.Duration {
+	return max(p.pol.SlowStartWindow/time.Duration(p.slowSteps()), time.Nanosecond)
+}
+
+// slowStartCap is the most slots s may have now in its slow start.
+func (p *Pool[C]) slowStartCap(s *set[C]) int {
+	k := int((p.loop.Nanos() - s.slowSince) / int64(p.slowStep()))
+	if k >= p.slowSteps() {
+		return p.pol.MaxSlotsPerBackend
+	}
+	return 1 << k
+}
+
+// startSlowStart begins the slow start of s, which came back at now.
+func (p *Pool[C]) startSlowStart(s *set[C], now int64) {
+	if p.pol.SlowStartWindow <= 0 {
+		return
+	}
+	s.slowSince = max(now, 1)
+	p.st.slowStarts++
+	p.loop.After(&s.slowTimer, p.slowStep())
+}
+
+// slowStartStep ends one step of s's slow start: its cap doubles, and the
+// rebalance that follows gives it the slots (even beyond the room others
+// still hold, as for a backend that comes back); after the last step the
+// slow start is over.
+func (p *Pool[C]) slowStartStep(s *set[C]) {
+	if s.slowSince == 0 {
+		return
+	}
+	if p.loop.Nanos()-s.slowSince >= int64(p.slowStep())*int64(p.slowSteps()) {
+		s.slowSince = 0
+	} else {
+		p.loop.After(&s.slowTimer, p.slowStep())
+	}
+	s.back = s.State() == slotset.Online
+	p.follow(followRebalance)
+}
+
+// stopSlowStart ends s's slow start: it went offline again.
+func (p *Pool[C]) stopSlowStart(s *set[C]) {
+	s.slowSince = 0
+	p.loop.Cancel(&s.slowTimer)
 }

@@ -67,6 +67,8 @@ type Stats struct {
 	// Misuse counts calls on a handle whose claim had already ended (a
 	// second Release, a Release after Discard); each did nothing.
 	Misuse uint64 `json:"misuse"`
+	// SlowStarts counts the backends' slow starts (Policy.SlowStartWindow).
+	SlowStarts uint64 `json:"slow_starts,omitempty"`
 	// Breaks counts the times the circuit breaker opened: no connection
 	// to any backend for Policy.CircuitBreakAfter.
 	Breaks uint64 `json:"breaks,omitempty"`
@@ -152,6 +154,9 @@ type BackendStats struct {
 	// starts, for the retry-after it asked (0: none in force).
 	Overloaded uint64        `json:"overloaded"`
 	HeldFor    time.Duration `json:"held_for,omitempty"`
+	// SlowStart is the most slots its slow start allows now, while one
+	// runs (Policy.SlowStartWindow); 0 otherwise.
+	SlowStart int `json:"slow_start,omitempty"`
 	// Capacity is the number of connections the backend held when it last
 	// refused one more, and so the most it is given now, until it accepts
 	// more or goes offline; 0 when it has refused none.
@@ -196,11 +201,11 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 type counters struct {
-	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections, leaks, breaks uint64
-	claimErrors                                                                                                                                        ClaimErrors
-	waits                                                                                                                                              histogram
-	backoffMin, backoffMax                                                                                                                             time.Duration
-	policyErr                                                                                                                                          error
+	claims, connects, failures, lost, refused, overloaded, checks, recycles, discards, expired, closes, misuse, resets, shed, ejections, leaks, breaks, slowStarts uint64
+	claimErrors                                                                                                                                                    ClaimErrors
+	waits                                                                                                                                                          histogram
+	backoffMin, backoffMax                                                                                                                                         time.Duration
+	policyErr                                                                                                                                                      error
 }
 
 type setCounters struct {
@@ -252,7 +257,7 @@ func (p *Pool[C]) stats() Stats {
 		Name: p.name, State: p.state.Get().String(), Waiters: p.waiters.n,
 		Claims: p.st.claims, ClaimErrors: p.st.claimErrors,
 		Connects: p.st.connects, Failures: p.st.failures, Lost: p.st.lost, Refused: p.st.refused, Overloaded: p.st.overloaded, Checks: p.st.checks,
-		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, Leaks: p.st.leaks, Breaks: p.st.breaks, HeldByLabel: p.heldByLabel(), ClosesRunning: int(p.closesRunning.Load()),
+		Recycles: p.st.recycles, Discards: p.st.discards, Expired: p.st.expired, Resets: p.st.resets, Closes: p.st.closes, Misuse: p.st.misuse, Leaks: p.st.leaks, Breaks: p.st.breaks, SlowStarts: p.st.slowStarts, HeldByLabel: p.heldByLabel(), ClosesRunning: int(p.closesRunning.Load()),
 		BackoffMin: p.st.backoffMin, BackoffMax: p.st.backoffMax,
 		LastError: errString(p.lastErr), PolicyError: errString(p.st.policyErr),
 		Waits:    Histogram{Bounds: slices.Clone(waitBounds), Counts: slices.Clone(p.st.waits[:])},
@@ -272,6 +277,9 @@ func (p *Pool[C]) stats() Stats {
 			Wanted: s.Wanted, Claims: s.st.claims, Connects: s.st.connects, Failures: s.st.failures,
 			ConsecutiveFailures: s.Failures(), Lost: s.st.lost, Refused: s.st.refused, Overloaded: s.st.overloaded, Capacity: s.Capacity(), LastError: errString(s.LastErr()),
 			Reports: s.fb.reports, Latency: s.fb.decayed(p.reports, len(p.order)), BackendErrors: s.fb.errors, Ejected: s.fb.ejected, Ejections: s.fb.ejections}
+		if s.slowSince != 0 {
+			bs.SlowStart = p.slowStartCap(s)
+		}
 		if n := p.loop.Nanos(); s.dial.Held(n) {
 			bs.HeldFor = time.Duration(s.dial.HeldUntil() - n)
 		}

@@ -242,6 +242,10 @@ type BackendResult struct {
 	// PeakConnectRate is the most connects attempted in one second of
 	// the virtual clock (from one whole second to the next).
 	PeakConnectRate int `json:"peak_connect_rate"`
+	// PeakUpConnectRate is the same for the connects that reached it
+	// while it was up, from the first fault's start on (from the start,
+	// without faults): the storm of reconnects a fault sets off.
+	PeakUpConnectRate int `json:"peak_up_connect_rate"`
 }
 
 // FaultResult is one fault and the recovery after it.
@@ -358,7 +362,7 @@ func (s *Sim) result(wall time.Duration) *Result {
 	}
 	r.Fleet = fleet.result("fleet")
 	for _, b := range s.backends {
-		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak, PeakConnectRate: b.peakRate,
+		r.Backends = append(r.Backends, BackendResult{Name: b.name, Connects: b.connects, Refused: b.refused, Opened: b.opened, Peak: b.peak, PeakConnectRate: b.peakRate, PeakUpConnectRate: b.peakUpRate,
 			Claims: b.claims, FailedRequests: b.requests[reqReset] + b.requests[reqTimeout] + b.requests[reqError]})
 	}
 	for _, fs := range s.faults {
@@ -487,6 +491,15 @@ func (s *Sim) expectations(r *Result) []Expectation {
 			}
 		}
 		add("max_connect_rate", peak <= e.MaxConnectRate, fmt.Sprintf("%d/s (%s)", peak, at), fmt.Sprintf("≤ %d/s", e.MaxConnectRate))
+	}
+	if e.MaxUpConnectRate > 0 {
+		peak, at := 0, ""
+		for _, b := range r.Backends {
+			if b.PeakUpConnectRate > peak {
+				peak, at = b.PeakUpConnectRate, b.Name
+			}
+		}
+		add("max_up_connect_rate", peak <= e.MaxUpConnectRate, fmt.Sprintf("%d/s (%s)", peak, at), fmt.Sprintf("≤ %d/s", e.MaxUpConnectRate))
 	}
 	if e.MaxCutClaims != nil {
 		add("max_cut_claims", r.Fleet.Cut <= uint64(*e.MaxCutClaims), fmt.Sprint(r.Fleet.Cut), fmt.Sprintf("≤ %d", *e.MaxCutClaims))
@@ -635,8 +648,8 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintln(w, "backends:")
 	for _, b := range r.Backends {
-		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d, peak %d connects/s; claims %d, failed requests %d\n",
-			b.Name, b.Connects, b.Refused, b.Opened, b.Peak, b.PeakConnectRate, b.Claims, b.FailedRequests)
+		fmt.Fprintf(w, "  %-14s connects %d (refused %d), opened %d, peak open %d, peak %d connects/s (%d while up); claims %d, failed requests %d\n",
+			b.Name, b.Connects, b.Refused, b.Opened, b.Peak, b.PeakConnectRate, b.PeakUpConnectRate, b.Claims, b.FailedRequests)
 	}
 	if len(r.Faults) > 0 {
 		fmt.Fprintln(w, "faults:")

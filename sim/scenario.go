@@ -206,6 +206,9 @@ type PolicySpec struct {
 	CheckIdleAfter          Duration `toml:"check_idle_after,omitempty"`           // pool.Policy.CheckIdleAfter
 	CheckOnRelease          bool     `toml:"check_on_release,omitempty"`           // pool.Policy.CheckOnRelease
 	MaxConnLifetimeJitter   Duration `toml:"max_conn_lifetime_jitter,omitempty"`   // pool.Policy.MaxConnLifetimeJitter
+	MaxWaiters              int      `toml:"max_waiters,omitempty"`                // pool.Policy.MaxWaiters
+	SlowStartWindow         Duration `toml:"slow_start_window,omitempty"`          // pool.Policy.SlowStartWindow
+	CircuitBreakAfter       Duration `toml:"circuit_break_after,omitempty"`        // pool.Policy.CircuitBreakAfter
 	// Picker is "least-claimed" (the default) or "least-latency".
 	Picker string `toml:"picker,omitempty"`
 	// IsBadConn names pool.Policy.IsBadConn, which Do asks whether its
@@ -235,6 +238,7 @@ func (p PolicySpec) Policy() pool.Policy {
 		TargetClaimDelay: p.TargetClaimDelay.D(), ClaimDelayInterval: p.ClaimDelayInterval.D(),
 		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
 		CheckIdleAfter: p.CheckIdleAfter.D(), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: p.MaxConnLifetimeJitter.D(),
+		MaxWaiters: p.MaxWaiters, SlowStartWindow: p.SlowStartWindow.D(), CircuitBreakAfter: p.CircuitBreakAfter.D(),
 		Picker: pickerNamed(p.Picker), IsBadConn: isBadConnNamed(p.IsBadConn),
 		Ejection: pool.Ejection{ConsecutiveErrors: p.EjectConsecutiveErrors, BaseTime: p.EjectBaseTime.D(),
 			MaxTime: p.EjectMaxTime.D(), MaxEjectedPercent: p.EjectMaxPercent},
@@ -272,6 +276,7 @@ func PolicySpecOf(p pool.Policy) PolicySpec {
 		TargetClaimDelay: Duration(p.TargetClaimDelay), ClaimDelayInterval: Duration(p.ClaimDelayInterval),
 		MaxConnectingPerBackend: p.MaxConnectingPerBackend, ConnectRatePerBackend: p.ConnectRatePerBackend,
 		CheckIdleAfter: Duration(p.CheckIdleAfter), CheckOnRelease: p.CheckOnRelease, MaxConnLifetimeJitter: Duration(p.MaxConnLifetimeJitter),
+		MaxWaiters: p.MaxWaiters, SlowStartWindow: Duration(p.SlowStartWindow), CircuitBreakAfter: Duration(p.CircuitBreakAfter),
 		Picker:                 pickerName(p.Picker),
 		EjectConsecutiveErrors: p.Ejection.ConsecutiveErrors, EjectBaseTime: Duration(p.Ejection.BaseTime),
 		EjectMaxTime: Duration(p.Ejection.MaxTime), EjectMaxPercent: p.Ejection.MaxEjectedPercent,
@@ -511,6 +516,13 @@ type Expect struct {
 	// MaxConnectRate bounds the connects any one backend sees in one
 	// second of the virtual clock, from all clients together.
 	MaxConnectRate int `toml:"max_connect_rate,omitempty"`
+	// MaxUpConnectRate bounds the connects any one backend sees in one
+	// second while it is up, from all clients together, from the first
+	// fault's start on (without faults, from the start): the sessions a
+	// fault makes it set up again (a connect to a crashed backend's
+	// closed port is refused by its host at little cost; one to a
+	// backend that is up, and perhaps just back, costs it a session).
+	MaxUpConnectRate int `toml:"max_up_connect_rate,omitempty"`
 	// MaxCutClaims bounds the claims whose connection a pool's Close
 	// closed while they held it (a close forced at its drain deadline, a
 	// restart, the end of the run).

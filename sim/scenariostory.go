@@ -240,6 +240,9 @@ func (e Expect) phrases() []string {
 	if e.MaxConnects > 0 {
 		add("at most %d connects in all", e.MaxConnects)
 	}
+	if e.MaxUpConnectRate > 0 {
+		add("once the faults begin, no backend that is up sees more than %d connects in a second", e.MaxUpConnectRate)
+	}
 	if e.MaxConnectRate > 0 {
 		add("no backend sees more than %d connects in a second", e.MaxConnectRate)
 	}

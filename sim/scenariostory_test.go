@@ -111,7 +111,7 @@ what to look at in the summary:
 func TestExpectPhrases(t *testing.T) {
 	n, f := 0, 0.5
 	e := Expect{RecoverWithin: 1, MaxClaimErrors: &n, MaxErrorRatio: &f, MaxWaitP99: 1, MaxWait: 1, MaxFailWait: 1, MinClaims: 1,
-		MaxConnects: 1, MaxConnectRate: 1, MaxCutClaims: &n, MaxForcedCloses: &n, MaxCloseTime: 1, MaxDNSRate: &f,
+		MaxConnects: 1, MaxConnectRate: 1, MaxUpConnectRate: 1, MaxCutClaims: &n, MaxForcedCloses: &n, MaxCloseTime: 1, MaxDNSRate: &f,
 		MaxFailedRequests: &n, MaxDiscards: &n, MaxClaimShare: &ClaimShare{Backend: "db-1", Share: f}}
 	if got, want := len(e.phrases()), len(fieldNames(reflect.TypeFor[Expect]())); got != want {
 		t.Errorf("%d phrases for %d expectations: %q", got, want, e.phrases())

@@ -131,9 +131,13 @@ const (
 // only user, so between events it reads the loop and the pools without
 // taking the loop.
 type Sim struct {
-	sc   *Scenario
-	opt  Options
-	seed uint64
+	// upRateFrom is when the backends' connects while up start to count
+	// toward their peak rate (BackendResult.PeakUpConnectRate): the first
+	// fault's start, or 0.
+	upRateFrom int64
+	sc         *Scenario
+	opt        Options
+	seed       uint64
 
 	// watched are the I/O jobs whose context may end without a
 	// transition (hung ones, acquire ones): see watchContexts.
@@ -349,6 +353,9 @@ func New(sc *Scenario, opt Options) (*Sim, error) {
 		}
 	}
 	for i, f := range sc.Faults {
+		if i == 0 || int64(f.At) < s.upRateFrom {
+			s.upRateFrom = int64(f.At)
+		}
 		fs := &faultState{i: i, f: f, recoveredAt: -1, end: -1}
 		s.faults = append(s.faults, fs)
 		s.q.push(int64(f.At), handlerFunc(func(s *Sim) { s.faultStart(fs) }))

@@ -77,6 +77,11 @@ type simBackend struct {
 	// connects of; peakRate is the most connects in one second.
 	rateSec         int64
 	rateN, peakRate int
+	// upSec, upN and peakUpRate count the same for the connects that
+	// reach it while it is up (those it must answer with a session),
+	// from the first fault on.
+	upSec           int64
+	upN, peakUpRate int
 }
 
 // healthy reports whether a pool should be able to use the backend.
@@ -549,6 +554,13 @@ func (s *Sim) spawnAtBackend(a fsm.Action, io func() func()) bool {
 		}
 		b.rateN++
 		b.peakRate = max(b.peakRate, b.rateN)
+		if b.up && s.now >= s.upRateFrom {
+			if sec := s.now / int64(time.Second); sec != b.upSec || b.upN == 0 {
+				b.upSec, b.upN = sec, 0
+			}
+			b.upN++
+			b.peakUpRate = max(b.peakUpRate, b.upN)
+		}
 		if !b.up {
 			inst.connectToDown(b)
 		}
