@@ -133,12 +133,14 @@ type Errors struct {
 	Closed           uint64 `json:"closed"`             // cut short by a restart, a close or the end of the run
 	Shed             uint64 `json:"shed"`               // pool.ErrClaimShed (Policy.TargetClaimDelay)
 	NoIdle           uint64 `json:"no_idle"`            // pool.ErrNoIdle (workload.try_claim)
+	QueueFull        uint64 `json:"queue_full"`         // pool.ErrQueueFull (Policy.MaxWaiters)
+	CircuitOpen      uint64 `json:"circuit_open"`       // pool.ErrCircuitOpen (Policy.CircuitBreakAfter)
 	Other            uint64 `json:"other"`              // any other error
 }
 
 // Failed counts the failed claims of every kind but closed.
 func (e Errors) Failed() uint64 {
-	return e.NoBackends + e.NoBackendsOnline + e.AllClaimsUsed + e.Shed + e.NoIdle + e.Other
+	return e.NoBackends + e.NoBackendsOnline + e.AllClaimsUsed + e.Shed + e.NoIdle + e.QueueFull + e.CircuitOpen + e.Other
 }
 
 // String lists the non-zero counts, or "none".
@@ -147,7 +149,7 @@ func (e Errors) String() string {
 	for _, p := range []struct {
 		n string
 		v uint64
-	}{{"no_backends", e.NoBackends}, {"no_backends_online", e.NoBackendsOnline}, {"all_claims_used", e.AllClaimsUsed}, {"closed", e.Closed}, {"shed", e.Shed}, {"no_idle", e.NoIdle}, {"other", e.Other}} {
+	}{{"no_backends", e.NoBackends}, {"no_backends_online", e.NoBackendsOnline}, {"all_claims_used", e.AllClaimsUsed}, {"closed", e.Closed}, {"shed", e.Shed}, {"no_idle", e.NoIdle}, {"queue_full", e.QueueFull}, {"circuit_open", e.CircuitOpen}, {"other", e.Other}} {
 		if p.v > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", p.n, p.v))
 		}
@@ -420,7 +422,7 @@ func (a *clientAcc) result(name string) ClientResult {
 	r := ClientResult{Name: name, Claims: a.ok, Discards: a.discards, Dropped: a.dropped, Restarts: a.restarts,
 		Closes: a.closes, Cut: a.cut, Pauses: a.pauses, Paused: Duration(a.paused), Connects: a.connects, Failures: a.failures, Checks: a.checks, PeakConns: a.peakConns}
 	r.Errors = Errors{NoBackends: a.errs[errNoBackends], NoBackendsOnline: a.errs[errNoBackendsOnline],
-		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Shed: a.errs[errShed], NoIdle: a.errs[errNoIdle], Other: a.errs[errOther]}
+		AllClaimsUsed: a.errs[errAllClaimsUsed], Closed: a.errs[errClosed], Shed: a.errs[errShed], NoIdle: a.errs[errNoIdle], QueueFull: a.errs[errQueueFull], CircuitOpen: a.errs[errCircuitOpen], Other: a.errs[errOther]}
 	r.DNS = a.dns
 	r.Waits = a.waits.summary()
 	r.FailWaits = a.failWaits.summary()

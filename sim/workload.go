@@ -232,15 +232,21 @@ const (
 	errShed
 	errNoIdle
 	errOther
+	errQueueFull
+	errCircuitOpen
 	numErrKinds
 )
 
-var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "shed", "no_idle", "other"}
+var errKindNames = [numErrKinds]string{"no_backends", "no_backends_online", "all_claims_used", "closed", "shed", "no_idle", "other", "queue_full", "circuit_open"}
 
 func errKind(err error) int {
 	switch {
 	case errors.Is(err, pool.ErrClosed):
 		return errClosed
+	case errors.Is(err, pool.ErrCircuitOpen):
+		return errCircuitOpen
+	case errors.Is(err, pool.ErrQueueFull):
+		return errQueueFull
 	case errors.Is(err, pool.ErrNoBackendsOnline):
 		return errNoBackendsOnline
 	case errors.Is(err, pool.ErrNoBackends):
