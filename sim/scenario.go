@@ -134,6 +134,12 @@ type BackendSpec struct {
 	// MaxConns refuses connects beyond this many open connections (like a
 	// database's max_connections). Default 0: no limit.
 	MaxConns int `toml:"max_conns,omitempty"`
+	// Overloaded marks the connects it refuses at MaxConns as the
+	// server's refusal under load (backend.Overloaded, as PostgreSQL's
+	// 53300 is in contrib/pg), with RetryAfter as the time it asks its
+	// clients to stay away (0: none). Default false: a plain refusal.
+	Overloaded bool     `toml:"overloaded,omitempty"`
+	RetryAfter Duration `toml:"retry_after,omitempty"`
 	// AcceptRate is how many connects per second the backend accepts;
 	// beyond it connects queue and take longer. Default 0: no limit.
 	AcceptRate float64 `toml:"accept_rate,omitempty"`

@@ -396,6 +396,9 @@ func (c *connector) Connect(ctx context.Context, bk backend.Backend) (*conn, err
 		return nil, errNoAnswer // the spawner waits for the context first
 	case b.spec.MaxConns > 0 && b.server >= b.spec.MaxConns:
 		b.refused++
+		if b.spec.Overloaded {
+			return nil, backend.Overloaded(errTooMany, b.spec.RetryAfter.D())
+		}
 		return nil, errTooMany
 	case b.spec.ConnectErrorRate > 0 && b.rng.Float64() < b.spec.ConnectErrorRate:
 		b.refused++
