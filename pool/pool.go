@@ -76,6 +76,7 @@ type Pool[C any] struct {
 	lastDemand   int              // demand at the last rebalance
 	handles      []Handle[C]      // unused handles of the current block
 	hooking      []*hookJob[C]    // checks and recycle hooks in flight
+	freeJobs     []*hookJob[C]    // finished hook jobs, for the next ones
 	acquiring    []*asyncClaim[C] // simulated claims whose hooks run
 	asyncFree    *asyncClaim[C]   // for the next simulated claim
 	unregister   []func()         // undo what New registered on the loop
@@ -820,7 +821,7 @@ func (p *Pool[C]) beginClose() {
 				// Its connect or check ends now (the contexts of the
 				// slots' I/O are not children of the pool's, so that
 				// they leave nothing behind when they end).
-				sl.cancel()
+				sl.cancel.cancel()
 			}
 			p.retire(sl)
 		}

@@ -115,10 +115,10 @@ type pslot[C any] struct {
 	// while the slot holds a connection and no I/O, its next health
 	// check, or the end of its lifetime if that comes first.
 	t       fsm.Timer
-	cancel  context.CancelFunc // of its I/O in flight
-	num     int32              // its number in its set: its ID is the set's, a slash and the number
-	pos     int32              // index in set.slots
-	idlePos int32              // index in set.idle, or -1
+	cancel  *ioCtx // the context of its I/O in flight, to cancel
+	num     int32  // its number in its set: its ID is the set's, a slash and the number
+	pos     int32  // index in set.slots
+	idlePos int32  // index in set.idle, or -1
 	// replace marks a connection to replace at its next idle moment: its
 	// lifetime ended while it was claimed, or Reset came after it (or its
 	// connect) began. Each connect clears it.
@@ -213,7 +213,7 @@ func (p *Pool[C]) connectWhenFree(sl *pslot[C]) {
 func (p *Pool[C]) abandon(sl *pslot[C]) {
 	inFlight := sl.cancel != nil
 	if inFlight {
-		sl.cancel()
+		sl.cancel.cancel()
 		sl.cancel = nil
 	}
 	sl.Abandon(inFlight)
@@ -238,8 +238,8 @@ func (p *Pool[C]) pendingDone(sl *pslot[C]) {
 // connect starts the connect (and first check) of a slot in connecting.
 func (p *Pool[C]) connect(sl *pslot[C]) {
 	gen := sl.StartIO()
-	ctx, cancel := p.ioContext()
-	sl.cancel = cancel
+	ctx := p.ioContext()
+	sl.cancel = ctx
 	p.loop.After(&sl.t, p.pol.ConnectTimeout)
 	if p.dialLimited() {
 		sl.set.dial.Started()
@@ -252,7 +252,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 	p.loop.Spawn(fsm.Action{Kind: fsm.Connect, ID: sl.actionID(), Ctx: ctx}, func() func() {
 		c, err := p.openConn(ctx, *b)
 		return func() {
-			cancel()
+			ctx.cancel()
 			p.dialDone(s)
 			p.connectDone(sl, gen, c, err)
 		}
@@ -263,9 +263,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 // a recycle hook). It is not a child of the pool's context: a child stays
 // in its parent's map of children, which never shrinks, and would cost
 // every slot bytes for good. Close cancels the I/O in flight itself.
-func (p *Pool[C]) ioContext() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
-}
+func (p *Pool[C]) ioContext() *ioCtx { return newIOCtx() }
 
 // errNilConn is the error of a connector that returned neither a
 // connection nor an error.
@@ -738,61 +736,107 @@ func (p *Pool[C]) healthDue(sl *pslot[C]) {
 // loop, bounded by HealthTimeout on the loop's clock.
 func (p *Pool[C]) runHook(sl *pslot[C], op string, f func(context.Context, C) error, ok, bad slot.Event) {
 	gen := sl.StartIO()
-	ctx, cancel := p.ioContext()
-	sl.cancel = cancel
+	ctx := p.ioContext()
+	sl.cancel = ctx
 	p.loop.After(&sl.t, p.pol.HealthTimeout)
-	c := sl.conn
-	j := &hookJob[C]{c: c, b: *sl.backend(), id: sl.actionID(), pos: len(p.hooking)}
+	j := p.newHookJob()
+	j.sl, j.gen, j.c, j.b, j.id, j.pos = sl, gen, sl.conn, *sl.backend(), sl.actionID(), len(p.hooking)
+	j.op, j.f, j.ok, j.bad, j.ctx = op, f, ok, bad, ctx
 	p.hooking = append(p.hooking, j)
 	kind := fsm.Check
 	if ok == slot.RecycleOK {
 		kind = fsm.Recycle
 	}
-	p.loop.Spawn(fsm.Action{Kind: kind, ID: sl.actionID(), Ctx: ctx}, func() func() {
-		err := p.call(op, ctx, c, f)
-		return func() {
-			cancel()
-			p.hookDone(j)
-			if !sl.Current(gen) {
-				// The slot gave up on this connection (timeout, or the
-				// pool closed): close it, unless Close already did.
-				if !j.closed {
-					p.closeLater(sl, c, p.stopCause(CloseFailed))
-				}
-				p.pendingDone(sl)
-				return
-			}
-			sl.cancel = nil
-			p.loop.Cancel(&sl.t)
-			if err != nil {
-				p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.set.b.Name, err))
-				return
-			}
-			sl.Succeeded()
-			sl.set.Checked()
-			if sl.fire(ok) {
-				now := p.loop.Nanos()
-				if sl.expired(now) {
-					// The lifetime ended while the check ran, so its
-					// timer passed: replace the connection now.
-					sl.replace = true
-				}
-				p.scheduleHealth(sl, now)
-				p.idleSlot(sl)
-			}
-		}
-	})
+	p.loop.Spawn(fsm.Action{Kind: kind, ID: j.id, Ctx: ctx}, j.ioFn)
 }
 
 // hookJob is a check or recycle hook in flight, and the connection it
 // holds. A Close whose context ended closes the connections of the hooks
 // still running (closed is then set), so that their completions do not.
+// Jobs are reused (Pool.freeJobs): a hook costs no allocation of its own
+// but its context's; ioFn and doneFn are its methods, bound once.
 type hookJob[C any] struct {
+	p      *Pool[C]
+	sl     *pslot[C]
+	gen    uint32
 	c      C
 	b      backend.Backend
 	id     string // the slot's
 	closed bool
 	pos    int // index in Pool.hooking
+	op     string
+	f      func(context.Context, C) error
+	ok     slot.Event
+	bad    slot.Event
+	ctx    *ioCtx
+	err    error // what f returned
+	ioFn   func() func()
+	doneFn func()
+}
+
+// newHookJob returns a job from the free list, or a new one.
+func (p *Pool[C]) newHookJob() *hookJob[C] {
+	if n := len(p.freeJobs); n > 0 {
+		j := p.freeJobs[n-1]
+		p.freeJobs[n-1] = nil
+		p.freeJobs = p.freeJobs[:n-1]
+		return j
+	}
+	j := &hookJob[C]{p: p}
+	j.ioFn, j.doneFn = j.io, j.done
+	return j
+}
+
+// io runs the hook, off the loop, and returns the completion.
+func (j *hookJob[C]) io() func() {
+	j.err = j.p.call(j.op, j.ctx, j.c, j.f)
+	return j.doneFn
+}
+
+// done is the hook's completion, with the loop held. The job goes back to
+// the free list first: nothing below reads it.
+func (j *hookJob[C]) done() {
+	p, sl, gen, c, closed, err := j.p, j.sl, j.gen, j.c, j.closed, j.err
+	op, ok, bad := j.op, j.ok, j.bad
+	j.ctx.cancel()
+	p.hookDone(j)
+	p.freeHookJob(j)
+	if !sl.Current(gen) {
+		// The slot gave up on this connection (timeout, or the pool
+		// closed): close it, unless Close already did.
+		if !closed {
+			p.closeLater(sl, c, p.stopCause(CloseFailed))
+		}
+		p.pendingDone(sl)
+		return
+	}
+	sl.cancel = nil
+	p.loop.Cancel(&sl.t)
+	if err != nil {
+		p.slotFailed(sl, bad, fmt.Errorf("%s %s: %w", op, sl.set.b.Name, err))
+		return
+	}
+	sl.Succeeded()
+	sl.set.Checked()
+	if sl.fire(ok) {
+		now := p.loop.Nanos()
+		if sl.expired(now) {
+			// The lifetime ended while the check ran, so its timer
+			// passed: replace the connection now.
+			sl.replace = true
+		}
+		p.scheduleHealth(sl, now)
+		p.idleSlot(sl)
+	}
+}
+
+// freeHookJob clears a finished job and keeps it for the next hook.
+func (p *Pool[C]) freeHookJob(j *hookJob[C]) {
+	var zero C
+	j.sl, j.c, j.b, j.f, j.ctx, j.err, j.closed = nil, zero, backend.Backend{}, nil, nil, nil, false
+	if len(p.freeJobs) < 1024 {
+		p.freeJobs = append(p.freeJobs, j)
+	}
 }
 
 func (p *Pool[C]) hookDone(j *hookJob[C]) {
