@@ -485,22 +485,21 @@ func (s *Sim) expectations(r *Result) []Expectation {
 		}
 		add("max_connects", n <= uint64(e.MaxConnects), fmt.Sprint(n), fmt.Sprintf("≤ %d", e.MaxConnects))
 	}
-	if e.MaxConnectRate > 0 {
+	peakRate := func(rate func(BackendResult) int) (int, string) {
 		peak, at := 0, ""
 		for _, b := range r.Backends {
-			if b.PeakConnectRate > peak {
-				peak, at = b.PeakConnectRate, b.Name
+			if n := rate(b); n > peak {
+				peak, at = n, b.Name
 			}
 		}
+		return peak, at
+	}
+	if e.MaxConnectRate > 0 {
+		peak, at := peakRate(func(b BackendResult) int { return b.PeakConnectRate })
 		add("max_connect_rate", peak <= e.MaxConnectRate, fmt.Sprintf("%d/s (%s)", peak, at), fmt.Sprintf("≤ %d/s", e.MaxConnectRate))
 	}
 	if e.MaxUpConnectRate > 0 {
-		peak, at := 0, ""
-		for _, b := range r.Backends {
-			if b.PeakUpConnectRate > peak {
-				peak, at = b.PeakUpConnectRate, b.Name
-			}
-		}
+		peak, at := peakRate(func(b BackendResult) int { return b.PeakUpConnectRate })
 		add("max_up_connect_rate", peak <= e.MaxUpConnectRate, fmt.Sprintf("%d/s (%s)", peak, at), fmt.Sprintf("≤ %d/s", e.MaxUpConnectRate))
 	}
 	if e.MaxCutClaims != nil {
