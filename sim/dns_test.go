@@ -622,6 +622,9 @@ for = "10s"
 func TestShippedScenariosUnderResolverDNS(t *testing.T) {
 	scs := shipped(t)
 	for _, name := range sortedKeys(scs) {
+		if heavyUnderRace(t, name, scs[name]) {
+			continue
+		}
 		sc := *scs[name]
 		if sc.DNS.realDNS() {
 			continue // run by TestShippedScenarios

@@ -134,6 +134,9 @@ for = "1s"
 func TestShippedWithinBudget(t *testing.T) {
 	scs := shipped(t)
 	for _, name := range sortedKeys(scs) {
+		if heavyUnderRace(t, name, scs[name]) {
+			continue
+		}
 		for seed := range uint64(3) {
 			sc := scs[name]
 			if seed > 0 {

@@ -115,6 +115,9 @@ func checkGoldenHashes(t *testing.T, hashes map[string]string) {
 func TestSeedsDiffer(t *testing.T) {
 	scs := shipped(t)
 	for _, name := range sortedKeys(scs) {
+		if heavyUnderRace(t, name, scs[name]) {
+			continue
+		}
 		sc := *scs[name]
 		sc.Duration = Duration(30 * time.Second)
 		sc.Faults = nil
@@ -134,4 +137,26 @@ func TestSeedsDiffer(t *testing.T) {
 			t.Errorf("%s: %v %v", name, a.Violation, b.Violation)
 		}
 	}
+}
+
+// heavyUnderRace reports whether sc is a fleet too big to run again and
+// again under the race detector (each run of slow-start-recovery's 1,000
+// clients takes about 14 s there). TestShippedScenarios runs every
+// scenario whatever its size; the tests that run each shipped scenario
+// once more, for another property, leave these out under -race only, and
+// say so.
+func heavyUnderRace(t *testing.T, name string, sc *Scenario) bool {
+	t.Helper()
+	if !raceOn {
+		return false
+	}
+	n := 0
+	for _, c := range sc.Clients {
+		n += max(c.Count, 1)
+	}
+	if n <= 200 {
+		return false
+	}
+	t.Logf("%s: %d clients, left out under -race (TestShippedScenarios runs it)", name, n)
+	return true
 }
