@@ -36,6 +36,13 @@ type Config struct {
 	// seconds. It is set on the connection through http.ResponseController
 	// and ignored by a ResponseWriter that cannot set deadlines.
 	WriteTimeout time.Duration
+	// MaxStreams bounds the streams open at once: one more is refused
+	// with 503 Service Unavailable and Retry-After: 1, so that clients
+	// that open streams and never read cannot pile up goroutines and
+	// socket buffers without bound (each holds up to its kernel send
+	// buffer until WriteTimeout cuts it). Zero means 64; a negative value,
+	// no bound.
+	MaxStreams int
 	// MaxStream bounds how long one stream lasts: it ends by itself after
 	// that, and the client opens a new one (a browser's EventSource does so
 	// on its own). Zero means one hour.
@@ -54,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 64
 	}
 	if c.MaxStream <= 0 {
 		c.MaxStream = time.Hour
@@ -96,7 +106,10 @@ type Handler struct {
 	sources map[string]Source
 	done    chan struct{}  // closed by Close
 	streams sync.WaitGroup // running streams
+	open    int            // streams running now
 	closed  bool
+	// ended, when set (by tests), is told of each stream's end.
+	ended chan struct{}
 }
 
 // New returns a handler that serves no pool yet; add them with

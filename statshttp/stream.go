@@ -21,9 +21,25 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, interval time.D
 		writeError(w, http.StatusServiceUnavailable, errors.New("statshttp: the handler is closed"))
 		return
 	}
+	if m := h.cfg.MaxStreams; m > 0 && h.open >= m {
+		h.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("statshttp: %d streams open, the most allowed (Config.MaxStreams)", m))
+		return
+	}
+	h.open++
 	h.streams.Add(1)
 	h.mu.Unlock()
-	defer h.streams.Done()
+	defer func() {
+		h.mu.Lock()
+		h.open--
+		ended := h.ended
+		h.mu.Unlock()
+		if ended != nil {
+			ended <- struct{}{}
+		}
+		h.streams.Done()
+	}()
 
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")

@@ -221,3 +221,51 @@ func TestStreamMaxStream(t *testing.T) {
 	}
 	streamsEnd(t, h)
 }
+
+// TestMaxStreams: with two streams open, a third is refused with 503 and
+// Retry-After; once one ends, a new one is served.
+func TestMaxStreams(t *testing.T) {
+	p := memPool(t, "db", netip.MustParseAddrPort("127.0.0.1:5432"))
+	h := New(Config{MinInterval: time.Millisecond, MaxStreams: 2})
+	h.ended = make(chan struct{}, 8)
+	if err := h.Add("db", p); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, h)
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	url := srv.URL + "/pools/db?stream=1"
+	first, closeFirst := context.WithCancel(ctx)
+	a := openStream(t, first, srv.Client(), url, "")
+	b := openStream(t, ctx, srv.Client(), url, "")
+	for _, r := range []*bufio.Reader{a, b} {
+		if _, err := readEvent(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e Error
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || json.Unmarshal(body, &e) != nil || e.Error == "" {
+		t.Fatalf("third stream: %d, Retry-After %q, %s; want 503, 1, an error", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	// The first ends: its slot is free again.
+	closeFirst()
+	select {
+	case <-h.ended:
+	case <-ctx.Done():
+		t.Fatal("the cancelled stream did not end")
+	}
+	c := openStream(t, ctx, srv.Client(), url, "")
+	if _, err := readEvent(c); err != nil {
+		t.Fatal(err)
+	}
+}
