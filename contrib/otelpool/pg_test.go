@@ -5,11 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/qorbgo/qorb/contrib/internal/pooltest"
 	"github.com/qorbgo/qorb/contrib/otelpool"
 	"github.com/qorbgo/qorb/contrib/pg"
 	"github.com/qorbgo/qorb/pool"
@@ -72,14 +71,7 @@ func TestPGPool(t *testing.T) {
 // Against a real server (QORB_PG_SERVERS, as contrib/pg's tests): the
 // waits of served claims are recorded.
 func TestPGPoolServer(t *testing.T) {
-	list := os.Getenv("QORB_PG_SERVERS")
-	if list == "" {
-		t.Skip("QORB_PG_SERVERS is not set; export what .ci/pg-servers.sh start prints")
-	}
-	addr, err := netip.ParseAddrPort(strings.Split(list, ",")[0])
-	if err != nil || !addr.Addr().IsLoopback() {
-		t.Fatalf("QORB_PG_SERVERS=%q: want loopback addresses (%v)", list, err)
-	}
+	addr := pooltest.PGServer(t)
 	reader, m := newReader(t)
 	p := pgPool(t, m, addr, "user=postgres dbname=postgres sslmode=disable application_name=qorb-otelpool",
 		pool.Policy{MaxSlots: 2, ClaimTimeout: 10 * time.Second})

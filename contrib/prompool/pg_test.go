@@ -5,14 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/qorbgo/qorb/contrib/internal/pooltest"
 	"github.com/qorbgo/qorb/contrib/pg"
 	"github.com/qorbgo/qorb/contrib/prompool"
 	"github.com/qorbgo/qorb/pool"
@@ -90,14 +89,7 @@ func TestPGPool(t *testing.T) {
 // Against a real server (QORB_PG_SERVERS, as contrib/pg's tests): served
 // claims and their waits are scraped.
 func TestPGPoolServer(t *testing.T) {
-	list := os.Getenv("QORB_PG_SERVERS")
-	if list == "" {
-		t.Skip("QORB_PG_SERVERS is not set; export what .ci/pg-servers.sh start prints")
-	}
-	addr, err := netip.ParseAddrPort(strings.Split(list, ",")[0])
-	if err != nil || !addr.Addr().IsLoopback() {
-		t.Fatalf("QORB_PG_SERVERS=%q: want loopback addresses (%v)", list, err)
-	}
+	addr := pooltest.PGServer(t)
 	c := prompool.New()
 	p := pgPool(t, c, addr, "user=postgres dbname=postgres sslmode=disable application_name=qorb-prompool",
 		pool.Policy{MaxSlots: 2, ClaimTimeout: 10 * time.Second})

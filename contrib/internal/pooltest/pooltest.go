@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +211,21 @@ func (e *Env) ClaimAsync(waiters int) <-chan ClaimResult {
 	}()
 	WaitFor(e.T, "a waiting claim", func() bool { return e.P.Stats().Waiters == waiters })
 	return ch
+}
+
+// PGServer returns the first PostgreSQL server of QORB_PG_SERVERS (as
+// contrib/pg's tests and .ci/pg-servers.sh start print it), and skips the
+// test when it is not set. A server that is not on a loopback address is a
+// mistake, and fails the test.
+func PGServer(t testing.TB) netip.AddrPort {
+	t.Helper()
+	list := os.Getenv("QORB_PG_SERVERS")
+	if list == "" {
+		t.Skip("QORB_PG_SERVERS is not set; export what .ci/pg-servers.sh start prints")
+	}
+	addr, err := netip.ParseAddrPort(strings.Split(list, ",")[0])
+	if err != nil || !addr.Addr().IsLoopback() {
+		t.Fatalf("QORB_PG_SERVERS=%q: want loopback addresses (%v)", list, err)
+	}
+	return addr
 }
