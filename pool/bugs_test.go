@@ -481,7 +481,7 @@ func TestBugDeadBackendProbedWhenLastOnlineFails(t *testing.T) {
 	h.fake.set(func(f *fakeConnector) { f.fail[name(1)] = down; f.validateErr[name(1)] = down })
 	h.advance(40 * time.Second)
 	st := h.stats()
-	if b := st.Backends[0]; !b.Dead || b.State != "offline" {
+	if b := st.Backends[0]; !b.Dead || b.State != "failing" {
 		t.Fatalf("backend 1 after 40s down: %+v", b)
 	}
 	// It comes back; then backend 2, the last one online, fails.

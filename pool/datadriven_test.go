@@ -541,6 +541,8 @@ func (h *ddHarness) newPool(d *datadriven.TestData) {
 			pol.ClaimDelayInterval = dur(a)
 		case "idle-time":
 			pol.MaxConnIdleTime = dur(a)
+		case "fixed-want":
+			pol.Rebalancer = fixedWant(num(a))
 		case "slow-start":
 			pol.SlowStartWindow = dur(a)
 		case "max-waiters":
@@ -1102,5 +1104,16 @@ func (h *ddHarness) finish() {
 	}
 	if len(h.late) > 0 {
 		h.t.Errorf("connector called after Close returned: %v", h.late)
+	}
+}
+
+// fixedWant is a rebalancer that wants the same number of slots on every
+// backend, online or not (within its cap): a policy under which a
+// backend whose connects fail holds several slots.
+type fixedWant int
+
+func (n fixedWant) Rebalance(in RebalanceInput, want []int) {
+	for i := range want {
+		want[i] = min(int(n), in.Sets[i].Cap)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/qorbgo/qorb/core"
 	"github.com/qorbgo/qorb/fsm"
 	"github.com/qorbgo/qorb/slot"
+	"github.com/qorbgo/qorb/slotset"
 )
 
 // dialGate limits the connects to one backend (go-redis's
@@ -30,23 +31,48 @@ func (p *Pool[C]) dialLimited() bool {
 // (waiting) until its backend's limits allow one.
 func (p *Pool[C]) dial(sl *pslot[C]) {
 	s := sl.set
-	if !p.dialLimited() && len(s.dial.queue) == 0 && !s.dial.Held(p.loop.Nanos()) {
+	if !p.dialLimited() && len(s.dial.queue) == 0 && !s.dial.Held(p.loop.Nanos()) && !p.failingBusy(s, sl) {
 		p.connect(sl)
 		return
 	}
-	if len(s.dial.queue) == 0 && p.dialAllowed(s) {
+	if len(s.dial.queue) == 0 && p.dialAllowed(s, sl) {
 		p.connect(sl)
 		return
 	}
 	sl.fire(slot.Wait)
 	s.dial.queue = append(s.dial.queue, sl)
+	if s.State() == slotset.Failing {
+		// No connect to it in flight or backing off: the first waiting
+		// slot tries.
+		p.dialNext(s)
+		return
+	}
 	p.armDial(s)
 }
 
 // dialAllowed reports whether s may start one more connect now, and if so
 // takes the rate's token for it.
-func (p *Pool[C]) dialAllowed(s *set[C]) bool {
+func (p *Pool[C]) dialAllowed(s *set[C], sl *pslot[C]) bool {
+	if p.failingBusy(s, sl) {
+		return false
+	}
 	return s.dial.Allow(p.loop.Nanos(), p.pol.MaxConnectingPerBackend, p.pol.ConnectRatePerBackend)
+}
+
+// failingBusy reports whether s is failing and a slot other than sl is
+// connecting to it or backing off from it: while connects to a backend
+// fail, one connect to it is in flight at a time, and the other slots
+// wait until it comes online (or the slot that tries stops).
+func (p *Pool[C]) failingBusy(s *set[C], sl *pslot[C]) bool {
+	if s.State() != slotset.Failing {
+		return false
+	}
+	for _, o := range s.slots {
+		if o != sl && (o.State() == slot.Connecting || o.State() == slot.Failed) {
+			return true
+		}
+	}
+	return false
 }
 
 // dialDone records the end of a connect of s, and lets the next waiting
@@ -69,7 +95,7 @@ func (p *Pool[C]) dialNext(s *set[C]) {
 			g.queue = g.queue[1:] // stopped, or moved on
 			continue
 		}
-		if !p.dialAllowed(s) {
+		if !p.dialAllowed(s, sl) {
 			break
 		}
 		g.queue[0] = nil

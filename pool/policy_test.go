@@ -108,7 +108,7 @@ func TestPanickingConnectorIsAnError(t *testing.T) {
 	h.advance(time.Second)
 	st := h.stats()
 	for _, b := range st.Backends[:2] {
-		if b.State != "offline" || !strings.Contains(b.LastError, "panicked") {
+		if b.State != "failing" || !strings.Contains(b.LastError, "panicked") {
 			t.Fatalf("backend %s: %+v", b.Name, b)
 		}
 	}

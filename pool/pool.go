@@ -503,7 +503,7 @@ func (p *Pool[C]) rebalanceNow(shrink bool) {
 		}
 		n := 0
 		switch {
-		case s.State() == slotset.Offline:
+		case s.State() == slotset.Offline || s.State() == slotset.Failing:
 			// No connection to tear down: keep only the probe.
 			n = surplus
 		case shrink:
@@ -576,7 +576,7 @@ func (p *Pool[C]) fill() {
 				room--
 			}
 		}
-		for (room > 0 || back || s.State() == slotset.Offline) && s.State() != slotset.Draining && s.wantedNow() < s.Wanted &&
+		for (room > 0 || back || s.State() == slotset.Offline || s.State() == slotset.Failing) && s.State() != slotset.Draining && s.wantedNow() < s.Wanted &&
 			len(s.slots)+s.Orphans < p.pol.MaxSlotsPerBackend && p.nslots+p.orphans < p.pol.MaxSlots {
 			p.startSlot(s)
 			room--
@@ -638,6 +638,10 @@ func (p *Pool[C]) setUp(s *set[C]) {
 	p.loop.Cancel(&p.breakerTimer)
 	if st := p.state.Get(); st == machine.Starting || st == machine.Failed || st == machine.Broken {
 		p.fire(machine.BackendUp)
+	}
+	if len(s.dial.queue) > 0 {
+		// Slots that waited while it was failing connect now.
+		p.dialNext(s)
 	}
 }
 

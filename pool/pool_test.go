@@ -232,7 +232,7 @@ func TestFailingHealthCheckRemovesBackend(t *testing.T) {
 	h.fake.set(func(f *fakeConnector) { f.validateErr[name(1)] = errors.New("health: bad") })
 	h.advance(pol.withDefaults().HealthInterval + time.Second)
 	st := h.stats()
-	if b := st.Backends[0]; b.State != "offline" || !b.Dead || !strings.Contains(b.LastError, "health: bad") {
+	if b := st.Backends[0]; b.State != "failing" || !b.Dead || !strings.Contains(b.LastError, "health: bad") {
 		t.Fatalf("backend 1 after failing checks: %+v", b)
 	}
 	if h.fake.openTo(name(1)) != 0 {

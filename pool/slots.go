@@ -599,7 +599,7 @@ func (p *Pool[C]) fail(sl *pslot[C], ev slot.Event, err error, closeConn bool) {
 		// A first check that fails while the backend holds other
 		// connections: it accepted this one, which is lost as an open
 		// one is. With none held, it counts as a failed connect.
-		refused, capped, newlyDead = s.Failed(err, p.loop.Nanos(), p.pol.DeadAfter, p.connectingOf(s))
+		refused, capped, newlyDead = s.Failed(p.loop, err, p.loop.Nanos(), p.pol.DeadAfter, p.connectingOf(s))
 	default:
 		s.Dropped(err, p.loop.Nanos())
 		s.st.lost++
@@ -892,6 +892,11 @@ func (p *Pool[C]) stopSlotKeepConn(sl *pslot[C]) {
 	}
 	hadConn := sl.State().HasConn()
 	wasClaimed := sl.State() == slot.Claimed
+	if s := sl.set; s.State() == slotset.Failing && len(s.dial.queue) > 0 && !p.closing() {
+		// The slot that tried a failing backend may be the one stopping:
+		// the next waiting slot takes its turn, at the dial timer.
+		p.loop.AtNanos(&s.dial.timer, p.loop.Nanos())
+	}
 	if wasClaimed {
 		sl.set.Claimed--
 		p.nclaimed--

@@ -286,7 +286,7 @@ func (p *Pool[C]) stats() Stats {
 		if s.LastErr() != nil {
 			bs.LastErrorAge = now.Sub(p.loop.Time(s.LastErrAt()))
 		}
-		if s.Dead() && s.State() == slotset.Offline && len(s.slots) > 0 {
+		if s.Dead() && s.State() == slotset.Failing && len(s.slots) > 0 {
 			bs.Probe = true
 			st.Probes++
 		}

@@ -237,7 +237,7 @@ func (k *checker) set(s *Sim, id string, t fsm.Step[slotset.State, slotset.Event
 		return
 	}
 	to := t.To
-	if to < 0 || to > slotset.Stopped {
+	if to < 0 || to >= slotset.NumStates {
 		s.violate("set-state", "set %s: unknown state %s", id, to)
 		return
 	}

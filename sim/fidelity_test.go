@@ -79,7 +79,7 @@ func (w *setWatch) Observe(t fsm.Transition) {
 	switch {
 	case st.From == slotset.Online && st.To == slotset.Offline:
 		w.downs = append(w.downs, time.Since(w.start))
-	case st.From == slotset.Offline && st.To == slotset.Online:
+	case (st.From == slotset.Offline || st.From == slotset.Failing) && st.To == slotset.Online:
 		w.ups = append(w.ups, time.Since(w.start))
 	}
 }
@@ -167,7 +167,7 @@ func runSimulated(t *testing.T) fidelityTimes {
 		switch {
 		case tl.From == "online" && tl.To == "offline":
 			downs = append(downs, at)
-		case tl.From == "offline" && tl.To == "online":
+		case (tl.From == "offline" || tl.From == "failing") && tl.To == "online":
 			ups = append(ups, at)
 		}
 	}

@@ -18,8 +18,9 @@ type Set struct {
 
 	// failures counts consecutive connects that failed while the set
 	// held no connection; a connect or a check that succeeds resets it.
-	// At Policy.DeadAfter the backend is dead: it stays offline with a
-	// single probe slot until a connect succeeds. Connections that were
+	// The first makes an offline set failing; at Policy.DeadAfter the
+	// backend is dead: it stays failing with a single probe slot until a
+	// connect succeeds. Connections that were
 	// open and are lost (a server ending sessions, an idle timeout, a
 	// failed check, a caller's discard) are not connect failures and do
 	// not count; nor does a connect refused while the set holds others,
@@ -91,7 +92,7 @@ func (s *Set) Connected(l *fsm.Loop) (first bool) {
 	if s.refusedAt > 0 && s.live > s.refusedAt {
 		s.refusedAt = s.live // it accepts more than it did
 	}
-	if s.live == 1 && s.state.Get() == Offline {
+	if st := s.state.Get(); s.live == 1 && (st == Offline || st == Failing) {
 		s.fire(l, Up)
 	}
 	return s.live == 1
@@ -117,9 +118,11 @@ func (s *Set) Lost(l *fsm.Loop) (down bool) {
 //     holds and the connects in flight (connecting, which it accepted so
 //     far) are its capacity (see Capacity), and capped reports that the
 //     capacity was learned now or lowered.
-//   - Otherwise it is a connect failure, and newlyDead reports whether the
-//     backend became dead with it: deadAfter consecutive failures.
-func (s *Set) Failed(err error, now int64, deadAfter, connecting int) (refused, capped, newlyDead bool) {
+//   - Otherwise it is a connect failure: an offline set fires Fail and is
+//     failing (l is the pool's loop, as for Connected), and newlyDead
+//     reports whether the backend became dead with it: deadAfter
+//     consecutive failures.
+func (s *Set) Failed(l *fsm.Loop, err error, now int64, deadAfter, connecting int) (refused, capped, newlyDead bool) {
 	s.lastErr, s.lastAt = err, now
 	if s.live > 0 {
 		if c := s.live + connecting; s.refusedAt == 0 || c < s.refusedAt {
@@ -129,6 +132,9 @@ func (s *Set) Failed(err error, now int64, deadAfter, connecting int) (refused, 
 		return true, false, false
 	}
 	s.failures++
+	if s.state.Get() == Offline {
+		s.fire(l, Fail)
+	}
 	if !s.dead && s.failures >= deadAfter {
 		s.dead = true
 		return false, false, true

@@ -39,14 +39,14 @@ func TestSetDeadAfterFailuresInARow(t *testing.T) {
 	s := slotset.New("db")
 	bad := errors.New("refused")
 	for i := 1; i <= 3; i++ {
-		if refused, _, dead := s.Failed(bad, int64(i), 3, 0); refused || dead != (i == 3) {
+		if refused, _, dead := s.Failed(nil, bad, int64(i), 3, 0); refused || dead != (i == 3) {
 			t.Fatalf("failure %d: newly dead %v", i, dead)
 		}
 	}
 	if !s.Dead() || s.Failures() != 3 || s.LastErr() != bad {
 		t.Fatalf("dead %v failures %d last %v", s.Dead(), s.Failures(), s.LastErr())
 	}
-	if _, _, dead := s.Failed(bad, 4, 3, 0); dead {
+	if _, _, dead := s.Failed(nil, bad, 4, 3, 0); dead {
 		t.Fatal("a dead backend became dead again")
 	}
 	if s.LastErrAt() != 4 {
@@ -93,7 +93,7 @@ func TestSetDeadOnlyWhenConnectsFail(t *testing.T) {
 		opening, capacity int
 		capped            bool
 	}{{2, 5, true}, {1, 4, true}, {0, 3, true}, {0, 3, false}} {
-		refused, capped, dead := s.Failed(full, int64(i), 3, tc.opening)
+		refused, capped, dead := s.Failed(nil, full, int64(i), 3, tc.opening)
 		if !refused || dead || capped != tc.capped || s.Capacity() != tc.capacity {
 			t.Fatalf("refusal %d with 3 open, %d opening: refused %v, capped %v, dead %v, capacity %d; want capacity %d", i, tc.opening, refused, capped, dead, s.Capacity(), tc.capacity)
 		}
@@ -160,5 +160,32 @@ func TestSetOverloadedIsNeverDead(t *testing.T) {
 	}
 	if capped := s.Overloaded(overloaded, 11, 1); capped || s.Capacity() != 3 {
 		t.Fatalf("the same refusal again: capped %v, capacity %d; want false, 3", capped, s.Capacity())
+	}
+}
+
+// A connect that fails while the set holds nothing makes it failing; the
+// first connection makes it online again; a refusal while it holds others
+// does not.
+func TestSetFailing(t *testing.T) {
+	var trace []string
+	l := traced(&trace)
+	defer l.Leave()
+	s := slotset.New("a")
+	boom := errors.New("refused")
+	s.Failed(l, boom, 1, 5, 0)
+	if s.State() != slotset.Failing {
+		t.Fatalf("after a failed connect with nothing held: %s, want failing", s.State())
+	}
+	s.Failed(l, boom, 2, 5, 0) // stays failing
+	s.Connected(l)
+	if s.State() != slotset.Online {
+		t.Fatalf("after a connection: %s, want online", s.State())
+	}
+	s.Failed(l, boom, 3, 5, 0) // a refusal: it holds one
+	if s.State() != slotset.Online {
+		t.Fatalf("after a refusal while holding one: %s, want online", s.State())
+	}
+	if got, want := strings.Join(trace, "; "), "offline --fail--> failing; failing --up--> online"; got != want {
+		t.Fatalf("trace %q, want %q", got, want)
 	}
 }

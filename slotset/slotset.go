@@ -4,9 +4,10 @@
 // connection, failure accounting and dead detection, drain.
 //
 // A set is online while at least one of its slots holds a connection, and
-// offline otherwise. After Policy.DeadAfter consecutive failures a backend is
-// dead: it stays offline and keeps a single probe slot until a connect
-// succeeds. A backend the resolver no longer lists drains: its claimed slots
+// offline otherwise; failing while it holds none and connects to it fail,
+// with one connect to it in flight at a time. After Policy.DeadAfter
+// consecutive failures a backend is also dead: it keeps a single probe
+// slot until a connect succeeds. A backend the resolver no longer lists drains: its claimed slots
 // finish, then close, and the set stops.
 package slotset
 
@@ -28,6 +29,13 @@ const (
 	Draining
 	// Stopped: every slot is stopped. Terminal.
 	Stopped
+	// Failing: no slot holds a connection, and connects to the backend
+	// fail: one connect to it is in flight at a time, the other slots
+	// wait until it comes online (postgres-nio's connectionCreationFailing).
+	// After Policy.DeadAfter failures in a row it is also dead.
+	Failing
+	// NumStates is the number of states: every State is below it.
+	NumStates
 )
 
 // Event is something that happens to a slot set.
@@ -40,16 +48,18 @@ const (
 	Restore              // the resolver lists a draining backend again
 	Drained              // the last slot of a draining set stopped
 	Stop                 // the pool closes
+	Fail                 // a connect failed while no slot held a connection
 )
 
 var (
-	stateNames = []string{"offline", "online", "draining", "stopped"}
-	eventNames = []string{"up", "down", "remove", "restore", "drained", "stop"}
+	stateNames = []string{"offline", "online", "draining", "stopped", "failing"}
+	eventNames = []string{"up", "down", "remove", "restore", "drained", "stop", "fail"}
 	stateDocs  = []string{
 		"no slot holds a connection (a dead backend keeps one probe slot)",
 		"at least one slot holds a connection; the backend serves claims",
 		"removed by the resolver: claimed slots finish, then close",
 		"every slot stopped (terminal)",
+		"no slot holds a connection and connects fail: one connect in flight at a time (dead after DeadAfter in a row)",
 	}
 	eventDocs = []string{
 		"a slot connected while none held a connection",
@@ -58,6 +68,7 @@ var (
 		"the resolver lists the draining backend again",
 		"the last slot of a draining set stopped",
 		"the pool closes",
+		"a connect failed while no slot held a connection",
 	}
 )
 
@@ -65,12 +76,13 @@ var (
 // fsm.State[State, Event] changes only through Kind.Fire with one of its
 // [Event]s.
 var Kind = fsm.MustDeclare[State, Event]("set", stateNames, eventNames, lf.Events{
-	{Name: "up", Src: []string{"offline"}, Dst: "online"},
+	{Name: "up", Src: []string{"offline", "failing"}, Dst: "online"},
 	{Name: "down", Src: []string{"online"}, Dst: "offline"},
-	{Name: "remove", Src: []string{"offline", "online"}, Dst: "draining"},
+	{Name: "remove", Src: []string{"offline", "online", "failing"}, Dst: "draining"},
 	{Name: "restore", Src: []string{"draining"}, Dst: "offline"},
 	{Name: "drained", Src: []string{"draining"}, Dst: "stopped"},
-	{Name: "stop", Src: []string{"offline", "online", "draining"}, Dst: "stopped"},
+	{Name: "stop", Src: []string{"offline", "online", "draining", "failing"}, Dst: "stopped"},
+	{Name: "fail", Src: []string{"offline"}, Dst: "failing"},
 })
 
 // String returns the state's trace name.

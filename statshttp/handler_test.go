@@ -128,7 +128,7 @@ func TestPoolJSON(t *testing.T) {
 		}{
 			{"live backend", up, Backend{Name: live.String(), Addr: live.String(), State: "online", Wanted: up.Wanted,
 				Slots: Slots{Claimed: 1, Total: 1}, Claims: 1, Connects: 1}},
-			{"refused backend state", down.State, "offline"},
+			{"refused backend state", down.State, "failing"},
 			{"refused backend slots", down.Slots, Slots{Failed: 1, Total: 1}},
 			{"refused backend failures", [3]uint64{down.Connects, down.Failures, uint64(down.ConsecutiveFailures)}, [3]uint64{1, 1, 1}},
 			{"refused backend last_error says refused", strings.Contains(down.LastError, "refused"), true},

@@ -205,8 +205,8 @@ type Backend struct {
 	Name string `json:"name"`
 	// Addr is the backend's address, host:port.
 	Addr string `json:"addr"`
-	// State is the slot set machine's state: offline, online, draining or
-	// stopped.
+	// State is the slot set machine's state: offline, online, failing
+	// (connects to it fail), draining or stopped.
 	State string `json:"state"`
 	// Dead is true while the backend is considered dead: it keeps one
 	// probe slot and takes no claims until a connect succeeds.

@@ -103,7 +103,10 @@ func TestTmux(t *testing.T) {
 	})
 
 	servers[0].kill()
-	scr := s.waitScreen(names[0]+" offline", func(scr string) bool { return backendState(scr, names[0]) == "offline" })
+	scr := s.waitScreen(names[0]+" offline or failing", func(scr string) bool {
+		st := backendState(scr, names[0])
+		return st == "offline" || st == "failing"
+	})
 	t.Logf("the screen with %s killed:\n%s", names[0], scr)
 	for _, n := range names[1:] {
 		if st := backendState(scr, n); st != "online" {
