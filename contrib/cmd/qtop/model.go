@@ -55,6 +55,11 @@ type model struct {
 	sortBy  sortKey
 	reverse bool
 
+	help      bool   // the keys' help is shown (?, F1 or h)
+	paused    bool   // no fetch until resumed (p or space): the screen stays
+	filter    string // only backends whose name holds it (case-insensitive)
+	filtering bool   // keys type the filter (after /, until enter or esc)
+
 	width, height int
 }
 
@@ -96,6 +101,9 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.err, m.errAt = msg.err, msg.at
 		return m, m.next()
 	case tickMsg:
+		if m.paused {
+			return m, m.next() // look again later; nothing is read meanwhile
+		}
 		return m, m.fetch
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -132,14 +140,47 @@ func (m model) withSnapshot(ps statshttp.Pools) model {
 	return m
 }
 
+// Bounds of the refresh interval that + and - set.
+const (
+	minInterval = 100 * time.Millisecond
+	maxInterval = time.Minute
+)
+
 // key handles a key press.
 func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if m.filtering {
+		return m.filterKey(k)
+	}
+	if m.help {
+		// Any key closes the help; q and ctrl+c still quit.
+		m.help = false
+		if s := k.String(); s == "q" || s == "ctrl+c" {
+			return m, tea.Quit
+		}
+		return m, nil
+	}
 	switch s := k.String(); s {
-	case "q", "ctrl+c", "esc":
+	case "q", "ctrl+c":
 		return m, tea.Quit
+	case "esc":
+		if m.filter != "" {
+			m.filter = "" // esc first clears the filter, then quits
+			return m, nil
+		}
+		return m, tea.Quit
+	case "?", "f1", "h":
+		m.help = true
+	case "p", " ":
+		m.paused = !m.paused
+	case "+", "=":
+		m.interval = min(m.interval*2, maxInterval)
+	case "-", "_":
+		m.interval = max(m.interval/2, minInterval)
+	case "/":
+		m.filtering = true
 	case "tab", "right", "l":
 		m.cur = m.step(1)
-	case "shift+tab", "left", "h":
+	case "shift+tab", "left":
 		m.cur = m.step(-1)
 	case "1", "2", "3", "4", "5", "6", "7", "8", "9":
 		if i := int(s[0] - '1'); i < len(m.names) {
@@ -155,6 +196,28 @@ func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.sortBy, m.reverse = byState, false
 	case "r":
 		m.reverse = !m.reverse
+	}
+	return m, nil
+}
+
+// filterKey handles a key while the filter is typed: characters add to
+// it, backspace takes one off, enter keeps it, esc drops it.
+func (m model) filterKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	switch k.Type {
+	case tea.KeyEnter:
+		m.filtering = false
+	case tea.KeyEsc:
+		m.filtering, m.filter = false, ""
+	case tea.KeyCtrlC:
+		return m, tea.Quit
+	case tea.KeyBackspace:
+		if r := []rune(m.filter); len(r) > 0 {
+			m.filter = string(r[:len(r)-1])
+		}
+	case tea.KeyRunes:
+		m.filter += string(k.Runes)
+	case tea.KeySpace:
+		m.filter += " "
 	}
 	return m, nil
 }

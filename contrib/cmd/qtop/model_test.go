@@ -210,7 +210,7 @@ func TestSwitchPools(t *testing.T) {
 		shows(feed(t, m, key(k)), "db", "be-y", "200")
 	}
 	line(t, screen(feed(t, m, key("tab"))), "pools:  1 cache  [2 db]")
-	for _, k := range []string{"shift+tab", "left", "h"} {
+	for _, k := range []string{"shift+tab", "left"} { // h is help, as in top and htop
 		shows(feed(t, m, key("tab"), key(k)), "cache", "be-x", "1.0")
 	}
 	shows(feed(t, m, key("tab"), key("tab")), "cache", "be-x", "1.0") // wraps around
@@ -348,5 +348,110 @@ func TestNoPools(t *testing.T) {
 	line(t, screen(m), "the endpoint serves no pool")
 	if scr := screen(newTestModel()); !strings.Contains(scr, "reading http://127.0.0.1:7070") {
 		t.Errorf("before the first read:\n%s", scr)
+	}
+}
+
+// ?, F1 and h show the keys' help; any key closes it, q still quits.
+func TestHelp(t *testing.T) {
+	m := feed(t, newTestModel(), twoSnapshots()...)
+	for _, k := range []tea.KeyMsg{key("?"), key("h"), {Type: tea.KeyF1}} {
+		h := feed(t, m, k)
+		scr := screen(h)
+		line(t, scr, "  ? F1 h       this help")
+		if strings.Contains(scr, "be-a") {
+			t.Errorf("%s: the help screen shows the backends too:\n%s", k, scr)
+		}
+		back := feed(t, h, key("x"))
+		line(t, screen(back), "be-a")
+		if _, cmd := h.Update(key("q")); cmd == nil || cmd() != tea.Quit() {
+			t.Errorf("%s, then q: does not quit", k)
+		}
+	}
+}
+
+// p (or space) pauses the reading: a tick fetches nothing, and the title
+// says so; p again resumes.
+func TestPause(t *testing.T) {
+	fetched := 0
+	m := newModelWith("http://x", time.Second, func() tea.Msg { fetched++; return nil })
+	m = feed(t, m, twoSnapshots()...)
+	p := feed(t, m, key("p"))
+	if !strings.Contains(screen(p), "PAUSED") {
+		t.Fatalf("no PAUSED in the title:\n%s", screen(p))
+	}
+	_, cmd := p.Update(tickMsg{})
+	if cmd == nil {
+		t.Fatal("a paused tick schedules nothing: it never resumes")
+	}
+	if fetched != 0 {
+		t.Fatalf("%d fetches before any command ran", fetched)
+	}
+	// The paused tick's command is the next tick, not a fetch.
+	if _, ok := cmd().(tickMsg); !ok {
+		t.Fatal("a paused tick fetched")
+	}
+	r := feed(t, p, tea.KeyMsg{Type: tea.KeySpace})
+	if strings.Contains(screen(r), "PAUSED") {
+		t.Fatal("space did not resume")
+	}
+	_, cmd = r.Update(tickMsg{})
+	cmd()
+	if fetched != 1 {
+		t.Fatalf("after resuming, a tick made %d fetches, want 1", fetched)
+	}
+}
+
+// + and - double and halve the interval, within 100ms … 1m.
+func TestIntervalKeys(t *testing.T) {
+	m := feed(t, newTestModel(), twoSnapshots()...)
+	iv := m.interval
+	if got := feed(t, m, key("+")).interval; got != min(2*iv, maxInterval) {
+		t.Errorf("+: %v from %v", got, iv)
+	}
+	if got := feed(t, m, key("-")).interval; got != max(iv/2, minInterval) {
+		t.Errorf("-: %v from %v", got, iv)
+	}
+	lo := m
+	for range 20 {
+		lo = feed(t, lo, key("-"))
+	}
+	hi := m
+	for range 20 {
+		hi = feed(t, hi, key("+"))
+	}
+	if lo.interval != minInterval || hi.interval != maxInterval {
+		t.Errorf("bounds: %v and %v, want %v and %v", lo.interval, hi.interval, minInterval, maxInterval)
+	}
+	line(t, screen(feed(t, m, key("+"))), "qtop ")
+}
+
+// / types a filter: only the backends whose name holds it are listed;
+// enter keeps it, esc (typing or not) drops it.
+func TestFilter(t *testing.T) {
+	m := feed(t, newTestModel(), twoSnapshots()...)
+	typing := feed(t, m, key("/"), key("E"), key("-"), key("x"), tea.KeyMsg{Type: tea.KeyBackspace}, key("B"))
+	line(t, screen(typing), "filter: E-B_")
+	kept := feed(t, typing, tea.KeyMsg{Type: tea.KeyEnter})
+	scr := screen(kept)
+	if got := strings.Join(rowOrder(scr), " "); got != "be-b" {
+		t.Errorf("rows with filter E-B: %q\n%s", got, scr)
+	}
+	if !strings.Contains(scr, `filter "E-B" (1 backends)`) {
+		t.Errorf("the keys' line does not say the filter:\n%s", scr)
+	}
+	// q while typing is a character, not a quit.
+	if _, cmd := typing.Update(key("q")); cmd != nil {
+		t.Error("q while typing the filter quits")
+	}
+	cleared := feed(t, kept, tea.KeyMsg{Type: tea.KeyEsc})
+	if got := strings.Join(rowOrder(screen(cleared)), " "); got != "be-a be-b be-c" {
+		t.Errorf("after esc: rows %q", got)
+	}
+	if _, cmd := cleared.Update(tea.KeyMsg{Type: tea.KeyEsc}); cmd == nil || cmd() != tea.Quit() {
+		t.Error("esc with no filter does not quit")
+	}
+	dropped := feed(t, m, key("/"), key("a"), tea.KeyMsg{Type: tea.KeyEsc})
+	if dropped.filter != "" || dropped.filtering {
+		t.Errorf("esc while typing: filter %q, typing %v", dropped.filter, dropped.filtering)
 	}
 }

@@ -39,7 +39,17 @@ func (m model) View() string {
 	if !m.at.IsZero() {
 		title += "  " + m.at.Local().Format("15:04:05")
 	}
-	add(titleStyle.Render(title) + faintStyle.Render(fmt.Sprintf("  every %v", m.interval)))
+	every := fmt.Sprintf("  every %v", m.interval)
+	if m.paused {
+		every += "  PAUSED (p to resume)"
+	}
+	add(titleStyle.Render(title) + faintStyle.Render(every))
+	if m.help {
+		for _, l := range helpLines {
+			add(l)
+		}
+		return strings.Join(lines, "\n")
+	}
 	if m.err != nil {
 		prefix := "! " + m.errAt.Local().Format("15:04:05") + ": "
 		add(badStyle.Render(prefix + shortError(m.err.Error(), w-len(prefix))))
@@ -66,6 +76,10 @@ func (m model) View() string {
 	add("")
 	add(headStyle.Render(fmt.Sprintf("%-*s", w, columnsHead)))
 	rows := m.sortedBackends(p, prev, hasPrev)
+	if m.filter != "" {
+		f := strings.ToLower(m.filter)
+		rows = slices.DeleteFunc(rows, func(r row) bool { return !strings.Contains(strings.ToLower(r.b.Name), f) })
+	}
 	room := max(m.height-len(lines)-2, 1) // keep the keys' line on screen
 	var table []string
 	for i, b := range rows {
@@ -85,8 +99,28 @@ func (m model) View() string {
 	if m.reverse {
 		order += ", reversed"
 	}
-	add(faintStyle.Render(fmt.Sprintf("sort: %s   keys: n c f s sort, r reverse, tab pool, q quit", order)))
+	switch {
+	case m.filtering:
+		add(fmt.Sprintf("filter: %s_   (enter keeps it, esc drops it)", m.filter))
+	case m.filter != "":
+		add(faintStyle.Render(fmt.Sprintf("filter %q (%d backends)   sort: %s   keys: / filter, esc clear, ? help", m.filter, len(rows), order)))
+	default:
+		add(faintStyle.Render(fmt.Sprintf("sort: %s   keys: n c f s sort, r reverse, tab pool, / filter, p pause, ? help, q quit", order)))
+	}
 	return strings.Join(lines, "\n")
+}
+
+// helpLines is the help screen (?, F1 or h); any key closes it.
+var helpLines = []string{
+	"",
+	"keys",
+	"  ? F1 h       this help (any key closes it)",
+	"  tab → l      next pool;  shift+tab ←  previous pool;  1-9  pool by number",
+	"  n c f s      sort by name, claims/s, failures, state;  r  reverse",
+	"  /            filter backends by name (enter keeps it, esc drops it)",
+	"  p space      pause and resume reading the endpoint",
+	"  + -          double, halve the interval between reads (100ms … 1m)",
+	"  q ctrl+c     quit;  esc  clears the filter, else quits",
 }
 
 // tabs renders the pools' names, the shown one highlighted.
