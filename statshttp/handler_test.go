@@ -144,6 +144,11 @@ func TestPoolJSON(t *testing.T) {
 	// And the whole view equals the pool's Stats taken just before, through
 	// the same JSON.
 	want.At, want.OldestClaim = got.At, got.OldestClaim
+	for i := range want.Backends {
+		if i < len(got.Backends) {
+			want.Backends[i].LastErrorAge = got.Backends[i].LastErrorAge // it grew between the two reads
+		}
+	}
 	wantJSON, err := json.Marshal(want)
 	if err != nil {
 		t.Fatal(err)

@@ -224,8 +224,11 @@ type Backend struct {
 	Failures uint64 `json:"failures"`
 	// ConsecutiveFailures counts failures since its last success.
 	ConsecutiveFailures int `json:"consecutive_failures"`
-	// LastError is its last connect or check error, if any.
+	// LastError is its last connect or check error, if any; it is cleared
+	// when the backend gets its first connection after having none.
 	LastError string `json:"last_error,omitempty"`
+	// LastErrorAge is how long before the snapshot LastError came.
+	LastErrorAge time.Duration `json:"last_error_age,omitempty"`
 }
 
 // Resolver describes the pool's resolver.
@@ -280,7 +283,7 @@ func FromStats(name string, at time.Time, st pool.Stats) Pool {
 		p.Backends = append(p.Backends, Backend{
 			Name: b.Name, Addr: b.Addr, State: b.State, Dead: b.Dead, Wanted: b.Wanted,
 			Slots: slots(b.Slots), Claims: b.Claims, Connects: b.Connects, Failures: b.Failures,
-			ConsecutiveFailures: b.ConsecutiveFailures, LastError: b.LastError,
+			ConsecutiveFailures: b.ConsecutiveFailures, LastError: b.LastError, LastErrorAge: b.LastErrorAge,
 		})
 	}
 	if t := st.Resolver.LastAnswer; !t.IsZero() {

@@ -455,3 +455,18 @@ func TestFilter(t *testing.T) {
 		t.Errorf("esc while typing: filter %q, typing %v", dropped.filter, dropped.filtering)
 	}
 }
+
+// A backend's last error says how long ago it came.
+func TestLastErrorAge(t *testing.T) {
+	b := be("be-a", "offline", 0, 3, 0, 0, 0, 0, 1)
+	b.LastError, b.LastErrorAge = "dial tcp: connection refused", 5*time.Second
+	m := feed(t, newTestModel(), pools(0, snap("db", 0, 0, nil, b)))
+	if scr := screen(m); !strings.Contains(scr, "5s ago: dial tcp: connection refused") {
+		t.Errorf("no age with the error:\n%s", scr)
+	}
+	for d, want := range map[time.Duration]string{0: "now", 500 * time.Millisecond: "now", 59 * time.Second: "59s ago", 3 * time.Minute: "3m ago", 2 * time.Hour: "2h ago"} {
+		if got := ago(d); got != want {
+			t.Errorf("ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

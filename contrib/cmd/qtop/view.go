@@ -284,11 +284,14 @@ func (r row) render(w int) []string {
 	line := fmt.Sprintf("%-*s %-8s %7s %4d %4d %3d %4d %4d %3d",
 		nameWidth, name, b.State, formatRate(r.rate, r.rateOK), s.Connecting, s.Connected, s.Checking, s.Claimed, s.Failed, s.Total)
 	errText := b.LastError
-	if b.Dead {
-		errText = "dead: " + errText
-	}
 	if errText == "" {
 		return []string{line}
+	}
+	if b.LastErrorAge > 0 {
+		errText = ago(b.LastErrorAge) + ": " + errText
+	}
+	if b.Dead {
+		errText = "dead: " + errText
 	}
 	style := faintStyle
 	if b.State != "online" || b.Dead {
@@ -332,4 +335,18 @@ func shortDuration(d time.Duration) time.Duration {
 		return d.Round(100 * time.Microsecond)
 	}
 	return d.Round(10 * time.Millisecond)
+}
+
+// ago says how long ago something came, as a short "5s ago": whole
+// seconds, minutes or hours as the age grows.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	}
+	return fmt.Sprintf("%dh ago", int(d/time.Hour))
 }
