@@ -308,14 +308,18 @@ func TestWidth(t *testing.T) {
 	if l := line(t, scr, "claim errors: "); !strings.HasPrefix(l, "claim errors: no_backends 1 · no_backends_online 22 · all_claims_used 333 · c") {
 		t.Errorf("claim errors: %q", l)
 	}
-	// Wider, the error's end shows.
+	// Wider, BACKEND widens with the window (leaving LAST ERROR room).
 	scr = screen(feed(t, m, tea.WindowSizeMsg{Width: 100, Height: 24}))
-	if l := line(t, scr, "be-a-very-long-back…"); !strings.HasSuffix(l, "   1 dead: connect: connection refused") {
-		t.Errorf("dead row in 100 columns: %q", l)
+	line(t, scr, "be-a-very-long-backend-name.example.co… offline ")
+	// Wide enough for the whole name and the error's end after the row.
+	scr = screen(feed(t, m, tea.WindowSizeMsg{Width: 140, Height: 24}))
+	if l := line(t, scr, "be-a-very-long-backend-name.example.com:5432 offline"); !strings.HasSuffix(l, "   1 dead: connect: connection refused") {
+		t.Errorf("dead row in 140 columns: %q", l)
 	}
 	if strings.Contains(scr, "└") {
-		t.Errorf("an error line below a row, in 100 columns:\n%s", scr)
+		t.Errorf("an error line below a row, in 140 columns:\n%s", scr)
 	}
+	line(t, scr, "BACKEND                                      STATE")
 }
 
 // TestManyBackends keeps the keys on screen when the rows do not fit.

@@ -14,19 +14,38 @@ import (
 
 const (
 	minWidth  = 40 // narrower windows are drawn 40 columns wide
-	nameWidth = 20 // the BACKEND column; longer names are cut
+	nameWidth = 20 // the BACKEND column at least; longer names widen it while the window allows, and are cut beyond
+	// restWidth is the width of the columns after BACKEND, up to LAST
+	// ERROR, and errRoom what BACKEND leaves to LAST ERROR at the least.
+	restWidth = 45
+	errRoom   = 16
 )
 
 var (
-	titleStyle  = lipgloss.NewStyle().Bold(true)
-	headStyle   = lipgloss.NewStyle().Reverse(true)
-	tabStyle    = lipgloss.NewStyle().Reverse(true).Bold(true)
-	badStyle    = lipgloss.NewStyle().Foreground(lipgloss.Color("1")).Bold(true) // red
-	goodStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))            // green
-	faintStyle  = lipgloss.NewStyle().Faint(true)
-	columnsHead = fmt.Sprintf("%-*s %-8s %7s %4s %4s %3s %4s %4s %3s %s",
-		nameWidth, "BACKEND", "STATE", "CLAIM/S", "CONN", "IDLE", "CHK", "CLMD", "FAIL", "TOT", "LAST ERROR")
+	titleStyle = lipgloss.NewStyle().Bold(true)
+	headStyle  = lipgloss.NewStyle().Reverse(true)
+	tabStyle   = lipgloss.NewStyle().Reverse(true).Bold(true)
+	badStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("1")).Bold(true) // red
+	goodStyle  = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))            // green
+	faintStyle = lipgloss.NewStyle().Faint(true)
 )
+
+// columnsHead is the table's header for a BACKEND column nw wide.
+func columnsHead(nw int) string {
+	return fmt.Sprintf("%-*s %-8s %7s %4s %4s %3s %4s %4s %3s %s",
+		nw, "BACKEND", "STATE", "CLAIM/S", "CONN", "IDLE", "CHK", "CLMD", "FAIL", "TOT", "LAST ERROR")
+}
+
+// backendWidth is the BACKEND column's width for rows in a window w wide:
+// the longest name, at least nameWidth, and at most what leaves errRoom
+// to LAST ERROR.
+func backendWidth(rows []row, w int) int {
+	longest := 0
+	for _, r := range rows {
+		longest = max(longest, ansi.StringWidth(r.b.Name))
+	}
+	return max(nameWidth, min(longest, w-restWidth-errRoom))
+}
 
 // View renders the screen: a title, the pools as tabs, the shown pool's
 // header, a row per backend, and the keys. Every line fits the width.
@@ -74,16 +93,17 @@ func (m model) View() string {
 		add(l)
 	}
 	add("")
-	add(headStyle.Render(fmt.Sprintf("%-*s", w, columnsHead)))
 	rows := m.sortedBackends(p, prev, hasPrev)
 	if m.filter != "" {
 		f := strings.ToLower(m.filter)
 		rows = slices.DeleteFunc(rows, func(r row) bool { return !strings.Contains(strings.ToLower(r.b.Name), f) })
 	}
+	nw := backendWidth(rows, w)
+	add(headStyle.Render(fmt.Sprintf("%-*s", w, columnsHead(nw))))
 	room := max(m.height-len(lines)-2, 1) // keep the keys' line on screen
 	var table []string
 	for i, b := range rows {
-		r := b.render(w)
+		r := b.render(w, nw)
 		if len(table)+len(r) > room || (i < len(rows)-1 && len(table)+len(r) == room) {
 			// Keep a line to say how many rows are hidden.
 			table = append(table, fmt.Sprintf("… %d more backends (sorted by %s)", len(rows)-i, m.sortBy))
@@ -274,15 +294,15 @@ func rateOrMinus(r row) float64 {
 // takes what is left of the width when it fits there whole (after
 // dropping leading "context: " parts); otherwise it goes on a line of its
 // own below the row.
-func (r row) render(w int) []string {
+func (r row) render(w, nw int) []string {
 	b := r.b
 	name := b.Name
-	if ansi.StringWidth(name) > nameWidth {
-		name = ansi.Truncate(name, nameWidth, "…")
+	if ansi.StringWidth(name) > nw {
+		name = ansi.Truncate(name, nw, "…")
 	}
 	s := b.Slots
 	line := fmt.Sprintf("%-*s %-8s %7s %4d %4d %3d %4d %4d %3d",
-		nameWidth, name, b.State, formatRate(r.rate, r.rateOK), s.Connecting, s.Connected, s.Checking, s.Claimed, s.Failed, s.Total)
+		nw, name, b.State, formatRate(r.rate, r.rateOK), s.Connecting, s.Connected, s.Checking, s.Claimed, s.Failed, s.Total)
 	errText := b.LastError
 	if errText == "" {
 		return []string{line}
