@@ -81,6 +81,10 @@ type Collector struct {
 	claims, claimErrors, connects, failures            *prometheus.Desc
 	backendSlots, backendClaims, backendConnects       *prometheus.Desc
 	backendFailures, backendDead                       *prometheus.Desc
+	slots                                              *prometheus.Desc
+	events                                             *prometheus.Desc
+	resolverState, resolverQueries, resolverErrors     *prometheus.Desc
+	resolverAnswerAge                                  *prometheus.Desc
 
 	traces  byname.Map[poolTrace] // by pool name, read without a lock
 	mu      sync.Mutex            // guards watched
@@ -128,6 +132,13 @@ func New(opts ...Option) *Collector {
 		backendConnects: desc("backend_connects_total", "Connects started to one backend.", "backend"),
 		backendFailures: desc("backend_failures_total", "Failed connects, health checks and recycles, and discarded connections, of one backend.", "backend"),
 		backendDead:     desc("backend_dead", "1 when the backend is dead (Policy.DeadAfter failures in a row), else 0.", "backend"),
+		slots:           desc("slots", "Slots (open and opening connections) by state, and their total: Stats.Slots.", "state"),
+		events:          desc("events_total", "What happened to the pool's connections and claims, by kind: the counters of Stats.", "kind"),
+		resolverState:   desc("resolver_state", "1 for the resolver machine's state (resolving, resolved, failed, stopped), 0 for the others.", "state"),
+		resolverQueries: desc("resolver_queries_total", "Queries the resolver made."),
+		resolverErrors:  desc("resolver_errors_total", "Queries of the resolver that failed."),
+		resolverAnswerAge: desc("resolver_last_answer_age_seconds",
+			"Seconds since the resolver's last answer, at the scrape; absent before the first."),
 
 		watched: map[string]Source{},
 	}
@@ -221,7 +232,8 @@ func (c *Collector) TraceConnectEnd(_ context.Context, d pool.ConnectEndData) {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connections, c.connectionsMax, c.sparesWanted, c.pending, c.claims,
 		c.claimErrors, c.connects, c.failures, c.backendSlots, c.backendClaims, c.backendConnects,
-		c.backendFailures, c.backendDead} {
+		c.backendFailures, c.backendDead, c.slots, c.events, c.resolverState, c.resolverQueries,
+		c.resolverErrors, c.resolverAnswerAge} {
 		ch <- d
 	}
 	c.createTime.Describe(ch)
@@ -239,6 +251,28 @@ func claimErrorCounts(e pool.ClaimErrors) [9]uint64 {
 	return [9]uint64{e.NoBackends, e.NoBackendsOnline, e.AllClaimsUsed, e.Closed, e.Context,
 		e.NoIdle, e.Shed, e.QueueFull, e.CircuitOpen}
 }
+
+// slotTotalStates names the pool's slot counts reported by the slots
+// gauge, in the order slotTotals returns them.
+var slotTotalStates = [7]string{"connecting", "connected", "claimed", "recycling", "checking", "failed", "total"}
+
+func slotTotals(s pool.SlotCounts) [7]int {
+	return [7]int{s.Connecting, s.Connected, s.Claimed, s.Recycling, s.Checking, s.Failed, s.Total}
+}
+
+// eventKinds names the counters of pool.Stats reported by events_total, in
+// the order eventCounts returns them.
+var eventKinds = [12]string{"checks", "recycles", "discards", "expired", "closes", "resets", "misuse",
+	"lost", "refused", "overloaded", "breaks", "leaks"}
+
+func eventCounts(st pool.Stats) [12]uint64 {
+	return [12]uint64{st.Checks, st.Recycles, st.Discards, st.Expired, st.Closes, st.Resets, st.Misuse,
+		st.Lost, st.Refused, st.Overloaded, st.Breaks, st.Leaks}
+}
+
+// resolverStates are the resolver machine's states, as resolver_state
+// reports them.
+var resolverStates = [4]string{"resolving", "resolved", "failed", "stopped"}
 
 // slotStates names the fields of pool.SlotCounts reported per backend, in
 // the order slotCounts returns them.
@@ -284,6 +318,24 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st pool.Stats, pol pool
 	}
 	counter(c.connects, st.Connects)
 	counter(c.failures, st.Failures)
+	for i, n := range slotTotals(st.Slots) {
+		gauge(c.slots, n, slotTotalStates[i])
+	}
+	for i, n := range eventCounts(st) {
+		counter(c.events, n, eventKinds[i])
+	}
+	for _, s := range resolverStates {
+		v := 0
+		if s == st.Resolver.State {
+			v = 1
+		}
+		gauge(c.resolverState, v, s)
+	}
+	counter(c.resolverQueries, st.Resolver.Queries)
+	counter(c.resolverErrors, st.Resolver.Errors)
+	if !st.Resolver.LastAnswer.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.resolverAnswerAge, prometheus.GaugeValue, st.At.Sub(st.Resolver.LastAnswer).Seconds(), st.Name)
+	}
 	for _, b := range st.Backends {
 		for i, n := range slotCounts(b.Slots) {
 			gauge(c.backendSlots, n, b.Name, slotStates[i])

@@ -138,6 +138,44 @@ qorb_pool_spares_wanted{pool="orders"} 1
 # HELP qorb_pool_timeouts_total Claims that failed because their deadline passed.
 # TYPE qorb_pool_timeouts_total counter
 qorb_pool_timeouts_total{pool="orders"} 1
+# HELP qorb_pool_events_total What happened to the pool's connections and claims, by kind: the counters of Stats.
+# TYPE qorb_pool_events_total counter
+qorb_pool_events_total{kind="breaks",pool="orders"} 0
+qorb_pool_events_total{kind="checks",pool="orders"} 0
+qorb_pool_events_total{kind="closes",pool="orders"} 0
+qorb_pool_events_total{kind="discards",pool="orders"} 0
+qorb_pool_events_total{kind="expired",pool="orders"} 0
+qorb_pool_events_total{kind="leaks",pool="orders"} 0
+qorb_pool_events_total{kind="lost",pool="orders"} 0
+qorb_pool_events_total{kind="misuse",pool="orders"} 0
+qorb_pool_events_total{kind="overloaded",pool="orders"} 0
+qorb_pool_events_total{kind="recycles",pool="orders"} 0
+qorb_pool_events_total{kind="refused",pool="orders"} 0
+qorb_pool_events_total{kind="resets",pool="orders"} 0
+# HELP qorb_pool_resolver_errors_total Queries of the resolver that failed.
+# TYPE qorb_pool_resolver_errors_total counter
+qorb_pool_resolver_errors_total{pool="orders"} 0
+# HELP qorb_pool_resolver_last_answer_age_seconds Seconds since the resolver's last answer, at the scrape; absent before the first.
+# TYPE qorb_pool_resolver_last_answer_age_seconds gauge
+qorb_pool_resolver_last_answer_age_seconds{pool="orders"} 1.35
+# HELP qorb_pool_resolver_queries_total Queries the resolver made.
+# TYPE qorb_pool_resolver_queries_total counter
+qorb_pool_resolver_queries_total{pool="orders"} 1
+# HELP qorb_pool_resolver_state 1 for the resolver machine's state (resolving, resolved, failed, stopped), 0 for the others.
+# TYPE qorb_pool_resolver_state gauge
+qorb_pool_resolver_state{pool="orders",state="failed"} 0
+qorb_pool_resolver_state{pool="orders",state="resolved"} 1
+qorb_pool_resolver_state{pool="orders",state="resolving"} 0
+qorb_pool_resolver_state{pool="orders",state="stopped"} 0
+# HELP qorb_pool_slots Slots (open and opening connections) by state, and their total: Stats.Slots.
+# TYPE qorb_pool_slots gauge
+qorb_pool_slots{pool="orders",state="checking"} 0
+qorb_pool_slots{pool="orders",state="claimed"} 0
+qorb_pool_slots{pool="orders",state="connected"} 2
+qorb_pool_slots{pool="orders",state="connecting"} 0
+qorb_pool_slots{pool="orders",state="failed"} 1
+qorb_pool_slots{pool="orders",state="recycling"} 0
+qorb_pool_slots{pool="orders",state="total"} 3
 `
 
 // TestCollect compares every metric, by name, against the exposition the
@@ -152,10 +190,11 @@ func TestCollect(t *testing.T) {
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected)); err != nil {
 		t.Fatal(err)
 	}
-	// 20 per-backend metrics (2 backends × 10) and 21 of the pool (9 of
-	// them the claim errors by kind).
-	if n := testutil.CollectAndCount(c); n != 41 {
-		t.Errorf("%d metrics collected, want 41", n)
+	// 20 per-backend metrics (2 backends × 10) and 47 of the pool (9 of
+	// them the claim errors by kind, 7 slot counts, 12 events, 4
+	// resolver states and 3 more of the resolver).
+	if n := testutil.CollectAndCount(c); n != 67 {
+		t.Errorf("%d metrics collected, want 67", n)
 	}
 }
 
@@ -184,8 +223,8 @@ func TestLint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(mfs) != 17 {
-			t.Errorf("%d metric families gathered, want 17", len(mfs))
+		if len(mfs) != 23 {
+			t.Errorf("%d metric families gathered, want 23", len(mfs))
 		}
 		for _, mf := range mfs {
 			if !strings.HasPrefix(mf.GetName(), prefix) {

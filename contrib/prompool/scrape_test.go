@@ -88,8 +88,8 @@ func TestScrape(t *testing.T) {
 	defer http.DefaultClient.CloseIdleConnections()
 
 	mfs := scrape(t, srv.URL+"/metrics")
-	if len(mfs) != 17 {
-		t.Errorf("%d families scraped, want 17", len(mfs))
+	if len(mfs) != 23 {
+		t.Errorf("%d families scraped, want 23", len(mfs))
 	}
 	for _, g := range []struct {
 		name   string
@@ -162,8 +162,8 @@ func TestWatchForget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mfs) != 17 {
-		t.Errorf("%d families before Forget, want 17", len(mfs))
+	if len(mfs) != 23 {
+		t.Errorf("%d families before Forget, want 23", len(mfs))
 	}
 	if !c.Forget("orders") || c.Forget("orders") {
 		t.Fatal("Forget did not report the pool once")
