@@ -940,17 +940,13 @@ func (h *ddHarness) stats(out *strings.Builder) {
 	if ce != (ClaimErrors{}) {
 		fmt.Fprintf(out, "; claim errors: no backends %d, none online %d, all used %d, closed %d, context %d",
 			ce.NoBackends, ce.NoBackendsOnline, ce.AllClaimsUsed, ce.Closed, ce.Context)
-		if ce.NoIdle > 0 {
-			fmt.Fprintf(out, ", no idle %d", ce.NoIdle)
-		}
-		if ce.Shed > 0 {
-			fmt.Fprintf(out, ", shed %d", ce.Shed)
-		}
-		if ce.QueueFull > 0 {
-			fmt.Fprintf(out, ", queue full %d", ce.QueueFull)
-		}
-		if ce.CircuitOpen > 0 {
-			fmt.Fprintf(out, ", circuit open %d", ce.CircuitOpen)
+		for _, k := range []struct {
+			name string
+			n    uint64
+		}{{"no idle", ce.NoIdle}, {"shed", ce.Shed}, {"queue full", ce.QueueFull}, {"circuit open", ce.CircuitOpen}} {
+			if k.n > 0 {
+				fmt.Fprintf(out, ", %s %d", k.name, k.n)
+			}
 		}
 	}
 	for _, b := range st.Backends {

@@ -3,6 +3,7 @@ package pool
 import (
 	"cmp"
 	"context"
+	"iter"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -62,9 +63,13 @@ func WithLeakHandler(f func(HeldClaim)) Option {
 // that a claim's end needs no work, and an entry is dropped when its slot
 // stops.
 func (p *Pool[C]) track(sl *pslot[C], ctx context.Context) {
-	if !p.pol.TrackHeld {
-		return
+	if p.pol.TrackHeld { // small enough to inline: the claim path pays a test
+		p.trackClaim(sl, ctx)
 	}
+}
+
+// trackClaim is track with the registry on.
+func (p *Pool[C]) trackClaim(sl *pslot[C], ctx context.Context) {
 	label, _ := ctx.Value(labelKey{}).(string)
 	var stack string
 	if p.pol.HeldStacks {
@@ -109,12 +114,13 @@ func (p *Pool[C]) heldInfoOf(sl *pslot[C]) *heldInfo {
 	return nil
 }
 
-// claimAge returns how long sl's claim has been held at least, by now.
-func (p *Pool[C]) claimAge(sl *pslot[C], now time.Time) time.Duration {
+// claimAge returns how long the claim whose pslot.claimed is claimed has
+// been held at least, by now.
+func (p *Pool[C]) claimAge(claimed int64, now time.Time) time.Duration {
 	if p.tr.release != nil { // claims are stamped for the tracer: exact
-		return now.Sub(p.loop.Time(sl.claimed))
+		return now.Sub(p.loop.Time(claimed))
 	}
-	return p.cclock.HeldAtLeast(uint64(sl.claimed), now)
+	return p.cclock.HeldAtLeast(uint64(claimed), now)
 }
 
 // Held lists the claims held now, oldest first: the backend, the age and,
@@ -126,17 +132,12 @@ func (p *Pool[C]) Held() []HeldClaim {
 	defer p.loop.Leave()
 	now := p.now()
 	var out []HeldClaim
-	for _, s := range p.order {
-		for _, sl := range s.slots {
-			if sl.State() != slot.Claimed || sl.cur == nil {
-				continue
-			}
-			hc := HeldClaim{Backend: s.b.Name, Age: p.claimAge(sl, now)}
-			if hi := p.heldInfoOf(sl); hi != nil {
-				hc.Label, hc.Stack = hi.label, hi.stack
-			}
-			out = append(out, hc)
+	for sl := range p.claims() {
+		hc := HeldClaim{Backend: sl.set.b.Name, Age: p.claimAge(sl.claimed, now)}
+		if hi := p.heldInfoOf(sl); hi != nil {
+			hc.Label, hc.Stack = hi.label, hi.stack
 		}
+		out = append(out, hc)
 	}
 	p.cclock.Mark(now)
 	slices.SortStableFunc(out, func(a, b HeldClaim) int { return cmp.Compare(b.Age, a.Age) })
@@ -150,17 +151,12 @@ func (p *Pool[C]) heldByLabel() map[string]int {
 		return nil
 	}
 	m := map[string]int{}
-	for _, s := range p.order {
-		for _, sl := range s.slots {
-			if sl.State() != slot.Claimed || sl.cur == nil {
-				continue
-			}
-			label := ""
-			if hi := p.heldInfoOf(sl); hi != nil {
-				label = hi.label
-			}
-			m[label]++
+	for sl := range p.claims() {
+		label := ""
+		if hi := p.heldInfoOf(sl); hi != nil {
+			label = hi.label
 		}
+		m[label]++
 	}
 	return m
 }
@@ -174,29 +170,24 @@ func (p *Pool[C]) leakScan() {
 	}
 	now := p.now()
 	var leaks []HeldClaim
-	for _, s := range p.order {
-		for _, sl := range s.slots {
-			if sl.State() != slot.Claimed || sl.cur == nil {
-				continue
-			}
-			age := p.claimAge(sl, now)
-			if age < p.pol.LeakThreshold {
-				continue
-			}
-			hi := p.heldInfoOf(sl)
-			if hi == nil {
-				hi = p.heldEntry(sl)
-				*hi = heldInfo{claim: sl.claimed}
-			}
-			if hi.reported {
-				continue
-			}
-			hi.reported = true
-			p.st.leaks++
-			hc := HeldClaim{Backend: s.b.Name, Age: age, Label: hi.label, Stack: hi.stack}
-			leaks = append(leaks, hc)
-			p.loop.Log(p.log, slog.LevelWarn, "claim held longer than the leak threshold", "backend", hc.Backend, "age", hc.Age, "label", hc.Label, "stack", hc.Stack)
+	for sl := range p.claims() {
+		age := p.claimAge(sl.claimed, now)
+		if age < p.pol.LeakThreshold {
+			continue
 		}
+		hi := p.heldInfoOf(sl)
+		if hi == nil {
+			hi = p.heldEntry(sl)
+			*hi = heldInfo{claim: sl.claimed}
+		}
+		if hi.reported {
+			continue
+		}
+		hi.reported = true
+		p.st.leaks++
+		hc := HeldClaim{Backend: sl.set.b.Name, Age: age, Label: hi.label, Stack: hi.stack}
+		leaks = append(leaks, hc)
+		p.loop.Log(p.log, slog.LevelWarn, "claim held longer than the leak threshold", "backend", hc.Backend, "age", hc.Age, "label", hc.Label, "stack", hc.Stack)
 	}
 	p.cclock.Mark(now)
 	if f := p.onLeak; f != nil && len(leaks) > 0 {
@@ -228,4 +219,18 @@ func (p *Pool[C]) callLeakHandler(f func(HeldClaim), hc HeldClaim) {
 // every millisecond.
 func (p *Pool[C]) leakPeriod() time.Duration {
 	return max(p.pol.LeakThreshold/4, time.Millisecond)
+}
+
+// claims yields the slots claimed now by a claimer (not those a forced
+// Close stopped), backend by backend.
+func (p *Pool[C]) claims() iter.Seq[*pslot[C]] {
+	return func(yield func(*pslot[C]) bool) {
+		for _, s := range p.order {
+			for _, sl := range s.slots {
+				if sl.State() == slot.Claimed && sl.cur != nil && !yield(sl) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -28,8 +28,6 @@ type ioAfter struct {
 // for.
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func newIOCtx() *ioCtx { return &ioCtx{} }
-
 // Deadline reports no deadline: the pool ends an I/O by cancelling it.
 func (c *ioCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 

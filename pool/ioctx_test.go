@@ -23,7 +23,7 @@ func TestIOCtx(t *testing.T) {
 		}
 	}
 
-	c := newIOCtx()
+	c := &ioCtx{}
 	if c.Err() != nil {
 		t.Fatal("Err before cancel")
 	}
@@ -63,7 +63,7 @@ func TestIOCtx(t *testing.T) {
 
 	// Done never asked for: cancel makes no channel; Done after it is
 	// closed.
-	d := newIOCtx()
+	d := &ioCtx{}
 	d.cancel()
 	if d.done != nil && d.done != closedCh {
 		t.Fatal("cancel made a channel nobody asked for")

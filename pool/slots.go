@@ -263,7 +263,7 @@ func (p *Pool[C]) connect(sl *pslot[C]) {
 // a recycle hook). It is not a child of the pool's context: a child stays
 // in its parent's map of children, which never shrinks, and would cost
 // every slot bytes for good. Close cancels the I/O in flight itself.
-func (p *Pool[C]) ioContext() *ioCtx { return newIOCtx() }
+func (p *Pool[C]) ioContext() *ioCtx { return &ioCtx{} }
 
 // errNilConn is the error of a connector that returned neither a
 // connection nor an error.

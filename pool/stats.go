@@ -299,12 +299,8 @@ func (p *Pool[C]) stats() Stats {
 		}
 		st.Backends = append(st.Backends, bs)
 	}
-	switch {
-	case oldest < 0:
-	case p.tr.release != nil: // claims are stamped for the tracer: exact
-		st.OldestClaim = now.Sub(p.loop.Time(oldest))
-	default:
-		st.OldestClaim = p.cclock.HeldAtLeast(uint64(oldest), now)
+	if oldest >= 0 {
+		st.OldestClaim = p.claimAge(oldest, now)
 	}
 	p.cclock.Mark(now)
 	return st

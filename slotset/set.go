@@ -125,11 +125,7 @@ func (s *Set) Lost(l *fsm.Loop) (down bool) {
 func (s *Set) Failed(l *fsm.Loop, err error, now int64, deadAfter, connecting int) (refused, capped, newlyDead bool) {
 	s.lastErr, s.lastAt = err, now
 	if s.live > 0 {
-		if c := s.live + connecting; s.refusedAt == 0 || c < s.refusedAt {
-			s.refusedAt = c
-			return true, true, false
-		}
-		return true, false, false
+		return true, s.refusedAtCapacity(connecting), false
 	}
 	s.failures++
 	if s.state.Get() == Offline {
@@ -151,11 +147,16 @@ func (s *Set) Failed(l *fsm.Loop, err error, now int64, deadAfter, connecting in
 // now or lowered.
 func (s *Set) Overloaded(err error, now int64, connecting int) (capped bool) {
 	s.lastErr, s.lastAt = err, now
-	if s.live > 0 {
-		if c := s.live + connecting; s.refusedAt == 0 || c < s.refusedAt {
-			s.refusedAt = c
-			return true
-		}
+	return s.live > 0 && s.refusedAtCapacity(connecting)
+}
+
+// refusedAtCapacity records a connect refused while the set holds
+// connections: those and the connects in flight are the most the backend
+// accepts now. It reports whether that capacity was learned or lowered.
+func (s *Set) refusedAtCapacity(connecting int) bool {
+	if c := s.live + connecting; s.refusedAt == 0 || c < s.refusedAt {
+		s.refusedAt = c
+		return true
 	}
 	return false
 }

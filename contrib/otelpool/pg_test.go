@@ -3,7 +3,6 @@ package otelpool_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -45,12 +44,7 @@ func pgPool(t *testing.T, m *otelpool.Metrics, addr netip.AddrPort, conn string,
 // A pg.Pool wired to Metrics, against a port where nothing listens: its
 // limit and its failed claims are collected.
 func TestPGPool(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
+	addr := pooltest.ClosedPort(t)
 
 	reader, m := newReader(t)
 	p := pgPool(t, m, addr, "user=app sslmode=disable",

@@ -3,7 +3,6 @@ package prompool_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -61,12 +60,7 @@ func pgPool(t *testing.T, c *prompool.Collector, addr netip.AddrPort, conn strin
 // A pg.Pool wired to a Collector, against a port where nothing listens:
 // its limits, connects and failed claims are scraped.
 func TestPGPool(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
+	addr := pooltest.ClosedPort(t)
 
 	c := prompool.New()
 	p := pgPool(t, c, addr, "user=app sslmode=disable",

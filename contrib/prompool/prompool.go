@@ -253,11 +253,13 @@ func claimErrorCounts(e pool.ClaimErrors) [9]uint64 {
 }
 
 // slotTotalStates names the pool's slot counts reported by the slots
-// gauge, in the order slotTotals returns them.
-var slotTotalStates = [7]string{"connecting", "connected", "claimed", "recycling", "checking", "failed", "total"}
+// gauge: those of slotStates, then their total, in the order slotTotals
+// returns them.
+var slotTotalStates = append(slotStates[:], "total")
 
-func slotTotals(s pool.SlotCounts) [7]int {
-	return [7]int{s.Connecting, s.Connected, s.Claimed, s.Recycling, s.Checking, s.Failed, s.Total}
+func slotTotals(s pool.SlotCounts) []int {
+	c := slotCounts(s)
+	return append(c[:], s.Total)
 }
 
 // eventKinds names the counters of pool.Stats reported by events_total, in

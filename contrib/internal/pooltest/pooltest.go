@@ -6,6 +6,7 @@ package pooltest
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -227,5 +228,18 @@ func PGServer(t testing.TB) netip.AddrPort {
 	if err != nil || !addr.Addr().IsLoopback() {
 		t.Fatalf("QORB_PG_SERVERS=%q: want loopback addresses (%v)", list, err)
 	}
+	return addr
+}
+
+// ClosedPort returns a loopback address where nothing listens: connects
+// to it are refused at once.
+func ClosedPort(t testing.TB) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close()
 	return addr
 }
